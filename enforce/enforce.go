@@ -1,0 +1,268 @@
+// Package enforce is the single chokepoint for side effects on processes:
+// renice, signal, stop. Every action re-reads its target, re-checks its
+// identity (pid + start time) and its protection right before acting, acts
+// through a pidfd where the OS has them, and honours dry-run (monitor mode)
+// at this one point. The escalation ledger lives here too.
+package enforce
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/guardd/guardd/platform"
+)
+
+// Kinds of action.
+const (
+	ActRenice = "renice"
+	ActKill   = "kill"
+	ActStop   = "stop"
+	ActReport = "report"
+)
+
+// Outcomes, as written to the audit log.
+const (
+	Done    = "done"
+	WouldDo = "would-do"
+	Failed  = "failed"
+	Skipped = "skipped"
+)
+
+// Action is one step to carry out on one process.
+type Action struct {
+	Kind   string
+	Target platform.ProcID
+	Nice   int           // renice
+	Signal string        // kill: signal name without SIG
+	Grace  time.Duration // kill: SIGKILL after this if still alive; 0 = no escalation
+	DryRun bool          // monitor mode: check everything, change nothing
+
+	// Check re-validates the freshly read process against the policy
+	// (protection, class) right before acting; it returns why not to act,
+	// or "". It may be nil.
+	Check func(fresh *platform.Process) string
+
+	// Tag is the caller's, carried into a FollowUp unchanged.
+	Tag any
+}
+
+// Result is what came of an action.
+type Result struct {
+	Outcome string
+	Reason  string            // why it failed or was skipped, or a note on what was done
+	Proc    *platform.Process // the process as read right before acting; nil when gone
+}
+
+// FollowUp reports something an action led to later: the SIGKILL sent
+// when a process outlived its grace period, or why none was needed.
+type FollowUp struct {
+	Action Action
+	Result Result
+}
+
+// Enforcer carries out actions. It is safe for concurrent use.
+type Enforcer struct {
+	// MinUID: real or effective uids below it are never touched, whatever
+	// the caller's Check says (uid 0 included).
+	MinUID   uint32
+	Accounts *platform.Accounts
+	// OnFollowUp receives escalations that happen after Do returned. It is
+	// called from another goroutine.
+	OnFollowUp func(FollowUp)
+
+	self      int32
+	ancestors map[int32]bool
+
+	mu      sync.Mutex // guards pending and stopped
+	pending map[platform.ProcID]*escalation
+	stopped bool
+}
+
+// escalation is a SIGKILL waiting for a grace period to end.
+type escalation struct {
+	timer  *time.Timer
+	h      *handle
+	action Action // the SIGKILL to come
+}
+
+// New returns an enforcer that protects the calling process and its
+// ancestors.
+func New(minUID uint32, acc *platform.Accounts, onFollowUp func(FollowUp)) *Enforcer {
+	e := &Enforcer{
+		MinUID:     minUID,
+		Accounts:   acc,
+		OnFollowUp: onFollowUp,
+		self:       int32(os.Getpid()),
+		ancestors:  map[int32]bool{},
+		pending:    map[platform.ProcID]*escalation{},
+	}
+	for _, pid := range platform.Ancestors(e.self) {
+		e.ancestors[pid] = true
+	}
+	return e
+}
+
+// Exempt reports whether pid is guardd itself or one of its ancestors.
+func (e *Enforcer) Exempt(pid int32) bool { return pid == e.self || e.ancestors[pid] }
+
+// floor is the protection no policy can lift (DESIGN.md §4, rule 1).
+func (e *Enforcer) floor(p *platform.Process) string {
+	switch {
+	case p.PID <= 1:
+		return "pid 1"
+	case e.Exempt(p.PID):
+		return "guardd itself or its ancestor"
+	case p.Kernel:
+		return "kernel thread"
+	case p.UID == 0 || p.EUID == 0:
+		return "uid 0"
+	case p.UID < e.MinUID || p.EUID < e.MinUID:
+		return fmt.Sprintf("system uid (below %d)", e.MinUID)
+	}
+	return ""
+}
+
+// Do carries out one action on one process.
+func (e *Enforcer) Do(a Action) Result {
+	fresh, err := platform.ReadProcess(a.Target.PID, e.Accounts)
+	if err == platform.ErrGone {
+		return Result{Outcome: Skipped, Reason: "process exited"}
+	}
+	if err != nil {
+		return Result{Outcome: Failed, Reason: "re-read: " + err.Error()}
+	}
+	if fresh.StartTime != a.Target.StartTime {
+		return Result{Outcome: Skipped, Reason: fmt.Sprintf("process exited; pid %d now names another process", a.Target.PID)}
+	}
+	if why := e.floor(fresh); why != "" {
+		return Result{Outcome: Skipped, Reason: "protected: " + why, Proc: fresh}
+	}
+	if a.Check != nil {
+		if why := a.Check(fresh); why != "" {
+			return Result{Outcome: Skipped, Reason: why, Proc: fresh}
+		}
+	}
+	if fresh.State == 'Z' && a.Kind != ActReport {
+		return Result{Outcome: Skipped, Reason: "zombie: only its parent can reap it", Proc: fresh}
+	}
+	if a.DryRun {
+		return Result{Outcome: WouldDo, Reason: describe(a), Proc: fresh}
+	}
+	var note string
+	switch a.Kind {
+	case ActReport:
+		return Result{Outcome: Done, Proc: fresh}
+	case ActRenice:
+		err = renice(a.Target, a.Nice)
+	case ActStop:
+		_, err = signal(a.Target, "STOP")
+	case ActKill:
+		var h *handle
+		h, err = signal(a.Target, a.Signal)
+		if err == nil && a.Grace > 0 && a.Signal != "KILL" {
+			e.escalate(a, h)
+			note = fmt.Sprintf("SIGKILL follows in %s if it is still alive", a.Grace)
+		} else if h != nil {
+			h.close()
+		}
+	default:
+		err = fmt.Errorf("unknown action %q", a.Kind)
+	}
+	switch {
+	case err == platform.ErrGone:
+		return Result{Outcome: Skipped, Reason: "process exited", Proc: fresh}
+	case err != nil:
+		return Result{Outcome: Failed, Reason: err.Error(), Proc: fresh}
+	}
+	return Result{Outcome: Done, Reason: note, Proc: fresh}
+}
+
+func describe(a Action) string {
+	switch a.Kind {
+	case ActRenice:
+		return fmt.Sprintf("would set nice %d", a.Nice)
+	case ActKill:
+		if a.Grace > 0 && a.Signal != "KILL" {
+			return fmt.Sprintf("would send SIG%s, then SIGKILL after %s", a.Signal, a.Grace)
+		}
+		return "would send SIG" + a.Signal
+	case ActStop:
+		return "would send SIGSTOP"
+	}
+	return "would " + a.Kind
+}
+
+// escalate sends SIGKILL after the grace period unless the process exited.
+// The handle (a pidfd on Linux) keeps naming the same process, so a pid
+// reused in the meantime is never hit.
+func (e *Enforcer) escalate(a Action, h *handle) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopped {
+		h.close()
+		return
+	}
+	if old := e.pending[a.Target]; old != nil && old.timer.Stop() {
+		old.h.close() // a newer signal restarts the grace period
+	}
+	esc := &escalation{h: h, action: Action{Kind: ActKill, Target: a.Target, Signal: "KILL", Grace: a.Grace, Tag: a.Tag}}
+	e.pending[a.Target] = esc
+	esc.timer = time.AfterFunc(a.Grace, func() {
+		e.mu.Lock()
+		if e.pending[a.Target] == esc {
+			delete(e.pending, a.Target)
+		}
+		e.mu.Unlock()
+		defer h.close()
+		fu := FollowUp{Action: esc.action}
+		switch alive, err := h.alive(); {
+		case err != nil:
+			fu.Result = Result{Outcome: Failed, Reason: err.Error()}
+		case !alive:
+			fu.Result = Result{Outcome: Skipped, Reason: fmt.Sprintf("exited within the %s grace period after SIG%s", a.Grace, a.Signal)}
+		default:
+			if err := h.send("KILL"); err == platform.ErrGone {
+				fu.Result = Result{Outcome: Skipped, Reason: "exited just before SIGKILL"}
+			} else if err != nil {
+				fu.Result = Result{Outcome: Failed, Reason: err.Error()}
+			} else {
+				fu.Result = Result{Outcome: Done, Reason: fmt.Sprintf("still alive %s after SIG%s", a.Grace, a.Signal)}
+			}
+		}
+		if e.OnFollowUp != nil {
+			e.OnFollowUp(fu)
+		}
+	})
+}
+
+// Pending is the number of SIGKILL escalations waiting for their grace
+// period.
+func (e *Enforcer) Pending() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.pending)
+}
+
+// Close abandons pending escalations (reported as skipped) and refuses new
+// ones.
+func (e *Enforcer) Close() {
+	e.mu.Lock()
+	e.stopped = true
+	pending := e.pending
+	e.pending = map[platform.ProcID]*escalation{}
+	e.mu.Unlock()
+	for _, esc := range pending {
+		if !esc.timer.Stop() {
+			continue // already firing: it reports itself
+		}
+		esc.h.close()
+		if e.OnFollowUp != nil {
+			e.OnFollowUp(FollowUp{
+				Action: esc.action,
+				Result: Result{Outcome: Skipped, Reason: "guardd stopped before the grace period ended"},
+			})
+		}
+	}
+}

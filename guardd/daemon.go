@@ -1,0 +1,504 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/fsnotify/fsnotify"
+	"github.com/guardd/guardd/enforce"
+	"github.com/guardd/guardd/platform"
+	"github.com/guardd/guardd/policy"
+	"github.com/guardd/guardd/report"
+	"golang.org/x/sys/unix"
+)
+
+type runOptions struct {
+	policy    policySource
+	mode      string // "" = as the policy says
+	auditLog  string // "" = as the policy says
+	logFormat string
+	logLevel  string
+}
+
+func runDaemon(ctx context.Context, args []string, stderr io.Writer) error {
+	var o runOptions
+	fs := flagSet("run", "[run] [flags]\n\nRuns the daemon in the foreground. Reloads the policy on SIGHUP and when a\npolicy file changes; stops on SIGTERM or SIGINT.", stderr)
+	fs.StringVar(&o.policy.path, "policy", "", "policy file or directory of *.hcl (default "+defaultPolicyPath()+" if it exists, else the embedded default)")
+	fs.StringVar(&o.mode, "mode", "", "override the policy: \"monitor\" makes every rule log what it would do and touch nothing; \"enforce\" sets the default mode (rules that say monitor stay so)")
+	fs.StringVar(&o.auditLog, "audit-log", "", "override the policy's audit_log path")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text (colours on a terminal) or json")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return &exitError{code: 2, err: fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	o.policy.explicit = o.policy.path != ""
+	if o.mode != "" && o.mode != policy.ModeEnforce && o.mode != policy.ModeMonitor {
+		return &exitError{code: 2, err: fmt.Errorf("--mode must be %s or %s", policy.ModeEnforce, policy.ModeMonitor)}
+	}
+	if o.auditLog != "" && !filepath.IsAbs(o.auditLog) {
+		return &exitError{code: 2, err: errors.New("--audit-log must be an absolute path")}
+	}
+	log, err := newLogger(o.logFormat, o.logLevel, stderr)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	d := &daemonState{log: log, opts: o}
+	return d.run(ctx)
+}
+
+// daemonState is the running daemon. Everything but the audit pointer is
+// owned by the loop goroutine: reloads happen in the loop, between ticks,
+// so a tick always sees one whole policy.
+type daemonState struct {
+	log  *slog.Logger
+	opts runOptions
+
+	src       policySource
+	pol       *policy.Policy
+	eval      *policy.Evaluator
+	timings   map[string]*enforce.Timing
+	sampler   *platform.Sampler
+	accounts  *platform.Accounts
+	enf       *enforce.Enforcer
+	ledger    *enforce.Ledger
+	audit     atomic.Pointer[report.AuditLog] // also written by enforcement follow-ups
+	bootID    string
+	ticker    *time.Ticker
+	ticks     uint64
+	watchdog  bool
+	matches   []policy.Match
+	held      []enforce.Held
+	lastStats time.Time
+	acted     uint64 // actions since the last stats line
+}
+
+func (d *daemonState) run(ctx context.Context) error {
+	if os.Geteuid() != 0 {
+		d.log.Warn("not running as root: guardd will see processes but cannot act on other users' processes")
+	}
+	if err := protectSelf(); err != nil {
+		d.log.Warn("could not set OOM score adjustment", "err", err)
+	}
+	d.src = d.opts.policy.resolve()
+	if !d.src.explicit && d.src.path == "" {
+		d.log.Warn("no policy file: running on the embedded default policy", "looked_for", defaultPolicyPath())
+	}
+	pol, diags := d.src.load()
+	if diags.HasErrors() {
+		d.logDiagnostics(diags)
+		return fmt.Errorf("policy %s is not valid (run guardd check %s)", d.src, d.src.path)
+	}
+	d.applyOverrides(pol)
+
+	var err error
+	d.bootID, err = platform.BootID()
+	if err != nil {
+		d.log.Warn("cannot read the boot id: process escalations will not survive a restart", "err", err)
+	}
+	d.accounts = platform.NewAccounts()
+	if d.sampler, err = platform.NewSampler(d.accounts); err != nil {
+		return fmt.Errorf("start sampler: %w", err)
+	}
+	defer d.sampler.Close()
+	audit, err := report.OpenAuditLog(pol.AuditLog)
+	if err != nil {
+		return err
+	}
+	d.audit.Store(audit)
+	defer func() { d.audit.Load().Close() }()
+	d.ledger, err = enforce.LoadLedger(d.ledgerPath(pol), d.bootID)
+	if err != nil {
+		d.log.Warn("escalation state not restored", "err", err)
+	}
+	d.enf = enforce.New(pol.MinUID, d.accounts, d.followUp)
+	d.install(pol)
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	changes, stopWatch := d.watchPolicy()
+	defer stopWatch()
+
+	_, d.watchdog = watchdogInterval()
+	d.ticker = time.NewTicker(pol.Interval)
+	defer d.ticker.Stop()
+
+	d.log.Info("guardd started", "version", version, "policy", d.src.String(), "rules", len(pol.Rules),
+		"mode", pol.Mode, "interval", pol.Interval, "audit_log", pol.AuditLog, "pid", os.Getpid())
+	d.tick(time.Now()) // first sample: rates need two, but escalations can begin
+	sdNotify(daemon.SdNotifyReady, "STATUS=running: "+d.status())
+
+	for {
+		select {
+		case <-ctx.Done():
+			sdNotify(daemon.SdNotifyStopping, "STATUS=stopping")
+			d.log.Info("stopping", "pending_escalations", d.enf.Pending())
+			d.enf.Close()
+			d.saveLedger(true)
+			d.audit.Load().Sync()
+			return nil
+		case <-hup:
+			d.reload("SIGHUP")
+		case <-changes:
+			d.reload("policy file changed")
+		case now := <-d.ticker.C:
+			d.tick(now)
+		}
+	}
+}
+
+func (d *daemonState) ledgerPath(p *policy.Policy) string {
+	return filepath.Join(p.StateDir, "ledger.json")
+}
+
+// applyOverrides applies the command-line overrides to a freshly loaded
+// policy, before it is installed.
+func (d *daemonState) applyOverrides(p *policy.Policy) {
+	if d.opts.auditLog != "" {
+		p.AuditLog = d.opts.auditLog
+	}
+	switch d.opts.mode {
+	case policy.ModeMonitor:
+		p.Mode = policy.ModeMonitor
+		for _, r := range p.Rules {
+			r.Mode = policy.ModeMonitor
+		}
+	case policy.ModeEnforce:
+		p.Mode = policy.ModeEnforce
+	}
+}
+
+// install makes p the running policy.
+func (d *daemonState) install(p *policy.Policy) {
+	d.pol = p
+	d.eval = policy.NewEvaluator(p, d.enf.Exempt)
+	d.timings = make(map[string]*enforce.Timing, len(p.Rules))
+	for _, r := range p.Rules {
+		t := &enforce.Timing{For: r.For, Cooldown: r.Cooldown}
+		for _, s := range r.Steps {
+			t.After = append(t.After, s.After)
+		}
+		d.timings[r.Name] = t
+	}
+	d.enf.MinUID = p.MinUID
+	d.sampler.FDInterval = p.FDInterval
+}
+
+func (d *daemonState) status() string {
+	return fmt.Sprintf("%d rules, mode %s, policy %s", len(d.pol.Rules), d.pol.Mode, d.src)
+}
+
+// reload builds and validates the new policy fully, then swaps it in; a
+// policy that fails validation never replaces the running one.
+func (d *daemonState) reload(why string) {
+	sdNotify("RELOADING=1", fmt.Sprintf("MONOTONIC_USEC=%d", monotonicMicros()), "STATUS=reloading")
+	defer func() { sdNotify(daemon.SdNotifyReady, "STATUS=running: "+d.status()) }()
+	src := d.opts.policy.resolve()
+	p, diags := src.load()
+	if diags.HasErrors() {
+		d.logDiagnostics(diags)
+		d.log.Error("policy reload failed: still running the previous policy", "why", why, "policy", src.String(), "errors", countErrors(diags))
+		sdNotify("STATUS=reload failed, running the previous policy (see log)")
+		return
+	}
+	d.applyOverrides(p)
+	if p.AuditLog != d.pol.AuditLog {
+		a, err := report.OpenAuditLog(p.AuditLog)
+		if err != nil {
+			d.log.Error("policy reload failed: cannot open the new audit log; still running the previous policy", "err", err)
+			return
+		}
+		d.audit.Swap(a).Close()
+	}
+	old := d.pol
+	d.src = src
+	d.install(p)
+	if p.Interval != old.Interval {
+		d.ticker.Reset(p.Interval)
+	}
+	d.log.Info("policy reloaded", "why", why, "policy", src.String(), "rules", len(p.Rules), "mode", p.Mode, "interval", p.Interval)
+}
+
+func countErrors(diags interface{ Errs() []error }) int { return len(diags.Errs()) }
+
+// logDiagnostics logs every diagnostic at error level, each with its
+// position, and the snippet form on stderr for humans.
+func (d *daemonState) logDiagnostics(diags interface {
+	Errs() []error
+}) {
+	for _, e := range diags.Errs() {
+		d.log.Error("policy error", "err", e.Error())
+	}
+}
+
+// tick runs one observe → decide → act → tell cycle.
+func (d *daemonState) tick(now time.Time) {
+	d.ticks++
+	snap, err := d.sampler.Sample()
+	if err != nil {
+		d.log.Error("sampling failed", "err", err)
+		return // no watchdog ping: a loop that cannot see is not healthy
+	}
+	d.matches = d.matches[:0]
+	d.held = d.held[:0]
+	d.eval.Evaluate(snap, func(m *policy.Match) {
+		d.matches = append(d.matches, *m)
+		k := enforce.Key{Rule: m.Rule.Name, UID: m.User.UID}
+		if m.Proc != nil {
+			k.PID, k.StartTime = m.Proc.PID, m.Proc.StartTime
+		}
+		d.held = append(d.held, enforce.Held{Key: k, Timing: d.timings[m.Rule.Name]})
+	})
+	due := d.ledger.Advance(snap.Time, d.held, func(rule string) *enforce.Timing { return d.timings[rule] })
+	if len(due) > 0 {
+		idx := make(map[enforce.Key]int, len(d.held))
+		for i, h := range d.held {
+			idx[h.Key] = i
+		}
+		for _, dd := range due {
+			d.act(snap, &d.matches[idx[dd.Key]], dd.Step)
+		}
+		d.audit.Load().Sync()
+	}
+	if d.ticks%16 == 0 {
+		d.ledger.Forget(func(pid int32, start uint64) bool {
+			return d.sampler.Alive(platform.ProcID{PID: pid, StartTime: start})
+		})
+	}
+	if d.ledger.Dirty() {
+		d.saveLedger(len(due) > 0)
+	}
+	if d.watchdog {
+		sdNotify(daemon.SdNotifyWatchdog)
+	}
+	if now.Sub(d.lastStats) >= time.Minute {
+		d.log.Debug("tick", "procs", len(snap.Procs), "users", len(snap.Users), "matches", len(d.matches),
+			"escalations", d.ledger.Len(), "acted", d.acted, "took", time.Since(now))
+		d.lastStats, d.acted = now, 0
+	}
+}
+
+func (d *daemonState) saveLedger(sync bool) {
+	if err := d.ledger.Save(d.ledgerPath(d.pol), d.bootID, time.Now(), sync); err != nil {
+		d.log.Error("cannot save escalation state", "err", err)
+	}
+}
+
+// act carries out one due step of a match.
+func (d *daemonState) act(snap *platform.Snapshot, m *policy.Match, step int) {
+	r := m.Rule
+	if step >= len(r.Steps) {
+		return // the rule lost steps in a reload
+	}
+	st := r.Steps[step]
+	values := m.Values()
+	base := report.Event{
+		Time: snap.Time, Host: snap.Host.Hostname, Rule: r.Name, RuleAt: r.At(), Step: step + 1,
+		Action: string(st.Kind), Mode: r.Mode, UID: m.User.UID, User: m.User.Name, Values: values,
+	}
+	if st.Kind == policy.StepKill {
+		base.Signal = st.Signal
+	}
+	if st.Kind == policy.StepRenice {
+		n := st.Nice
+		base.Nice = &n
+	}
+	if m.Proc != nil {
+		d.actOn(m.Proc, m, st, base)
+		return
+	}
+	// A user-scope rule: report once for the user; other steps act on
+	// each of the user's processes.
+	if st.Kind == policy.StepReport {
+		ev := base
+		ev.Outcome = report.OutcomeDone
+		if r.Mode == policy.ModeMonitor {
+			ev.Outcome = report.OutcomeWouldDo
+		}
+		d.write(&ev)
+		return
+	}
+	for _, p := range snap.Procs {
+		if p.UID == m.User.UID {
+			d.actOn(p, m, st, base)
+		}
+	}
+}
+
+func (d *daemonState) actOn(p *platform.Process, m *policy.Match, st policy.Step, base report.Event) {
+	r, pol := m.Rule, d.pol
+	observed := *p // the sampled rates, to re-check the condition with fresh identity facts
+	a := enforce.Action{
+		Target: p.ProcID, Nice: st.Nice, Signal: st.Signal, Grace: st.Grace,
+		DryRun: r.Mode == policy.ModeMonitor,
+		Check: func(fresh *platform.Process) string {
+			groups := d.accounts.Groups(fresh.UID)
+			if why := pol.ProtectedProcess(fresh, groups); why != "" {
+				return "protected: " + why
+			}
+			if !r.Class.Contains(fresh.UID, fresh.User, groups) {
+				return "no longer in class " + r.Class.Name
+			}
+			f := *fresh
+			f.CPUPercent = observed.CPUPercent // a rate cannot be re-read instantly
+			if f.FDs < 0 {
+				f.FDs = observed.FDs
+			}
+			if !r.When.Eval(&policy.Env{Proc: &f, User: m.User, Host: m.Host}) {
+				return "condition no longer holds"
+			}
+			return ""
+		},
+	}
+	switch st.Kind {
+	case policy.StepRenice:
+		a.Kind = enforce.ActRenice
+	case policy.StepKill:
+		a.Kind = enforce.ActKill
+	case policy.StepStop:
+		a.Kind = enforce.ActStop
+	case policy.StepReport:
+		a.Kind = enforce.ActReport
+	}
+	ev := base
+	fillProc(&ev, p)
+	tag := ev // the follow-up's own copy: ev changes below while a grace timer may read it
+	a.Tag = &tag
+	res := d.enf.Do(a)
+	if res.Proc != nil {
+		fillProc(&ev, res.Proc)
+	}
+	ev.Outcome, ev.Reason = res.Outcome, res.Reason
+	d.acted++
+	d.write(&ev)
+}
+
+func fillProc(ev *report.Event, p *platform.Process) {
+	ev.PID, ev.StartTime, ev.UID, ev.User = p.PID, p.StartTime, p.UID, p.User
+	ev.Exe, ev.Comm, ev.Cmdline = p.Exe, p.Comm, p.Cmdline
+}
+
+// followUp records what an escalation did after its action returned
+// (called from the enforcer's timer goroutine).
+func (d *daemonState) followUp(fu enforce.FollowUp) {
+	base, ok := fu.Action.Tag.(*report.Event)
+	if !ok {
+		return
+	}
+	ev := *base
+	ev.Time = time.Now()
+	ev.Signal = fu.Action.Signal
+	ev.Outcome, ev.Reason = fu.Result.Outcome, fu.Result.Reason
+	d.write(&ev)
+	d.audit.Load().Sync()
+}
+
+func (d *daemonState) write(ev *report.Event) {
+	lv := slog.LevelInfo
+	if ev.Outcome == report.OutcomeFailed {
+		lv = slog.LevelWarn
+	}
+	d.log.Log(context.Background(), lv, "action", "rule", ev.Rule, "step", ev.Step, "action", ev.Action,
+		"outcome", ev.Outcome, "reason", ev.Reason, "pid", ev.PID, "user", ev.User, "exe", ev.Exe, "comm", ev.Comm)
+	if err := d.audit.Load().Write(ev); err != nil {
+		d.log.Error("AUDIT LOG WRITE FAILED: this action is not journalled", "err", err, "rule", ev.Rule, "pid", ev.PID)
+	}
+}
+
+// watchPolicy watches the policy's directory (editors replace files by
+// renaming, which a watch on the file itself would miss) and sends on the
+// returned channel, debounced, when a policy file changes.
+func (d *daemonState) watchPolicy() (<-chan struct{}, func()) {
+	out := make(chan struct{}, 1)
+	path := d.opts.policy.path
+	if path == "" {
+		path = defaultPolicyPath() // not there yet; watch for it to appear
+	}
+	dir, isDir := path, true
+	if fi, err := os.Stat(path); err != nil || !fi.IsDir() {
+		dir, isDir = filepath.Dir(path), false
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		d.log.Warn("cannot watch the policy for changes; reload with SIGHUP", "err", err)
+		return out, func() {}
+	}
+	if err := w.Add(dir); err != nil {
+		w.Close()
+		if d.opts.policy.explicit {
+			d.log.Warn("cannot watch the policy for changes; reload with SIGHUP", "dir", dir, "err", err)
+		}
+		return out, func() {}
+	}
+	relevant := func(name string) bool {
+		if isDir {
+			return policy.IsPolicyFile(filepath.Base(name))
+		}
+		return filepath.Clean(name) == filepath.Clean(path)
+	}
+	done := make(chan struct{})
+	go func() {
+		var debounce <-chan time.Time
+		for {
+			select {
+			case <-done:
+				return
+			case ev, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				if relevant(ev.Name) {
+					debounce = time.After(200 * time.Millisecond) // editors write in several steps
+				}
+			case err, ok := <-w.Errors:
+				if !ok {
+					return
+				}
+				d.log.Warn("policy watch error", "err", err)
+			case <-debounce:
+				debounce = nil
+				select {
+				case out <- struct{}{}:
+				default: // a reload is already queued
+				}
+			}
+		}
+	}()
+	return out, func() { close(done); w.Close() }
+}
+
+func sdNotify(states ...string) {
+	if _, err := daemon.SdNotify(false, strings.Join(states, "\n")); err != nil {
+		slog.Debug("sd_notify failed", "err", err)
+	}
+}
+
+func watchdogInterval() (time.Duration, bool) {
+	iv, err := daemon.SdWatchdogEnabled(false)
+	return iv, err == nil && iv > 0
+}
+
+// monotonicMicros is CLOCK_MONOTONIC in microseconds, which systemd wants
+// with RELOADING=1 (sd_notify(3)).
+func monotonicMicros() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return ts.Nano() / 1000
+}

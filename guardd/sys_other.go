@@ -1,0 +1,6 @@
+//go:build !linux
+
+package main
+
+// protectSelf does nothing on this OS yet (FreeBSD: protect(1) -i).
+func protectSelf() error { return nil }

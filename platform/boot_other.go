@@ -1,0 +1,6 @@
+//go:build !linux
+
+package platform
+
+// BootID is not implemented on this OS yet.
+func BootID() (string, error) { return "", ErrUnsupported }

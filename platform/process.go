@@ -1,0 +1,97 @@
+// Package platform observes the host: processes, users and host-wide facts.
+// It holds OS facts only, no policy, and imports nothing else of guardd's.
+// Per-OS code lives in files with an OS suffix; parsers of kernel text are
+// pure functions over []byte without build tags, so they are tested and
+// fuzzed on every OS.
+package platform
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrUnsupported is returned by observers that this OS does not provide.
+var ErrUnsupported = errors.New("not supported on this platform")
+
+// ErrGone reports that a process exited (or its pid now names another
+// process). Processes vanish between any two reads; callers treat this as
+// normal, not as a failure.
+var ErrGone = errors.New("process gone")
+
+// ProcID identifies one process over its lifetime: a pid alone is reused by
+// the kernel, a pid with its start time is not (within one boot).
+type ProcID struct {
+	PID       int32
+	StartTime uint64 // clock ticks since boot (Linux /proc/PID/stat field 22)
+}
+
+func (id ProcID) String() string { return fmt.Sprintf("%d@%d", id.PID, id.StartTime) }
+
+// Process is one observed process. Fields marked "static" are read once per
+// process lifetime (and again when the process execs); the others every tick.
+type Process struct {
+	ProcID
+	PPID  int32
+	UID   uint32 // real uid, from /proc/PID/status (not file ownership)
+	EUID  uint32 // effective uid
+	GID   uint32 // real gid
+	User  string // name of UID, or its decimal form when it has no name
+	State byte   // R, S, D, Z, T, t, X, I ...
+	Comm  string // kernel command name (untrusted: the process chooses it)
+
+	Exe        string // static: /proc/PID/exe target without " (deleted)"; "" for kernel threads or when unreadable
+	ExeDeleted bool   // static: the executable was deleted or replaced after exec
+	Cmdline    string // static: argv joined by spaces, truncated to MaxCmdline bytes
+
+	CPUTime    time.Duration // utime+stime over the process lifetime
+	CPUPercent float64       // CPU use since the previous sample; 100 = one core; 0 on first sight
+	RSSBytes   uint64        // resident set size in bytes
+	Threads    int32         // number of threads
+	Nice       int32         // nice value of the main thread, -20..19
+	FDs        int32         // open descriptors, counted every FDInterval; -1 when not yet counted
+	Started    time.Time     // wall clock start time
+	Age        time.Duration // time since start, at the sample
+
+	Kernel bool // a kernel thread (no mm, no exe)
+}
+
+// MaxCmdline bounds the command line kept per process: memory stays bounded
+// with 30,000 processes, and evidence rarely needs more.
+const MaxCmdline = 512
+
+// UserStats aggregates the processes of one real uid in one sample.
+type UserStats struct {
+	UID        uint32
+	Name       string
+	Groups     []string // primary and supplementary group names
+	Procs      int32
+	Zombies    int32
+	CPUPercent float64 // sum over the user's processes; 100 = one core
+	RSSBytes   uint64
+	FDs        int64 // sum of counted descriptors (processes not yet counted add 0)
+}
+
+// Host holds host-wide facts from one sample.
+type Host struct {
+	Hostname         string
+	Load1            float64
+	Load5            float64
+	Load15           float64
+	NCPU             int
+	Procs            int
+	FilesOpen        uint64  // allocated file handles (fs.file-nr)
+	FilesMax         uint64  // fs.file-max
+	FilesOpenPercent float64 // FilesOpen / FilesMax * 100
+}
+
+// Snapshot is one sampling tick. A Sampler reuses the memory behind it: it
+// is valid until the next call to Sample, and callers must copy what they
+// keep.
+type Snapshot struct {
+	Time     time.Time     // wall clock of the sample
+	Interval time.Duration // wall time since the previous sample; 0 on the first
+	Procs    []*Process
+	Users    map[uint32]*UserStats
+	Host     Host
+}

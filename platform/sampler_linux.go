@@ -1,0 +1,492 @@
+package platform
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+	"unique"
+
+	"golang.org/x/sys/unix"
+)
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat times. It is 100 on
+// every Linux architecture Go supports (sysconf(_SC_CLK_TCK) returns the
+// same constant), so it is not looked up at run time.
+const clockTicks = 100
+
+// staticRecheck is how often a process's uid, exe and cmdline are re-read
+// even when its comm did not change: setuid() without exec keeps the comm.
+const staticRecheck = 10 * time.Second
+
+// Sampler reads every process on each call to Sample. It keeps
+// /proc/PID/stat open for each live process and re-reads it with pread: an
+// open descriptor stays bound to its process (a read after the process is
+// reaped fails with ESRCH, even if the pid was reused), and it saves the
+// open and close of every process on every tick.
+//
+// A Sampler is not safe for concurrent use.
+type Sampler struct {
+	// FDInterval is how often each process's open descriptors are counted;
+	// 0 means 10s. Counting is a stat of /proc/PID/fd (its size is the
+	// descriptor count since Linux 6.2), spread over the interval.
+	FDInterval time.Duration
+	Accounts   *Accounts
+
+	procFD   int
+	entries  map[int32]*entry
+	gen      uint64
+	buf      []byte
+	stat     Stat // scratch, so parsing allocates nothing
+	dirBuf   []byte
+	last     time.Time // monotonic time of the previous sample
+	hostname string
+	ncpu     int
+	pageSize uint64
+	snap     Snapshot
+	users    map[uint32]*UserStats
+	closed   bool
+	kept     int // stat descriptors held open
+	keepMax  int // hold at most this many, leaving room for everything else
+}
+
+// fdReserve is how many descriptors the sampler leaves to the rest of
+// guardd (pidfds, the audit log, sockets) under RLIMIT_NOFILE.
+const fdReserve = 1024
+
+type entry struct {
+	p          Process
+	statFD     int // -1 when the descriptor limit was reached: open per read
+	gen        uint64
+	ticks      uint64 // utime+stime at the previous sample
+	staticAt   time.Time
+	fdsAt      time.Time
+	statusFail bool
+}
+
+// NewSampler opens /proc and prepares a sampler.
+func NewSampler(acc *Accounts) (*Sampler, error) {
+	fd, err := unix.Open("/proc", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open /proc: %w", err)
+	}
+	if acc == nil {
+		acc = NewAccounts()
+	}
+	s := &Sampler{
+		Accounts: acc,
+		procFD:   fd,
+		entries:  make(map[int32]*entry),
+		buf:      make([]byte, 4096),
+		dirBuf:   make([]byte, 32<<10),
+		pageSize: uint64(os.Getpagesize()),
+		users:    make(map[uint32]*UserStats),
+	}
+	s.hostname, _ = os.Hostname()
+	s.ncpu = onlineCPUs()
+	var lim unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil && lim.Cur > fdReserve {
+		s.keepMax = int(min(lim.Cur-fdReserve, 1<<30))
+	}
+	return s, nil
+}
+
+func onlineCPUs() int {
+	if b, err := os.ReadFile("/sys/devices/system/cpu/online"); err == nil {
+		if n, err := ParseCPUList(b); err == nil && n > 0 {
+			return n
+		}
+	}
+	n, _ := ParseCPUList([]byte("0"))
+	return n
+}
+
+// Close releases every descriptor the sampler holds.
+func (s *Sampler) Close() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	for pid, e := range s.entries {
+		s.drop(pid, e)
+	}
+	return unix.Close(s.procFD)
+}
+
+// Sample reads every process and the host facts. The returned snapshot is
+// valid until the next call.
+func (s *Sampler) Sample() (*Snapshot, error) {
+	if s.closed {
+		return nil, errors.New("sampler closed")
+	}
+	now := time.Now()
+	boot, err := bootTime()
+	if err != nil {
+		return nil, err
+	}
+	var interval time.Duration
+	if !s.last.IsZero() {
+		interval = now.Sub(s.last)
+	}
+	s.last = now
+	if err := s.Accounts.Refresh(); err != nil {
+		return nil, fmt.Errorf("read accounts: %w", err)
+	}
+	s.gen++
+	fdEvery := s.FDInterval
+	if fdEvery <= 0 {
+		fdEvery = 10 * time.Second
+	}
+
+	procs := s.snap.Procs[:0]
+	kthreads := 0
+	err = s.listPIDs(func(pid int32) {
+		e := s.entries[pid]
+		if e != nil {
+			if e.p.Kernel {
+				// Kernel threads never change owner and are never acted on:
+				// seeing them listed is enough.
+				e.gen = s.gen
+				kthreads++
+				return
+			}
+			if !s.refresh(e, now, boot, interval) {
+				s.drop(pid, e)
+				e = nil // gone, or the pid now names a new process
+			}
+		}
+		if e == nil {
+			e = s.discover(pid, now, boot, interval)
+			if e == nil {
+				return
+			}
+			if e.p.Kernel {
+				kthreads++
+				return
+			}
+		}
+		if now.Sub(e.fdsAt) >= fdEvery {
+			e.p.FDs = s.countFDs(pid)
+			e.fdsAt = now
+		}
+		procs = append(procs, &e.p)
+	})
+	if err != nil {
+		return nil, err
+	}
+	for pid, e := range s.entries {
+		if e.gen != s.gen {
+			s.drop(pid, e)
+		}
+	}
+	clear(procs[len(procs):cap(procs)]) // let exited processes be collected
+	s.snap.Procs = procs
+	s.snap.Time = now
+	s.snap.Interval = interval
+	s.aggregateUsers()
+	s.snap.Users = s.users
+	s.snap.Host = s.host(len(procs) + kthreads)
+	return &s.snap, nil
+}
+
+// listPIDs calls fn for each numeric entry of /proc. Hand-parsed dirents:
+// os.File.Readdirnames allocates a string per process per tick.
+func (s *Sampler) listPIDs(fn func(pid int32)) error {
+	if _, err := unix.Seek(s.procFD, 0, 0); err != nil {
+		return fmt.Errorf("rewind /proc: %w", err)
+	}
+	for {
+		n, err := unix.Getdents(s.procFD, s.dirBuf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read /proc: %w", err)
+		}
+		if n <= 0 {
+			return nil
+		}
+		buf := s.dirBuf[:n]
+		for len(buf) >= 19 {
+			reclen := int(binary.NativeEndian.Uint16(buf[16:18]))
+			if reclen < 19 || reclen > len(buf) {
+				return errors.New("read /proc: malformed dirent")
+			}
+			name := buf[19:reclen]
+			if i := indexNUL(name); i >= 0 {
+				name = name[:i]
+			}
+			if pid, ok := parseUint(name); ok && pid > 0 && pid < 1<<31 {
+				fn(int32(pid))
+			}
+			buf = buf[reclen:]
+		}
+	}
+}
+
+func indexNUL(b []byte) int {
+	for i, c := range b {
+		if c == 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+// discover reads a process seen for the first time.
+func (s *Sampler) discover(pid int32, now, boot time.Time, interval time.Duration) *entry {
+	e := &entry{statFD: -1}
+	if s.kept < s.keepMax {
+		fd, err := unix.Openat(s.procFD, strconv.Itoa(int(pid))+"/stat", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		switch {
+		case err == nil:
+			e.statFD = fd
+			s.kept++
+		case err == unix.EMFILE || err == unix.ENFILE:
+			// read with open-read-close instead
+		default:
+			return nil // gone
+		}
+	}
+	st := &s.stat
+	if !s.readStat(pid, e, st) {
+		s.closeStat(e)
+		return nil
+	}
+	e.p.PID = pid
+	e.p.StartTime = st.StartTime
+	e.p.FDs = -1
+	e.p.Kernel = st.Flags&PFKthread != 0
+	s.applyStat(e, st, now, boot, interval, true)
+	if e.p.Kernel {
+		s.closeStat(e) // never read again: see Sample
+	} else {
+		s.readStatic(e, now)
+	}
+	e.gen = s.gen
+	s.entries[pid] = e
+	return e
+}
+
+// refresh re-reads a known process; false when it is gone.
+func (s *Sampler) refresh(e *entry, now, boot time.Time, interval time.Duration) bool {
+	st := &s.stat
+	if !s.readStat(e.p.PID, e, st) || st.StartTime != e.p.StartTime {
+		return false
+	}
+	oldComm := e.p.Comm
+	s.applyStat(e, st, now, boot, interval, false)
+	if e.p.Comm != oldComm || now.Sub(e.staticAt) >= staticRecheck {
+		s.readStatic(e, now) // exec or a slow recheck for setuid()
+	}
+	e.gen = s.gen
+	return true
+}
+
+func (s *Sampler) readStat(pid int32, e *entry, st *Stat) bool {
+	var n int
+	var err error
+	if e.statFD >= 0 {
+		n, err = unix.Pread(e.statFD, s.buf, 0)
+	} else {
+		n, err = s.readAt(pid, "stat")
+	}
+	return err == nil && n > 0 && ParseStat(s.buf[:n], st) == nil
+}
+
+// readAt reads /proc/PID/name into s.buf (at most its size).
+func (s *Sampler) readAt(pid int32, name string) (int, error) {
+	fd, err := unix.Openat(s.procFD, strconv.Itoa(int(pid))+"/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	return unix.Read(fd, s.buf)
+}
+
+func (s *Sampler) applyStat(e *entry, st *Stat, now, boot time.Time, interval time.Duration, first bool) {
+	p := &e.p
+	p.PPID = st.PPID
+	p.State = st.State
+	if string(st.Comm) != p.Comm { // no allocation unless it changed
+		p.Comm = unique.Make(string(st.Comm)).Value()
+	}
+	ticks := st.UTime + st.STime
+	p.CPUTime = time.Duration(ticks) * (time.Second / clockTicks)
+	p.RSSBytes = uint64(max(st.RSSPages, 0)) * s.pageSize
+	p.Threads = st.Threads
+	p.Nice = st.Nice
+	p.Started = boot.Add(time.Duration(st.StartTime) * (time.Second / clockTicks))
+	p.Age = max(now.Sub(p.Started), 0)
+	switch {
+	case !first && interval > 0:
+		p.CPUPercent = cpuPercent(ticks-min(e.ticks, ticks), interval)
+	case first && interval > 0 && p.Age < interval:
+		// Born since the previous sample: everything it used is new.
+		p.CPUPercent = cpuPercent(ticks, max(p.Age, time.Second/clockTicks))
+	default:
+		p.CPUPercent = 0 // first sight of an older process: no delta yet
+	}
+	e.ticks = ticks
+}
+
+func cpuPercent(ticks uint64, over time.Duration) float64 {
+	return float64(ticks) / clockTicks / over.Seconds() * 100
+}
+
+// readStatic reads the facts that change only at exec or setuid: ids, user
+// name, exe and command line.
+func (s *Sampler) readStatic(e *entry, now time.Time) {
+	p := &e.p
+	e.staticAt = now
+	if n, err := s.readAt(p.PID, "status"); err == nil && n > 0 {
+		if ids, err := ParseStatusIDs(s.buf[:n]); err == nil {
+			if ids.UID != p.UID || p.User == "" {
+				p.User = unique.Make(s.Accounts.Name(ids.UID)).Value()
+			}
+			p.UID, p.EUID, p.GID = ids.UID, ids.EUID, ids.GID
+		}
+	}
+	if n, err := unix.Readlinkat(s.procFD, strconv.Itoa(int(p.PID))+"/exe", s.buf); err == nil {
+		exe, deleted := ParseExeLink(string(s.buf[:n]))
+		p.Exe = unique.Make(exe).Value()
+		p.ExeDeleted = deleted
+	}
+	if n, err := s.readAt(p.PID, "cmdline"); err == nil {
+		p.Cmdline = unique.Make(ParseCmdline(s.buf[:n], MaxCmdline)).Value()
+	}
+}
+
+// countFDs returns the number of open descriptors of pid, or -1.
+func (s *Sampler) countFDs(pid int32) int32 {
+	var st unix.Stat_t
+	if err := unix.Fstatat(s.procFD, strconv.Itoa(int(pid))+"/fd", &st, 0); err != nil {
+		return -1
+	}
+	if st.Size > 0 {
+		return int32(min(st.Size, 1<<31-1))
+	}
+	// Kernels before 6.2 report size 0: count the entries instead.
+	n, err := countDir(s.procFD, strconv.Itoa(int(pid))+"/fd", s.dirBuf)
+	if err != nil {
+		return -1
+	}
+	return int32(n)
+}
+
+func countDir(dirfd int, path string, buf []byte) (int, error) {
+	fd, err := unix.Openat(dirfd, path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	count := 0
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err != nil {
+			return 0, err
+		}
+		if n <= 0 {
+			return count, nil
+		}
+		b := buf[:n]
+		for len(b) >= 19 {
+			reclen := int(binary.NativeEndian.Uint16(b[16:18]))
+			if reclen < 19 || reclen > len(b) {
+				return 0, errors.New("malformed dirent")
+			}
+			if name := b[19]; name != '.' {
+				count++
+			}
+			b = b[reclen:]
+		}
+	}
+}
+
+func (s *Sampler) drop(pid int32, e *entry) {
+	s.closeStat(e)
+	delete(s.entries, pid)
+}
+
+func (s *Sampler) closeStat(e *entry) {
+	if e.statFD >= 0 {
+		unix.Close(e.statFD)
+		e.statFD = -1
+		s.kept--
+	}
+}
+
+func (s *Sampler) aggregateUsers() {
+	for uid, u := range s.users {
+		if u.Procs == 0 {
+			delete(s.users, uid) // no process last tick either
+			continue
+		}
+		*u = UserStats{UID: u.UID, Name: u.Name, Groups: u.Groups}
+	}
+	for _, p := range s.snap.Procs {
+		u := s.users[p.UID]
+		if u == nil {
+			u = &UserStats{UID: p.UID}
+			s.users[p.UID] = u
+		}
+		u.Procs++
+		if p.State == 'Z' {
+			u.Zombies++
+		}
+		u.CPUPercent += p.CPUPercent
+		u.RSSBytes += p.RSSBytes
+		if p.FDs > 0 {
+			u.FDs += int64(p.FDs)
+		}
+	}
+	for uid, u := range s.users {
+		if u.Procs == 0 {
+			continue
+		}
+		u.Name = s.Accounts.Name(uid)
+		u.Groups = s.Accounts.Groups(uid)
+	}
+}
+
+func (s *Sampler) host(procs int) Host {
+	h := Host{Hostname: s.hostname, NCPU: s.ncpu, Procs: procs}
+	if n, err := s.readProcFile("loadavg"); err == nil {
+		if l, err := ParseLoadAvg(s.buf[:n]); err == nil {
+			h.Load1, h.Load5, h.Load15 = l.Load1, l.Load5, l.Load15
+		}
+	}
+	if n, err := s.readProcFile("sys/fs/file-nr"); err == nil {
+		if f, err := ParseFileNr(s.buf[:n]); err == nil {
+			h.FilesOpen, h.FilesMax, h.FilesOpenPercent = f.Allocated-min(f.Free, f.Allocated), f.Max, f.OpenPercent()
+		}
+	}
+	return h
+}
+
+func (s *Sampler) readProcFile(name string) (int, error) {
+	fd, err := unix.Openat(s.procFD, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	return unix.Read(fd, s.buf)
+}
+
+// bootTime is the wall-clock time of boot, from CLOCK_BOOTTIME (which,
+// unlike /proc/stat btime, has sub-second precision).
+func bootTime() (time.Time, error) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return time.Time{}, fmt.Errorf("clock_gettime(CLOCK_BOOTTIME): %w", err)
+	}
+	return time.Now().Add(-time.Duration(ts.Nano())), nil
+}
+
+// Alive reports whether the process id was alive at the last sample.
+func (s *Sampler) Alive(id ProcID) bool {
+	e := s.entries[id.PID]
+	return e != nil && e.p.StartTime == id.StartTime
+}

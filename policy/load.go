@@ -1,0 +1,682 @@
+package policy
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/agext/levenshtein"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+)
+
+// Limits of the settings, checked at load.
+const (
+	MinInterval = 100 * time.Millisecond
+	MaxInterval = time.Hour
+	maxClasses  = 64 // class membership is a bit mask per uid
+)
+
+// Load reads a policy from a file or from every *.hcl file of a directory
+// (sorted by name; hidden files are skipped). The diagnostics hold every
+// error found, not just the first; the policy is nil when there is any.
+func Load(path string) (*Policy, hcl.Diagnostics) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read policy", Detail: err.Error()}}
+	}
+	files := map[string][]byte{}
+	if fi.IsDir() {
+		ents, err := os.ReadDir(path)
+		if err != nil {
+			return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read policy directory", Detail: err.Error()}}
+		}
+		for _, e := range ents {
+			if e.IsDir() || !IsPolicyFile(e.Name()) {
+				continue
+			}
+			name := filepath.Join(path, e.Name())
+			b, err := os.ReadFile(name)
+			if err != nil {
+				return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read policy file", Detail: err.Error()}}
+			}
+			files[name] = b
+		}
+		if len(files) == 0 {
+			return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Empty policy directory",
+				Detail: fmt.Sprintf("%s has no *.hcl files; guardd needs at least one rule.", path)}}
+		}
+	} else {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read policy", Detail: err.Error()}}
+		}
+		files[path] = b
+	}
+	p, diags := Parse(files)
+	if p != nil {
+		p.Source = path
+	}
+	return p, diags
+}
+
+// IsPolicyFile reports whether a file name in a policy directory is part
+// of the policy: *.hcl, not hidden (editors' temp files are).
+func IsPolicyFile(name string) bool {
+	return strings.HasSuffix(name, ".hcl") && !strings.HasPrefix(name, ".")
+}
+
+// Parse compiles a policy from named sources (file name → contents).
+func Parse(sources map[string][]byte) (*Policy, hcl.Diagnostics) {
+	names := make([]string, 0, len(sources))
+	for n := range sources {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	parser := hclparse.NewParser()
+	d := &decoder{p: &Policy{Settings: DefaultSettings()}, srcs: sources}
+	parsed := true // every file was decoded: a missing class is a mistake, not a consequence
+	for _, n := range names {
+		f, diags := parser.ParseHCL(sources[n], n)
+		d.diags = append(d.diags, diags...)
+		if f != nil && !diags.HasErrors() {
+			d.file(f, sources[n])
+		} else {
+			parsed = false
+		}
+	}
+	d.p.Files = parser.Files()
+	d.finish(parsed)
+	if d.diags.HasErrors() {
+		return nil, d.diags
+	}
+	return d.p, d.diags
+}
+
+// WriteDiagnostics prints diagnostics as file:line,col with a source
+// snippet, the way admins see them from `guardd check`.
+func WriteDiagnostics(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnostics, color bool) error {
+	// hcl's writer says "on FILE line N", without the column and not in a
+	// form editors and grep pick up: lead each diagnostic with file:line,col.
+	tw := hcl.NewDiagnosticTextWriter(w, files, 100, color)
+	for _, diag := range diags {
+		if s := diag.Subject; s != nil {
+			if _, err := fmt.Fprintf(w, "%s:%d,%d: ", s.Filename, s.Start.Line, s.Start.Column); err != nil {
+				return err
+			}
+		}
+		if err := tw.WriteDiagnostic(diag); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type decoder struct {
+	p        *Policy
+	srcs     map[string][]byte
+	diags    hcl.Diagnostics
+	settings *hcl.Range // where the guardd block was, to refuse a second
+	rules    []pendingRule
+}
+
+type pendingRule struct {
+	r         *Rule
+	classExpr hcl.Expression
+	className string
+	modeSet   bool
+}
+
+var topSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
+	{Type: "guardd"},
+	{Type: "class", LabelNames: []string{"name"}},
+	{Type: "protect"},
+	{Type: "rule", LabelNames: []string{"name"}},
+}}
+
+func (d *decoder) errf(r *hcl.Range, summary, detail string, args ...any) {
+	d.diags = append(d.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(detail, args...), Subject: r})
+}
+
+func (d *decoder) file(f *hcl.File, src []byte) {
+	content, diags := f.Body.Content(topSchema)
+	d.diags = append(d.diags, diags...)
+	for _, b := range content.Blocks {
+		switch b.Type {
+		case "guardd":
+			d.settingsBlock(b)
+		case "class":
+			d.classBlock(b)
+		case "protect":
+			d.protectBlock(b)
+		case "rule":
+			d.ruleBlock(b, src)
+		}
+	}
+}
+
+var settingsSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "interval"}, {Name: "mode"}, {Name: "audit_log"}, {Name: "state_dir"}, {Name: "min_uid"}, {Name: "fd_interval"},
+}}
+
+func (d *decoder) settingsBlock(b *hcl.Block) {
+	if d.settings != nil {
+		d.errf(b.DefRange.Ptr(), "Duplicate guardd block",
+			"The guardd block is already defined at %s; merge the two.", rangeAt(*d.settings))
+		return
+	}
+	d.settings = b.DefRange.Ptr()
+	content, diags := b.Body.Content(settingsSchema)
+	d.diags = append(d.diags, diags...)
+	s := &d.p.Settings
+	if a := content.Attributes["interval"]; a != nil {
+		if v, ok := d.duration(a); ok {
+			if v < MinInterval || v > MaxInterval {
+				d.errf(a.Expr.Range().Ptr(), "Interval out of range", "interval must be between %s and %s.", MinInterval, MaxInterval)
+			} else {
+				s.Interval = v
+			}
+		}
+	}
+	if a := content.Attributes["mode"]; a != nil {
+		if v, ok := d.mode(a); ok {
+			s.Mode = v
+		}
+	}
+	if a := content.Attributes["audit_log"]; a != nil {
+		if v, ok := d.absPath(a); ok {
+			s.AuditLog = v
+		}
+	}
+	if a := content.Attributes["state_dir"]; a != nil {
+		if v, ok := d.absPath(a); ok {
+			s.StateDir = v
+		}
+	}
+	if a := content.Attributes["min_uid"]; a != nil {
+		if v, ok := d.number(a.Expr); ok {
+			if v < 1 || v > math.MaxUint32 || v != math.Trunc(v) {
+				d.errf(a.Expr.Range().Ptr(), "Bad min_uid", "min_uid must be a whole number of at least 1 (uid 0 is always protected).")
+			} else {
+				s.MinUID = uint32(v)
+			}
+		}
+	}
+	if a := content.Attributes["fd_interval"]; a != nil {
+		if v, ok := d.duration(a); ok {
+			if v < time.Second {
+				d.errf(a.Expr.Range().Ptr(), "fd_interval too short", "Counting descriptors costs a syscall per process: fd_interval must be at least 1s.")
+			} else {
+				s.FDInterval = v
+			}
+		}
+	}
+}
+
+var membersAttrs = []hcl.AttributeSchema{{Name: "uids"}, {Name: "users"}, {Name: "groups"}}
+
+func (d *decoder) classBlock(b *hcl.Block) {
+	name := b.Labels[0]
+	if c := d.p.Class(name); c != nil {
+		d.errf(b.LabelRanges[0].Ptr(), "Duplicate class", "Class %q is already defined at %s.", name, rangeAt(c.DeclRange))
+		return
+	}
+	if !validName(name) {
+		d.errf(b.LabelRanges[0].Ptr(), "Bad class name", "Names use letters, digits, '-' and '_'.")
+	}
+	before := len(d.diags)
+	content, diags := b.Body.Content(&hcl.BodySchema{Attributes: membersAttrs})
+	d.diags = append(d.diags, diags...)
+	c := &Class{Name: name, DeclRange: b.DefRange}
+	d.members(&c.Members, content.Attributes)
+	if c.empty() && !d.diags[before:].HasErrors() { // else already reported
+		d.errf(b.DefRange.Ptr(), "Empty class", "Class %q selects nobody: give it uids, users or groups.", name)
+	}
+	if len(d.p.Classes) == maxClasses {
+		d.errf(b.DefRange.Ptr(), "Too many classes", "A policy can define at most %d classes.", maxClasses)
+		return
+	}
+	c.bit = 1 << len(d.p.Classes)
+	d.p.Classes = append(d.p.Classes, c)
+}
+
+func (d *decoder) protectBlock(b *hcl.Block) {
+	content, diags := b.Body.Content(&hcl.BodySchema{Attributes: append(membersAttrs, hcl.AttributeSchema{Name: "exes"})})
+	d.diags = append(d.diags, diags...)
+	d.members(&d.p.Protect.Members, content.Attributes)
+	if a := content.Attributes["exes"]; a != nil {
+		for _, it := range d.stringList(a) {
+			if !strings.HasPrefix(it.s, "/") {
+				d.errf(it.r.Ptr(), "Executable must be an absolute path",
+					"Protection is by executable path (as in /proc/PID/exe), never by process name, which a customer can choose.")
+				continue
+			}
+			g, err := CompileGlob(it.s)
+			if err != nil {
+				d.errf(it.r.Ptr(), "Bad pattern", "%s", err)
+				continue
+			}
+			d.p.Protect.Exes = append(d.p.Protect.Exes, g)
+		}
+	}
+}
+
+// members decodes uids, users and groups, appending to m (protect blocks
+// may repeat and merge).
+func (d *decoder) members(m *Members, attrs hcl.Attributes) {
+	if a := attrs["uids"]; a != nil {
+		d.uidRanges(m, a)
+	}
+	if a := attrs["users"]; a != nil {
+		for _, it := range d.stringList(a) {
+			if m.Users == nil {
+				m.Users = map[string]bool{}
+			}
+			m.Users[it.s] = true
+		}
+	}
+	if a := attrs["groups"]; a != nil {
+		for _, it := range d.stringList(a) {
+			if m.Groups == nil {
+				m.Groups = map[string]bool{}
+			}
+			m.Groups[it.s] = true
+		}
+	}
+}
+
+type item struct {
+	s string
+	r hcl.Range
+}
+
+func (d *decoder) uidRanges(m *Members, a *hcl.Attribute) {
+	exprs, diags := hcl.ExprList(a.Expr)
+	if diags.HasErrors() {
+		d.errf(a.Expr.Range().Ptr(), "uids must be a list", "Write uids = [\"1000-59999\", \"70000\"].")
+		return
+	}
+	type ranged struct {
+		UIDRange
+		r hcl.Range
+	}
+	var rs []ranged
+	for _, e := range exprs {
+		v, diags := e.Value(nil)
+		if diags.HasErrors() {
+			d.diags = append(d.diags, diags...)
+			continue
+		}
+		var text string
+		switch {
+		case v.Type() == cty.String && v.IsKnown() && !v.IsNull():
+			text = strings.TrimSpace(v.AsString())
+		case v.Type() == cty.Number && v.IsKnown() && !v.IsNull():
+			text = v.AsBigFloat().Text('f', -1)
+		default:
+			d.errf(e.Range().Ptr(), "Bad uid", "A uid is a number or a range string such as \"1000-59999\".")
+			continue
+		}
+		r, err := parseUIDRange(text)
+		if err != nil {
+			d.errf(e.Range().Ptr(), "Bad uid range", "%s", err)
+			continue
+		}
+		rs = append(rs, ranged{r, e.Range()})
+	}
+	for i, r := range rs {
+		overlap := func(o UIDRange) {
+			if r.Lo <= o.Hi && o.Lo <= r.Hi {
+				d.errf(r.r.Ptr(), "Overlapping uid ranges",
+					"%s overlaps %s: merge them or remove one.", r.UIDRange, o)
+			}
+		}
+		for _, o := range m.UIDs {
+			overlap(o)
+		}
+		for _, o := range rs[:i] {
+			overlap(o.UIDRange)
+		}
+	}
+	for _, r := range rs {
+		m.UIDs = append(m.UIDs, r.UIDRange)
+	}
+}
+
+func parseUIDRange(s string) (UIDRange, error) {
+	lo, hi, isRange := strings.Cut(s, "-")
+	a, err1 := strconv.ParseUint(strings.TrimSpace(lo), 10, 32)
+	b := a
+	var err2 error
+	if isRange {
+		b, err2 = strconv.ParseUint(strings.TrimSpace(hi), 10, 32)
+	}
+	if err1 != nil || err2 != nil {
+		return UIDRange{}, fmt.Errorf("%q is not a uid or a range LOW-HIGH of uids (0..4294967295)", s)
+	}
+	if b < a {
+		return UIDRange{}, fmt.Errorf("%q is empty: the first uid is above the last", s)
+	}
+	return UIDRange{uint32(a), uint32(b)}, nil
+}
+
+var ruleSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "class", Required: true}, {Name: "mode"}, {Name: "when", Required: true}, {Name: "for"}, {Name: "cooldown"},
+	},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "renice"}, {Type: "kill"}, {Type: "stop"}, {Type: "report"}},
+}
+
+// DefaultCooldown leaves a subject alone after a rule's last step when the
+// rule does not say otherwise: without one, a renice-only rule would renice
+// again on every tick.
+const DefaultCooldown = time.Hour
+
+func (d *decoder) ruleBlock(b *hcl.Block, src []byte) {
+	name := b.Labels[0]
+	for _, pr := range d.rules {
+		if pr.r.Name == name {
+			d.errf(b.LabelRanges[0].Ptr(), "Duplicate rule", "Rule %q is already defined at %s.", name, rangeAt(pr.r.DeclRange))
+			return
+		}
+	}
+	if !validName(name) {
+		d.errf(b.LabelRanges[0].Ptr(), "Bad rule name", "Names use letters, digits, '-' and '_'.")
+	}
+	content, diags := b.Body.Content(ruleSchema)
+	d.diags = append(d.diags, diags...)
+	r := &Rule{Name: name, DeclRange: b.DefRange, Cooldown: DefaultCooldown}
+	pr := pendingRule{r: r}
+	if a := content.Attributes["class"]; a != nil {
+		if s, ok := d.str(a.Expr); ok {
+			pr.className, pr.classExpr = s, a.Expr
+		}
+	}
+	if a := content.Attributes["mode"]; a != nil {
+		if v, ok := d.mode(a); ok {
+			r.Mode, pr.modeSet = v, true
+		}
+	}
+	if a := content.Attributes["when"]; a != nil {
+		cond, cdiags := CompileCondition(a.Expr, src)
+		d.diags = append(d.diags, cdiags...)
+		if cond != nil {
+			r.When, r.Scope = cond, cond.Scope
+		}
+	}
+	if a := content.Attributes["for"]; a != nil {
+		if v, ok := d.duration(a); ok {
+			r.For = v
+		}
+	}
+	if a := content.Attributes["cooldown"]; a != nil {
+		if v, ok := d.duration(a); ok {
+			r.Cooldown = v
+		}
+	}
+	// A step with an error is kept (the policy is rejected anyway) so that
+	// the checks below see the steps as written and do not add bogus
+	// "no steps" or "out of order" errors; checks that need its values skip it.
+	stepOK := make([]bool, 0, len(content.Blocks))
+	for _, sb := range content.Blocks {
+		st, ok := d.step(sb)
+		r.Steps = append(r.Steps, st)
+		stepOK = append(stepOK, ok)
+	}
+	if len(r.Steps) == 0 && !diags.HasErrors() {
+		d.errf(b.DefRange.Ptr(), "Rule has no steps",
+			"Give rule %q at least one step: renice { nice = 19 }, kill {}, stop {} or report {}.", name)
+	}
+	for i := range r.Steps {
+		st := &r.Steps[i]
+		switch {
+		case !stepOK[i] || i > 0 && !stepOK[i-1]:
+		case i == 0 && st.After != 0:
+			d.errf(st.DeclRange.Ptr(), "First step cannot wait",
+				"`after` counts from the first step, so the first step has none; delay the whole rule with `for` instead.")
+		case i > 0 && st.After < r.Steps[i-1].After:
+			d.errf(st.DeclRange.Ptr(), "Steps out of order", "Each step's `after` must be at least the previous step's (%s).", r.Steps[i-1].After)
+		}
+		if st.Kind == StepKill && i != len(r.Steps)-1 {
+			d.errf(r.Steps[i+1].DeclRange.Ptr(), "Step after kill", "kill ends the process, so it must be the last step.")
+		}
+	}
+	r.Index = len(d.rules)
+	d.rules = append(d.rules, pr)
+}
+
+// signals are the names a kill step accepts; their numbers differ between
+// OSes, so enforce maps the name.
+var signals = map[string]bool{"TERM": true, "KILL": true, "INT": true, "HUP": true, "QUIT": true, "USR1": true, "USR2": true, "ABRT": true, "XCPU": true}
+
+func (d *decoder) step(b *hcl.Block) (Step, bool) {
+	st := Step{Kind: StepKind(b.Type), DeclRange: b.DefRange}
+	schema := &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "after"}}}
+	switch st.Kind {
+	case StepRenice:
+		schema.Attributes = append(schema.Attributes, hcl.AttributeSchema{Name: "nice", Required: true})
+	case StepKill:
+		schema.Attributes = append(schema.Attributes, hcl.AttributeSchema{Name: "signal"}, hcl.AttributeSchema{Name: "grace"})
+		st.Signal, st.Grace = "TERM", 10*time.Second
+	}
+	content, diags := b.Body.Content(schema)
+	d.diags = append(d.diags, diags...)
+	ok := !diags.HasErrors()
+	if a := content.Attributes["after"]; a != nil {
+		v, good := d.duration(a)
+		st.After, ok = v, ok && good
+	}
+	if a := content.Attributes["nice"]; a != nil {
+		v, good := d.number(a.Expr)
+		switch {
+		case !good:
+			ok = false
+		case v < -20 || v > 19 || v != math.Trunc(v):
+			d.errf(a.Expr.Range().Ptr(), "Nice value out of range", "nice is a whole number from -20 (highest priority) to 19 (lowest); 19 is what a CPU hog should get.")
+			ok = false
+		default:
+			st.Nice = int(v)
+		}
+	}
+	if a := content.Attributes["signal"]; a != nil {
+		if s, good := d.str(a.Expr); good {
+			name := strings.TrimPrefix(strings.ToUpper(strings.TrimSpace(s)), "SIG")
+			if !signals[name] {
+				d.errf(a.Expr.Range().Ptr(), "Unknown signal", "signal must be one of %s.", strings.Join(sortedKeys(signals), ", "))
+				ok = false
+			} else {
+				st.Signal = name
+			}
+		} else {
+			ok = false
+		}
+	}
+	if a := content.Attributes["grace"]; a != nil {
+		v, good := d.duration(a)
+		st.Grace, ok = v, ok && good
+	}
+	if st.Signal == "KILL" {
+		st.Grace = 0 // nothing to escalate to
+	}
+	return st, ok
+}
+
+// finish resolves references between blocks once every file is read. It
+// runs even when there are errors, so a misspelled class is reported with
+// the rest; not when a file failed to parse, whose classes are unknown.
+func (d *decoder) finish(parsed bool) {
+	for _, pr := range d.rules {
+		r := pr.r
+		if pr.classExpr != nil && parsed {
+			r.Class = d.p.Class(pr.className)
+			if r.Class == nil {
+				detail := "Define it with class \"" + pr.className + "\" { uids = [...] }."
+				if s := d.suggestClass(pr.className); s != "" {
+					detail = fmt.Sprintf("Did you mean %q?", s)
+				}
+				d.errf(pr.classExpr.Range().Ptr(), "Unknown class", "There is no class %q. %s", pr.className, detail)
+			}
+		}
+		if !pr.modeSet {
+			r.Mode = d.p.Mode
+		}
+		d.p.Rules = append(d.p.Rules, r)
+	}
+}
+
+func (d *decoder) suggestClass(name string) string {
+	best, bestDist := "", 3
+	for _, c := range d.p.Classes {
+		if dist := levenshtein.Distance(name, c.Name, nil); dist < bestDist {
+			best, bestDist = c.Name, dist
+		}
+	}
+	return best
+}
+
+// Value helpers. Each reports its own diagnostic and returns ok=false.
+
+func (d *decoder) value(e hcl.Expression) (cty.Value, bool) {
+	v, diags := e.Value(nil)
+	if diags.HasErrors() {
+		d.diags = append(d.diags, diags...)
+		return cty.NilVal, false
+	}
+	if v.IsNull() || !v.IsWhollyKnown() {
+		d.errf(e.Range().Ptr(), "Missing value", "This needs a value.")
+		return cty.NilVal, false
+	}
+	return v, true
+}
+
+func (d *decoder) str(e hcl.Expression) (string, bool) {
+	v, ok := d.value(e)
+	if !ok {
+		return "", false
+	}
+	if v.Type() != cty.String {
+		d.errf(e.Range().Ptr(), "Expected a string", "Put the value in double quotes.")
+		return "", false
+	}
+	return v.AsString(), true
+}
+
+func (d *decoder) number(e hcl.Expression) (float64, bool) {
+	v, ok := d.value(e)
+	if !ok {
+		return 0, false
+	}
+	v, err := convert.Convert(v, cty.Number)
+	if err != nil {
+		d.errf(e.Range().Ptr(), "Expected a number", "This must be a number.")
+		return 0, false
+	}
+	f, _ := v.AsBigFloat().Float64()
+	return f, true
+}
+
+func (d *decoder) duration(a *hcl.Attribute) (time.Duration, bool) {
+	s, ok := d.str(a.Expr)
+	if !ok {
+		return 0, false
+	}
+	v, err := ParseDuration(s)
+	if err != nil {
+		d.errf(a.Expr.Range().Ptr(), "Bad duration", "%s.", err)
+		return 0, false
+	}
+	return v, true
+}
+
+func (d *decoder) mode(a *hcl.Attribute) (string, bool) {
+	s, ok := d.str(a.Expr)
+	if !ok {
+		return "", false
+	}
+	if s != ModeEnforce && s != ModeMonitor {
+		d.errf(a.Expr.Range().Ptr(), "Unknown mode", "mode is %q (act) or %q (log what would be done, touch nothing).", ModeEnforce, ModeMonitor)
+		return "", false
+	}
+	return s, true
+}
+
+func (d *decoder) absPath(a *hcl.Attribute) (string, bool) {
+	s, ok := d.str(a.Expr)
+	if !ok {
+		return "", false
+	}
+	if !filepath.IsAbs(s) {
+		d.errf(a.Expr.Range().Ptr(), "Path must be absolute", "guardd runs from /, so write the full path.")
+		return "", false
+	}
+	return filepath.Clean(s), true
+}
+
+func (d *decoder) stringList(a *hcl.Attribute) []item {
+	exprs, diags := hcl.ExprList(a.Expr)
+	if diags.HasErrors() {
+		d.errf(a.Expr.Range().Ptr(), "Expected a list of strings", "Write %s = [\"a\", \"b\"].", a.Name)
+		return nil
+	}
+	var out []item
+	for _, e := range exprs {
+		if s, ok := d.str(e); ok {
+			if s == "" {
+				d.errf(e.Range().Ptr(), "Empty string", "Remove the empty entry.")
+				continue
+			}
+			out = append(out, item{s, e.Range()})
+		}
+	}
+	return out
+}
+
+func validName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func rangeAt(r hcl.Range) string { return fmt.Sprintf("%s:%d", r.Filename, r.Start.Line) }
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// PrintDiagnostics writes diagnostics with source snippets, reading the
+// sources they point into (the embedded default included).
+func PrintDiagnostics(w io.Writer, diags hcl.Diagnostics, color bool) error {
+	files := map[string]*hcl.File{}
+	for _, d := range diags {
+		for _, r := range []*hcl.Range{d.Subject, d.Context} {
+			if r == nil || files[r.Filename] != nil {
+				continue
+			}
+			if r.Filename == DefaultName {
+				files[r.Filename] = &hcl.File{Bytes: DefaultSource}
+			} else if b, err := os.ReadFile(r.Filename); err == nil {
+				files[r.Filename] = &hcl.File{Bytes: b}
+			}
+		}
+	}
+	return WriteDiagnostics(w, files, diags, color)
+}

@@ -1,0 +1,189 @@
+// Package policy turns admin-written HCL into a validated, compiled policy
+// and evaluates it against observations. It does no I/O beyond reading the
+// policy files and makes no syscalls: every decision is a pure function of
+// the policy and a platform.Snapshot, so it is table-testable with fake
+// observations.
+package policy
+
+import (
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// Modes of the daemon and of single rules.
+const (
+	ModeEnforce = "enforce" // act
+	ModeMonitor = "monitor" // decide and log what would be done; touch nothing
+)
+
+// Settings is the guardd block.
+type Settings struct {
+	Interval   time.Duration // sampling period
+	Mode       string        // ModeEnforce or ModeMonitor
+	AuditLog   string        // path of the JSON-lines audit log
+	StateDir   string        // escalation state survives restarts here
+	MinUID     uint32        // uids below this are system accounts: never acted on
+	FDInterval time.Duration // how often open descriptors are counted
+}
+
+// DefaultSettings are used for anything the guardd block leaves out.
+func DefaultSettings() Settings {
+	s := Settings{
+		Interval:   time.Second,
+		Mode:       ModeEnforce,
+		AuditLog:   "/var/log/guardd/audit.jsonl",
+		StateDir:   "/var/lib/guardd",
+		MinUID:     1000,
+		FDInterval: 10 * time.Second,
+	}
+	if runtime.GOOS == "freebsd" {
+		s.StateDir = "/var/db/guardd" // hier(7)
+	}
+	return s
+}
+
+// UIDRange is an inclusive range of uids.
+type UIDRange struct{ Lo, Hi uint32 }
+
+func (r UIDRange) String() string {
+	if r.Lo == r.Hi {
+		return fmt.Sprint(r.Lo)
+	}
+	return fmt.Sprintf("%d-%d", r.Lo, r.Hi)
+}
+
+// Members selects accounts by uid range, user name or group name.
+type Members struct {
+	UIDs   []UIDRange
+	Users  map[string]bool
+	Groups map[string]bool
+}
+
+// Contains reports whether the account (uid, its name, its group names)
+// is selected.
+func (m *Members) Contains(uid uint32, user string, groups []string) bool {
+	for _, r := range m.UIDs {
+		if uid >= r.Lo && uid <= r.Hi {
+			return true
+		}
+	}
+	if m.Users[user] {
+		return true
+	}
+	for _, g := range groups {
+		if m.Groups[g] {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Members) empty() bool {
+	return len(m.UIDs) == 0 && len(m.Users) == 0 && len(m.Groups) == 0
+}
+
+// Class is a named set of accounts that rules apply to.
+type Class struct {
+	Name string
+	Members
+	DeclRange hcl.Range
+	bit       uint64 // 1 << index: class membership is computed once per uid per tick
+}
+
+// Protect lists what is never touched, whatever a rule says. Exes match the
+// executable path (/proc/PID/exe), never comm or argv, which the process
+// chooses itself.
+type Protect struct {
+	Members
+	Exes []Glob
+}
+
+// StepKind names what a step does.
+type StepKind string
+
+// Step kinds.
+const (
+	StepRenice StepKind = "renice" // set the nice value of every thread
+	StepKill   StepKind = "kill"   // signal, then SIGKILL after a grace period if still alive
+	StepStop   StepKind = "stop"   // SIGSTOP: freeze for an admin to look at
+	StepReport StepKind = "report" // record the offence in the audit log; no side effect
+)
+
+// Step is one escalation step of a rule.
+type Step struct {
+	Kind      StepKind
+	After     time.Duration // since the rule's first step ran; 0 for the first step
+	Nice      int           // renice: -20..19
+	Signal    string        // kill: signal name without SIG, e.g. "TERM"
+	Grace     time.Duration // kill: wait this long for a non-KILL signal, then SIGKILL; 0 = never escalate
+	DeclRange hcl.Range
+}
+
+// Scope says what a rule acts on.
+type Scope int
+
+// Scopes.
+const (
+	ScopeProcess Scope = iota // the condition uses proc.*: steps act on each matching process
+	ScopeUser                 // the condition uses only user.* and host.*: steps act on every process of the user
+)
+
+func (s Scope) String() string {
+	if s == ScopeUser {
+		return "user"
+	}
+	return "process"
+}
+
+// Rule is one compiled rule.
+type Rule struct {
+	Name      string
+	Index     int // position in Policy.Rules
+	Class     *Class
+	Mode      string // effective mode: the rule's own, or the policy's
+	When      *Condition
+	For       time.Duration // the condition must hold this long before step one
+	Cooldown  time.Duration // after the last step, leave the subject alone this long
+	Steps     []Step
+	Scope     Scope
+	DeclRange hcl.Range
+}
+
+// At returns the rule's "file:line", for logs and the audit trail.
+func (r *Rule) At() string {
+	return fmt.Sprintf("%s:%d", r.DeclRange.Filename, r.DeclRange.Start.Line)
+}
+
+// Policy is a validated, compiled policy. It is immutable once loaded, so a
+// reload builds a new one and swaps it in whole.
+type Policy struct {
+	Settings
+	Classes []*Class
+	Protect Protect
+	Rules   []*Rule
+	Files   map[string]*hcl.File // the parsed sources, for diagnostics
+	Source  string               // where it was loaded from ("embedded:default.hcl" for the default)
+}
+
+// Class returns the class called name, or nil.
+func (p *Policy) Class(name string) *Class {
+	for _, c := range p.Classes {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// Rule returns the rule called name, or nil.
+func (p *Policy) Rule(name string) *Rule {
+	for _, r := range p.Rules {
+		if r.Name == name {
+			return r
+		}
+	}
+	return nil
+}

@@ -1,0 +1,159 @@
+// Package report tells what guardd did: the audit log (the source of truth),
+// and later customer mail and upstream sinks. It never acts on processes.
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Outcomes of an action.
+const (
+	OutcomeDone    = "done"     // the action took effect
+	OutcomeWouldDo = "would-do" // monitor mode: what would have happened
+	OutcomeFailed  = "failed"   // tried and failed; Reason says why
+	OutcomeSkipped = "skipped"  // not tried: the process is gone, protected, or no longer matches
+)
+
+// Event is one line of the audit log: a decision and what came of it.
+// Field names are a contract with admins' tooling: extend, never rename.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Host    string    `json:"host"`
+	Rule    string    `json:"rule"`
+	RuleAt  string    `json:"rule_at"`        // file:line of the rule
+	Step    int       `json:"step"`           // 1-based step of the rule
+	Action  string    `json:"action"`         // renice, kill, stop, report, ...
+	Mode    string    `json:"mode"`           // enforce or monitor
+	Outcome string    `json:"outcome"`        // done, would-do, failed, skipped
+	Reason  string    `json:"reason,omitzero"` // why failed or skipped, or what happened
+
+	PID       int32  `json:"pid,omitzero"`
+	StartTime uint64 `json:"starttime,omitzero"` // clock ticks after boot: (pid, starttime) is the identity
+	UID       uint32 `json:"uid"`
+	User      string `json:"user"`
+	Exe       string `json:"exe,omitzero"`
+	Comm      string `json:"comm,omitzero"`
+	Cmdline   string `json:"cmdline,omitzero"`
+
+	Signal string `json:"signal,omitzero"` // kill/stop: the signal sent
+	Nice   *int   `json:"nice,omitzero"`   // renice: the new nice value
+
+	Values map[string]any `json:"values,omitzero"` // observed values the rule's condition used
+}
+
+// AuditLog appends events as JSON lines. Each Write is one write(2) on an
+// O_APPEND descriptor, so a line is never interleaved or half-written by
+// guardd; Sync makes a batch durable. The file is reopened when it was
+// rotated away (renamed or removed), so logrotate needs no signal.
+type AuditLog struct {
+	path string
+
+	mu  sync.Mutex // guards the fields below
+	f   *os.File
+	ino uint64
+	buf bytes.Buffer
+}
+
+// OpenAuditLog opens (creating it and its directory) the audit log.
+func OpenAuditLog(path string) (*AuditLog, error) {
+	a := &AuditLog{path: path}
+	if err := a.open(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *AuditLog) open() error {
+	if err := os.MkdirAll(filepath.Dir(a.path), 0o750); err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	f, err := os.OpenFile(a.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("audit log: %w", err)
+	}
+	a.f, a.ino = f, inodeOf(fi)
+	return nil
+}
+
+// Path returns the file the log writes to.
+func (a *AuditLog) Path() string { return a.path }
+
+// Write appends one event.
+func (a *AuditLog) Write(ev *Event) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.f == nil {
+		return errors.New("audit log closed")
+	}
+	if err := a.reopenIfRotated(); err != nil {
+		return err
+	}
+	a.buf.Reset()
+	enc := json.NewEncoder(&a.buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(ev); err != nil {
+		return fmt.Errorf("audit log: encode: %w", err)
+	}
+	if _, err := a.f.Write(a.buf.Bytes()); err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	return nil
+}
+
+func (a *AuditLog) reopenIfRotated() error {
+	fi, err := os.Stat(a.path)
+	if err == nil && inodeOf(fi) == a.ino {
+		return nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	old := a.f
+	if err := a.open(); err != nil {
+		return err
+	}
+	old.Close()
+	return nil
+}
+
+// Sync flushes written events to stable storage.
+func (a *AuditLog) Sync() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.f == nil {
+		return nil
+	}
+	return a.f.Sync()
+}
+
+// Close closes the log.
+func (a *AuditLog) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.f == nil {
+		return nil
+	}
+	err := a.f.Close()
+	a.f = nil
+	return err
+}
+
+func inodeOf(fi os.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Ino)
+	}
+	return 0
+}
