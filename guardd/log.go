@@ -16,7 +16,7 @@ func buildLogger(format string, level slog.Level, w io.Writer) (*slog.Logger, er
 	switch format {
 	case "text", "":
 		if isTerminal(w) {
-			return slog.New(tint.NewHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly})), nil
+			return slog.New(tint.NewTextHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly})), nil
 		}
 		return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), nil
 	case "json":

@@ -52,8 +52,15 @@ func (e *exitError) Error() string {
 }
 
 func main() {
-	// Helpers re-executed from guardd's own binary (later: kill_user) are
-	// dispatched before anything else starts.
+	// Helpers re-executed from guardd's own binary are dispatched before
+	// anything else starts (no signal handlers: SIGTERM must kill them).
+	if len(os.Args) > 1 && os.Args[1] == "_offender" {
+		if err := runOffender(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "guardd _offender:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

@@ -57,13 +57,12 @@ type Sampler struct {
 const fdReserve = 1024
 
 type entry struct {
-	p          Process
-	statFD     int // -1 when the descriptor limit was reached: open per read
-	gen        uint64
-	ticks      uint64 // utime+stime at the previous sample
-	staticAt   time.Time
-	fdsAt      time.Time
-	statusFail bool
+	p        Process
+	statFD   int // -1 when the descriptor limit was reached: open per read
+	gen      uint64
+	ticks    uint64 // utime+stime at the previous sample
+	staticAt time.Time
+	fdsAt    time.Time
 }
 
 // NewSampler opens /proc and prepares a sampler.

@@ -194,17 +194,19 @@ func traversalName(tr hcl.Traversal) (string, bool) {
 }
 
 func suggestVar(name string) string {
-	best, bestDist := "", 4
-	for n := range variables {
-		if d := levenshtein.Distance(name, n, nil); d < bestDist || (d == bestDist && n < best) {
-			best, bestDist = n, d
-		}
-	}
-	if best == "" && !strings.Contains(name, ".") {
+	// A bare name that exists under a prefix ("procs" → user.procs) is a
+	// better hint than a near spelling ("procs" → proc.fds).
+	if !strings.Contains(name, ".") {
 		for _, prefix := range []string{"proc.", "user.", "host."} {
 			if variables[prefix+name] != nil {
 				return prefix + name
 			}
+		}
+	}
+	best, bestDist := "", 4
+	for n := range variables {
+		if d := levenshtein.Distance(name, n, nil); d < bestDist || (d == bestDist && n < best) {
+			best, bestDist = n, d
 		}
 	}
 	return best
@@ -443,15 +445,15 @@ func (c *compiler) list(e *hclsyntax.TupleConsExpr, rng hcl.Range) (node, bool) 
 // Functions. Pattern arguments must be constants (a string or a list of
 // strings), compiled once; a list means "any of".
 
-type function struct {
+type funcDef struct {
 	doc     string
 	compile func(c *compiler, call *hclsyntax.FunctionCallExpr, args []node) (node, bool)
 }
 
-var functions map[string]function
+var functions map[string]funcDef
 
 func init() {
-	functions = map[string]function{
+	functions = map[string]funcDef{
 		"glob": {"glob(s, pattern) is true when s matches a path pattern (or any of a list): * within a path element, ** across elements, ? one character",
 			patternFunc(func(p string) (func(string) bool, error) {
 				g, err := CompileGlob(p)

@@ -678,5 +678,16 @@ func PrintDiagnostics(w io.Writer, diags hcl.Diagnostics, color bool) error {
 			}
 		}
 	}
-	return WriteDiagnostics(w, files, diags, color)
+	sorted := append(hcl.Diagnostics(nil), diags...)
+	sort.SliceStable(sorted, func(i, j int) bool {
+		a, b := sorted[i].Subject, sorted[j].Subject
+		if a == nil || b == nil {
+			return a == nil && b != nil
+		}
+		if a.Filename != b.Filename {
+			return a.Filename < b.Filename
+		}
+		return a.Start.Byte < b.Start.Byte
+	})
+	return WriteDiagnostics(w, files, sorted, color)
 }

@@ -28,11 +28,11 @@ type Event struct {
 	Time    time.Time `json:"time"`
 	Host    string    `json:"host"`
 	Rule    string    `json:"rule"`
-	RuleAt  string    `json:"rule_at"`        // file:line of the rule
-	Step    int       `json:"step"`           // 1-based step of the rule
-	Action  string    `json:"action"`         // renice, kill, stop, report, ...
-	Mode    string    `json:"mode"`           // enforce or monitor
-	Outcome string    `json:"outcome"`        // done, would-do, failed, skipped
+	RuleAt  string    `json:"rule_at"`         // file:line of the rule
+	Step    int       `json:"step"`            // 1-based step of the rule
+	Action  string    `json:"action"`          // renice, kill, stop, report, ...
+	Mode    string    `json:"mode"`            // enforce or monitor
+	Outcome string    `json:"outcome"`         // done, would-do, failed, skipped
 	Reason  string    `json:"reason,omitzero"` // why failed or skipped, or what happened
 
 	PID       int32  `json:"pid,omitzero"`
