@@ -7,7 +7,7 @@ guardd {
   interval    = "1s"                            # sampling period
   mode        = "enforce"                       # or "monitor": decide and log, touch nothing
   audit_log   = "/var/log/guardd/audit.jsonl"   # one JSON line per decision
-  state_dir   = "/var/lib/guardd"               # escalation state survives restarts
+  # state_dir = "/var/lib/guardd"               # escalation state survives restarts (/var/db/guardd on FreeBSD)
   min_uid     = 1000                            # uids below are system accounts: never touched
   fd_interval = "10s"                           # how often open descriptors are counted
 }

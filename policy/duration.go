@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -11,6 +12,7 @@ import (
 // ("2d", "1d12h"), which admins write for long runners.
 func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
+	orig := s // for messages: s loses its days below
 	if s == "" {
 		return 0, fmt.Errorf("empty duration")
 	}
@@ -28,10 +30,13 @@ func ParseDuration(s string) (time.Duration, error) {
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {
-		return 0, fmt.Errorf("bad duration %q: use a number with a unit, such as \"90s\", \"5m\", \"2h\" or \"1d\"", s)
+		return 0, fmt.Errorf("bad duration %q: use a number with a unit, such as \"90s\", \"5m\", \"2h\" or \"1d\"", orig)
 	}
 	if d < 0 {
-		return 0, fmt.Errorf("negative duration %q", s)
+		return 0, fmt.Errorf("negative duration %q", orig)
+	}
+	if d > math.MaxInt64-days { // "65535d2562047h": each part fits, the sum wraps negative
+		return 0, fmt.Errorf("duration %q is too long", orig)
 	}
 	return days + d, nil
 }

@@ -41,20 +41,34 @@ func (p *Policy) ProtectedProcess(proc *platform.Process, groups []string) strin
 	if why := p.ProtectedAccount(proc.UID, proc.User, groups); why != "" {
 		return why
 	}
+	why, exe := p.protectedProcess(proc)
+	if exe != nil {
+		return "protected executable " + exe.Pattern
+	}
+	return why
+}
+
+// protectedProcess is ProtectedProcess after the account checks, without
+// allocating: Evaluate asks it for every process on every tick, and on a
+// host full of sshd and dovecot sessions the reason string cost an
+// allocation each time.
+func (p *Policy) protectedProcess(proc *platform.Process) (why string, exe *Glob) {
 	switch {
 	case proc.PID == 1:
-		return "pid 1"
+		return "pid 1", nil
 	case proc.Kernel:
-		return "kernel thread"
+		return "kernel thread", nil
 	case proc.EUID == 0 || proc.EUID < p.MinUID:
-		return "runs with a system effective uid"
+		return "runs with a system effective uid", nil
 	}
-	for _, g := range p.Protect.Exes {
-		if proc.Exe != "" && g.Match(proc.Exe) {
-			return "protected executable " + g.Pattern
+	if proc.Exe != "" {
+		for i := range p.Protect.Exes {
+			if p.Protect.Exes[i].Match(proc.Exe) {
+				return "", &p.Protect.Exes[i]
+			}
 		}
 	}
-	return ""
+	return "", nil
 }
 
 // ClassesOf returns the classes an account belongs to.
@@ -127,7 +141,8 @@ func (ev *Evaluator) Evaluate(snap *platform.Snapshot, emit func(*Match)) {
 				continue
 			}
 			u := snap.Users[proc.UID]
-			if p.ProtectedProcess(proc, u.Groups) != "" {
+			// The account is known not protected (f.protected).
+			if why, exe := p.protectedProcess(proc); why != "" || exe != nil {
 				continue
 			}
 			env.Proc, env.User = proc, u

@@ -41,6 +41,10 @@ func CompileGlob(pattern string) (Glob, error) {
 	re.WriteString(`(?s)^`) // (?s): comm may hold a newline
 	for i := 0; i < len(pattern); {
 		switch {
+		case strings.HasPrefix(pattern[i:], "**/") && (i == 0 || pattern[i-1] == '/'):
+			// Whole elements, also none: "/home/**/bin/x" matches "/home/bin/x".
+			re.WriteString(`(?:.*/)?`)
+			i += 3
 		case strings.HasPrefix(pattern[i:], "**"):
 			re.WriteString(`.*`)
 			i += 2

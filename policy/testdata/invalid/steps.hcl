@@ -94,3 +94,37 @@ rule "unknown-step-attr" {
     signal = "STOP" # ERROR: Unsupported argument
   }
 }
+
+# A step whose own values are wrong is reported once; the order checks do
+# not pile a second, bogus error on it.
+rule "bad-middle-step" {
+  class = "customers"
+  when  = proc.cpu_percent > 80
+  report {}
+  stop {
+    after = "2h"
+  }
+  renice {
+    after = "soon" # ERROR: Bad duration
+    nice  = 19
+  }
+  kill {
+    after = "3h"
+    grace = "a while" # ERROR: Bad duration
+  }
+}
+
+rule "two-after-kill" {
+  class = "customers"
+  when  = proc.cpu_percent > 80
+  renice {
+    nice = 19
+  }
+  kill {
+    signal = "KILL"
+  }
+  stop { # ERROR: Step after kill
+  }
+  report {
+  }
+}
