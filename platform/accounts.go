@@ -151,7 +151,9 @@ func readIfChanged(path string, old fileStamp) ([]byte, fileStamp, bool, error) 
 	fi, err := os.Stat(path)
 	if err != nil {
 		if os.IsNotExist(err) {
-			return nil, old, old != (fileStamp{}), nil
+			// Forget the old stamp: a file that comes back unchanged (mv
+			// away and back keeps inode, size and mtime) must be re-read.
+			return nil, fileStamp{}, old != (fileStamp{}), nil
 		}
 		return nil, old, false, err
 	}

@@ -3,6 +3,7 @@ package platform
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"strconv"
 )
 
@@ -20,7 +21,9 @@ func ParseLoadAvg(b []byte) (LoadAvg, error) {
 	var l [3]float64
 	for i := range l {
 		v, err := strconv.ParseFloat(string(f[i]), 64)
-		if err != nil || v < 0 {
+		// !(v >= 0) also rejects NaN, which ParseFloat accepts and which
+		// would compare false with every policy threshold.
+		if err != nil || !(v >= 0) || math.IsInf(v, 0) {
 			return LoadAvg{}, fmt.Errorf("loadavg: bad field %q", truncate(f[i]))
 		}
 		l[i] = v

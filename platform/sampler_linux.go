@@ -144,14 +144,16 @@ func (s *Sampler) Sample() (*Snapshot, error) {
 	err = s.listPIDs(func(pid int32) {
 		e := s.entries[pid]
 		if e != nil {
-			if e.p.Kernel {
+			if e.p.Kernel && s.sameProcess(e) {
 				// Kernel threads never change owner and are never acted on:
-				// seeing them listed is enough.
+				// checking that the pid still names the same thread is
+				// enough. (Workqueue threads come and go, and their pids
+				// are reused by user processes.)
 				e.gen = s.gen
 				kthreads++
 				return
 			}
-			if !s.refresh(e, now, boot, interval) {
+			if e.p.Kernel || !s.refresh(e, now, boot, interval) {
 				s.drop(pid, e)
 				e = nil // gone, or the pid now names a new process
 			}
@@ -259,9 +261,7 @@ func (s *Sampler) discover(pid int32, now, boot time.Time, interval time.Duratio
 	e.p.FDs = -1
 	e.p.Kernel = st.Flags&PFKthread != 0
 	s.applyStat(e, st, now, boot, interval, true)
-	if e.p.Kernel {
-		s.closeStat(e) // never read again: see Sample
-	} else {
+	if !e.p.Kernel {
 		s.readStatic(e, now)
 	}
 	e.gen = s.gen
@@ -282,6 +282,12 @@ func (s *Sampler) refresh(e *entry, now, boot time.Time, interval time.Duration)
 	}
 	e.gen = s.gen
 	return true
+}
+
+// sameProcess reports whether e's pid still names the process e was made
+// for.
+func (s *Sampler) sameProcess(e *entry) bool {
+	return s.readStat(e.p.PID, e, &s.stat) && s.stat.StartTime == e.p.StartTime
 }
 
 func (s *Sampler) readStat(pid int32, e *entry, st *Stat) bool {
@@ -322,8 +328,10 @@ func (s *Sampler) applyStat(e *entry, st *Stat, now, boot time.Time, interval ti
 	switch {
 	case !first && interval > 0:
 		p.CPUPercent = cpuPercent(ticks-min(e.ticks, ticks), interval)
-	case first && interval > 0 && p.Age < interval:
-		// Born since the previous sample: everything it used is new.
+	case first && interval > 0 && p.Age < interval+time.Second/clockTicks:
+		// Born since the previous sample: everything it used is new. The
+		// start time is truncated to a clock tick, so Age may exceed the
+		// true age by up to one tick.
 		p.CPUPercent = cpuPercent(ticks, max(p.Age, time.Second/clockTicks))
 	default:
 		p.CPUPercent = 0 // first sight of an older process: no delta yet

@@ -64,6 +64,9 @@ func twoIDs(b []byte) (uint32, uint32, error) {
 // at max bytes.
 func ParseCmdline(b []byte, max int) string {
 	b = bytes.TrimRight(b, "\x00")
+	if max < 0 {
+		max = 0 // a negative bound would panic in the slice below
+	}
 	if len(b) > max {
 		b = b[:max]
 	}

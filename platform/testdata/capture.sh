@@ -45,12 +45,18 @@ nice -n -5 sleep 60 & pids+=($!); wait_exec $!; cp /proc/$!/stat $out/stat/niced
 # Non-zero utime and stime: the shell burns CPU (user and kernel), then becomes sleep.
 bash -c 'for ((i=0;i<100000;i++)); do : >/dev/null; done; exec sleep 60' & pids+=($!); wait_exec $!; cp /proc/$!/stat $out/stat/busy
 sleep 60 & pids+=($!); wait_exec $!; kill -STOP $!; sleep 0.1; cp /proc/$!/stat $out/stat/stopped
-# A zombie: the shell's child exits, and the shell exec's sleep, which never reaps.
-bash -c 'true & exec sleep 60' & sh=$!; pids+=($sh); wait_exec $sh
+# A zombie: the shell's child exits after the shell exec'd sleep, which never reaps.
+bash -c 'sleep 0.3 & exec sleep 60' & sh=$!; pids+=($sh); wait_exec $sh
 z=
 for _ in $(seq 200); do z=$(pgrep -P $sh || true); [[ -n $z && $(cut -d' ' -f3 /proc/$z/stat) == Z ]] && break; z=; sleep 0.01; done
 [[ -n $z ]] || { echo "no zombie found" >&2; exit 1; }
 cp /proc/$z/stat $out/stat/zombie; cp /proc/$z/status $out/status/zombie
+
+# A name that tries to smuggle a Uid: line into status; run as uid 1000.
+chmod 755 "$tmp"
+ln -s /bin/sleep "$tmp/"$'\nUid:\t0\t0\t0\t0'
+setpriv --reuid 1000 --regid 1000 --clear-groups "$tmp/"$'\nUid:\t0\t0\t0\t0' 60 & pids+=($!); wait_exec $!
+cp /proc/$!/status $out/status/name-spoofs-uid; cp /proc/$!/stat $out/stat/name-spoofs-uid
 
 cp /proc/self/status $out/status/self-root
 # Real uid 65534, effective uid 0: what a setuid-root program run by a user shows.
