@@ -140,7 +140,12 @@ func (d *daemonState) run(ctx context.Context) error {
 
 	d.log.Info("guardd started", "version", version, "policy", d.src.String(), "rules", len(pol.Rules),
 		"mode", pol.Mode, "interval", pol.Interval, "audit_log", pol.AuditLog, "pid", os.Getpid())
-	d.tick(time.Now()) // first sample: rates need two, but escalations can begin
+	// The first sample only primes the rates: with no CPU figures yet,
+	// every rate condition would read 0, and escalations restored from
+	// state_dir would be dropped as no longer holding.
+	if _, err := d.sampler.Sample(); err != nil {
+		return fmt.Errorf("first sample: %w", err)
+	}
 	sdNotify(daemon.SdNotifyReady, "STATUS=running: "+d.status())
 
 	for {
@@ -333,8 +338,10 @@ func (d *daemonState) act(snap *platform.Snapshot, m *policy.Match, step int) {
 		d.write(&ev)
 		return
 	}
+	// The user's protected processes (an sshd session, say) and guardd
+	// itself are left out here rather than logged as skipped one by one.
 	for _, p := range snap.Procs {
-		if p.UID == m.User.UID {
+		if p.UID == m.User.UID && !d.enf.Exempt(p.PID) && d.pol.ProtectedProcess(p, m.User.Groups) == "" {
 			d.actOn(p, m, st, base)
 		}
 	}

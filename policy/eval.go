@@ -185,6 +185,9 @@ type Verdict struct {
 // Explain evaluates every rule against one process, whatever its class and
 // protection, so an admin sees what each rule thinks.
 func (p *Policy) Explain(proc *platform.Process, u *platform.UserStats, host *platform.Host) []Verdict {
+	if u == nil {
+		u = &platform.UserStats{UID: proc.UID, Name: proc.User, Procs: 1}
+	}
 	env := &Env{Proc: proc, User: u, Host: host}
 	var out []Verdict
 	for _, r := range p.Rules {

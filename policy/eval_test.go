@@ -431,8 +431,8 @@ rule "r" {
 	var got []map[string]any
 	NewEvaluator(p, nil).Evaluate(snap, func(m *Match) { got = append(got, m.Values()) })
 	want := []map[string]any{
-		{"proc.cpu_percent": 60.12, "host.load1": 3.5, "user.name": "bob", "proc.exe_deleted": false},
-		{"proc.cpu_percent": 100.0, "host.load1": 3.5, "user.name": "bob", "proc.exe_deleted": false},
+		{"proc.cpu_percent": 60.123, "host.load1": 3.5, "user.name": "bob", "proc.exe_deleted": false},
+		{"proc.cpu_percent": 99.999, "host.load1": 3.5, "user.name": "bob", "proc.exe_deleted": false},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("evidence:\n got  %v\n want %v", got, want)

@@ -393,20 +393,14 @@ func TestValues(t *testing.T) {
 	}
 }
 
-func TestEvidenceRounding(t *testing.T) {
-	for _, tc := range []struct{ in, want float64 }{
-		{33.333333, 33.33},
-		{66.666666, 66.67},
-		{-2.5, -2.5},
-		{-66.666666, -66.67},
-		{0, 0},
-		{1e20, 1e20},
-		{-1e20, -1e20},
-	} {
+// TestEvidenceIsExact: evidence is not rounded, because a rounded value can
+// contradict the rule that fired (3.004 shown as 3 for "> 3").
+func TestEvidenceIsExact(t *testing.T) {
+	for _, in := range []float64{33.333333, 3.004, -66.666666, 0, 1e20} {
 		env := fakeEnv()
-		env.Proc.CPUPercent = tc.in
-		if got := mustWhen(t, "proc.cpu_percent > 0").Values(env)["proc.cpu_percent"]; got != tc.want {
-			t.Errorf("evidence of %v = %v, want %v", tc.in, got, tc.want)
+		env.Proc.CPUPercent = in
+		if got := mustWhen(t, "proc.cpu_percent > 0").Values(env)["proc.cpu_percent"]; got != in {
+			t.Errorf("evidence of %v = %v", in, got)
 		}
 	}
 }

@@ -130,7 +130,7 @@ func Vars() []*Var {
 func (v *Var) value(e *Env) any {
 	switch v.typ {
 	case tNum:
-		return roundEvidence(v.num(e))
+		return v.num(e) // unrounded: rounded evidence can contradict the rule (3.004 shown as 3 for "> 3")
 	case tStr:
 		return v.str(e)
 	default:
@@ -138,17 +138,3 @@ func (v *Var) value(e *Env) any {
 	}
 }
 
-// roundEvidence keeps two decimals: evidence is for humans and JSON.
-func roundEvidence(f float64) float64 {
-	if f > 1e15 || f < -1e15 {
-		return f
-	}
-	return float64(int64(f*100+copysign(0.5, f))) / 100
-}
-
-func copysign(x, sign float64) float64 {
-	if sign < 0 {
-		return -x
-	}
-	return x
-}
