@@ -137,4 +137,3 @@ func (v *Var) value(e *Env) any {
 		return v.bool(e)
 	}
 }
-
