@@ -17,9 +17,18 @@ import (
 // same constant), so it is not looked up at run time.
 const clockTicks = 100
 
-// staticRecheck is how often a process's uid, exe and cmdline are re-read
-// even when its comm did not change: setuid() without exec keeps the comm.
-const staticRecheck = 10 * time.Second
+// staticRecheck is how often a process's uid is re-read when nothing else
+// says it changed: setuid() without exec (php-fpm workers) keeps the comm.
+// Rechecks are spread over the period so they never come all at once.
+const staticRecheck = 30 * time.Second
+
+// maxIdleSkip bounds how many ticks an idle process goes unread. A process
+// that did not run since its last read (no CPU time, not runnable) is read
+// every 2nd, 4th, then 8th tick; one that runs is read every tick. Reading
+// /proc/PID/stat is most of a tick's cost, and on a hosting server most
+// processes sleep; a process that wakes up is seen within 8 ticks, far
+// within any sensible `for`.
+const maxIdleSkip = 8
 
 // Sampler reads every process on each call to Sample. It keeps
 // /proc/PID/stat open for each live process and re-reads it with pread: an
@@ -58,11 +67,18 @@ const fdReserve = 1024
 
 type entry struct {
 	p        Process
-	statFD   int // -1 when the descriptor limit was reached: open per read
+	statFD   int    // -1 when the descriptor limit was reached: open per read
+	ino      uint64 // inode of /proc/PID when listed: a reused pid gets a new one
 	gen      uint64
-	ticks    uint64 // utime+stime at the previous sample
-	staticAt time.Time
-	fdsAt    time.Time
+	ticks    uint64    // utime+stime at the last read
+	readAt   time.Time // when stat was last read
+	idle     uint8     // ticks between reads (1 … maxIdleSkip)
+	nextRead uint64    // the sampler generation of the next read
+	staticAt time.Time // next uid recheck
+	fdsAt    time.Time // next descriptor count
+	// CPU ticks at the last uid recheck and descriptor count: a process
+	// that has not run since cannot have changed either.
+	staticTicks, fdsTicks uint64
 }
 
 // NewSampler opens /proc and prepares a sampler.
@@ -141,25 +157,36 @@ func (s *Sampler) Sample() (*Snapshot, error) {
 
 	procs := s.snap.Procs[:0]
 	kthreads := 0
-	err = s.listPIDs(func(pid int32) {
+	err = s.listPIDs(func(pid int32, ino uint64) {
 		e := s.entries[pid]
+		if e != nil && e.ino != ino {
+			// A new /proc/PID inode: the pid names a new process, or the
+			// kernel dropped and rebuilt the dentry. The start time tells.
+			if !s.sameProcess(e) {
+				s.drop(pid, e)
+				e = nil
+			} else {
+				e.ino, e.nextRead = ino, s.gen
+			}
+		}
 		if e != nil {
-			if e.p.Kernel && s.sameProcess(e) {
-				// Kernel threads never change owner and are never acted on:
-				// checking that the pid still names the same thread is
-				// enough. (Workqueue threads come and go, and their pids
-				// are reused by user processes.)
+			switch {
+			case e.p.Kernel:
+				// Never acted on and never changing owner: being listed
+				// under the same inode is enough.
 				e.gen = s.gen
 				kthreads++
 				return
-			}
-			if e.p.Kernel || !s.refresh(e, now, boot, interval) {
+			case s.gen < e.nextRead:
+				e.p.Age = max(now.Sub(e.p.Started), 0) // idle: not read this tick
+				e.gen = s.gen
+			case !s.refresh(e, now, boot):
 				s.drop(pid, e)
-				e = nil // gone, or the pid now names a new process
+				e = nil // gone
 			}
 		}
 		if e == nil {
-			e = s.discover(pid, now, boot, interval)
+			e = s.discover(pid, ino, now, boot, interval)
 			if e == nil {
 				return
 			}
@@ -168,9 +195,12 @@ func (s *Sampler) Sample() (*Snapshot, error) {
 				return
 			}
 		}
-		if now.Sub(e.fdsAt) >= fdEvery {
-			e.p.FDs = s.countFDs(pid)
-			e.fdsAt = now
+		if !now.Before(e.fdsAt) {
+			if e.p.FDs < 0 || e.ticks != e.fdsTicks {
+				e.p.FDs = s.countFDs(pid)
+				e.fdsTicks = e.ticks
+			}
+			e.fdsAt = now.Add(fdEvery)
 		}
 		procs = append(procs, &e.p)
 	})
@@ -192,9 +222,10 @@ func (s *Sampler) Sample() (*Snapshot, error) {
 	return &s.snap, nil
 }
 
-// listPIDs calls fn for each numeric entry of /proc. Hand-parsed dirents:
-// os.File.Readdirnames allocates a string per process per tick.
-func (s *Sampler) listPIDs(fn func(pid int32)) error {
+// listPIDs calls fn for each numeric entry of /proc with its inode number.
+// Hand-parsed dirents: os.File.Readdirnames allocates a string per process
+// per tick.
+func (s *Sampler) listPIDs(fn func(pid int32, ino uint64)) error {
 	if _, err := unix.Seek(s.procFD, 0, 0); err != nil {
 		return fmt.Errorf("rewind /proc: %w", err)
 	}
@@ -220,7 +251,7 @@ func (s *Sampler) listPIDs(fn func(pid int32)) error {
 				name = name[:i]
 			}
 			if pid, ok := parseUint(name); ok && pid > 0 && pid < 1<<31 {
-				fn(int32(pid))
+				fn(int32(pid), binary.NativeEndian.Uint64(buf[0:8]))
 			}
 			buf = buf[reclen:]
 		}
@@ -237,8 +268,8 @@ func indexNUL(b []byte) int {
 }
 
 // discover reads a process seen for the first time.
-func (s *Sampler) discover(pid int32, now, boot time.Time, interval time.Duration) *entry {
-	e := &entry{statFD: -1}
+func (s *Sampler) discover(pid int32, ino uint64, now, boot time.Time, interval time.Duration) *entry {
+	e := &entry{statFD: -1, ino: ino}
 	if s.kept < s.keepMax {
 		fd, err := unix.Openat(s.procFD, strconv.Itoa(int(pid))+"/stat", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		switch {
@@ -260,25 +291,62 @@ func (s *Sampler) discover(pid int32, now, boot time.Time, interval time.Duratio
 	e.p.StartTime = st.StartTime
 	e.p.FDs = -1
 	e.p.Kernel = st.Flags&PFKthread != 0
-	s.applyStat(e, st, now, boot, interval, true)
+	e.applyStat(st, now, boot, s.pageSize)
+	// Born since the previous sample: everything it used is new. (The
+	// start time is truncated to a clock tick, so Age may exceed the true
+	// age by up to one tick.) An older process gets a rate from its second
+	// read; its first is 0, never a lifetime average.
+	if interval > 0 && e.p.Age < interval+time.Second/clockTicks {
+		e.p.CPUPercent = cpuPercent(e.ticks, max(e.p.Age, time.Second/clockTicks))
+	}
+	e.idle, e.nextRead = 1, s.gen+1
 	if !e.p.Kernel {
-		s.readStatic(e, now)
+		s.readIDs(e)
+		s.readExeCmdline(e)
+		e.staticTicks = e.ticks
+		// Spread the periodic rechecks of processes discovered together.
+		e.staticAt = now.Add(spread(pid, staticRecheck))
+		e.fdsAt = now // counted now, then every fd_interval
 	}
 	e.gen = s.gen
 	s.entries[pid] = e
 	return e
 }
 
+// spread returns a duration between d/2 and 3d/2 that depends on pid, so
+// that periodic work on processes found in the same tick is spread out.
+func spread(pid int32, d time.Duration) time.Duration {
+	frac := uint64(uint32(pid)*2654435761) % 1024 // Knuth's multiplicative hash
+	return d/2 + time.Duration(frac)*d/1024
+}
+
 // refresh re-reads a known process; false when it is gone.
-func (s *Sampler) refresh(e *entry, now, boot time.Time, interval time.Duration) bool {
+func (s *Sampler) refresh(e *entry, now, boot time.Time) bool {
 	st := &s.stat
 	if !s.readStat(e.p.PID, e, st) || st.StartTime != e.p.StartTime {
 		return false
 	}
-	oldComm := e.p.Comm
-	s.applyStat(e, st, now, boot, interval, false)
-	if e.p.Comm != oldComm || now.Sub(e.staticAt) >= staticRecheck {
-		s.readStatic(e, now) // exec or a slow recheck for setuid()
+	oldComm, oldTicks, lastRead := e.p.Comm, e.ticks, e.readAt
+	e.applyStat(st, now, boot, s.pageSize)
+	e.p.CPUPercent = cpuPercent(e.ticks-min(oldTicks, e.ticks), now.Sub(lastRead))
+	if e.ticks == oldTicks && e.p.State != 'R' && e.p.State != 'D' {
+		e.idle = min(e.idle*2, maxIdleSkip)
+	} else {
+		e.idle = 1
+	}
+	e.nextRead = s.gen + uint64(e.idle)
+	switch {
+	case e.p.Comm != oldComm: // exec
+		s.readIDs(e)
+		s.readExeCmdline(e)
+	case !now.Before(e.staticAt): // a slow recheck for setuid(), if it ran
+		if e.ticks != e.staticTicks {
+			if uid := e.p.UID; s.readIDs(e) && e.p.UID != uid {
+				s.readExeCmdline(e)
+			}
+			e.staticTicks = e.ticks
+		}
+		e.staticAt = now.Add(staticRecheck)
 	}
 	e.gen = s.gen
 	return true
@@ -311,51 +379,47 @@ func (s *Sampler) readAt(pid int32, name string) (int, error) {
 	return unix.Read(fd, s.buf)
 }
 
-func (s *Sampler) applyStat(e *entry, st *Stat, now, boot time.Time, interval time.Duration, first bool) {
+func (e *entry) applyStat(st *Stat, now, boot time.Time, pageSize uint64) {
 	p := &e.p
 	p.PPID = st.PPID
 	p.State = st.State
 	if string(st.Comm) != p.Comm { // no allocation unless it changed
 		p.Comm = unique.Make(string(st.Comm)).Value()
 	}
-	ticks := st.UTime + st.STime
-	p.CPUTime = time.Duration(ticks) * (time.Second / clockTicks)
-	p.RSSBytes = uint64(max(st.RSSPages, 0)) * s.pageSize
+	e.ticks = st.UTime + st.STime
+	e.readAt = now
+	p.CPUTime = time.Duration(e.ticks) * (time.Second / clockTicks)
+	p.RSSBytes = uint64(max(st.RSSPages, 0)) * pageSize
 	p.Threads = st.Threads
 	p.Nice = st.Nice
 	p.Started = boot.Add(time.Duration(st.StartTime) * (time.Second / clockTicks))
 	p.Age = max(now.Sub(p.Started), 0)
-	switch {
-	case !first && interval > 0:
-		p.CPUPercent = cpuPercent(ticks-min(e.ticks, ticks), interval)
-	case first && interval > 0 && p.Age < interval+time.Second/clockTicks:
-		// Born since the previous sample: everything it used is new. The
-		// start time is truncated to a clock tick, so Age may exceed the
-		// true age by up to one tick.
-		p.CPUPercent = cpuPercent(ticks, max(p.Age, time.Second/clockTicks))
-	default:
-		p.CPUPercent = 0 // first sight of an older process: no delta yet
-	}
-	e.ticks = ticks
 }
 
 func cpuPercent(ticks uint64, over time.Duration) float64 {
 	return float64(ticks) / clockTicks / over.Seconds() * 100
 }
 
-// readStatic reads the facts that change only at exec or setuid: ids, user
-// name, exe and command line.
-func (s *Sampler) readStatic(e *entry, now time.Time) {
+// readIDs reads the credentials and user name; false when unreadable.
+func (s *Sampler) readIDs(e *entry) bool {
 	p := &e.p
-	e.staticAt = now
-	if n, err := s.readAt(p.PID, "status"); err == nil && n > 0 {
-		if ids, err := ParseStatusIDs(s.buf[:n]); err == nil {
-			if ids.UID != p.UID || p.User == "" {
-				p.User = unique.Make(s.Accounts.Name(ids.UID)).Value()
-			}
-			p.UID, p.EUID, p.GID = ids.UID, ids.EUID, ids.GID
-		}
+	n, err := s.readAt(p.PID, "status")
+	if err != nil || n <= 0 {
+		return false
 	}
+	ids, err := ParseStatusIDs(s.buf[:n])
+	if err != nil {
+		return false
+	}
+	p.User = unique.Make(s.Accounts.Name(ids.UID)).Value() // also when the account was created since
+	p.UID, p.EUID, p.GID = ids.UID, ids.EUID, ids.GID
+	return true
+}
+
+// readExeCmdline reads what changes only at exec: the executable path and
+// the command line.
+func (s *Sampler) readExeCmdline(e *entry) {
+	p := &e.p
 	if n, err := unix.Readlinkat(s.procFD, strconv.Itoa(int(p.PID))+"/exe", s.buf); err == nil {
 		exe, deleted := ParseExeLink(string(s.buf[:n]))
 		p.Exe = unique.Make(exe).Value()

@@ -458,6 +458,7 @@ func TestSamplerPIDReuse(t *testing.T) {
 			e.p.Comm = "kworker/0:1"
 			e.p.Kernel = kernel
 			e.ticks = 0
+			e.ino-- // a reused pid is listed under a new /proc/PID inode
 
 			sleepUntil(first.Time.Add(rateGap / 2))
 			snap := sample(t, s)
@@ -625,5 +626,56 @@ func TestSamplerClose(t *testing.T) {
 	}
 	if after := countOpenFDs(t); before-after < kept+1 {
 		t.Errorf("Close released %d descriptors, want %d (kept stat files and /proc)", before-after, kept+1)
+	}
+}
+
+// TestSamplerIdleBackoff: a process that does not run is read less and
+// less often (every maxIdleSkip ticks at most), its age stays current, and
+// once it runs again it is seen within maxIdleSkip ticks and read every
+// tick from then on.
+func TestSamplerIdleBackoff(t *testing.T) {
+	c := startHelper(t, "idle")
+	s := newSampler(t, nil)
+	sample(t, s)
+	reads := 0
+	last := s.entries[c.pid].readAt
+	const ticks = 4 * maxIdleSkip
+	for range ticks {
+		snap := sample(t, s)
+		e := s.entries[c.pid]
+		if e.readAt != last {
+			reads++
+			last = e.readAt
+		}
+		if p := mustFind(t, snap, c.pid); p.Age < snap.Time.Sub(p.Started)-time.Millisecond {
+			t.Fatalf("age %s not current on an unread tick (want %s)", p.Age, snap.Time.Sub(p.Started))
+		}
+	}
+	// Reads at 1, 2, 4, 8, then every 8 ticks.
+	if max := 4 + (ticks-15)/maxIdleSkip + 1; reads > max || reads < 3 {
+		t.Errorf("idle process read %d times in %d ticks, want 3..%d", reads, ticks, max)
+	}
+	if e := s.entries[c.pid]; e.idle != maxIdleSkip {
+		t.Errorf("idle backoff %d, want %d", e.idle, maxIdleSkip)
+	}
+
+	io.WriteString(c.stdin, "burn\n")
+	if line, err := c.stdout.ReadString('\n'); err != nil || line != "burning\n" {
+		t.Fatalf("helper: %q %v", line, err)
+	}
+	seen := -1
+	for i := 0; i <= 3*maxIdleSkip && seen < 0; i++ {
+		time.Sleep(20 * time.Millisecond) // let it burn between two ticks
+		if p := mustFind(t, sample(t, s), c.pid); p.CPUPercent > 0 {
+			seen = i
+		}
+	}
+	if seen < 0 || seen > maxIdleSkip {
+		t.Fatalf("burning process seen after %d ticks, want within %d", seen, maxIdleSkip)
+	}
+	time.Sleep(20 * time.Millisecond) // two clock ticks of CPU at least
+	sample(t, s)
+	if e := s.entries[c.pid]; e.idle != 1 || e.nextRead != s.gen+1 {
+		t.Errorf("running process: backoff %d, next read at %d (now %d), want every tick", e.idle, e.nextRead, s.gen)
 	}
 }
