@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -107,10 +106,8 @@ func runMain(m *testing.M) int {
 }
 
 func goBuild(out, pkg string, flags ...string) error {
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goTool); err != nil {
-		goTool = "go"
-	}
+	// `go test` puts its own GOROOT/bin first in PATH (Go 1.19+).
+	goTool := "go"
 	args := append([]string{"build", "-o", out}, flags...)
 	args = append(args, pkg)
 	cmd := exec.Command(goTool, args...)
