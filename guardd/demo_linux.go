@@ -263,9 +263,15 @@ func runOffender(args []string) error {
 	fmt.Printf("ready %d\n", os.Getpid())
 	switch args[0] {
 	case "burn":
-		for x := 0; ; x++ {
-			_ = x
+		// Two spinning threads, like a parallel build: the burner stays
+		// over the cpu-hog threshold even on a busy host.
+		for range 2 {
+			go func() {
+				for x := uint64(1); x != 0; x++ { // spins for centuries: x wraps only after 2^64 steps
+				}
+			}()
 		}
+		select {}
 	case "sleep":
 		select {}
 	}

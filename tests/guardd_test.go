@@ -31,6 +31,7 @@ type Config struct {
 	Interval string   // "" = DefaultInterval
 	Body     string   // the policy after the guardd block: classes, protect, rules
 	Flags    []string // extra command-line flags
+	Env      []string // extra environment, e.g. NOTIFY_SOCKET
 }
 
 // Header is the standard guardd block of a test policy: everything guardd
@@ -109,6 +110,9 @@ func StartGuarddConfig(t testing.TB, c Config) *Guardd {
 	args := append([]string{"--policy", g.PolicyPath, "--log-format", "json"}, c.Flags...)
 	g.Cmd = exec.Command(guarddBin, args...)
 	g.Cmd.Dir = "/"
+	if c.Env != nil {
+		g.Cmd.Env = append(os.Environ(), c.Env...)
+	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,163 @@
+//go:build linux
+
+package tests
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// notifySocket is a stand-in for systemd's notification socket: it
+// collects the sd_notify(3) datagrams guardd sends.
+type notifySocket struct {
+	path string
+	msgs chan string
+}
+
+func newNotifySocket(t *testing.T) *notifySocket {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	n := &notifySocket{path: path, msgs: make(chan string, 1024)}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			k, err := conn.Read(buf)
+			if err != nil {
+				close(n.msgs)
+				return
+			}
+			n.msgs <- string(buf[:k])
+		}
+	}()
+	return n
+}
+
+// wait returns the first datagram containing want, failing after the
+// deadline.
+func (n *notifySocket) wait(t *testing.T, want string) string {
+	t.Helper()
+	timeout := time.After(Deadline)
+	for {
+		select {
+		case m, ok := <-n.msgs:
+			if !ok {
+				t.Fatalf("notify socket closed waiting for %q", want)
+			}
+			if strings.Contains(m, want) {
+				return m
+			}
+		case <-timeout:
+			t.Fatalf("no sd_notify message with %q within %s", want, Deadline)
+		}
+	}
+}
+
+func field(msg, key string) string {
+	for _, line := range strings.Split(msg, "\n") {
+		if v, ok := strings.CutPrefix(line, key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// TestSystemdNotify: guardd speaks Type=notify-reload: READY=1 with a
+// STATUS, WATCHDOG=1 from the loop, RELOADING=1 with MONOTONIC_USEC on
+// SIGHUP followed by READY=1, and STOPPING=1 on SIGTERM.
+func TestSystemdNotify(t *testing.T) {
+	t.Parallel()
+	u := NewUser(t)
+	ns := newNotifySocket(t)
+	g := StartGuarddConfig(t, Config{
+		Body: Class(u) + reniceRule("hog", ""),
+		Env:  []string{"NOTIFY_SOCKET=" + ns.path, "WATCHDOG_USEC=2000000"},
+	})
+	ready := ns.wait(t, "READY=1")
+	if !strings.Contains(field(ready, "STATUS"), "running") {
+		t.Errorf("READY without a running STATUS: %q", ready)
+	}
+	ns.wait(t, "WATCHDOG=1")
+	ns.wait(t, "WATCHDOG=1") // fed on every tick, not once
+
+	g.Reload(t)
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	reloading := ns.wait(t, "RELOADING=1")
+	usec, err := strconv.ParseInt(field(reloading, "MONOTONIC_USEC"), 10, 64)
+	if now := ts.Nano() / 1000; err != nil || usec <= 0 || usec < now-int64(Deadline/time.Microsecond) || usec > now+int64(Deadline/time.Microsecond) {
+		t.Errorf("RELOADING=1 with MONOTONIC_USEC %q (err %v), want CLOCK_MONOTONIC in µs near %d", field(reloading, "MONOTONIC_USEC"), err, now)
+	}
+	ns.wait(t, "READY=1")
+
+	g.Stop(t)
+	ns.wait(t, "STOPPING=1")
+}
+
+// TestDemo runs `guardd demo` end to end: every offender meets its rule,
+// and the demo removes its user afterwards. Not parallel: the demo's
+// burners must reach the default policy's 80 % threshold, which the other
+// tests' burners would not leave them.
+func TestDemo(t *testing.T) {
+	cmd := exec.Command(guarddBin, "demo", "--timeout", "100s")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	done := make(chan struct{})
+	var out []byte
+	var err error
+	go func() { out, err = cmd.CombinedOutput(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(120 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("guardd demo did not finish:\n%s", out)
+	}
+	text := string(out)
+	if err != nil {
+		t.Fatalf("guardd demo: %v\n%s", err, text)
+	}
+	summary := text[strings.LastIndex(text, "what happened, from the audit log"):]
+	for _, want := range [][]string{
+		{"CPU burner", "cpu-hog", "renice nice 19", "done"},
+		{"CPU burner", "cpu-hog", "kill SIGTERM", "done"},
+		{"burner calling itself sshd", "cpu-hog", "kill SIGTERM", "done"},
+		{"long runner", "long-runner", "kill SIGTERM", "done"},
+		{"tool run from /tmp", "temp-exe", "kill SIGTERM", "would-do"},
+	} {
+		if !hasLineWith(summary, want...) {
+			t.Errorf("demo summary has no line with %q:\n%s", want, summary)
+		}
+	}
+	if !strings.Contains(text, "removed user gdt-demo") {
+		t.Errorf("demo did not report its cleanup:\n%s", text)
+	}
+	if b, _ := os.ReadFile("/etc/passwd"); strings.Contains(string(b), "\ngdt-demo:") {
+		t.Error("user gdt-demo still exists after the demo")
+	}
+}
+
+func hasLineWith(text string, parts ...string) bool {
+	for _, line := range strings.Split(text, "\n") {
+		ok := true
+		for _, p := range parts {
+			ok = ok && strings.Contains(line, p)
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
