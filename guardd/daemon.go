@@ -20,6 +20,7 @@ import (
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
 	"github.com/guardd/guardd/report"
+	"github.com/hashicorp/hcl/v2"
 	"golang.org/x/sys/unix"
 )
 
@@ -217,7 +218,7 @@ func (d *daemonState) reload(why string) {
 	p, diags := src.load()
 	if diags.HasErrors() {
 		d.logDiagnostics(diags)
-		d.log.Error("policy reload failed: still running the previous policy", "why", why, "policy", src.String(), "errors", countErrors(diags))
+		d.log.Error("policy reload failed: still running the previous policy", "why", why, "policy", src.String(), "errors", len(diags.Errs()))
 		sdNotify("STATUS=reload failed, running the previous policy (see log)")
 		return
 	}
@@ -239,13 +240,9 @@ func (d *daemonState) reload(why string) {
 	d.log.Info("policy reloaded", "why", why, "policy", src.String(), "rules", len(p.Rules), "mode", p.Mode, "interval", p.Interval)
 }
 
-func countErrors(diags interface{ Errs() []error }) int { return len(diags.Errs()) }
-
 // logDiagnostics logs every diagnostic at error level, each with its
-// position, and the snippet form on stderr for humans.
-func (d *daemonState) logDiagnostics(diags interface {
-	Errs() []error
-}) {
+// file:line,col (`guardd check` shows them with snippets).
+func (d *daemonState) logDiagnostics(diags hcl.Diagnostics) {
 	for _, e := range diags.Errs() {
 		d.log.Error("policy error", "err", e.Error())
 	}
