@@ -320,35 +320,65 @@ func (d *daemonState) act(snap *platform.Snapshot, m *policy.Match, step int) {
 		n := st.Nice
 		base.Nice = &n
 	}
-	if m.Proc != nil {
-		d.actOn(m.Proc, m, st, base)
+	h := stepHandlers[st.Kind]
+	if h == nil {
+		d.log.Error("no handler for step kind: a bug", "kind", st.Kind, "rule", r.Name)
 		return
 	}
-	// A user-scope rule: report once for the user; other steps act on
-	// each of the user's processes.
-	if st.Kind == policy.StepReport {
-		ev := base
-		ev.Outcome = report.OutcomeDone
-		if r.Mode == policy.ModeMonitor {
-			ev.Outcome = report.OutcomeWouldDo
+	h(d, snap, m, st, base)
+}
+
+// stepHandler carries out one due step of a match. Each step kind has
+// one; a capability that adds a step kind to the policy registers its
+// handler from an init function in its own file.
+type stepHandler func(d *daemonState, snap *platform.Snapshot, m *policy.Match, st policy.Step, base report.Event)
+
+var stepHandlers = map[policy.StepKind]stepHandler{}
+
+func init() {
+	for kind, action := range map[policy.StepKind]string{
+		policy.StepRenice: enforce.ActRenice,
+		policy.StepKill:   enforce.ActKill,
+		policy.StepStop:   enforce.ActStop,
+		policy.StepReport: enforce.ActReport,
+	} {
+		stepHandlers[kind] = processStep(action)
+	}
+}
+
+// processStep handles a step that acts on processes through the enforcer:
+// on the matching process, or, for a user-scope rule, on each of the
+// user's processes (a report is written once for the user).
+func processStep(action string) stepHandler {
+	return func(d *daemonState, snap *platform.Snapshot, m *policy.Match, st policy.Step, base report.Event) {
+		if m.Proc != nil {
+			d.actOn(m.Proc, m, st, action, base)
+			return
 		}
-		d.write(&ev)
-		return
-	}
-	// The user's protected processes (an sshd session, say) and guardd
-	// itself are left out here rather than logged as skipped one by one.
-	for _, p := range snap.Procs {
-		if p.UID == m.User.UID && !d.enf.Exempt(p.PID) && d.pol.ProtectedProcess(p, m.User.Groups) == "" {
-			d.actOn(p, m, st, base)
+		if action == enforce.ActReport {
+			ev := base
+			ev.Outcome = report.OutcomeDone
+			if m.Rule.Mode == policy.ModeMonitor {
+				ev.Outcome = report.OutcomeWouldDo
+			}
+			d.write(&ev)
+			return
+		}
+		// The user's protected processes (an sshd session, say) and guardd
+		// itself are left out here rather than logged as skipped one by one.
+		for _, p := range snap.Procs {
+			if p.UID == m.User.UID && !d.enf.Exempt(p.PID) && d.pol.ProtectedProcess(p, m.User.Groups) == "" {
+				d.actOn(p, m, st, action, base)
+			}
 		}
 	}
 }
 
-func (d *daemonState) actOn(p *platform.Process, m *policy.Match, st policy.Step, base report.Event) {
+func (d *daemonState) actOn(p *platform.Process, m *policy.Match, st policy.Step, action string, base report.Event) {
 	r, pol := m.Rule, d.pol
 	observed := *p // the sampled rates, to re-check the condition with fresh identity facts
 	a := enforce.Action{
-		Target: p.ProcID, Nice: st.Nice, Signal: st.Signal, Grace: st.Grace,
+		Kind: action, Target: p.ProcID, Nice: st.Nice, Signal: st.Signal, Grace: st.Grace,
 		DryRun: r.Mode == policy.ModeMonitor,
 		Check: func(fresh *platform.Process) string {
 			groups := d.accounts.Groups(fresh.UID)
@@ -368,16 +398,6 @@ func (d *daemonState) actOn(p *platform.Process, m *policy.Match, st policy.Step
 			}
 			return ""
 		},
-	}
-	switch st.Kind {
-	case policy.StepRenice:
-		a.Kind = enforce.ActRenice
-	case policy.StepKill:
-		a.Kind = enforce.ActKill
-	case policy.StepStop:
-		a.Kind = enforce.ActStop
-	case policy.StepReport:
-		a.Kind = enforce.ActReport
 	}
 	ev := base
 	fillProc(&ev, p)

@@ -135,30 +135,29 @@ type pendingRule struct {
 	modeSet   bool
 }
 
-var topSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
-	{Type: "guardd"},
-	{Type: "class", LabelNames: []string{"name"}},
-	{Type: "protect"},
-	{Type: "rule", LabelNames: []string{"name"}},
-}}
+func init() {
+	RegisterBlock("guardd", nil, func(d *decoder, b *hcl.Block, _ []byte) { d.settingsBlock(b) })
+	RegisterBlock("class", []string{"name"}, func(d *decoder, b *hcl.Block, _ []byte) { d.classBlock(b) })
+	RegisterBlock("protect", nil, func(d *decoder, b *hcl.Block, _ []byte) { d.protectBlock(b) })
+	RegisterBlock("rule", []string{"name"}, (*decoder).ruleBlock)
+}
 
 func (d *decoder) errf(r *hcl.Range, summary, detail string, args ...any) {
 	d.diags = append(d.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(detail, args...), Subject: r})
 }
 
 func (d *decoder) file(f *hcl.File, src []byte) {
-	content, diags := f.Body.Content(topSchema)
+	schema := &hcl.BodySchema{}
+	for _, tb := range topBlocks {
+		schema.Blocks = append(schema.Blocks, hcl.BlockHeaderSchema{Type: tb.typ, LabelNames: tb.labels})
+	}
+	content, diags := f.Body.Content(schema)
 	d.diags = append(d.diags, diags...)
 	for _, b := range content.Blocks {
-		switch b.Type {
-		case "guardd":
-			d.settingsBlock(b)
-		case "class":
-			d.classBlock(b)
-		case "protect":
-			d.protectBlock(b)
-		case "rule":
-			d.ruleBlock(b, src)
+		for _, tb := range topBlocks {
+			if tb.typ == b.Type {
+				tb.decode(d, b, src)
+			}
 		}
 	}
 }
@@ -368,11 +367,14 @@ func parseUIDRange(s string) (UIDRange, error) {
 	return UIDRange{uint32(a), uint32(b)}, nil
 }
 
-var ruleSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{
+func ruleSchema() *hcl.BodySchema {
+	s := &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 		{Name: "class", Required: true}, {Name: "mode"}, {Name: "when", Required: true}, {Name: "for"}, {Name: "cooldown"},
-	},
-	Blocks: []hcl.BlockHeaderSchema{{Type: "renice"}, {Type: "kill"}, {Type: "stop"}, {Type: "report"}},
+	}}
+	for _, sp := range stepSpecs {
+		s.Blocks = append(s.Blocks, hcl.BlockHeaderSchema{Type: string(sp.Kind)})
+	}
+	return s
 }
 
 // DefaultCooldown leaves a subject alone after a rule's last step when the
@@ -391,7 +393,7 @@ func (d *decoder) ruleBlock(b *hcl.Block, src []byte) {
 	if !validName(name) {
 		d.errf(b.LabelRanges[0].Ptr(), "Bad rule name", "Names use letters, digits, '-' and '_'.")
 	}
-	content, diags := b.Body.Content(ruleSchema)
+	content, diags := b.Body.Content(ruleSchema())
 	d.diags = append(d.diags, diags...)
 	r := &Rule{Name: name, DeclRange: b.DefRange, Cooldown: DefaultCooldown}
 	pr := pendingRule{r: r}
@@ -445,8 +447,8 @@ func (d *decoder) ruleBlock(b *hcl.Block, src []byte) {
 		case i > 0 && st.After < r.Steps[i-1].After:
 			d.errf(st.DeclRange.Ptr(), "Steps out of order", "Each step's `after` must be at least the previous step's (%s).", r.Steps[i-1].After)
 		}
-		if st.Kind == StepKill && i != len(r.Steps)-1 {
-			d.errf(r.Steps[i+1].DeclRange.Ptr(), "Step after kill", "kill ends the process, so it must be the last step.")
+		if sp := stepSpecOf(st.Kind); sp != nil && sp.Last && i != len(r.Steps)-1 {
+			d.errf(r.Steps[i+1].DeclRange.Ptr(), "Step after "+string(st.Kind), "%s ends the process, so it must be the last step.", st.Kind)
 		}
 	}
 	r.Index = len(d.rules)
@@ -457,16 +459,65 @@ func (d *decoder) ruleBlock(b *hcl.Block, src []byte) {
 // OSes, so enforce maps the name.
 var signals = map[string]bool{"TERM": true, "KILL": true, "INT": true, "HUP": true, "QUIT": true, "USR1": true, "USR2": true, "ABRT": true, "XCPU": true}
 
+func init() {
+	RegisterStep(StepSpec{Kind: StepRenice,
+		Attrs: []hcl.AttributeSchema{{Name: "nice", Required: true}},
+		Decode: func(d *decoder, st *Step, attrs hcl.Attributes) bool {
+			a := attrs["nice"]
+			if a == nil {
+				return false
+			}
+			v, ok := d.number(a.Expr)
+			switch {
+			case !ok:
+				return false
+			case v < -20 || v > 19 || v != math.Trunc(v):
+				d.errf(a.Expr.Range().Ptr(), "Nice value out of range", "nice is a whole number from -20 (highest priority) to 19 (lowest); 19 is what a CPU hog should get.")
+				return false
+			}
+			st.Nice = int(v)
+			return true
+		}})
+	RegisterStep(StepSpec{Kind: StepKill, Last: true,
+		Attrs: []hcl.AttributeSchema{{Name: "signal"}, {Name: "grace"}},
+		Decode: func(d *decoder, st *Step, attrs hcl.Attributes) bool {
+			st.Signal, st.Grace = "TERM", 10*time.Second
+			ok := true
+			if a := attrs["signal"]; a != nil {
+				st.Signal, ok = d.signal(a)
+			}
+			if a := attrs["grace"]; a != nil {
+				v, good := d.duration(a)
+				st.Grace, ok = v, ok && good
+			}
+			if st.Signal == "KILL" {
+				st.Grace = 0 // nothing to escalate to
+			}
+			return ok
+		}})
+	RegisterStep(StepSpec{Kind: StepStop})
+	RegisterStep(StepSpec{Kind: StepReport})
+}
+
+func (d *decoder) signal(a *hcl.Attribute) (string, bool) {
+	s, ok := d.str(a.Expr)
+	if !ok {
+		return "", false
+	}
+	name := strings.TrimPrefix(strings.ToUpper(strings.TrimSpace(s)), "SIG")
+	if !signals[name] {
+		d.errf(a.Expr.Range().Ptr(), "Unknown signal", "signal must be one of %s.", strings.Join(sortedKeys(signals), ", "))
+		return "", false
+	}
+	return name, true
+}
+
+// step decodes one step block with its kind's StepSpec. Every step takes
+// `after`.
 func (d *decoder) step(b *hcl.Block) (Step, bool) {
 	st := Step{Kind: StepKind(b.Type), DeclRange: b.DefRange}
-	schema := &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "after"}}}
-	switch st.Kind {
-	case StepRenice:
-		schema.Attributes = append(schema.Attributes, hcl.AttributeSchema{Name: "nice", Required: true})
-	case StepKill:
-		schema.Attributes = append(schema.Attributes, hcl.AttributeSchema{Name: "signal"}, hcl.AttributeSchema{Name: "grace"})
-		st.Signal, st.Grace = "TERM", 10*time.Second
-	}
+	sp := stepSpecOf(st.Kind)
+	schema := &hcl.BodySchema{Attributes: append([]hcl.AttributeSchema{{Name: "after"}}, sp.Attrs...)}
 	content, diags := b.Body.Content(schema)
 	d.diags = append(d.diags, diags...)
 	ok := !diags.HasErrors()
@@ -474,37 +525,8 @@ func (d *decoder) step(b *hcl.Block) (Step, bool) {
 		v, good := d.duration(a)
 		st.After, ok = v, ok && good
 	}
-	if a := content.Attributes["nice"]; a != nil {
-		v, good := d.number(a.Expr)
-		switch {
-		case !good:
-			ok = false
-		case v < -20 || v > 19 || v != math.Trunc(v):
-			d.errf(a.Expr.Range().Ptr(), "Nice value out of range", "nice is a whole number from -20 (highest priority) to 19 (lowest); 19 is what a CPU hog should get.")
-			ok = false
-		default:
-			st.Nice = int(v)
-		}
-	}
-	if a := content.Attributes["signal"]; a != nil {
-		if s, good := d.str(a.Expr); good {
-			name := strings.TrimPrefix(strings.ToUpper(strings.TrimSpace(s)), "SIG")
-			if !signals[name] {
-				d.errf(a.Expr.Range().Ptr(), "Unknown signal", "signal must be one of %s.", strings.Join(sortedKeys(signals), ", "))
-				ok = false
-			} else {
-				st.Signal = name
-			}
-		} else {
-			ok = false
-		}
-	}
-	if a := content.Attributes["grace"]; a != nil {
-		v, good := d.duration(a)
-		st.Grace, ok = v, ok && good
-	}
-	if st.Signal == "KILL" {
-		st.Grace = 0 // nothing to escalate to
+	if sp.Decode != nil && !sp.Decode(d, &st, content.Attributes) {
+		ok = false
 	}
 	return st, ok
 }
@@ -516,20 +538,30 @@ func (d *decoder) finish(parsed bool) {
 	for _, pr := range d.rules {
 		r := pr.r
 		if pr.classExpr != nil && parsed {
-			r.Class = d.p.Class(pr.className)
-			if r.Class == nil {
-				detail := "Define it with class \"" + pr.className + "\" { uids = [...] }."
-				if s := d.suggestClass(pr.className); s != "" {
-					detail = fmt.Sprintf("Did you mean %q?", s)
-				}
-				d.errf(pr.classExpr.Range().Ptr(), "Unknown class", "There is no class %q. %s", pr.className, detail)
-			}
+			r.Class = d.lookupClass(pr.className, pr.classExpr.Range())
 		}
 		if !pr.modeSet {
 			r.Mode = d.p.Mode
 		}
 		d.p.Rules = append(d.p.Rules, r)
 	}
+	for _, f := range finishers {
+		f(d, parsed)
+	}
+}
+
+// lookupClass returns the class called name, or reports at rng that there
+// is none (with a suggestion) and returns nil.
+func (d *decoder) lookupClass(name string, rng hcl.Range) *Class {
+	if c := d.p.Class(name); c != nil {
+		return c
+	}
+	detail := "Define it with class \"" + name + "\" { uids = [...] }."
+	if s := d.suggestClass(name); s != "" {
+		detail = fmt.Sprintf("Did you mean %q?", s)
+	}
+	d.errf(rng.Ptr(), "Unknown class", "There is no class %q. %s", name, detail)
+	return nil
 }
 
 func (d *decoder) suggestClass(name string) string {

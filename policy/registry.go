@@ -1,0 +1,72 @@
+package policy
+
+import "github.com/hashicorp/hcl/v2"
+
+// The policy language is assembled from registrations, so that each
+// capability (fork storms, listeners, mail, ...) adds its blocks and steps
+// in a file of its own, from an init function:
+//
+//	func init() { RegisterStep(StepSpec{Kind: "reap", ...}) }
+
+// BlockDecoder decodes one top-level block into d's policy, reporting
+// problems with d's helpers (errf, str, duration, ...).
+type BlockDecoder func(d *decoder, b *hcl.Block, src []byte)
+
+type topBlock struct {
+	typ    string
+	labels []string
+	decode BlockDecoder
+}
+
+// topBlocks in registration order: blocks decode in source order, and each
+// kind's decoder runs for each of its blocks.
+var topBlocks []topBlock
+
+// RegisterBlock adds a top-level block type with the given label names.
+func RegisterBlock(typ string, labels []string, decode BlockDecoder) {
+	topBlocks = append(topBlocks, topBlock{typ, labels, decode})
+}
+
+// StepSpec describes a step kind of rules.
+type StepSpec struct {
+	Kind  StepKind
+	Attrs []hcl.AttributeSchema // besides `after`, which every step takes
+	// Decode fills the kind's fields of st from attrs (defaults included);
+	// false when something was wrong (already reported). Nil: no attributes.
+	Decode func(d *decoder, st *Step, attrs hcl.Attributes) bool
+	Last   bool // ends the subject (kill): no step may follow it
+}
+
+// stepSpecs in registration order, which is the order the README lists.
+var stepSpecs []*StepSpec
+
+// RegisterStep adds a step kind.
+func RegisterStep(sp StepSpec) { stepSpecs = append(stepSpecs, &sp) }
+
+func stepSpecOf(k StepKind) *StepSpec {
+	for _, sp := range stepSpecs {
+		if sp.Kind == k {
+			return sp
+		}
+	}
+	return nil
+}
+
+// Finisher runs after every file is decoded, to resolve references between
+// blocks (a class named in another file). parsed is false when some file
+// failed to parse, so references to what it defined cannot be checked.
+type Finisher func(d *decoder, parsed bool)
+
+var finishers []Finisher
+
+// RegisterFinisher adds a Finisher.
+func RegisterFinisher(f Finisher) { finishers = append(finishers, f) }
+
+// StepKinds lists the registered step kinds, for documentation.
+func StepKinds() []StepKind {
+	out := make([]StepKind, len(stepSpecs))
+	for i, sp := range stepSpecs {
+		out[i] = sp.Kind
+	}
+	return out
+}
