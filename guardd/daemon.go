@@ -86,6 +86,18 @@ type daemonState struct {
 	held      []enforce.Held
 	lastStats time.Time
 	acted     uint64 // actions since the last stats line
+
+	components []component
+	wake       chan struct{} // a component asks for a tick now (a fork storm cannot wait for the ticker)
+}
+
+// Wake asks the loop to run a tick as soon as it can. Safe from any
+// goroutine; wakes that arrive while one is pending merge into it.
+func (d *daemonState) Wake() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
 }
 
 func (d *daemonState) run(ctx context.Context) error {
@@ -128,6 +140,15 @@ func (d *daemonState) run(ctx context.Context) error {
 	}
 	d.enf = enforce.New(pol.MinUID, d.accounts, d.followUp)
 	d.install(pol)
+	d.wake = make(chan struct{}, 1)
+	for _, f := range componentFactories {
+		c := f()
+		if err := c.Start(d, pol); err != nil {
+			return fmt.Errorf("start %s: %w", c.Name(), err)
+		}
+		defer c.Stop()
+		d.components = append(d.components, c)
+	}
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -164,6 +185,8 @@ func (d *daemonState) run(ctx context.Context) error {
 			d.reload("policy file changed")
 		case now := <-d.ticker.C:
 			d.tick(now)
+		case <-d.wake:
+			d.tick(time.Now())
 		}
 	}
 }
@@ -223,6 +246,13 @@ func (d *daemonState) reload(why string) {
 		return
 	}
 	d.applyOverrides(p)
+	for _, c := range d.components {
+		if err := c.Validate(p); err != nil {
+			d.log.Error("policy reload failed: still running the previous policy", "why", why, "component", c.Name(), "err", err)
+			sdNotify("STATUS=reload failed, running the previous policy (see log)")
+			return
+		}
+	}
 	if p.AuditLog != d.pol.AuditLog {
 		a, err := report.OpenAuditLog(p.AuditLog)
 		if err != nil {
@@ -234,6 +264,9 @@ func (d *daemonState) reload(why string) {
 	old := d.pol
 	d.src = src
 	d.install(p)
+	for _, c := range d.components {
+		c.Apply(p)
+	}
 	if p.Interval != old.Interval {
 		d.ticker.Reset(p.Interval)
 	}
@@ -256,6 +289,9 @@ func (d *daemonState) tick(now time.Time) {
 		d.log.Error("sampling failed", "err", err)
 		return // no watchdog ping: a loop that cannot see is not healthy
 	}
+	for _, c := range d.components {
+		c.Observe(snap)
+	}
 	d.matches = d.matches[:0]
 	d.held = d.held[:0]
 	d.eval.Evaluate(snap, func(m *policy.Match) {
@@ -276,6 +312,9 @@ func (d *daemonState) tick(now time.Time) {
 			d.act(snap, &d.matches[idx[dd.Key]], dd.Step)
 		}
 		d.audit.Load().Sync()
+	}
+	for _, c := range d.components {
+		c.Tick(snap)
 	}
 	if d.ticks%16 == 0 {
 		d.ledger.Forget(func(pid int32, start uint64) bool {
@@ -441,6 +480,9 @@ func (d *daemonState) write(ev *report.Event) {
 		"outcome", ev.Outcome, "reason", ev.Reason, "pid", ev.PID, "user", ev.User, "exe", ev.Exe, "comm", ev.Comm)
 	if err := d.audit.Load().Write(ev); err != nil {
 		d.log.Error("AUDIT LOG WRITE FAILED: this action is not journalled", "err", err, "rule", ev.Rule, "pid", ev.PID)
+	}
+	for _, c := range d.components {
+		c.Event(ev)
 	}
 }
 
