@@ -36,6 +36,15 @@ import (
 
 const defaultNproc = 64
 
+// Flags shared by the modes. A mode's own options come after the mode word.
+var (
+	_          = flag.Uint64("nproc", defaultNproc, "RLIMIT_NPROC (soft and hard), set first thing")
+	threads    = flag.Int("threads", 1, "burn: number of spinning threads")
+	name       = flag.String("name", "", "set the command name (comm) with PR_SET_NAME")
+	trapTerm   = flag.Bool("trap-term", false, `on SIGTERM print "term" and exit 0`)
+	ignoreTerm = flag.Bool("ignore-term", false, "ignore SIGTERM")
+)
+
 // The main goroutine stays on the main thread (it is there during init):
 // PR_SET_NAME names the calling thread, and ps and guardd read the comm of
 // the main thread.
@@ -51,13 +60,8 @@ func main() {
 		os.Exit(3)
 	}
 
-	flag.Uint64("nproc", defaultNproc, "RLIMIT_NPROC (soft and hard), set first thing")
-	threads := flag.Int("threads", 1, "burn: number of spinning threads")
-	name := flag.String("name", "", "set the command name (comm) with PR_SET_NAME")
-	trapTerm := flag.Bool("trap-term", false, `on SIGTERM print "term" and exit 0`)
-	ignoreTerm := flag.Bool("ignore-term", false, "ignore SIGTERM")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: offender [flags] burn|sleep [marker...] | exec -- ARGV...")
+		fmt.Fprintln(os.Stderr, "usage: offender [flags] MODE [args...] (modes: burn|sleep [marker...], exec -- ARGV..., and more)")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -90,8 +94,18 @@ func main() {
 		signal.Ignore(syscall.SIGTERM)
 	}
 
-	switch mode {
-	case "burn":
+	run := modes[mode]
+	if run == nil {
+		fail("unknown mode %q", mode)
+	}
+	run(rest)
+}
+
+// modes maps a mode word to what the offender does; each calls ready()
+// once it is set up. More modes register from init functions in their own
+// files (one file per kind of misbehaviour).
+var modes = map[string]func(args []string){
+	"burn": func([]string) {
 		n := max(*threads, 1)
 		if n > runtime.GOMAXPROCS(0) {
 			runtime.GOMAXPROCS(n)
@@ -101,10 +115,12 @@ func main() {
 		}
 		ready()
 		forever()
-	case "sleep":
+	},
+	"sleep": func([]string) {
 		ready()
 		forever()
-	case "exec":
+	},
+	"exec": func(rest []string) {
 		if len(rest) > 0 && rest[0] == "--" {
 			rest = rest[1:]
 		}
@@ -118,9 +134,7 @@ func main() {
 		ready() // the pid stays the same across execve
 		err = unix.Exec(path, rest, os.Environ())
 		fail("exec %s: %v", path, err)
-	default:
-		fail("unknown mode %q", mode)
-	}
+	},
 }
 
 // nprocArg finds -nproc N (or -nproc=N, with one or two dashes) before the
