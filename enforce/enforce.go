@@ -20,6 +20,7 @@ const (
 	ActKill   = "kill"
 	ActStop   = "stop"
 	ActReport = "report"
+	ActReap   = "reap" // SIGCHLD to a parent of zombies; end it if they are still there after Grace (reap_linux.go)
 )
 
 // Outcomes, as written to the audit log.
@@ -158,6 +159,8 @@ func (e *Enforcer) Do(a Action) Result {
 		err = renice(a.Target, a.Nice)
 	case ActStop:
 		_, err = signal(a.Target, "STOP")
+	case ActReap:
+		note, err = e.reap(a)
 	case ActKill:
 		var h *handle
 		h, err = signal(a.Target, a.Signal)
@@ -190,6 +193,8 @@ func describe(a Action) string {
 		return "would send SIG" + a.Signal
 	case ActStop:
 		return "would send SIGSTOP"
+	case ActReap:
+		return fmt.Sprintf("would send SIGCHLD, then end the process if its zombies are still there after %s", a.Grace)
 	}
 	return "would " + a.Kind
 }

@@ -11,15 +11,20 @@ import (
 )
 
 // Key names one escalation: a rule and its subject, a process (PID and
-// StartTime set) or a whole user (PID 0).
+// StartTime set), a whole user (PID 0), or something else named by Subject
+// (a filesystem: "fs:/home").
 type Key struct {
 	Rule      string `json:"rule"`
 	PID       int32  `json:"pid,omitzero"`
 	StartTime uint64 `json:"starttime,omitzero"`
 	UID       uint32 `json:"uid"`
+	Subject   string `json:"subject,omitzero"`
 }
 
 func (k Key) String() string {
+	if k.Subject != "" {
+		return k.Rule + "/" + k.Subject
+	}
 	if k.PID == 0 {
 		return fmt.Sprintf("%s/uid %d", k.Rule, k.UID)
 	}
@@ -80,6 +85,13 @@ func (l *Ledger) Len() int { return len(l.entries) }
 // Subjects not held are dropped unless their cooldown is running; timing
 // gives the current timing of a rule, nil when the rule no longer exists.
 func (l *Ledger) Advance(now time.Time, held []Held, timing func(rule string) *Timing) []Due {
+	return l.AdvanceSome(now, held, timing, nil)
+}
+
+// AdvanceSome is Advance for a tick that evaluated only some rules (those
+// for which evaluated is true): escalations of the other rules are left
+// as they are. A nil evaluated means every rule.
+func (l *Ledger) AdvanceSome(now time.Time, held []Held, timing func(rule string) *Timing, evaluated func(rule string) bool) []Due {
 	l.gen++
 	var due []Due
 	for _, h := range held {
@@ -114,7 +126,7 @@ func (l *Ledger) Advance(now time.Time, held []Held, timing func(rule string) *T
 		}
 	}
 	for k, e := range l.entries {
-		if e.gen == l.gen {
+		if e.gen == l.gen || (evaluated != nil && !evaluated(k.Rule)) {
 			continue
 		}
 		if t := timing(k.Rule); t != nil && e.Done >= len(t.After) && now.Sub(e.LastStep) < t.Cooldown {

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -88,7 +89,24 @@ type daemonState struct {
 	acted     uint64 // actions since the last stats line
 
 	components []component
-	wake       chan struct{} // a component asks for a tick now (a fork storm cannot wait for the ticker)
+	wake       chan struct{} // a component asks for a tick now
+	wakeUsers  chan struct{} // the fork-storm observer asks for the user-rules fast path now
+
+	// decideMu serialises deciding and acting (policy, evaluator, ledger,
+	// timings, the fields below) between the loop and the fast path.
+	decideMu sync.Mutex
+	userBase map[uint32]platform.UserStats // the last sample's users, for the fast path
+	hostBase platform.Host
+}
+
+// WakeUsers asks the loop to evaluate the user-scope rules now, on the
+// per-user counts kept from process events (userTick): a fork storm
+// cannot wait for the next full tick. Safe from any goroutine.
+func (d *daemonState) WakeUsers() {
+	select {
+	case d.wakeUsers <- struct{}{}:
+	default:
+	}
 }
 
 // Wake asks the loop to run a tick as soon as it can. Safe from any
@@ -105,7 +123,7 @@ func (d *daemonState) run(ctx context.Context) error {
 		d.log.Warn("not running as root: guardd will see processes but cannot act on other users' processes")
 	}
 	if err := protectSelf(); err != nil {
-		d.log.Warn("could not set OOM score adjustment", "err", err)
+		d.log.Warn("could not protect guardd from the OOM killer or raise its priority", "err", err)
 	}
 	d.src = d.opts.policy.resolve()
 	if !d.src.explicit && d.src.path == "" {
@@ -141,6 +159,7 @@ func (d *daemonState) run(ctx context.Context) error {
 	d.enf = enforce.New(pol.MinUID, d.accounts, d.followUp)
 	d.install(pol)
 	d.wake = make(chan struct{}, 1)
+	d.wakeUsers = make(chan struct{}, 1)
 	for _, f := range componentFactories {
 		c := f()
 		if err := c.Start(d, pol); err != nil {
@@ -170,13 +189,30 @@ func (d *daemonState) run(ctx context.Context) error {
 	}
 	sdNotify(daemon.SdNotifyReady, "STATUS=running: "+d.status())
 
+	// The fork-storm fast path decides beside the loop (decideMu).
+	fastDone := make(chan struct{})
+	go func() {
+		defer close(fastDone)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-d.wakeUsers:
+				d.userTick(time.Now())
+			}
+		}
+	}()
+
 	for {
 		select {
 		case <-ctx.Done():
+			<-fastDone
 			sdNotify(daemon.SdNotifyStopping, "STATUS=stopping")
 			d.log.Info("stopping", "pending_escalations", d.enf.Pending())
 			d.enf.Close()
+			d.decideMu.Lock()
 			d.saveLedger(true)
+			d.decideMu.Unlock()
 			d.audit.Load().Sync()
 			return nil
 		case <-hup:
@@ -208,7 +244,19 @@ func (d *daemonState) applyOverrides(p *policy.Policy) {
 			r.Mode = policy.ModeMonitor
 		}
 	case policy.ModeEnforce:
+		// The default mode: rules and listen blocks that set their own
+		// mode keep it.
 		p.Mode = policy.ModeEnforce
+		for _, r := range p.Rules {
+			if !r.ModeSet {
+				r.Mode = policy.ModeEnforce
+			}
+		}
+		for _, l := range p.Listens {
+			if !l.ModeSet {
+				l.Mode = policy.ModeEnforce
+			}
+		}
 	}
 }
 
@@ -261,9 +309,11 @@ func (d *daemonState) reload(why string) {
 		}
 		d.audit.Swap(a).Close()
 	}
+	d.decideMu.Lock()
 	old := d.pol
 	d.src = src
 	d.install(p)
+	d.decideMu.Unlock()
 	for _, c := range d.components {
 		c.Apply(p)
 	}
@@ -281,28 +331,29 @@ func (d *daemonState) logDiagnostics(diags hcl.Diagnostics) {
 	}
 }
 
-// tick runs one observe → decide → act → tell cycle.
-func (d *daemonState) tick(now time.Time) {
-	d.ticks++
-	snap, err := d.sampler.Sample()
-	if err != nil {
-		d.log.Error("sampling failed", "err", err)
-		return // no watchdog ping: a loop that cannot see is not healthy
-	}
-	for _, c := range d.components {
-		c.Observe(snap)
-	}
+// decide evaluates the policy over snap with evaluate, advances the
+// escalations of the rules it covers (all when evaluated is nil) and
+// carries out the steps that are due. It returns how many there were.
+func (d *daemonState) decide(snap *platform.Snapshot, evaluate func(*platform.Snapshot, func(*policy.Match)), evaluated func(rule string) bool) int {
 	d.matches = d.matches[:0]
 	d.held = d.held[:0]
-	d.eval.Evaluate(snap, func(m *policy.Match) {
+	evaluate(snap, func(m *policy.Match) {
+		if evaluated != nil && !evaluated(m.Rule.Name) {
+			return
+		}
 		d.matches = append(d.matches, *m)
-		k := enforce.Key{Rule: m.Rule.Name, UID: m.User.UID}
-		if m.Proc != nil {
-			k.PID, k.StartTime = m.Proc.PID, m.Proc.StartTime
+		k := enforce.Key{Rule: m.Rule.Name}
+		switch {
+		case m.FS != nil:
+			k.Subject = "fs:" + m.FS.Mount // a filesystem rule: no user, no process
+		case m.Proc != nil:
+			k.UID, k.PID, k.StartTime = m.User.UID, m.Proc.PID, m.Proc.StartTime
+		default:
+			k.UID = m.User.UID
 		}
 		d.held = append(d.held, enforce.Held{Key: k, Timing: d.timings[m.Rule.Name]})
 	})
-	due := d.ledger.Advance(snap.Time, d.held, func(rule string) *enforce.Timing { return d.timings[rule] })
+	due := d.ledger.AdvanceSome(snap.Time, d.held, func(rule string) *enforce.Timing { return d.timings[rule] }, evaluated)
 	if len(due) > 0 {
 		idx := make(map[enforce.Key]int, len(d.held))
 		for i, h := range d.held {
@@ -313,25 +364,62 @@ func (d *daemonState) tick(now time.Time) {
 		}
 		d.audit.Load().Sync()
 	}
-	for _, c := range d.components {
-		c.Tick(snap)
+	return len(due)
+}
+
+// tick runs one observe → decide → act → tell cycle. Observing runs
+// without decideMu, so the fork-storm fast path can decide while a slow
+// sample (thousands of new processes) is being read.
+func (d *daemonState) tick(now time.Time) {
+	d.ticks++
+	snap, err := d.sampler.Sample()
+	if err != nil {
+		d.log.Error("sampling failed", "err", err)
+		return // no watchdog ping: a loop that cannot see is not healthy
 	}
+	for _, c := range d.components {
+		c.Observe(snap)
+	}
+	d.decideMu.Lock()
+	d.keepUserBase(snap)
+	due := d.decide(snap, d.eval.Evaluate, nil)
 	if d.ticks%16 == 0 {
 		d.ledger.Forget(func(pid int32, start uint64) bool {
 			return d.sampler.Alive(platform.ProcID{PID: pid, StartTime: start})
 		})
 	}
 	if d.ledger.Dirty() {
-		d.saveLedger(len(due) > 0)
+		d.saveLedger(due > 0)
+	}
+	acted, matches, escalations := d.acted, len(d.matches), d.ledger.Len()
+	if now.Sub(d.lastStats) >= time.Minute {
+		d.lastStats, d.acted = now, 0
+	}
+	d.decideMu.Unlock()
+	for _, c := range d.components {
+		c.Tick(snap)
 	}
 	if d.watchdog {
 		sdNotify(daemon.SdNotifyWatchdog)
 	}
-	if now.Sub(d.lastStats) >= time.Minute {
-		d.log.Debug("tick", "procs", len(snap.Procs), "users", len(snap.Users), "matches", len(d.matches),
-			"escalations", d.ledger.Len(), "acted", d.acted, "took", time.Since(now))
-		d.lastStats, d.acted = now, 0
+	if d.lastStats == now {
+		d.log.Debug("tick", "procs", len(snap.Procs), "users", len(snap.Users), "matches", matches,
+			"escalations", escalations, "acted", acted, "took", time.Since(now))
 	}
+}
+
+// keepUserBase copies what the fast path needs of a sample: the sampler
+// reuses the sample's memory, and the fast path runs on another goroutine.
+// Called with decideMu held.
+func (d *daemonState) keepUserBase(snap *platform.Snapshot) {
+	if d.userBase == nil {
+		d.userBase = map[uint32]platform.UserStats{}
+	}
+	clear(d.userBase)
+	for uid, u := range snap.Users {
+		d.userBase[uid] = *u
+	}
+	d.hostBase = snap.Host
 }
 
 func (d *daemonState) saveLedger(sync bool) {
@@ -350,7 +438,16 @@ func (d *daemonState) act(snap *platform.Snapshot, m *policy.Match, step int) {
 	values := m.Values()
 	base := report.Event{
 		Time: snap.Time, Host: snap.Host.Hostname, Rule: r.Name, RuleAt: r.At(), Step: step + 1,
-		Action: string(st.Kind), Mode: r.Mode, UID: m.User.UID, User: m.User.Name, Values: values,
+		Action: string(st.Kind), Mode: r.Mode, Values: values,
+	}
+	if m.User != nil { // nil for filesystem rules
+		base.UID, base.User = m.User.UID, m.User.Name
+	}
+	if m.FS != nil {
+		base.Mount = m.FS.Mount
+	}
+	for _, add := range evidenceHooks {
+		add(d, snap, m, &base)
 	}
 	if st.Kind == policy.StepKill {
 		base.Signal = st.Signal
@@ -366,6 +463,12 @@ func (d *daemonState) act(snap *platform.Snapshot, m *policy.Match, step int) {
 	}
 	h(d, snap, m, st, base)
 }
+
+// evidenceHooks add a capability's evidence to the audit line of every
+// step (the file locks behind a lock rule, say); each registers from an
+// init function in its own file and leaves events it has nothing for
+// alone.
+var evidenceHooks []func(d *daemonState, snap *platform.Snapshot, m *policy.Match, ev *report.Event)
 
 // stepHandler carries out one due step of a match. Each step kind has
 // one; a capability that adds a step kind to the policy registers its
@@ -429,6 +532,10 @@ func (d *daemonState) actOn(p *platform.Process, m *policy.Match, st policy.Step
 			}
 			f := *fresh
 			f.CPUPercent = observed.CPUPercent // a rate cannot be re-read instantly
+			// Nor the listeners, from this tick's sock_diag dump.
+			f.ListenPorts = observed.ListenPorts
+			// Nor can a lock wait, measured across ticks (read this tick).
+			f.LocksHeld, f.LockWait, f.LockBlocking, f.LockBlockingFor = observed.LocksHeld, observed.LockWait, observed.LockBlocking, observed.LockBlockingFor
 			if f.FDs < 0 {
 				f.FDs = observed.FDs
 			}

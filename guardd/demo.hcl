@@ -11,7 +11,7 @@ guardd {
 }
 
 class "customers" {
-  users = ["{{.User}}"]
+  users = ["{{.User}}", "{{.StormUser}}"]
 }
 
 protect {
@@ -42,7 +42,7 @@ rule "cpu-hog" {
 
 rule "long-runner" {
   class = "customers"
-  when  = proc.age_seconds > 15 && proc.state != "Z"
+  when  = proc.age_seconds > 25 && proc.state != "Z"
   kill {}
 }
 
@@ -61,4 +61,72 @@ rule "temp-exe" {
   mode  = "monitor"
   when  = glob(proc.exe, ["/tmp/**", "/var/tmp/**", "/dev/shm/**"]) || proc.exe_deleted
   kill {}
+}
+
+limits "customers" {
+  class = "customers"
+  procs = 400
+}
+
+rule "fork-storm" {
+  class    = "customers"
+  when     = user.forks_per_sec > 1000 || user.procs > 350
+  cooldown = "10s"
+  kill_user {}
+}
+
+rule "zombies" {
+  class = "customers"
+  when  = proc.zombie_children > 20
+  for   = "2s"
+  reap {
+    grace = "2s"
+  }
+}
+
+inodes {
+  dirs   = ["{{.Dir}}/tmp"]
+  period = "10s"
+}
+
+rule "lock-waiter" {
+  class = "customers"
+  when  = proc.lock_wait_seconds > 4
+  kill {}
+}
+
+rule "lock-holder" {
+  class = "customers"
+  when  = proc.lock_blocking > 0 && proc.lock_blocking_seconds > 2 && proc.cpu_percent < 1
+  report {}
+}
+
+rule "tmp-spewer" {
+  class = "customers"
+  when  = user.inodes > 2000 || user.inode_growth_per_min > 10000
+  report {}
+  clean_tmp {
+    dirs       = ["{{.Dir}}/tmp"]
+    older_than = "24h"
+  }
+}
+
+rule "disk-full" {
+  when = fs.used_percent > 90 || fs.inodes_used_percent > 90
+  for  = "5s"
+  report {}
+}
+
+# Customers do not run their own servers (an Apache on 8080, an SMTP daemon,
+# an IRC bot): a bind() outside the allow list fails with EPERM (a cgroup BPF
+# hook in the kernel), and a listener opened anyway (before guardd started,
+# or where the kernel cannot refuse) is killed within a tick. Monitor mode:
+# the audit log says "would refuse" and "would kill". Allow what your
+# customers need first (an FTP server's passive ports, where its sessions run
+# as the customer: "*:49152-65534"), then set mode = "enforce".
+listen "customers" {
+  class = "customers"
+  allow = []
+  block = "bind"
+  mode  = "monitor"
 }

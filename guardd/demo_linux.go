@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
+	"crypto/rand"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -12,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -29,25 +32,35 @@ import (
 //go:embed demo.hcl
 var demoPolicy string
 
-// demoUser is the throwaway account the demo's offenders run as. Like the
-// test users it is named gdt-*, so a leftover is recognisable and safe to
-// remove.
-const demoUser = "gdt-demo"
+// demoUser is the throwaway account the demo's offenders run as, and
+// stormUser the one whose fork bomb is ended with kill_user (which takes
+// every process of its user). Like the test users they are named gdt-*, so
+// a leftover is recognisable and safe to remove; each run has its own, so
+// that two demos cannot remove each other's.
+var demoUser, stormUser string
 
 type demoOffender struct {
-	label  string // what it is, for the summary
-	expect string // what the policy should do to it
-	file   string // name of the binary copy
-	argv0  string
-	mode   string // _offender mode
-	tmp    bool   // run from a temp dir (the "cracking kit")
+	label    string // what it is, for the summary
+	expect   string // what the policy should do to it
+	file     string // name of the binary copy
+	argv0    string
+	mode     string            // _offender mode
+	tmp      bool              // run from a temp dir (the "cracking kit")
+	args     []string          // more _offender arguments, after the mode
+	helper   bool              // not an offender (a lock holder): started in order, not waited for, not summarized
+	account  *platform.Account // runs as this account instead of the demo user
+	deferred bool              // started later by its own code (the fork bomb), not with the others
+	// done says when its fate is sealed; nil: it exited (tmp: a would-do
+	// line). about picks the audit lines about it; nil: those of its pid.
+	done   func([]report.Event) bool
+	about  func(report.Event) bool
 	cmd    *exec.Cmd
 	id     platform.ProcID
 	exited chan struct{}
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flagSet("demo", "demo\n\nCreates the throwaway user "+demoUser+", starts offenders as that user (a CPU\nburner, a long runner, a burner that calls itself sshd, a tool run from\n/tmp), runs guardd on the default policy with shortened times, shows what\nhappens to each offender and why, and removes everything it made, also on\nCtrl-C. Needs root.", stderr)
+	fs := flagSet("demo", "demo\n\nCreates throwaway users (gdt-demo-*), starts offenders as them (a CPU\nburner, a long runner, a burner that calls itself sshd, a tool run from\n/tmp, a CGI asleep on a lock and one waiting on it, a temp file spewer, a\nserver on port 8080, a zombie factory, a fork bomb), runs guardd on the\ndefault policy with shortened times, shows what happens to each offender\nand why, and removes everything it made, also on Ctrl-C. Needs root.", stderr)
 	timeout := fs.Duration("timeout", 90*time.Second, "give up after this long")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -59,24 +72,34 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer cancel()
 	say := func(format string, a ...any) { fmt.Fprintf(stdout, "demo: "+format+"\n", a...) }
 
-	if err := removeDemoUser(); err != nil {
-		return err
-	}
-	if out, err := exec.Command("useradd", "-M", "-N", "-s", "/usr/sbin/nologin", demoUser).CombinedOutput(); err != nil {
-		return fmt.Errorf("useradd %s: %v: %s", demoUser, err, bytes.TrimSpace(out))
-	}
-	defer func() {
-		if err := removeDemoUser(); err != nil {
-			fmt.Fprintln(stderr, "demo: cleanup:", err)
-		} else {
-			say("removed user %s, its processes and the demo's files", demoUser)
+	var suffix [3]byte
+	rand.Read(suffix[:])
+	demoUser = fmt.Sprintf("gdt-demo-%x", suffix)
+	stormUser = demoUser + "-b"
+	// Orphans (a fork bomb's, a zombie factory's) come to the demo, not to
+	// init, which on some hosts (containers) does not reap. The reaping
+	// outlasts the users' removal (defers run last to first).
+	stopReaping := reapOrphans()
+	defer stopReaping()
+	var accs []platform.Account
+	for _, name := range []string{demoUser, stormUser} {
+		if out, err := exec.Command("useradd", "-M", "-N", "-s", "/usr/sbin/nologin", name).CombinedOutput(); err != nil {
+			return fmt.Errorf("useradd %s: %v: %s", name, err, bytes.TrimSpace(out))
 		}
-	}()
-	acc, ok := lookupDemoUser()
-	if !ok {
-		return fmt.Errorf("user %s not found after useradd", demoUser)
+		defer func() {
+			if err := removeDemoUser(name); err != nil {
+				fmt.Fprintln(stderr, "demo: cleanup:", err)
+			} else {
+				say("removed user %s and its processes", name)
+			}
+		}()
+		a, ok := lookupDemoUser(name)
+		if !ok {
+			return fmt.Errorf("user %s not found after useradd", name)
+		}
+		accs = append(accs, a)
 	}
-
+	acc, stormAcc := accs[0], accs[1]
 	// The offenders are copies of this binary (hidden _offender command)
 	// in directories the demo user can execute from: /run for the normal
 	// ones (not a temp dir, so the temp-exe rule leaves them alone), /tmp
@@ -106,6 +129,14 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		{label: "long runner", expect: "long-runner: killed", file: "long-runner", argv0: "long-runner", mode: "sleep"},
 		{label: "tool run from /tmp", expect: "temp-exe (monitor): would kill", file: "kit", argv0: "kit", mode: "sleep", tmp: true},
 	}
+	more, err := lockAndTempOffenders(dir) // demo_locks_linux.go
+	if err != nil {
+		return err
+	}
+	offenders = append(offenders, more...)
+	offenders = append(offenders, listenOffenders()...) // demo_listen_linux.go
+	storm := stormOffenders(dir, stormAcc)              // demo_forkstorm_linux.go
+	offenders = append(offenders, storm...)
 	for _, o := range offenders {
 		d := dir
 		if o.tmp {
@@ -119,7 +150,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	var policyText bytes.Buffer
 	tmpl := template.Must(template.New("demo").Parse(demoPolicy))
-	if err := tmpl.Execute(&policyText, struct{ Dir, User string }{dir, demoUser}); err != nil {
+	if err := tmpl.Execute(&policyText, struct{ Dir, User, StormUser string }{dir, demoUser, stormUser}); err != nil {
 		return err
 	}
 	policyPath := filepath.Join(dir, "policy.hcl")
@@ -128,9 +159,23 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	auditPath := filepath.Join(dir, "audit.jsonl")
 
-	say("user %s (uid %d) created; starting offenders as that user", demoUser, acc.UID)
-	for _, o := range offenders {
-		if err := o.start(acc); err != nil {
+	say("users %s (uid %d) and %s (uid %d) created; starting offenders as them", demoUser, acc.UID, stormUser, stormAcc.UID)
+	// The burners start last: at full speed they would slow the start of
+	// everything after them, and the long-runner rule counts from each
+	// offender's start.
+	startOrder := slices.Clone(offenders)
+	slices.SortStableFunc(startOrder, func(a, b *demoOffender) int {
+		return cmp.Compare(boolInt(a.mode == "burn"), boolInt(b.mode == "burn"))
+	})
+	for _, o := range startOrder {
+		if o.deferred {
+			continue // started later, by triggerStorm
+		}
+		a := acc
+		if o.account != nil {
+			a = *o.account
+		}
+		if err := o.start(a); err != nil {
 			return err
 		}
 		defer o.cmd.Process.Kill()
@@ -147,6 +192,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	daemonDone := make(chan error, 1)
 	go func() { daemonDone <- daemonCmd.Wait() }()
+	go triggerStorm(ctx, offenders, say) // once the burners are gone
 	defer func() {
 		daemonCmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -165,6 +211,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		events := readAudit(auditPath)
 		done := true
 		for _, o := range offenders {
+			if o.helper {
+				continue
+			}
+			if o.done != nil {
+				done = done && o.done(events)
+				continue
+			}
 			if o.tmp {
 				done = done && hasEvent(events, o.id, "would-do")
 			} else {
@@ -198,8 +251,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  OFFENDER\tEXPECTED\tRULE (FILE:LINE)\tSTEP\tOUTCOME\tWHY")
 	for _, o := range offenders {
+		if o.helper {
+			continue
+		}
 		for _, ev := range events {
-			if ev.PID != o.id.PID || ev.StartTime != o.id.StartTime {
+			if o.about != nil && !o.about(ev) || o.about == nil && (ev.PID != o.id.PID || ev.StartTime != o.id.StartTime) {
 				continue
 			}
 			action := ev.Action
@@ -222,7 +278,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 func (o *demoOffender) start(acc platform.Account) error {
-	o.cmd = &exec.Cmd{Path: o.file, Args: []string{o.argv0, "_offender", o.mode}}
+	o.cmd = &exec.Cmd{Path: o.file, Args: append([]string{o.argv0, "_offender", o.mode}, o.args...)}
 	o.cmd.SysProcAttr = &syscall.SysProcAttr{
 		Credential: &syscall.Credential{Uid: acc.UID, Gid: acc.GID},
 		Setpgid:    true,
@@ -237,6 +293,8 @@ func (o *demoOffender) start(acc platform.Account) error {
 	}
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, "ready") {
+		o.cmd.Process.Kill()
+		o.cmd.Wait() // reaped: a zombie would look like a survivor to the cleanup
 		return fmt.Errorf("start %s: no ready line: %v", o.label, err)
 	}
 	p, err := platform.ReadProcess(int32(o.cmd.Process.Pid), nil)
@@ -253,9 +311,17 @@ func (o *demoOffender) start(acc platform.Account) error {
 // it caps its user's processes first (a safety net), says it is ready,
 // then burns CPU or sleeps.
 func runOffender(args []string) error {
-	lim := unix.Rlimit{Cur: 64, Max: 64}
+	// RLIMIT_NPROC counts the threads of every process of the uid: nine
+	// Go offenders of a few threads each need more than 64.
+	lim := unix.Rlimit{Cur: 256, Max: 256}
+	if len(args) > 0 && args[0] == "bomb" {
+		lim = unix.Rlimit{Cur: demoBombNet, Max: demoBombNet} // above the cap guardd sets
+	}
 	if err := unix.Setrlimit(unix.RLIMIT_NPROC, &lim); err != nil {
 		return err
+	}
+	if len(args) > 0 && demoModes[args[0]] != nil {
+		return demoModes[args[0]](args[1:]) // demo_locks_linux.go
 	}
 	if len(args) != 1 {
 		return errors.New("usage: _offender burn|sleep")
@@ -263,32 +329,27 @@ func runOffender(args []string) error {
 	fmt.Printf("ready %d\n", os.Getpid())
 	switch args[0] {
 	case "burn":
-		// Two spinning threads, like a parallel build: the burner stays
-		// over the cpu-hog threshold even on a busy host.
-		for range 2 {
-			go func() {
-				for x := uint64(1); x != 0; x++ { // spins for centuries: x wraps only after 2^64 steps
-				}
-			}()
+		// One spinning thread each: on two cores neither burner starves
+		// the other once one of them is reniced to 19.
+		for x := uint64(1); x != 0; x++ { // spins for centuries: x wraps only after 2^64 steps
 		}
-		select {}
 	case "sleep":
 		select {}
 	}
 	return fmt.Errorf("unknown offender mode %q", args[0])
 }
 
-func lookupDemoUser() (platform.Account, bool) {
+func lookupDemoUser(name string) (platform.Account, bool) {
 	acc := platform.NewAccounts()
 	if acc.Refresh() != nil {
 		return platform.Account{}, false
 	}
-	return acc.Lookup(demoUser)
+	return acc.Lookup(name)
 }
 
-// removeDemoUser kills every process of the demo user and deletes it.
-func removeDemoUser() error {
-	a, ok := lookupDemoUser()
+// removeDemoUser kills every process of a demo user and deletes it.
+func removeDemoUser(name string) error {
+	a, ok := lookupDemoUser(name)
 	if !ok {
 		return nil
 	}
@@ -298,14 +359,22 @@ func removeDemoUser() error {
 	deadline := time.Now().Add(10 * time.Second)
 	for killAllOf(a.UID) > 0 {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("processes of %s survive SIGKILL", demoUser)
+			return fmt.Errorf("processes of %s survive SIGKILL", name)
 		}
 		time.Sleep(50 * time.Millisecond) // let the kernel reap them
 	}
-	if out, err := exec.Command("userdel", demoUser).CombinedOutput(); err != nil {
-		return fmt.Errorf("userdel %s: %v: %s", demoUser, err, bytes.TrimSpace(out))
+	// userdel fails rather than waits while another program holds the
+	// passwd lock: try a few times.
+	var err error
+	for range 20 {
+		var out []byte
+		if out, err = exec.Command("userdel", name).CombinedOutput(); err == nil {
+			return nil
+		}
+		err = fmt.Errorf("userdel %s: %v: %s", name, err, bytes.TrimSpace(out))
+		time.Sleep(100 * time.Millisecond)
 	}
-	return nil
+	return err
 }
 
 // killAllOf sends SIGKILL to every process whose real uid is uid and
@@ -397,4 +466,11 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	return len(b), nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -11,7 +11,7 @@ import (
 
 func TestDemoPolicyKeepsTheDefaultRules(t *testing.T) {
 	var buf bytes.Buffer
-	if err := template.Must(template.New("").Parse(demoPolicy)).Execute(&buf, struct{ Dir, User string }{"/run/x", "gdt-demo"}); err != nil {
+	if err := template.Must(template.New("").Parse(demoPolicy)).Execute(&buf, struct{ Dir, User, StormUser string }{"/run/x", "gdt-demo-1", "gdt-demo-1-b"}); err != nil {
 		t.Fatal(err)
 	}
 	demo, diags := policy.Parse(map[string][]byte{"demo.hcl": buf.Bytes()})

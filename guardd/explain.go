@@ -46,9 +46,12 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer s.Close()
-	if _, err := s.Sample(); err != nil {
+	locks := platform.NewLockObserver() // lock waits are timed over the window, as the daemon sees them from first sight
+	first, err := s.Sample()
+	if err != nil {
 		return err
 	}
+	locks.Observe(first)
 	select {
 	case <-time.After(*window):
 	case <-ctx.Done():
@@ -58,6 +61,7 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	locks.Observe(snap)
 	var p *platform.Process
 	for _, q := range snap.Procs {
 		if q.PID == int32(pid) {
@@ -76,6 +80,10 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fmt.Fprintf(w, "comm / cmdline\t%q / %q\n", p.Comm, p.Cmdline)
 	fmt.Fprintf(w, "state, nice\t%s, %d\n", string(p.State), p.Nice)
 	fmt.Fprintf(w, "cpu\t%.1f %% over %s\n", p.CPUPercent, snap.Interval.Round(time.Millisecond))
+	if p.LocksHeld > 0 || p.LockWait > 0 {
+		fmt.Fprintf(w, "file locks\t%d held, blocking %d (for %s), waiting %s (timed since explain began)\n",
+			p.LocksHeld, p.LockBlocking, p.LockBlockingFor.Round(time.Millisecond), p.LockWait.Round(time.Millisecond))
+	}
 	var classes []string
 	for _, c := range pol.ClassesOf(p.UID, p.User, u.Groups) {
 		classes = append(classes, c.Name)

@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"syscall"
 
+	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/policy"
 	"github.com/hashicorp/hcl/v2"
 )
@@ -32,6 +33,7 @@ Usage:
   guardd check [PATH]         validate a policy file or directory; exit 1 on any error
   guardd default-policy       print the embedded default policy
   guardd explain [flags] PID  show a process's classes, protection and every rule's verdict
+  guardd top [flags]          show load, users ranked by CPU/processes/inodes, long runners, actions, traffic
   guardd demo                 show guardd at work on throwaway offenders (as root)
   guardd version              print the version
 
@@ -54,6 +56,9 @@ func (e *exitError) Error() string {
 func main() {
 	// Helpers re-executed from guardd's own binary are dispatched before
 	// anything else starts (no signal handlers: SIGTERM must kill them).
+	if len(os.Args) > 1 && (os.Args[1] == enforce.HelperSignalUser || os.Args[1] == enforce.HelperProcCap) {
+		os.Exit(enforce.RunHelper(os.Args[1:]))
+	}
 	if len(os.Args) > 1 && os.Args[1] == "_offender" {
 		if err := runOffender(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "guardd _offender:", err)
@@ -93,6 +98,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	case "explain":
 		return runExplain(ctx, args, stdout, stderr)
+	case "top":
+		return runTop(ctx, args, stdout, stderr)
 	case "demo":
 		return runDemo(ctx, args, stdout, stderr)
 	case "version":

@@ -35,6 +35,7 @@ func TestReadProcess(t *testing.T) {
 
 	// The sampler and ReadProcess agree on identity and static facts.
 	s := newSampler(t, hostileAccounts(t))
+	sample(t, s) // the command line is read from the second sight on
 	q := mustFind(t, sample(t, s), c.pid)
 	if q.ProcID != p.ProcID || q.Comm != p.Comm || q.Exe != p.Exe || q.Cmdline != p.Cmdline || q.User != p.User ||
 		q.FDs != p.FDs || q.Started.Sub(p.Started).Abs() > 1e6 {

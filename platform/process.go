@@ -50,10 +50,24 @@ type Process struct {
 	Threads    int32         // number of threads
 	Nice       int32         // nice value of the main thread, -20..19
 	FDs        int32         // open descriptors, counted every FDInterval; -1 when not yet counted
+	Children   int32         // child processes in this sample (zombies included)
+	Zombies    int32         // zombie children: exited, not yet reaped by this process
 	Started    time.Time     // wall clock start time
 	Age        time.Duration // time since start, at the sample
 
 	Kernel bool // a kernel thread (no mm, no exe)
+
+	// Ports this process listens on: TCP listeners and bound, unconnected
+	// UDP sockets among its descriptors, sorted, without duplicates. Filled
+	// by the listener observer (not the sampler), and only for processes
+	// whose ports the policy needs; nil otherwise.
+	ListenPorts []uint16
+
+	// File locks, from /proc/locks (filled by LockObserver, not the sampler).
+	LocksHeld       int32         // lock records this process holds
+	LockWait        time.Duration // how long it has been blocked on a lock (as observed); 0 when not waiting
+	LockBlocking    int32         // processes waiting on locks this one holds
+	LockBlockingFor time.Duration // the longest of those waits
 }
 
 // MaxCmdline bounds the command line kept per process: memory stays bounded
@@ -70,6 +84,22 @@ type UserStats struct {
 	CPUPercent float64 // sum over the user's processes; 100 = one core
 	RSSBytes   uint64
 	FDs        int64 // sum of counted descriptors (processes not yet counted add 0)
+
+	Listeners int32 // listening sockets the uid owns (TCP listen, bound unconnected UDP), from the listener observer
+
+	// ForksPerSec is the user's new processes over the last second, from
+	// process events (the fork-storm observer); 0 without them: the
+	// sampler alone cannot see processes that came and went between two
+	// samples.
+	ForksPerSec float64
+
+	LockWaiters int32 // processes of the user blocked on a file lock
+
+	// Inodes in the configured trees (filled by the inode counter, not the
+	// sampler; 0 until first counted). A user with files there but no
+	// process gets a UserStats with Procs 0.
+	Inodes            int64
+	InodeGrowthPerMin float64 // net inodes created per minute, recent
 }
 
 // Host holds host-wide facts from one sample.
@@ -94,4 +124,6 @@ type Snapshot struct {
 	Procs    []*Process
 	Users    map[uint32]*UserStats
 	Host     Host
+
+	Filesystems []Filesystem // mounted local filesystems (filled by the filesystem observer)
 }

@@ -79,6 +79,7 @@ type entry struct {
 	// CPU ticks at the last uid recheck and descriptor count: a process
 	// that has not run since cannot have changed either.
 	staticTicks, fdsTicks uint64
+	needCmdline           bool // not read yet (see readCmdline)
 }
 
 // NewSampler opens /proc and prepares a sampler.
@@ -302,7 +303,8 @@ func (s *Sampler) discover(pid int32, ino uint64, now, boot time.Time, interval 
 	e.idle, e.nextRead = 1, s.gen+1
 	if !e.p.Kernel {
 		s.readIDs(e)
-		s.readExeCmdline(e)
+		s.readExe(e)
+		e.needCmdline = true
 		e.staticTicks = e.ticks
 		// Spread the periodic rechecks of processes discovered together.
 		e.staticAt = now.Add(spread(pid, staticRecheck))
@@ -335,6 +337,9 @@ func (s *Sampler) refresh(e *entry, now, boot time.Time) bool {
 		e.idle = 1
 	}
 	e.nextRead = s.gen + uint64(e.idle)
+	if e.needCmdline {
+		s.readCmdline(e)
+	}
 	switch {
 	case e.p.Comm != oldComm: // exec
 		s.readIDs(e)
@@ -419,12 +424,26 @@ func (s *Sampler) readIDs(e *entry) bool {
 // readExeCmdline reads what changes only at exec: the executable path and
 // the command line.
 func (s *Sampler) readExeCmdline(e *entry) {
+	s.readExe(e)
+	s.readCmdline(e)
+}
+
+func (s *Sampler) readExe(e *entry) {
 	p := &e.p
 	if n, err := unix.Readlinkat(s.procFD, strconv.Itoa(int(p.PID))+"/exe", s.buf); err == nil {
 		exe, deleted := ParseExeLink(string(s.buf[:n]))
 		p.Exe = unique.Make(exe).Value()
 		p.ExeDeleted = deleted
 	}
+}
+
+// readCmdline reads the command line. It takes the target's mmap lock
+// (access_remote_vm), which a process busy forking holds: reads of it were
+// measured blocking for most of a second during a fork bomb, so a new
+// process's command line waits for its second read (needCmdline).
+func (s *Sampler) readCmdline(e *entry) {
+	p := &e.p
+	e.needCmdline = false
 	if n, err := s.readAt(p.PID, "cmdline"); err == nil {
 		p.Cmdline = unique.Make(ParseCmdline(s.buf[:n], MaxCmdline)).Value()
 	}
@@ -498,6 +517,15 @@ func (s *Sampler) aggregateUsers() {
 		*u = UserStats{UID: u.UID, Name: u.Name, Groups: u.Groups}
 	}
 	for _, p := range s.snap.Procs {
+		p.Children, p.Zombies = 0, 0
+	}
+	for _, p := range s.snap.Procs {
+		if parent := s.entries[p.PPID]; parent != nil && !parent.p.Kernel {
+			parent.p.Children++
+			if p.State == 'Z' {
+				parent.p.Zombies++
+			}
+		}
 		u := s.users[p.UID]
 		if u == nil {
 			u = &UserStats{UID: p.UID}

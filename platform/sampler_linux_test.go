@@ -132,6 +132,10 @@ func TestSamplerHostileComm(t *testing.T) {
 func TestSamplerExeAndCmdline(t *testing.T) {
 	c := startHelper(t, "idle", "arg with spaces", "tab\there", "", "ünïcode")
 	s := newSampler(t, nil)
+	first := mustFind(t, sample(t, s), c.pid)
+	if first.Cmdline != "" {
+		t.Errorf("Cmdline read at first sight (%q): it waits for the second (readCmdline)", first.Cmdline)
+	}
 	p := mustFind(t, sample(t, s), c.pid)
 
 	exe, err := os.Executable()
@@ -663,19 +667,33 @@ func TestSamplerIdleBackoff(t *testing.T) {
 	if line, err := c.stdout.ReadString('\n'); err != nil || line != "burning\n" {
 		t.Fatalf("helper: %q %v", line, err)
 	}
-	seen := -1
-	for i := 0; i <= 3*maxIdleSkip && seen < 0; i++ {
-		time.Sleep(20 * time.Millisecond) // let it burn between two ticks
-		if p := mustFind(t, sample(t, s), c.pid); p.CPUPercent > 0 {
-			seen = i
+	// The next read comes within maxIdleSkip ticks, whatever the load.
+	before := s.entries[c.pid].readAt
+	read := -1
+	for i := 1; i <= maxIdleSkip && read < 0; i++ {
+		sample(t, s)
+		if s.entries[c.pid].readAt != before {
+			read = i
 		}
 	}
-	if seen < 0 || seen > maxIdleSkip {
-		t.Fatalf("burning process seen after %d ticks, want within %d", seen, maxIdleSkip)
+	if read < 0 {
+		t.Fatalf("idle process not read within %d ticks", maxIdleSkip)
 	}
-	time.Sleep(20 * time.Millisecond) // two clock ticks of CPU at least
-	sample(t, s)
-	if e := s.entries[c.pid]; e.idle != 1 || e.nextRead != s.gen+1 {
-		t.Errorf("running process: backoff %d, next read at %d (now %d), want every tick", e.idle, e.nextRead, s.gen)
+	// Once a read sees it ran, it is read every tick. (On a loaded host the
+	// burner may get no CPU in a short gap: wait for a read that sees some.)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		time.Sleep(50 * time.Millisecond) // a gap for CPU time to accrue between two ticks
+		p := mustFind(t, sample(t, s), c.pid)
+		e := s.entries[c.pid]
+		if p.CPUPercent > 0 {
+			if e.idle != 1 || e.nextRead != s.gen+1 {
+				t.Errorf("running process: backoff %d, next read at %d (now %d), want every tick", e.idle, e.nextRead, s.gen)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the burning process never showed CPU use")
+		}
 	}
 }

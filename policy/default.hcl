@@ -82,3 +82,96 @@ rule "temp-exe" {
   when  = glob(proc.exe, ["/tmp/**", "/var/tmp/**", "/dev/shm/**"]) || proc.exe_deleted
   kill {}
 }
+
+# A standing cap on every customer's processes, kernel-enforced: guardd sets
+# RLIMIT_NPROC (soft and hard) on each of their processes as it first sees
+# it, so the fork beyond the cap fails before any rule has to fire. It
+# counts threads too.
+limits "customers" {
+  class = "customers"
+  procs = 400
+}
+
+# A fork storm (a fork bomb, a runaway CGI tree, a daemon respawning in a
+# loop) is ended at once: every process of the user gets SIGKILL in one
+# kill(-1) as that user, which no fork can outrun. A parallel build (make
+# -j8) forks a few hundred processes a second at most and holds a few dozen.
+rule "fork-storm" {
+  class    = "customers"
+  when     = user.forks_per_sec > 1000 || user.procs > 350
+  cooldown = "10s"
+  kill_user {}
+}
+
+# A parent that leaves its exited children unreaped (zombies hold process
+# slots) gets SIGCHLD; if it still has not reaped them 30 s later it is
+# ended, so that init inherits and reaps them.
+rule "zombies" {
+  class = "customers"
+  when  = proc.zombie_children > 20
+  for   = "1m"
+  reap {
+    grace = "30s"
+  }
+}
+
+# Temp trees whose inodes are counted per customer (user.inodes): fully
+# every 5 minutes, and watched in between (user.inode_growth_per_min).
+inodes {
+  dirs   = ["/tmp", "/var/tmp", "/dev/shm"]
+  period = "5m"
+}
+
+# A process blocked on a file lock for 10 minutes (a CGI script behind
+# another that never releases its lock) will not finish its request: it
+# is ended, so waiters do not pile up for hours holding memory and slots.
+rule "lock-waiter" {
+  class = "customers"
+  when  = proc.lock_wait_seconds > 600
+  kill {}
+}
+
+# The cause: a process that, idle, holds a lock others have waited on for
+# 5 minutes is reported (with the file and its waiters).
+rule "lock-holder" {
+  class = "customers"
+  when  = proc.lock_blocking > 0 && proc.lock_blocking_seconds > 300 && proc.cpu_percent < 1
+  report {}
+}
+
+# A customer whose temp files run into the hundred thousands, or grow by
+# 10,000 a minute, is reported, and its own files there that nobody has
+# read or written for a day are removed (never another user's, never
+# through a symlink, never on another filesystem, never one another
+# user's process has open).
+rule "tmp-spewer" {
+  class = "customers"
+  when  = user.inodes > 100000 || user.inode_growth_per_min > 10000
+  report {}
+  clean_tmp {
+    dirs       = ["/tmp", "/var/tmp", "/dev/shm"]
+    older_than = "24h"
+  }
+}
+
+# Any local filesystem more than 90 % full, in space or in inodes, for 5
+# minutes is reported.
+rule "disk-full" {
+  when = fs.used_percent > 90 || fs.inodes_used_percent > 90
+  for  = "5m"
+  report {}
+}
+
+# Customers do not run their own servers (an Apache on 8080, an SMTP daemon,
+# an IRC bot): a bind() outside the allow list fails with EPERM (a cgroup BPF
+# hook in the kernel), and a listener opened anyway (before guardd started,
+# or where the kernel cannot refuse) is killed within a tick. Monitor mode:
+# the audit log says "would refuse" and "would kill". Allow what your
+# customers need first (an FTP server's passive ports, where its sessions run
+# as the customer: "*:49152-65534"), then set mode = "enforce".
+listen "customers" {
+  class = "customers"
+  allow = []
+  block = "bind"
+  mode  = "monitor"
+}

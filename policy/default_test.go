@@ -30,7 +30,7 @@ func TestDefaultPolicy(t *testing.T) {
 	for _, r := range p.Rules {
 		names = append(names, r.Name)
 	}
-	for _, want := range []string{"cpu-hog", "long-runner", "fd-leak", "temp-exe"} {
+	for _, want := range []string{"cpu-hog", "long-runner", "fd-leak", "temp-exe", "fork-storm", "zombies", "lock-waiter", "lock-holder", "tmp-spewer", "disk-full"} {
 		if p.Rule(want) == nil {
 			t.Errorf("no rule %q (have %v)", want, names)
 		}
@@ -43,7 +43,17 @@ func TestDefaultPolicy(t *testing.T) {
 		if r.Mode != want {
 			t.Errorf("%s: mode %q, want %q", r.Name, r.Mode, want)
 		}
-		if r.Class == nil || r.Class.Name != "customers" || r.Scope != ScopeProcess {
+		wantScope := ScopeProcess
+		switch r.Name {
+		case "fork-storm", "tmp-spewer":
+			wantScope = ScopeUser
+		case "disk-full":
+			if r.Class != nil || r.Scope != ScopeFilesystem {
+				t.Errorf("%s: class %v scope %s", r.Name, r.Class, r.Scope)
+			}
+			continue
+		}
+		if r.Class == nil || r.Class.Name != "customers" || r.Scope != wantScope {
 			t.Errorf("%s: class %v scope %s", r.Name, r.Class, r.Scope)
 		}
 		if !strings.HasPrefix(r.At(), DefaultName+":") {
@@ -117,6 +127,10 @@ func TestDefaultPolicyDecisions(t *testing.T) {
 		{1020, 1500, func(p *platform.Process) {
 			p.CPUPercent, p.Age, p.FDs, p.Exe = 99, 3*day, 5000, "/tmp/x"
 		}, "cpu-hog long-runner fd-leak temp-exe"},
+		{1021, 1500, func(p *platform.Process) { p.LockWait = 11 * time.Minute }, "lock-waiter"},
+		{1022, 1500, func(p *platform.Process) { p.LockWait = 9 * time.Minute }, ""},
+		{1023, 1500, func(p *platform.Process) { p.LockBlocking, p.LockBlockingFor, p.CPUPercent = 2, 6*time.Minute, 0 }, "lock-holder"},
+		{1024, 1500, func(p *platform.Process) { p.LockBlocking, p.LockBlockingFor, p.CPUPercent = 2, 6*time.Minute, 30 }, ""}, // busy: working through it
 	}
 	snap := &platform.Snapshot{Users: users, Host: host}
 	want := map[int32]string{}
@@ -124,6 +138,7 @@ func TestDefaultPolicyDecisions(t *testing.T) {
 		pr := fakeProc()
 		pr.PID, pr.UID, pr.EUID, pr.User = tc.pid, tc.uid, tc.uid, users[tc.uid].Name
 		pr.CPUPercent, pr.Age, pr.FDs, pr.Exe, pr.ExeDeleted, pr.State = 10, time.Hour, 12, "/usr/bin/php", false, 'S'
+		pr.LocksHeld, pr.LockWait, pr.LockBlocking, pr.LockBlockingFor = 0, 0, 0, 0
 		tc.mutate(pr)
 		snap.Procs = append(snap.Procs, pr)
 		users[tc.uid].Procs++

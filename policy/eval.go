@@ -10,13 +10,14 @@ import (
 type Match struct {
 	Rule *Rule
 	Proc *platform.Process   // the process, for ScopeProcess rules; nil for ScopeUser
-	User *platform.UserStats // the process's user, or the user of a ScopeUser rule
+	User *platform.UserStats // the process's user, or the user of a ScopeUser rule; nil for ScopeFilesystem
 	Host *platform.Host
+	FS   *platform.Filesystem // the filesystem of a ScopeFilesystem rule; nil otherwise
 }
 
 // Values returns the evidence: the values the condition read.
 func (m *Match) Values() map[string]any {
-	return m.Rule.When.Values(&Env{Proc: m.Proc, User: m.User, Host: m.Host})
+	return m.Rule.When.Values(&Env{Proc: m.Proc, User: m.User, Host: m.Host, FS: m.FS})
 }
 
 // ProtectedAccount says why an account is never acted on, or "" when it
@@ -108,14 +109,28 @@ func NewEvaluator(p *Policy, exempt func(pid int32) bool) *Evaluator {
 // Evaluate calls emit for every (rule, subject) whose condition holds in
 // snap. The Match passed to emit is reused: copy what you keep.
 func (ev *Evaluator) Evaluate(snap *platform.Snapshot, emit func(*Match)) {
+	ev.evaluate(snap, emit, false)
+}
+
+// EvaluateUsers evaluates the user-scope rules only: the fast path run
+// between full ticks when process events show a user forking hard.
+func (ev *Evaluator) EvaluateUsers(snap *platform.Snapshot, emit func(*Match)) {
+	ev.evaluate(snap, emit, true)
+}
+
+func (ev *Evaluator) evaluate(snap *platform.Snapshot, emit func(*Match), usersOnly bool) {
 	p := ev.Policy
 	clear(ev.uids)
 	var userRules, procRules uint64 // classes that have rules of each scope
+	fsRules := false
 	for _, r := range p.Rules {
-		if r.Scope == ScopeUser {
+		switch r.Scope {
+		case ScopeUser:
 			userRules |= r.Class.bit
-		} else {
+		case ScopeProcess:
 			procRules |= r.Class.bit
+		case ScopeFilesystem:
+			fsRules = true
 		}
 	}
 	for uid, u := range snap.Users {
@@ -131,7 +146,7 @@ func (ev *Evaluator) Evaluate(snap *platform.Snapshot, emit func(*Match)) {
 	}
 	env := Env{Host: &snap.Host}
 	m := &ev.m
-	if procRules != 0 {
+	if procRules != 0 && !usersOnly {
 		for _, proc := range snap.Procs {
 			f := ev.uids[proc.UID]
 			if f.protected || f.classes&procRules == 0 {
@@ -172,6 +187,19 @@ func (ev *Evaluator) Evaluate(snap *platform.Snapshot, emit func(*Match)) {
 			}
 		}
 	}
+	if fsRules && !usersOnly {
+		env = Env{Host: &snap.Host}
+		for i := range snap.Filesystems {
+			env.FS = &snap.Filesystems[i]
+			for _, r := range p.Rules {
+				if r.Scope != ScopeFilesystem || !r.When.eval(&env) {
+					continue
+				}
+				*m = Match{Rule: r, Host: &snap.Host, FS: env.FS}
+				emit(m)
+			}
+		}
+	}
 }
 
 // Verdict is one rule's view of one process, for `guardd explain`.
@@ -183,7 +211,8 @@ type Verdict struct {
 }
 
 // Explain evaluates every rule against one process, whatever its class and
-// protection, so an admin sees what each rule thinks.
+// protection, so an admin sees what each rule thinks. Filesystem rules are
+// about no process and are left out.
 func (p *Policy) Explain(proc *platform.Process, u *platform.UserStats, host *platform.Host) []Verdict {
 	if u == nil {
 		u = &platform.UserStats{UID: proc.UID, Name: proc.User, Procs: 1}
@@ -191,6 +220,9 @@ func (p *Policy) Explain(proc *platform.Process, u *platform.UserStats, host *pl
 	env := &Env{Proc: proc, User: u, Host: host}
 	var out []Verdict
 	for _, r := range p.Rules {
+		if r.Scope == ScopeFilesystem {
+			continue
+		}
 		v := Verdict{Rule: r, Applies: r.Class.Contains(proc.UID, proc.User, u.Groups)}
 		v.Holds = r.When.eval(env)
 		v.Values = r.When.Values(env)

@@ -46,6 +46,7 @@ type node struct {
 	str   func(*Env) string
 	b     func(*Env) bool
 	strs  func(*Env) []string
+	nums  func(*Env) []float64
 	konst bool
 	rng   hcl.Range
 }
@@ -73,18 +74,28 @@ func CompileCondition(expr hcl.Expression, src []byte) (*Condition, hcl.Diagnost
 	if r := expr.Range(); src != nil && r.End.Byte <= len(src) {
 		cond.Source = string(r.SliceBytes(src))
 	}
-	lv := lvHost
+	lv, fs := lvHost, false
 	for _, v := range c.vars {
+		if v.level == lvFS {
+			fs = true
+			continue
+		}
 		lv = max(lv, v.level)
 	}
-	switch lv {
-	case lvProc:
+	switch {
+	case fs && lv != lvHost:
+		c.errf(expr.Range(), "Condition mixes filesystems with processes or users",
+			"fs.* variables describe one filesystem, and a rule on them acts on no process or user, so it cannot also read proc.* or user.*; write two rules.")
+		return nil, c.diags
+	case fs:
+		cond.Scope = ScopeFilesystem
+	case lv == lvProc:
 		cond.Scope = ScopeProcess
-	case lvUser:
+	case lv == lvUser:
 		cond.Scope = ScopeUser
 	default:
 		c.errf(expr.Range(), "Condition names no process or user",
-			"A rule acts on processes or users, so `when` must use at least one proc.* or user.* variable; combine host.* with them, e.g. host.load1 > 20 && proc.cpu_percent > 50.")
+			"A rule acts on processes, users or filesystems, so `when` must use at least one proc.*, user.* or fs.* variable; combine host.* with them, e.g. host.load1 > 20 && proc.cpu_percent > 50.")
 		return nil, c.diags
 	}
 	return cond, c.diags
@@ -129,7 +140,7 @@ func (c *compiler) compile(expr hcl.Expression) (node, bool) {
 		return c.list(e, rng)
 	}
 	c.errf(rng, "Unsupported expression",
-		"Conditions support variables (proc.*, user.*, host.*), numbers, strings, lists of strings, comparisons, arithmetic, && || !, cond ? a : b, and the functions %s.", strings.Join(funcNames(), ", "))
+		"Conditions support variables (proc.*, user.*, host.*, fs.*), numbers, strings, lists of strings, comparisons, arithmetic, && || !, cond ? a : b, and the functions %s.", strings.Join(funcNames(), ", "))
 	return node{}, false
 }
 
@@ -157,7 +168,7 @@ func (c *compiler) variable(tr hcl.Traversal, rng hcl.Range) (node, bool) {
 	name, ok := traversalName(tr)
 	v := variables[name]
 	if !ok || v == nil {
-		detail := "Conditions can use proc.*, user.* and host.* variables (see `guardd explain` or the README)."
+		detail := "Conditions can use proc.*, user.*, host.* and fs.* variables (see `guardd explain` or the README)."
 		if s := suggestVar(name); s != "" {
 			detail = fmt.Sprintf("Did you mean %s?", s)
 		}
@@ -173,6 +184,8 @@ func (c *compiler) variable(tr hcl.Traversal, rng hcl.Range) (node, bool) {
 		return node{t: tNum, num: v.num, rng: rng}, true
 	case tStr:
 		return node{t: tStr, str: v.str, rng: rng}, true
+	case tNumList:
+		return node{t: tNumList, nums: v.nums, rng: rng}, true
 	default:
 		return node{t: tBool, b: v.bool, rng: rng}, true
 	}
@@ -197,7 +210,7 @@ func suggestVar(name string) string {
 	// A bare name that exists under a prefix ("procs" → user.procs) is a
 	// better hint than a near spelling ("procs" → proc.fds).
 	if !strings.Contains(name, ".") {
-		for _, prefix := range []string{"proc.", "user.", "host."} {
+		for _, prefix := range []string{"proc.", "user.", "host.", "fs."} {
 			if variables[prefix+name] != nil {
 				return prefix + name
 			}
@@ -408,11 +421,24 @@ func (c *compiler) conditional(e *hclsyntax.ConditionalExpr, rng hcl.Range) (nod
 			}
 			return bf(env)
 		}
+	case tNumList:
+		af, bf := a.nums, b.nums
+		n.nums = func(env *Env) []float64 {
+			if cf(env) {
+				return af(env)
+			}
+			return bf(env)
+		}
 	}
 	return n, true
 }
 
 func (c *compiler) list(e *hclsyntax.TupleConsExpr, rng hcl.Range) (node, bool) {
+	if len(e.Exprs) > 0 {
+		if first, ok := c.compile(e.Exprs[0]); ok && first.t == tNum {
+			return c.numList(e, rng) // [80, 443], for contains(proc.listen_ports, ...)
+		}
+	}
 	var items []func(*Env) string
 	konst := true
 	for _, x := range e.Exprs {
@@ -435,6 +461,36 @@ func (c *compiler) list(e *hclsyntax.TupleConsExpr, rng hcl.Range) (node, bool) 
 	}
 	return node{t: tStrList, strs: func(env *Env) []string {
 		out := make([]string, len(items))
+		for i, f := range items {
+			out[i] = f(env)
+		}
+		return out
+	}, rng: rng}, true
+}
+
+// numList compiles a list of numbers. Its first element was already
+// compiled once by list, which is harmless: compiling has no effects but
+// diagnostics, and the first element compiled without any.
+func (c *compiler) numList(e *hclsyntax.TupleConsExpr, rng hcl.Range) (node, bool) {
+	var items []func(*Env) float64
+	konst := true
+	for _, x := range e.Exprs {
+		n, ok := c.compile(x)
+		if !ok || !c.want(n, tNum, "A list of numbers") {
+			return node{}, false
+		}
+		items = append(items, n.num)
+		konst = konst && n.konst
+	}
+	if konst {
+		vals := make([]float64, len(items))
+		for i, f := range items {
+			vals[i] = f(nil)
+		}
+		return node{t: tNumList, nums: func(*Env) []float64 { return vals }, konst: true, rng: rng}, true
+	}
+	return node{t: tNumList, nums: func(env *Env) []float64 {
+		out := make([]float64, len(items))
 		for i, f := range items {
 			out[i] = f(env)
 		}
@@ -628,6 +684,21 @@ func numFunc2(f func(a, b float64) float64) func(*compiler, *hclsyntax.FunctionC
 }
 
 func compileContains(c *compiler, call *hclsyntax.FunctionCallExpr, args []node) (node, bool) {
+	if len(args) == 2 && args[0].t == tNumList {
+		if !c.want(args[1], tNum, "contains() of a list of numbers") {
+			return node{}, false
+		}
+		l, x := args[0].nums, args[1].num
+		return node{t: tBool, b: func(env *Env) bool {
+			v := x(env)
+			for _, y := range l(env) {
+				if y == v {
+					return true
+				}
+			}
+			return false
+		}}, true
+	}
 	if !c.arity(call, args, 2) || !c.want(args[0], tStrList, "contains()") || !c.want(args[1], tStr, "contains()") {
 		return node{}, false
 	}
@@ -650,6 +721,8 @@ func compileLength(c *compiler, call *hclsyntax.FunctionCallExpr, args []node) (
 	switch a := args[0]; a.t {
 	case tStrList:
 		return node{t: tNum, num: func(env *Env) float64 { return float64(len(a.strs(env))) }}, true
+	case tNumList:
+		return node{t: tNum, num: func(env *Env) float64 { return float64(len(a.nums(env))) }}, true
 	case tStr:
 		return node{t: tNum, num: func(env *Env) float64 { return float64(len(a.str(env))) }}, true
 	}

@@ -300,6 +300,27 @@ func TestVariables(t *testing.T) {
 		"host.ncpu":               8.0,
 		"host.procs":              500.0,
 		"host.files_open_percent": 12.5,
+		"proc.listen_ports":       []float64{22, 8080},
+		"user.listeners":          3.0,
+		"user.forks_per_sec":      42.0,
+		"proc.children":           7.0,
+		"proc.zombie_children":    3.0,
+
+		"proc.locks_held":            2.0,
+		"proc.lock_wait_seconds":     90.0,
+		"proc.lock_blocking":         3.0,
+		"proc.lock_blocking_seconds": 600.0,
+		"user.lock_waiters":          4.0,
+		"user.inodes":                250000.0,
+		"user.inode_growth_per_min":  1200.5,
+		"fs.mount":                   "/tmp",
+		"fs.type":                    "ext4",
+		"fs.device":                  "/dev/vdb1",
+		"fs.used_percent":            26.3,
+		"fs.inodes_used_percent":     95.0,
+		"fs.size_gb":                 20.0,
+		"fs.avail_gb":                14.0,
+		"fs.inodes_free":             65536.0,
 	}
 	env := fakeEnv()
 	vars := Vars()
@@ -324,7 +345,7 @@ func TestVariables(t *testing.T) {
 		switch v.typ {
 		case tNum:
 			src = fmt.Sprintf("%s == %s", v.Name, v.Name)
-		case tStr:
+		case tStr, tNumList:
 			src = fmt.Sprintf("length(%s) >= 0", v.Name)
 		default:
 			src = fmt.Sprintf("%s || !%s", v.Name, v.Name)
@@ -337,12 +358,15 @@ func TestVariables(t *testing.T) {
 			t.Errorf("%s: %s is false", v.Name, src)
 		}
 		got := c.Values(env)
-		if got[v.Name] != w {
+		if !reflect.DeepEqual(got[v.Name], w) {
 			t.Errorf("%s = %#v, want %#v", v.Name, got[v.Name], w)
 		}
 		wantScope := ScopeUser
-		if v.level == lvProc {
+		switch v.level {
+		case lvProc:
 			wantScope = ScopeProcess
+		case lvFS:
+			wantScope = ScopeFilesystem
 		}
 		if c.Scope != wantScope {
 			t.Errorf("%s: scope %s, want %s", src, c.Scope, wantScope)

@@ -89,9 +89,35 @@ func checkPolicy(t *testing.T, p *Policy) {
 			t.Errorf("protect exe %q is relative", g.Pattern)
 		}
 	}
+	if in := p.Inodes; in != nil {
+		if in.Period < MinInodePeriod {
+			t.Errorf("inodes %+v", in)
+		}
+		for _, d := range in.Dirs {
+			if badTreePattern(d) != "" {
+				t.Errorf("inodes dir %q", d)
+			}
+		}
+	}
 	for i, r := range p.Rules {
-		if r.Class == nil || r.When == nil || len(r.Steps) == 0 {
+		if (r.Class == nil) != (r.Scope == ScopeFilesystem) || r.When == nil || len(r.Steps) == 0 {
 			t.Fatalf("rule %q: class %v, condition %v, %d steps", r.Name, r.Class, r.When, len(r.Steps))
+		}
+		for _, st := range r.Steps {
+			if sp := stepSpecOf(st.Kind); r.Scope == ScopeFilesystem && (sp == nil || !sp.Filesystem) {
+				t.Errorf("filesystem rule %q has a %s step", r.Name, st.Kind)
+			}
+			if st.Kind == StepCleanTmp {
+				if st.Clean == nil || len(st.Clean.Dirs) == 0 || st.Clean.OlderThan < MinCleanAge {
+					t.Errorf("rule %q: clean_tmp %+v", r.Name, st.Clean)
+					continue
+				}
+				for _, d := range st.Clean.Dirs {
+					if badTreePattern(d) != "" {
+						t.Errorf("rule %q: clean_tmp dir %q", r.Name, d)
+					}
+				}
+			}
 		}
 		if r.Index != i || !validName(r.Name) || (r.Mode != ModeEnforce && r.Mode != ModeMonitor) || r.Scope != r.When.Scope {
 			t.Errorf("rule %q: index %d, mode %q, scope %s/%s", r.Name, r.Index, r.Mode, r.Scope, r.When.Scope)
@@ -111,15 +137,26 @@ func checkPolicy(t *testing.T, p *Policy) {
 			switch {
 			case j == 0 && st.After != 0,
 				j > 0 && st.After < r.Steps[j-1].After,
-				st.Kind == StepKill && j != len(r.Steps)-1,
+				st.Kind == StepKill && !onlyFollowers(r.Steps[j+1:]),
 				st.Kind == StepKill && !signals[st.Signal],
 				st.Kind == StepRenice && (st.Nice < -20 || st.Nice > 19),
 				st.Grace < 0,
-				st.Kind != StepKill && st.Kind != StepRenice && st.Kind != StepStop && st.Kind != StepReport:
+				stepSpecOf(st.Kind) == nil:
 				t.Errorf("rule %q step %d: %+v", r.Name, j, st)
 			}
 		}
 	}
+}
+
+// onlyFollowers reports steps that may come after a Last step: those that
+// tell about it (notify).
+func onlyFollowers(steps []Step) bool {
+	for _, st := range steps {
+		if sp := stepSpecOf(st.Kind); sp == nil || !sp.Follows {
+			return false
+		}
+	}
+	return true
 }
 
 // exercise evaluates p over a small fake host, with the evidence, and
@@ -138,6 +175,7 @@ func exercise(p *Policy) {
 		}
 	}
 	snap.Users[1500].Procs = 0 // division by zero
+	snap.Filesystems = []platform.Filesystem{*fakeFS(), {Mount: "/", Type: "ext4"}}
 	NewEvaluator(p, func(pid int32) bool { return pid == 1 }).Evaluate(snap, func(m *Match) { _ = m.Values() })
 	for _, v := range p.Explain(fakeProc(), fakeUser(), fakeHost()) {
 		_ = v.Values

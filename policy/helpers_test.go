@@ -64,6 +64,16 @@ func fakeProc() *platform.Process {
 		FDs:        12,
 		Started:    time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC),
 		Age:        2 * time.Hour,
+
+		Children: 7,
+		Zombies:  3,
+
+		ListenPorts: []uint16{22, 8080},
+
+		LocksHeld:       2,
+		LockWait:        90 * time.Second,
+		LockBlocking:    3,
+		LockBlockingFor: 600 * time.Second,
 	}
 }
 
@@ -77,6 +87,13 @@ func fakeUser() *platform.UserStats {
 		CPUPercent: 120,
 		RSSBytes:   1 << 30,
 		FDs:        300,
+
+		Listeners:   3,
+		ForksPerSec: 42,
+
+		LockWaiters:       4,
+		Inodes:            250000,
+		InodeGrowthPerMin: 1200.5,
 	}
 }
 
@@ -94,7 +111,16 @@ func fakeHost() *platform.Host {
 	}
 }
 
-func fakeEnv() *Env { return &Env{Proc: fakeProc(), User: fakeUser(), Host: fakeHost()} }
+// fakeFS is a /tmp with its inodes nearly gone.
+func fakeFS() *platform.Filesystem {
+	return &platform.Filesystem{
+		Mount: "/tmp", Source: "/dev/vdb1", Type: "ext4", Major: 254, Minor: 17,
+		SizeBytes: 20 << 30, UsedBytes: 5 << 30, AvailBytes: 14 << 30, UsedPercent: 26.3,
+		Inodes: 1310720, InodesUsed: 1245184, InodesFree: 65536, InodesUsedPercent: 95,
+	}
+}
+
+func fakeEnv() *Env { return &Env{Proc: fakeProc(), User: fakeUser(), Host: fakeHost(), FS: fakeFS()} }
 
 // ctyContext is the peer approach: every variable as a cty value in an hcl
 // EvalContext, for hcl's own Expression.Value. Tests use it as an oracle;
@@ -104,7 +130,7 @@ func ctyContext(e *Env) *hcl.EvalContext {
 	objs := map[string]map[string]cty.Value{}
 	for _, v := range Vars() {
 		root, attr, _ := strings.Cut(v.Name, ".")
-		if root == "proc" && e.Proc == nil || root == "user" && e.User == nil || root == "host" && e.Host == nil {
+		if root == "proc" && e.Proc == nil || root == "user" && e.User == nil || root == "host" && e.Host == nil || root == "fs" && e.FS == nil {
 			continue
 		}
 		var cv cty.Value
@@ -113,6 +139,15 @@ func ctyContext(e *Env) *hcl.EvalContext {
 			cv = cty.NumberFloatVal(v.num(e))
 		case tStr:
 			cv = cty.StringVal(v.str(e))
+		case tNumList:
+			cv = cty.ListValEmpty(cty.Number)
+			if nums := v.nums(e); len(nums) > 0 {
+				l := make([]cty.Value, len(nums))
+				for i, n := range nums {
+					l[i] = cty.NumberFloatVal(n)
+				}
+				cv = cty.ListVal(l)
+			}
 		default:
 			cv = cty.BoolVal(v.bool(e))
 		}

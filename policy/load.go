@@ -163,7 +163,7 @@ func (d *decoder) file(f *hcl.File, src []byte) {
 }
 
 var settingsSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
-	{Name: "interval"}, {Name: "mode"}, {Name: "audit_log"}, {Name: "state_dir"}, {Name: "min_uid"}, {Name: "fd_interval"},
+	{Name: "interval"}, {Name: "mode"}, {Name: "audit_log"}, {Name: "state_dir"}, {Name: "min_uid"}, {Name: "fd_interval"}, {Name: "bpf_pin_dir"}, {Name: "bpf_pin_dir"}, {Name: "bpf_pin_dir"},
 }}
 
 func (d *decoder) settingsBlock(b *hcl.Block) {
@@ -216,6 +216,11 @@ func (d *decoder) settingsBlock(b *hcl.Block) {
 			} else {
 				s.FDInterval = v
 			}
+		}
+	}
+	if a := content.Attributes["bpf_pin_dir"]; a != nil {
+		if v, ok := d.absPath(a); ok {
+			s.BPFPinDir = v
 		}
 	}
 }
@@ -369,7 +374,7 @@ func parseUIDRange(s string) (UIDRange, error) {
 
 func ruleSchema() *hcl.BodySchema {
 	s := &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
-		{Name: "class", Required: true}, {Name: "mode"}, {Name: "when", Required: true}, {Name: "for"}, {Name: "cooldown"},
+		{Name: "class"}, {Name: "mode"}, {Name: "when", Required: true}, {Name: "for"}, {Name: "cooldown"}, // class: required but for filesystem rules (checked in ruleBlock)
 	}}
 	for _, sp := range stepSpecs {
 		s.Blocks = append(s.Blocks, hcl.BlockHeaderSchema{Type: string(sp.Kind)})
@@ -404,7 +409,7 @@ func (d *decoder) ruleBlock(b *hcl.Block, src []byte) {
 	}
 	if a := content.Attributes["mode"]; a != nil {
 		if v, ok := d.mode(a); ok {
-			r.Mode, pr.modeSet = v, true
+			r.Mode, pr.modeSet, r.ModeSet = v, true, true
 		}
 	}
 	if a := content.Attributes["when"]; a != nil {
@@ -414,6 +419,7 @@ func (d *decoder) ruleBlock(b *hcl.Block, src []byte) {
 			r.When, r.Scope = cond, cond.Scope
 		}
 	}
+	d.ruleClass(b, content.Attributes, r)
 	if a := content.Attributes["for"]; a != nil {
 		if v, ok := d.duration(a); ok {
 			r.For = v
@@ -438,7 +444,13 @@ func (d *decoder) ruleBlock(b *hcl.Block, src []byte) {
 			"Give rule %q at least one step: renice { nice = 19 }, kill {}, stop {} or report {}.", name)
 	}
 	for i := range r.Steps {
+		if sp := stepSpecOf(r.Steps[i].Kind); sp != nil && sp.Follows && i > 0 && r.Steps[i].After == 0 {
+			r.Steps[i].After = r.Steps[i-1].After // tells about the step before it, in the same tick
+		}
+	}
+	for i := range r.Steps {
 		st := &r.Steps[i]
+		sp := stepSpecOf(st.Kind)
 		switch {
 		case !stepOK[i] || i > 0 && !stepOK[i-1]:
 		case i == 0 && st.After != 0:
@@ -447,8 +459,18 @@ func (d *decoder) ruleBlock(b *hcl.Block, src []byte) {
 		case i > 0 && st.After < r.Steps[i-1].After:
 			d.errf(st.DeclRange.Ptr(), "Steps out of order", "Each step's `after` must be at least the previous step's (%s).", r.Steps[i-1].After)
 		}
-		if sp := stepSpecOf(st.Kind); sp != nil && sp.Last && i != len(r.Steps)-1 {
-			d.errf(r.Steps[i+1].DeclRange.Ptr(), "Step after "+string(st.Kind), "%s ends the process, so it must be the last step.", st.Kind)
+		if sp != nil && sp.Last {
+			// Only steps that tell about it (notify) may follow, in the same tick.
+			for _, next := range r.Steps[i+1:] {
+				if nsp := stepSpecOf(next.Kind); nsp == nil || !nsp.Follows {
+					d.errf(next.DeclRange.Ptr(), "Step after "+string(st.Kind), "%s ends the process, so it must be the last step.", st.Kind)
+					break
+				} else if next.After != st.After && stepOK[i] {
+					d.errf(next.DeclRange.Ptr(), string(next.Kind)+" after "+string(st.Kind)+" cannot wait",
+						"After %s the process is gone, so a %s that follows it runs with it: remove its `after`.", st.Kind, next.Kind)
+					break
+				}
+			}
 		}
 	}
 	r.Index = len(d.rules)
@@ -496,7 +518,7 @@ func init() {
 			return ok
 		}})
 	RegisterStep(StepSpec{Kind: StepStop})
-	RegisterStep(StepSpec{Kind: StepReport})
+	RegisterStep(StepSpec{Kind: StepReport, Filesystem: true, WholeUser: true})
 }
 
 func (d *decoder) signal(a *hcl.Attribute) (string, bool) {

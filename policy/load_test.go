@@ -64,7 +64,11 @@ func TestLoadValid(t *testing.T) {
 				if r.Index != i || p.Rule(r.Name) != r {
 					t.Errorf("rule %q: Index %d at position %d", r.Name, r.Index, i)
 				}
-				if r.Class == nil || p.Class(r.Class.Name) != r.Class {
+				if r.Scope == ScopeFilesystem {
+					if r.Class != nil {
+						t.Errorf("filesystem rule %q has a class", r.Name)
+					}
+				} else if r.Class == nil || p.Class(r.Class.Name) != r.Class {
 					t.Errorf("rule %q: class not resolved", r.Name)
 				}
 				if r.When == nil || r.When.Source == "" || len(r.When.Vars) == 0 {

@@ -27,6 +27,7 @@ type Settings struct {
 	StateDir   string        // escalation state survives restarts here
 	MinUID     uint32        // uids below this are system accounts: never acted on
 	FDInterval time.Duration // how often open descriptors are counted
+	BPFPinDir  string        // the bind hooks stay attached, pinned here, when guardd stops; "" = detach (policy/listen.go)
 }
 
 // DefaultSettings are used for anything the guardd block leaves out.
@@ -118,7 +119,9 @@ type Step struct {
 	After     time.Duration // since the rule's first step ran; 0 for the first step
 	Nice      int           // renice: -20..19
 	Signal    string        // kill: signal name without SIG, e.g. "TERM"
-	Grace     time.Duration // kill: wait this long for a non-KILL signal, then SIGKILL; 0 = never escalate
+	Grace     time.Duration // kill: wait this long for a non-KILL signal, then SIGKILL; 0 = never escalate. reap: wait this long for the parent to reap
+	Notify    *NotifySpec   // notify: which mail (policy/notify.go)
+	Clean     *CleanSpec    // clean_tmp: which trees, how old (policy/inodes.go)
 	DeclRange hcl.Range
 }
 
@@ -127,23 +130,30 @@ type Scope int
 
 // Scopes.
 const (
-	ScopeProcess Scope = iota // the condition uses proc.*: steps act on each matching process
-	ScopeUser                 // the condition uses only user.* and host.*: steps act on every process of the user
+	ScopeProcess    Scope = iota // the condition uses proc.*: steps act on each matching process
+	ScopeUser                    // the condition uses only user.* and host.*: steps act on every process of the user
+	ScopeFilesystem              // the condition uses fs.* (and host.*): evaluated per filesystem; steps only report (policy/fs.go)
 )
 
 func (s Scope) String() string {
-	if s == ScopeUser {
+	switch s {
+	case ScopeUser:
 		return "user"
+	case ScopeFilesystem:
+		return "filesystem"
 	}
 	return "process"
 }
 
 // Rule is one compiled rule.
 type Rule struct {
-	Name      string
-	Index     int // position in Policy.Rules
-	Class     *Class
-	Mode      string // effective mode: the rule's own, or the policy's
+	Name  string
+	Index int    // position in Policy.Rules
+	Class *Class // nil for filesystem-scope rules, which name no class
+	Mode  string // effective mode: the rule's own, or the policy's
+	// ModeSet says the rule sets its own mode (an override of the whole
+	// policy's mode leaves such rules alone, except --mode monitor).
+	ModeSet   bool
 	When      *Condition
 	For       time.Duration // the condition must hold this long before step one
 	Cooldown  time.Duration // after the last step, leave the subject alone this long
@@ -164,6 +174,10 @@ type Policy struct {
 	Classes []*Class
 	Protect Protect
 	Rules   []*Rule
+	Listens []*Listen            // listen blocks (policy/listen.go)
+	Limits  []*Limit             // limits blocks: standing process caps (policy/forkstorm.go)
+	Report  Report               // mail, upstream sinks, metrics (policy/report.go)
+	Inodes  *InodeSettings       // the inodes block; nil without one (policy/inodes.go)
 	Files   map[string]*hcl.File // the parsed sources, for diagnostics
 	Source  string               // where it was loaded from ("embedded:default.hcl" for the default)
 }

@@ -35,6 +35,17 @@ type StepSpec struct {
 	// false when something was wrong (already reported). Nil: no attributes.
 	Decode func(d *decoder, st *Step, attrs hcl.Attributes) bool
 	Last   bool // ends the subject (kill): no step may follow it
+	// Filesystem marks a step that filesystem-scope rules may use (report):
+	// they have no process or user to act on.
+	Filesystem bool
+	// Follows marks a step that tells about the steps before it (notify):
+	// without `after` it runs with the step before it, and it may follow
+	// a Last step.
+	Follows bool
+	// WholeUser marks a step that acts on the user as a whole (kill_user,
+	// report for a user rule): a user rule made only of such steps needs
+	// no process list, so it may be decided between samples.
+	WholeUser bool
 }
 
 // stepSpecs in registration order, which is the order the README lists.
@@ -61,6 +72,17 @@ var finishers []Finisher
 
 // RegisterFinisher adds a Finisher.
 func RegisterFinisher(f Finisher) { finishers = append(finishers, f) }
+
+// WholeUser reports whether every step of the rule acts on the user as a
+// whole (see StepSpec.WholeUser).
+func (r *Rule) WholeUser() bool {
+	for _, st := range r.Steps {
+		if sp := stepSpecOf(st.Kind); sp == nil || !sp.WholeUser {
+			return false
+		}
+	}
+	return len(r.Steps) > 0
+}
 
 // StepKinds lists the registered step kinds, for documentation.
 func StepKinds() []StepKind {

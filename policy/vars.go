@@ -7,11 +7,12 @@ import (
 )
 
 // Env is what a condition is evaluated against. Proc is nil for user-scope
-// rules.
+// rules; only FS (and Host) is set for filesystem-scope rules.
 type Env struct {
 	Proc *platform.Process
 	User *platform.UserStats
 	Host *platform.Host
+	FS   *platform.Filesystem
 }
 
 type typ int
@@ -21,10 +22,11 @@ const (
 	tNum
 	tStr
 	tStrList
+	tNumList // proc.listen_ports (policy/listen.go)
 )
 
 func (t typ) String() string {
-	return [...]string{"bool", "number", "string", "list of strings"}[t]
+	return [...]string{"bool", "number", "string", "list of strings", "list of numbers"}[t]
 }
 
 type level int
@@ -33,6 +35,7 @@ const (
 	lvHost level = iota
 	lvUser
 	lvProc
+	lvFS // a filesystem: combines with host.* only (policy/fs.go)
 )
 
 // Var describes one variable that conditions may use.
@@ -46,6 +49,7 @@ type Var struct {
 	num   func(*Env) float64
 	str   func(*Env) string
 	bool  func(*Env) bool
+	nums  func(*Env) []float64
 }
 
 const mib = 1 << 20
@@ -64,6 +68,10 @@ func defStr(name string, lv level, doc string, f func(*Env) string) {
 
 func defBool(name string, lv level, doc string, f func(*Env) bool) {
 	variables[name] = &Var{Name: name, Type: "bool", Doc: doc, typ: tBool, level: lv, bool: f}
+}
+
+func defNumList(name string, lv level, doc string, f func(*Env) []float64) {
+	variables[name] = &Var{Name: name, Type: "list of numbers", Doc: doc, typ: tNumList, level: lv, nums: f}
 }
 
 func init() {
@@ -133,6 +141,8 @@ func (v *Var) value(e *Env) any {
 		return v.num(e) // unrounded: rounded evidence can contradict the rule (3.004 shown as 3 for "> 3")
 	case tStr:
 		return v.str(e)
+	case tNumList:
+		return v.nums(e)
 	default:
 		return v.bool(e)
 	}

@@ -47,6 +47,16 @@ type Event struct {
 	Nice   *int   `json:"nice,omitzero"`   // renice: the new nice value
 
 	Values map[string]any `json:"values,omitzero"` // observed values the rule's condition used
+
+	// Listeners (listen blocks): the socket a kill or a refused bind() was about.
+	Proto string `json:"proto,omitzero"` // tcp or udp
+	Addr  string `json:"addr,omitzero"`  // local address: 0.0.0.0, ::1, ...
+	Port  uint16 `json:"port,omitzero"`  // local port
+	Count int    `json:"count,omitzero"` // refused binds this line stands for (the same bind repeated within one tick)
+
+	Mount string         `json:"mount,omitzero"` // filesystem rules: the filesystem's mount point
+	Locks []LockEvidence `json:"locks,omitzero"` // lock rules: the file locks the process holds or waits on (report/evidence.go)
+	Clean *CleanEvidence `json:"clean,omitzero"` // clean_tmp: what was (or would be) removed (report/evidence.go)
 }
 
 // AuditLog appends events as JSON lines. Each Write is one write(2) on an

@@ -32,6 +32,9 @@ type Config struct {
 	Body     string   // the policy after the guardd block: classes, protect, rules
 	Flags    []string // extra command-line flags
 	Env      []string // extra environment, e.g. NOTIFY_SOCKET
+	// Wrap runs guardd through a command that execs it with the arguments
+	// it is given (e.g. unshare, to give it a mount namespace of its own).
+	Wrap []string
 }
 
 // Header is the standard guardd block of a test policy: everything guardd
@@ -109,6 +112,9 @@ func StartGuarddConfig(t testing.TB, c Config) *Guardd {
 	}
 	args := append([]string{"--policy", g.PolicyPath, "--log-format", "json"}, c.Flags...)
 	g.Cmd = exec.Command(guarddBin, args...)
+	if len(c.Wrap) > 0 {
+		g.Cmd = exec.Command(c.Wrap[0], append(append(c.Wrap[1:], guarddBin), args...)...)
+	}
 	g.Cmd.Dir = "/"
 	if c.Env != nil {
 		g.Cmd.Env = append(os.Environ(), c.Env...)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -131,21 +132,43 @@ func TestDemo(t *testing.T) {
 	}
 	summary := text[strings.LastIndex(text, "what happened, from the audit log"):]
 	for _, want := range [][]string{
-		{"CPU burner", "cpu-hog", "renice nice 19", "done"},
-		{"CPU burner", "cpu-hog", "kill SIGTERM", "done"},
-		{"burner calling itself sshd", "cpu-hog", "kill SIGTERM", "done"},
+		// On a loaded host the burners may not stay over cpu-hog's 80 %
+		// long enough, and long-runner ends them first: either way they
+		// are killed, and the one calling itself sshd too.
+		{"CPU burner", "kill SIGTERM", "done"},
+		{"burner calling itself sshd", "kill SIGTERM", "done"},
+		{"zombie factory", "zombies", "reap SIGCHLD", "done"},
+		{"fork bomb", "fork-storm", "kill_user SIGKILL", "done"},
 		{"long runner", "long-runner", "kill SIGTERM", "done"},
 		{"tool run from /tmp", "temp-exe", "kill SIGTERM", "would-do"},
+		{"CGI holding a lock", "lock-holder", "report", "done", "proc.lock_blocking=1"},
+		{"CGI waiting on that lock", "lock-waiter", "kill SIGTERM", "done", "proc.lock_wait_seconds="},
+		{"temp file spewer", "tmp-spewer", "clean_tmp", "done", "removed 3000 files"},
 	} {
 		if !hasLineWith(summary, want...) {
 			t.Errorf("demo summary has no line with %q:\n%s", want, summary)
 		}
 	}
-	if !strings.Contains(text, "removed user gdt-demo") {
-		t.Errorf("demo did not report its cleanup:\n%s", text)
+	if !hasLineWith(summary, "CPU burner", "cpu-hog", "renice nice 19", "done") {
+		t.Log("the CPU burner never reached cpu-hog's threshold for long enough (a loaded host)")
 	}
-	if b, _ := os.ReadFile("/etc/passwd"); strings.Contains(string(b), "\ngdt-demo:") {
-		t.Error("user gdt-demo still exists after the demo")
+	var users []string
+	for _, f := range strings.Fields(text) {
+		if strings.HasPrefix(f, "gdt-demo-") && !slices.Contains(users, f) {
+			users = append(users, f)
+		}
+	}
+	if len(users) != 2 {
+		t.Fatalf("demo users %v, want two gdt-demo-* users in its output", users)
+	}
+	passwd, _ := os.ReadFile("/etc/passwd")
+	for _, u := range users {
+		if !strings.Contains(text, "removed user "+u) {
+			t.Errorf("demo did not report removing %s", u)
+		}
+		if strings.Contains(string(passwd), "\n"+u+":") {
+			t.Errorf("user %s still exists after the demo", u)
+		}
 	}
 }
 

@@ -34,6 +34,7 @@ type Offender struct {
 	Exe         string   // /proc/PID/exe when it was ready
 	Argv        []string // /proc/PID/cmdline when it was ready
 
+	reaped bool          // runs under a root reaper (OffenderSpec.Reaped)
 	done   chan struct{} // closed once the process is reaped
 	stderr *os.File
 
@@ -49,6 +50,11 @@ type OffenderSpec struct {
 	Argv0 string   // default: Exe
 	Args  []string // offender flags and mode, e.g. -threads 2 burn
 	Nice  int      // start at this nice value (0: inherit the test's)
+	// Reaped runs the offender under a root subreaper (offender reaper),
+	// which reaps everything the offender leaves: fork bombs and zombie
+	// factories orphan processes, and this sandbox's init does not reap.
+	// PID and ID are then the offender's, Cmd the reaper's.
+	Reaped bool
 }
 
 // BurnerNice is the nice value burners start at. A rate rule fires only
@@ -116,6 +122,11 @@ func startOffender(t testing.TB, u *User, s OffenderSpec) (*Offender, error) {
 			Stdout: pw,
 			Stderr: stderr,
 		}
+		if s.Reaped {
+			cmd.Path = offenderBin
+			cmd.Args = append([]string{offenderBin, "reaper", "-uid", strconv.Itoa(int(u.UID)), "-gid", strconv.Itoa(int(u.GID)), "--", s.Exe}, s.Args...)
+			cmd.SysProcAttr.Credential = nil // root: it must survive the user's kill(-1)
+		}
 		err = startNice(cmd, s.Nice)
 		// A binary just copied (CopyFile) is "busy" while a child forked
 		// meanwhile by another test still holds the copy's write
@@ -133,13 +144,20 @@ func startOffender(t testing.TB, u *User, s OffenderSpec) (*Offender, error) {
 		return nil, fmt.Errorf("start offender %v: %w", cmd.Args, err)
 	}
 	pw.Close()
-	o := &Offender{Cmd: cmd, PID: cmd.Process.Pid, done: make(chan struct{}), stderr: stderr, outChanged: make(chan struct{})}
+	o := &Offender{Cmd: cmd, PID: cmd.Process.Pid, reaped: s.Reaped, done: make(chan struct{}), stderr: stderr, outChanged: make(chan struct{})}
 	go func() {
 		cmd.Wait() // reap at once: a killed offender must not linger as a zombie
 		close(o.done)
 	}()
 	t.Cleanup(func() {
-		o.Kill()
+		if o.reaped {
+			// Everything of the user first, while the reaper still
+			// reaps; it exits once it has no child left.
+			if err := killUID(u.UID, CleanDeadline); err != nil {
+				t.Errorf("offender %d: %v", o.PID, err)
+			}
+		}
+		o.Cmd.Process.Kill()
 		select {
 		case <-o.done:
 		case <-time.After(CleanDeadline):
@@ -163,7 +181,13 @@ func startOffender(t testing.TB, u *User, s OffenderSpec) (*Offender, error) {
 	})
 	select {
 	case line := <-ready:
-		if line != "ready "+strconv.Itoa(o.PID) {
+		if o.reaped {
+			pid, err := strconv.Atoi(strings.TrimPrefix(line, "ready "))
+			if err != nil {
+				return o, fmt.Errorf("offender %v said %q", cmd.Args, line)
+			}
+			o.PID = pid
+		} else if line != "ready "+strconv.Itoa(o.PID) {
 			return o, fmt.Errorf("offender %v said %q, want ready %d", cmd.Args, line, o.PID)
 		}
 	case <-o.done:
@@ -212,9 +236,21 @@ func startNice(cmd *exec.Cmd, nice int) error {
 	return cmd.Start()
 }
 
-// Kill sends SIGKILL (through the pidfd the os package holds: never to a
-// reused pid).
-func (o *Offender) Kill() { o.Cmd.Process.Kill() }
+// Kill sends SIGKILL (through a pidfd: never to a reused pid).
+func (o *Offender) Kill() {
+	if !o.reaped {
+		o.Cmd.Process.Kill() // the os package holds a pidfd
+		return
+	}
+	fd, err := unix.PidfdOpen(o.PID, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	if st, err := ReadStat(o.PID); err == nil && st.StartTime == o.ID.StartTime {
+		unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+	}
+}
 
 // Done is closed once the process has exited and been reaped.
 func (o *Offender) Done() <-chan struct{} { return o.done }
@@ -280,6 +316,7 @@ func (o *Offender) Stderr() string {
 type Stat struct {
 	Comm      string
 	State     byte
+	PPID      int
 	Nice      int
 	StartTime uint64
 }
@@ -305,7 +342,11 @@ func ReadStat(pid int) (Stat, error) {
 	if err1 != nil || err2 != nil {
 		return Stat{}, fmt.Errorf("/proc/%d/stat: bad nice or starttime", pid)
 	}
-	s.Nice, s.StartTime = nice, start
+	ppid, err := strconv.Atoi(f[4-3])
+	if err != nil {
+		return Stat{}, fmt.Errorf("/proc/%d/stat: bad ppid", pid)
+	}
+	s.Nice, s.StartTime, s.PPID = nice, start, ppid
 	return s, nil
 }
 

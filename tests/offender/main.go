@@ -51,6 +51,12 @@ var (
 func init() { runtime.LockOSThread() }
 
 func main() {
+	// The reaper runs as root and only supervises: the safety net is its
+	// child's to set (reaper.go).
+	if len(os.Args) > 1 && os.Args[1] == "reaper" {
+		runReaper(os.Args[2:])
+		return
+	}
 	// The safety net comes first, before flag parsing can fail or the
 	// runtime starts more threads: RLIMIT_NPROC counts the uid's threads.
 	nproc := nprocArg(os.Args[1:])

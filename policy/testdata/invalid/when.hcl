@@ -22,7 +22,7 @@ rule "host-only" {
 
 rule "constant" {
   class = "customers"
-  when  = true # ERROR: must use at least one proc.* or user.* variable
+  when  = true # ERROR: must use at least one proc.*, user.* or fs.* variable
   kill {}
 }
 

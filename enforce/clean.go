@@ -1,0 +1,93 @@
+package enforce
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// ActCleanTmp removes a user's old files from temp trees.
+const ActCleanTmp = "clean_tmp"
+
+// Clean is a clean_tmp action: remove, from the trees Dirs name, the
+// entries UID owns whose last access and last modification are both older
+// than OlderThan.
+type Clean struct {
+	UID       uint32
+	Dirs      []string // absolute patterns (platform.OpenTrees)
+	OlderThan time.Duration
+	Now       time.Time // "older than" counts back from here; zero: time.Now()
+	DryRun    bool      // monitor mode: do every check, remove nothing, count what would go
+	// MinUID is the floor to apply (uids below it are never touched);
+	// 0: the enforcer's. A caller on another goroutine passes the value it
+	// read, since the enforcer's may change on a policy reload.
+	MinUID uint32
+	Cancel <-chan struct{} // closed: stop at the next directory (guardd is stopping)
+}
+
+// Reasons an entry of the user was kept, as CleanResult.Kept counts them.
+const (
+	KeptOpen       = "open by a process of another user"
+	KeptHardLinked = "hard link with names outside the trees"
+	KeptNotFile    = "not a regular file, symlink or directory"
+	KeptChanged    = "changed between the check and the removal"
+	KeptOtherFS    = "on another filesystem (a mount point)"
+	KeptTooDeep    = "too deep"
+	KeptNotEmpty   = "directory not empty"
+)
+
+// CleanResult is what a clean_tmp did (or, in dry-run, would do).
+type CleanResult struct {
+	Outcome string // Done, WouldDo, Failed, Skipped
+	Reason  string
+	Trees   []string         // the directories cleaned
+	Files   int64            // files and symlinks removed
+	Dirs    int64            // empty directories removed
+	Bytes   int64            // sizes of the regular files removed (st_size of each inode whose last name went)
+	Kept    map[string]int64 // the user's old entries left alone, by reason
+	Errors  int64            // entries that could not be read or removed
+	First   string           // the first of those errors
+	Stopped bool             // cancelled before it finished
+}
+
+func (r *CleanResult) keep(why string) {
+	if r.Kept == nil {
+		r.Kept = map[string]int64{}
+	}
+	r.Kept[why]++
+}
+
+func (r *CleanResult) fail(err error) {
+	r.Errors++
+	if r.First == "" {
+		r.First = err.Error()
+	}
+}
+
+// Summary says what was done in one line, for logs and the audit reason.
+func (r *CleanResult) Summary() string {
+	verb := "removed"
+	if r.Outcome == WouldDo {
+		verb = "would remove"
+	}
+	s := fmt.Sprintf("%s %d files and %d directories (%d bytes) from %s", verb, r.Files, r.Dirs, r.Bytes, strings.Join(r.Trees, ", "))
+	if len(r.Trees) == 0 {
+		s = verb + " nothing: no tree found"
+	}
+	if len(r.Kept) > 0 {
+		var parts []string
+		for why, n := range r.Kept {
+			parts = append(parts, fmt.Sprintf("%d %s", n, why))
+		}
+		sort.Strings(parts)
+		s += "; kept " + strings.Join(parts, ", ")
+	}
+	if r.Errors > 0 {
+		s += fmt.Sprintf("; %d errors (first: %s)", r.Errors, r.First)
+	}
+	if r.Stopped {
+		s += "; stopped before the end (guardd is stopping)"
+	}
+	return s
+}

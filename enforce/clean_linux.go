@@ -1,0 +1,407 @@
+package enforce
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/guardd/guardd/platform"
+	"golang.org/x/sys/unix"
+)
+
+// cleanHook, when set (by tests only), runs at the two moments a customer
+// racing the cleaner could exploit: "open" right before a subdirectory is
+// opened, "remove" after the final re-check and right before unlinkat. The
+// tests swap entries for symlinks there, to prove that the race is
+// harmless.
+var cleanHook func(stage string, dirfd int, name string)
+
+// maxCleanDepth bounds the recursion (one descriptor per level).
+const maxCleanDepth = 256
+
+// maxDeferredLinks bounds the hard-linked entries remembered until the
+// end of the walk; beyond it they are kept.
+const maxDeferredLinks = 100000
+
+// CleanTmp carries out a clean_tmp action. It is the single point where
+// temp files are removed, and where dry-run is decided.
+//
+// Safety (DESIGN.md §4 rule 4): every tree is opened without following a
+// symlink (platform.OpenTrees); below it every directory is opened
+// relative to its parent's descriptor with openat2(RESOLVE_BENEATH |
+// RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV) and checked to be the directory
+// that was examined; entries are examined with fstatat(AT_SYMLINK_NOFOLLOW)
+// and removed with unlinkat relative to the same descriptor, after a last
+// re-check that the name still names the inode judged. So a symlink is
+// removed as a name, never followed; an entry swapped after the re-check
+// is removed as a name in the customer's directory, its target untouched.
+// Only entries owned by the user go; a regular file open by a process of
+// another user (by inode, from /proc/PID/fdinfo) stays; a file with
+// several hard links goes only when all its names were seen in the trees
+// (names elsewhere may be another user's); sockets, FIFOs and devices stay;
+// a directory goes only when emptied.
+func (e *Enforcer) CleanTmp(c Clean) CleanResult {
+	floor := c.MinUID
+	if floor == 0 {
+		floor = e.MinUID
+	}
+	switch {
+	case c.UID == 0:
+		return CleanResult{Outcome: Skipped, Reason: "protected: uid 0"}
+	case c.UID < floor:
+		return CleanResult{Outcome: Skipped, Reason: fmt.Sprintf("protected: system uid (below %d)", floor)}
+	case c.OlderThan <= 0:
+		return CleanResult{Outcome: Failed, Reason: "older_than must be positive"}
+	}
+	now := c.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	res := CleanResult{Outcome: Done}
+	if c.DryRun {
+		res.Outcome = WouldDo
+	}
+	open, err := openByOthers(c.UID)
+	if err != nil {
+		return CleanResult{Outcome: Failed, Reason: "list files open by other users: " + err.Error()}
+	}
+	trees, errs := platform.OpenTrees(c.Dirs)
+	for _, err := range errs {
+		res.fail(err)
+	}
+	defer func() {
+		for i := range trees {
+			trees[i].Close()
+		}
+	}()
+	cl := &cleaner{uid: c.UID, cutoff: now.Add(-c.OlderThan), dryRun: c.DryRun, open: open, res: &res, cancel: c.Cancel,
+		links: map[[2]uint64]*linkGroup{}, buf: make([]byte, 32<<10)}
+	for i, t := range trees {
+		res.Trees = append(res.Trees, t.Path)
+		cl.tree = i
+		cl.walk(t.FD, t.Dev, nil, 0)
+	}
+	if !res.Stopped {
+		cl.finishLinks(trees)
+	}
+	return res
+}
+
+type cleaner struct {
+	uid    uint32
+	cutoff time.Time
+	dryRun bool
+	open   map[uint64]bool // inode numbers open by other users' processes
+	res    *CleanResult
+	buf    []byte
+	cancel <-chan struct{}
+
+	tree     int                      // index of the tree being walked
+	links    map[[2]uint64]*linkGroup // the user's old hard-linked files, by device and inode
+	deferred int
+}
+
+// linkGroup is the names of one hard-linked inode seen in the trees.
+type linkGroup struct {
+	st    unix.Stat_t
+	names []linkName
+}
+
+type linkName struct {
+	tree int
+	dir  []string // path from the tree's top
+	name string
+}
+
+// old reports an entry not accessed and not modified since the cutoff
+// (the ctime is not used: it cannot be set back, and a chmod is no use).
+func (c *cleaner) old(st *unix.Stat_t) bool {
+	newest := max(st.Atim.Nano(), st.Mtim.Nano())
+	return newest < c.cutoff.UnixNano()
+}
+
+// walk cleans one directory and everything below it; it reports whether
+// the directory ended up empty (in dry-run: would end up empty).
+func (c *cleaner) walk(dirfd int, dev uint64, dir []string, depth int) (emptied bool) {
+	select {
+	case <-c.cancel:
+		c.res.Stopped = true
+		return false
+	default:
+	}
+	var names []string
+	if err := platform.ReadDirents(dirfd, c.buf, func(name []byte, _ uint8, _ uint64) bool {
+		names = append(names, string(name))
+		return true
+	}); err != nil {
+		c.res.fail(fmt.Errorf("list %s: %w", c.path(dir), err))
+		return false
+	}
+	left := 0 // entries that stay
+	for _, name := range names {
+		var st unix.Stat_t
+		if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if !errors.Is(err, unix.ENOENT) {
+				c.res.fail(fmt.Errorf("stat %s: %w", c.path(append(dir, name)), err))
+				left++
+			}
+			continue
+		}
+		mine := st.Uid == c.uid
+		if st.Dev != dev {
+			if mine {
+				c.res.keep(KeptOtherFS)
+			}
+			left++
+			continue
+		}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
+			if !c.dir(dirfd, dev, dir, name, &st, depth) {
+				left++
+			}
+		case unix.S_IFREG, unix.S_IFLNK:
+			if !mine || !c.old(&st) {
+				left++
+				continue
+			}
+			if st.Mode&unix.S_IFMT == unix.S_IFREG {
+				if c.open[st.Ino] {
+					c.res.keep(KeptOpen)
+					left++
+					continue
+				}
+				if st.Nlink > 1 {
+					c.deferLink(dir, name, &st)
+					left++ // decided at the end
+					continue
+				}
+			}
+			if c.remove(dirfd, name, &st) {
+				c.res.Files++
+				if st.Mode&unix.S_IFMT == unix.S_IFREG {
+					c.res.Bytes += st.Size
+				}
+			} else {
+				left++
+			}
+		default:
+			if mine && c.old(&st) {
+				c.res.keep(KeptNotFile)
+			}
+			left++
+		}
+	}
+	return left == 0
+}
+
+// dir walks a subdirectory, then removes it if it is the user's, old and
+// emptied; it reports whether it went.
+func (c *cleaner) dir(parent int, dev uint64, dir []string, name string, st *unix.Stat_t, depth int) bool {
+	mine := st.Uid == c.uid && c.old(st)
+	if depth+1 >= maxCleanDepth {
+		if mine {
+			c.res.keep(KeptTooDeep)
+		}
+		return false
+	}
+	if cleanHook != nil {
+		cleanHook("open", parent, name)
+	}
+	fd, err := platform.OpenBeneath(parent, name)
+	if err != nil {
+		// ELOOP: it became a symlink; EXDEV: a mount appeared; ENOENT:
+		// removed meanwhile. Never followed, never crossed.
+		if !errors.Is(err, unix.ENOENT) {
+			if mine {
+				c.res.keep(KeptChanged)
+			}
+		}
+		return false
+	}
+	var got unix.Stat_t
+	if unix.Fstat(fd, &got) != nil || got.Ino != st.Ino || got.Dev != st.Dev {
+		unix.Close(fd) // replaced between the stat and the open
+		if mine {
+			c.res.keep(KeptChanged)
+		}
+		return false
+	}
+	sub := append(dir[:len(dir):len(dir)], name)
+	emptied := c.walk(fd, dev, sub, depth+1)
+	unix.Close(fd)
+	if !mine {
+		return false
+	}
+	if !emptied {
+		return false
+	}
+	if c.remove(parent, name, st) {
+		c.res.Dirs++
+		return true
+	}
+	return false
+}
+
+// remove is the single point of effect: it re-checks that name still
+// names the inode judged (same device, inode, type and owner), then, unless
+// in dry-run, unlinks it relative to dirfd. unlinkat removes a name and
+// never follows it: whatever a racing customer put there meanwhile, only
+// that name in this directory goes.
+func (c *cleaner) remove(dirfd int, name string, judged *unix.Stat_t) bool {
+	var now unix.Stat_t
+	if err := unix.Fstatat(dirfd, name, &now, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return false // gone already
+	}
+	if now.Ino != judged.Ino || now.Dev != judged.Dev || now.Uid != c.uid || now.Mode&unix.S_IFMT != judged.Mode&unix.S_IFMT {
+		c.res.keep(KeptChanged)
+		return false
+	}
+	isDir := judged.Mode&unix.S_IFMT == unix.S_IFDIR
+	if cleanHook != nil {
+		cleanHook("remove", dirfd, name)
+	}
+	if c.dryRun {
+		return true
+	}
+	flags := 0
+	if isDir {
+		flags = unix.AT_REMOVEDIR
+	}
+	switch err := unix.Unlinkat(dirfd, name, flags); {
+	case err == nil:
+		return true
+	case errors.Is(err, unix.ENOENT):
+		return false
+	case isDir && (errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST)):
+		c.res.keep(KeptNotEmpty) // something new appeared in it
+		return false
+	default:
+		c.res.fail(fmt.Errorf("remove %s: %w", name, err))
+		return false
+	}
+}
+
+func (c *cleaner) deferLink(dir []string, name string, st *unix.Stat_t) {
+	k := [2]uint64{st.Dev, st.Ino}
+	g := c.links[k]
+	if g == nil {
+		if c.deferred >= maxDeferredLinks {
+			c.res.keep(KeptHardLinked)
+			return
+		}
+		g = &linkGroup{st: *st}
+		c.links[k] = g
+	}
+	c.deferred++
+	g.names = append(g.names, linkName{c.tree, append([]string(nil), dir...), name})
+}
+
+// finishLinks removes the hard-linked files whose every name was seen in
+// the trees; the others keep all their names.
+func (c *cleaner) finishLinks(trees []platform.Tree) {
+	for _, g := range c.links {
+		if uint64(len(g.names)) != uint64(g.st.Nlink) {
+			for range g.names {
+				c.res.keep(KeptHardLinked)
+			}
+			continue
+		}
+		removed := 0
+		for _, n := range g.names {
+			fd := trees[n.tree].FD
+			if len(n.dir) > 0 {
+				var err error
+				fd, err = platform.OpenBeneath(trees[n.tree].FD, strings.Join(n.dir, "/"))
+				if err != nil {
+					c.res.keep(KeptChanged)
+					continue
+				}
+			}
+			if c.remove(fd, n.name, &g.st) {
+				removed++
+				c.res.Files++
+			}
+			if fd != trees[n.tree].FD {
+				unix.Close(fd)
+			}
+		}
+		if removed == len(g.names) {
+			c.res.Bytes += g.st.Size
+		}
+	}
+}
+
+func (c *cleaner) path(dir []string) string {
+	return strings.Join(append([]string{c.res.Trees[c.tree]}, dir...), "/")
+}
+
+// openByOthers returns the inode numbers of the files held open by
+// processes that are not wholly uid's (real or effective uid differs),
+// read from /proc/PID/fdinfo: that never touches the files themselves,
+// so a hung filesystem cannot stall the cleaner. Devices are not compared:
+// an inode number that collides across filesystems keeps a file, never
+// removes one.
+func openByOthers(uid uint32) (map[uint64]bool, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	open := map[uint64]bool{}
+	for _, ent := range ents {
+		if _, err := strconv.Atoi(ent.Name()); err != nil {
+			continue
+		}
+		dir := "/proc/" + ent.Name()
+		b, err := os.ReadFile(dir + "/status")
+		if err != nil {
+			continue // gone
+		}
+		ids, err := platform.ParseStatusIDs(b)
+		if err != nil || ids.UID == uid && ids.EUID == uid {
+			continue
+		}
+		fds, err := os.ReadDir(dir + "/fdinfo")
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			b, err := os.ReadFile(dir + "/fdinfo/" + fd.Name())
+			if err != nil {
+				continue
+			}
+			if ino, ok := fdinfoInode(b); ok {
+				open[ino] = true
+				continue
+			}
+			// Kernels before 5.14 have no ino: in fdinfo.
+			var st unix.Stat_t
+			if unix.Stat(dir+"/fd/"+fd.Name(), &st) == nil {
+				open[st.Ino] = true
+			}
+		}
+	}
+	return open, nil
+}
+
+// fdinfoInode returns the "ino:" field of /proc/PID/fdinfo/FD (Linux 5.14
+// and later).
+func fdinfoInode(b []byte) (uint64, bool) {
+	for len(b) > 0 {
+		line := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		if rest, ok := bytes.CutPrefix(line, []byte("ino:")); ok {
+			v, err := strconv.ParseUint(string(bytes.TrimSpace(rest)), 10, 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
+}

@@ -1,0 +1,321 @@
+package enforce
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/guardd/guardd/platform"
+	"golang.org/x/sys/unix"
+)
+
+// Whole-user actions (kill_user, stop_user, resume_user) and the process
+// cap fallback run in a helper: guardd re-executes its own binary, the
+// helper takes the target user's uid for the whole process and acts as
+// that user. Two traps rule out the obvious ways (DESIGN.md §3):
+//
+//   - setuid then exec (runuser -u U -- kill -9 -1) fails while the user
+//     sits at its process limit: execve refuses with EAGAIN once the
+//     new uid is over RLIMIT_NPROC. Root is exempt at fork and exec, so the
+//     helper is started as root and drops to the user itself, never
+//     execing again.
+//   - changing credentials on a thread of guardd itself is unsafe: a
+//     goroutine may run on the main thread, which Go never retires, and
+//     the customer would then own a thread of guardd and could signal it.
+//
+// As the user, kill(-1, sig) signals every process the user may signal
+// (all of its own, except the helper) under the kernel's task-list lock,
+// so a fork bomb cannot outrun it: a fork that races the signal is
+// restarted after it (kernel/fork.c), and the child never appears.
+
+// Helper commands, dispatched by guardd's main before anything else.
+const (
+	HelperSignalUser = "_signal-user" // UID GID SIGNAL
+	HelperProcCap    = "_proc-cap"    // UID GID N PID...
+)
+
+// helperTimeout bounds a helper run; a helper that hangs is killed.
+const helperTimeout = 10 * time.Second
+
+// UserResult is what came of a whole-user action.
+type UserResult struct {
+	Outcome string
+	Reason  string
+}
+
+// SignalUser sends a signal ("KILL", "STOP" or "CONT") to every process of
+// uid at once, through the helper. STOP repeats until a sweep finds every
+// process of the user stopped. uid 0 and uids below MinUID are refused
+// whatever the caller says.
+func (e *Enforcer) SignalUser(uid, gid uint32, sig string, dryRun bool) UserResult {
+	if uid == 0 || uid < e.MinUID {
+		return UserResult{Outcome: Skipped, Reason: fmt.Sprintf("protected: system uid %d", uid)}
+	}
+	if _, ok := signalNumbers[sig]; !ok {
+		return UserResult{Outcome: Failed, Reason: "unknown signal " + sig}
+	}
+	if dryRun {
+		return UserResult{Outcome: WouldDo, Reason: fmt.Sprintf("would send SIG%s to every process of uid %d", sig, uid)}
+	}
+	start := time.Now()
+	if _, err := e.runHelper(HelperSignalUser, strconv.FormatUint(uint64(uid), 10), strconv.FormatUint(uint64(gid), 10), sig); err != nil {
+		return UserResult{Outcome: Failed, Reason: err.Error()}
+	}
+	return UserResult{Outcome: Done, Reason: fmt.Sprintf("SIG%s to every process of uid %d (helper took %s)", sig, uid, time.Since(start).Round(time.Millisecond))}
+}
+
+// runHelper runs guardd's own binary as a helper command and returns its
+// standard output. /proc/self/exe is the running binary even if the file
+// was replaced by an upgrade since guardd started.
+func (e *Enforcer) runHelper(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), helperTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/proc/self/exe", args...)
+	cmd.Env = []string{}
+	cmd.Dir = "/"
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := startRealtime(cmd)
+	if err == nil {
+		err = cmd.Wait()
+	}
+	if err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if msg == "" {
+			msg = err.Error()
+		}
+		return "", fmt.Errorf("helper %s: %s", args[0], msg)
+	}
+	return stdout.String(), nil
+}
+
+// startRealtime starts cmd as a SCHED_FIFO process (priority 1, the
+// lowest real-time one). In a fork storm hundreds of the customer's
+// processes are runnable: a helper under the normal scheduler was measured
+// taking most of a second to start, while the real-time one runs before
+// any of them. Its work is bounded (a few syscalls, then exit), and the
+// kernel's real-time throttling bounds it anyway. The policy is set on a
+// thread of guardd's that exists only for the fork (the child inherits
+// it) and dies with its goroutine; where real-time scheduling is refused
+// the helper runs normally.
+func startRealtime(cmd *exec.Cmd) error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+		attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 1}
+		unix.SchedSetAttr(0, &attr, 0)
+		done <- cmd.Start()
+	}()
+	return <-done
+}
+
+// RunHelper runs a helper command (os.Args[1:] of the re-executed binary)
+// and returns the process exit code. It must run before anything else in
+// main: no signal handlers, no goroutines of guardd's.
+func RunHelper(args []string) int {
+	var err error
+	switch args[0] {
+	case HelperSignalUser:
+		err = helperSignalUser(args[1:])
+	case HelperProcCap:
+		err = helperProcCap(args[1:])
+	default:
+		err = fmt.Errorf("unknown helper %q", args[0])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// becomeUser drops every privilege: supplementary groups, gid, then uid
+// (real, effective, saved), for every thread of the helper (Go's syscall
+// package applies credential changes to all threads since Go 1.16), and
+// checks that nothing of root is left.
+func becomeUser(uid, gid uint32) error {
+	if uid == 0 {
+		return errors.New("refusing to act as uid 0")
+	}
+	if err := syscall.Setgroups(nil); err != nil {
+		return fmt.Errorf("setgroups: %w", err)
+	}
+	if err := syscall.Setresgid(int(gid), int(gid), int(gid)); err != nil {
+		return fmt.Errorf("setresgid: %w", err)
+	}
+	if err := syscall.Setresuid(int(uid), int(uid), int(uid)); err != nil {
+		return fmt.Errorf("setresuid: %w", err)
+	}
+	r, eu, s := unix.Getresuid()
+	if r != int(uid) || eu != int(uid) || s != int(uid) {
+		return fmt.Errorf("still uid %d/%d/%d after setresuid(%d)", r, eu, s, uid)
+	}
+	// Leaving uid 0 clears the capability sets (capabilities(7)); check.
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok && strings.Trim(v, "\t 0") != "" {
+			return fmt.Errorf("capabilities left after setresuid: %s", strings.TrimSpace(v))
+		}
+	}
+	return nil
+}
+
+func parseIDs(args []string, n int) ([]uint32, error) {
+	if len(args) < n {
+		return nil, fmt.Errorf("want %d arguments, got %d", n, len(args))
+	}
+	out := make([]uint32, n)
+	for i := range n {
+		v, err := strconv.ParseUint(args[i], 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("bad number %q", args[i])
+		}
+		out[i] = uint32(v)
+	}
+	return out, nil
+}
+
+func helperSignalUser(args []string) error {
+	ids, err := parseIDs(args, 2)
+	if err != nil || len(args) != 3 {
+		return fmt.Errorf("usage: %s UID GID SIGNAL", HelperSignalUser)
+	}
+	sig, ok := signalNumbers[args[2]]
+	if !ok {
+		return fmt.Errorf("unknown signal %q", args[2])
+	}
+	uid := ids[0]
+	// No counting before the kill: every moment counts in a storm.
+	if err := becomeUser(uid, ids[1]); err != nil {
+		return err
+	}
+	if err := unix.Kill(-1, sig); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("kill(-1, SIG%s): %w", args[2], err)
+	}
+	if sig == unix.SIGSTOP {
+		// A process in uninterruptible sleep stops only when it wakes;
+		// sweep until every process of the user is stopped.
+		for i := 0; i < 50 && countUserProcs(uid, true) > 0; i++ {
+			time.Sleep(20 * time.Millisecond)
+			unix.Kill(-1, sig)
+		}
+		if n := countUserProcs(uid, true); n > 0 {
+			return fmt.Errorf("%d process(es) of uid %d still not stopped after a second of sweeps", n, uid)
+		}
+	}
+	return nil
+}
+
+// countUserProcs counts the processes whose real uid is uid (the helper
+// itself excluded); with running, only those neither stopped nor dead.
+func countUserProcs(uid uint32, running bool) int {
+	ents, _ := os.ReadDir("/proc")
+	self := strconv.Itoa(os.Getpid())
+	n := 0
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil || e.Name() == self {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/status")
+		if err != nil {
+			continue
+		}
+		ids, err := platform.ParseStatusIDs(b)
+		if err != nil || ids.UID != uid {
+			continue
+		}
+		if running {
+			st, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+			var s platform.Stat
+			if err != nil || platform.ParseStat(st, &s) != nil {
+				continue
+			}
+			if s.State == 'T' || s.State == 't' || s.State == 'Z' || s.State == 'X' {
+				continue
+			}
+		}
+		n++
+	}
+	return n
+}
+
+// SetProcCap sets RLIMIT_NPROC (soft and hard) of one process to n,
+// unless its limit is already lower. It needs CAP_SYS_RESOURCE to touch
+// another user's process (prlimit(2)); without it, it returns an error
+// wrapping unix.EPERM and the caller uses ProcCapAsUser. The pidfd taken
+// first tells afterwards whether the pid still named the same process.
+func SetProcCap(target platform.ProcID, n int) error {
+	h, err := open(target)
+	if err != nil {
+		return err
+	}
+	defer h.close()
+	var old unix.Rlimit
+	if err := unix.Prlimit(int(target.PID), unix.RLIMIT_NPROC, nil, &old); err != nil {
+		return fmt.Errorf("prlimit: %w", err)
+	}
+	lim := unix.Rlimit{Cur: min(old.Cur, uint64(n)), Max: min(old.Max, uint64(n))}
+	if lim == old {
+		return nil
+	}
+	if err := unix.Prlimit(int(target.PID), unix.RLIMIT_NPROC, &lim, nil); err != nil {
+		return fmt.Errorf("prlimit: %w", err)
+	}
+	if alive, _ := h.alive(); !alive {
+		return platform.ErrGone
+	}
+	return nil
+}
+
+// ProcCapAsUser sets the process cap of pids, all of uid and gid, through
+// a helper that becomes the user: prlimit(2) lets a process change the
+// limits of processes with its own uids and gids without any capability.
+// One helper serves a whole batch.
+func (e *Enforcer) ProcCapAsUser(uid, gid uint32, n int, pids []int32) error {
+	if uid == 0 || uid < e.MinUID || len(pids) == 0 {
+		return nil
+	}
+	args := []string{HelperProcCap, strconv.FormatUint(uint64(uid), 10), strconv.FormatUint(uint64(gid), 10), strconv.Itoa(n)}
+	for _, p := range pids {
+		args = append(args, strconv.Itoa(int(p)))
+	}
+	_, err := e.runHelper(args...)
+	return err
+}
+
+func helperProcCap(args []string) error {
+	ids, err := parseIDs(args, 3)
+	if err != nil {
+		return fmt.Errorf("usage: %s UID GID N PID [PID]", HelperProcCap)
+	}
+	if err := becomeUser(ids[0], ids[1]); err != nil {
+		return err
+	}
+	n := uint64(ids[2])
+	for _, a := range args[3:] {
+		pid, err := strconv.Atoi(a)
+		if err != nil {
+			continue
+		}
+		var old unix.Rlimit
+		if unix.Prlimit(pid, unix.RLIMIT_NPROC, nil, &old) != nil {
+			continue // gone, or not ours (the kernel refuses): nothing to do
+		}
+		lim := unix.Rlimit{Cur: min(old.Cur, n), Max: min(old.Max, n)}
+		if lim != old {
+			unix.Prlimit(pid, unix.RLIMIT_NPROC, &lim, nil)
+		}
+	}
+	return nil
+}

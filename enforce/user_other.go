@@ -1,0 +1,35 @@
+//go:build !linux
+
+package enforce
+
+import "github.com/guardd/guardd/platform"
+
+// Helper commands (see user_linux.go).
+const (
+	HelperSignalUser = "_signal-user"
+	HelperProcCap    = "_proc-cap"
+)
+
+// UserResult is what came of a whole-user action.
+type UserResult struct {
+	Outcome string
+	Reason  string
+}
+
+// SignalUser is not implemented on this OS yet.
+func (e *Enforcer) SignalUser(uid, gid uint32, sig string, dryRun bool) UserResult {
+	return UserResult{Outcome: Failed, Reason: platform.ErrUnsupported.Error()}
+}
+
+// RunHelper is not implemented on this OS yet.
+func RunHelper(args []string) int { return 1 }
+
+// SetProcCap is not implemented on this OS yet.
+func SetProcCap(platform.ProcID, int) error { return platform.ErrUnsupported }
+
+// ProcCapAsUser is not implemented on this OS yet.
+func (e *Enforcer) ProcCapAsUser(uid, gid uint32, n int, pids []int32) error {
+	return platform.ErrUnsupported
+}
+
+func (e *Enforcer) reap(Action) (string, error) { return "", platform.ErrUnsupported }

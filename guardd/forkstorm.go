@@ -1,0 +1,467 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/guardd/guardd/enforce"
+	"github.com/guardd/guardd/platform"
+	"github.com/guardd/guardd/policy"
+	"github.com/guardd/guardd/report"
+	"golang.org/x/sys/unix"
+)
+
+// Fork storms, process caps and zombies. Process events from the kernel's
+// proc connector keep per-user counts between ticks (platform.Tracker); a
+// user forking hard wakes the loop's fast path (userTick), which evaluates
+// the user-scope rules on those counts at once, so kill_user does not wait
+// for the next tick. New processes of accounts under a `limits` block get
+// their RLIMIT_NPROC cap as they appear.
+
+const (
+	// connectorBuffer is the proc connector's receive buffer: a storm of
+	// thousands of forks must not overflow it (each event is ~60 bytes,
+	// plus per-datagram overhead in the socket's accounting).
+	connectorBuffer = 8 << 20
+	// userWakeEvery bounds how often fork events wake the fast path.
+	userWakeEvery = 20 * time.Millisecond
+	// pollEvery is the fallback's scan period where there are no events.
+	pollEvery = 100 * time.Millisecond
+)
+
+func init() {
+	registerComponent(func() component { return &forkStorm{} })
+	stepHandlers[policy.StepKillUser] = userSignalStep("KILL")
+	stepHandlers[policy.StepStopUser] = userSignalStep("STOP")
+	stepHandlers[policy.StepResumeUser] = userSignalStep("CONT")
+	stepHandlers[policy.StepReap] = reapStep
+}
+
+type forkStorm struct {
+	componentBase
+	d                *daemonState
+	tracker          *platform.Tracker
+	conn             *platform.Connector // nil when polling
+	pol              atomic.Pointer[policy.Policy]
+	noCapSysResource atomic.Bool // direct prlimit refused: caps go through the helper, per tick
+	lastWake         atomic.Int64
+
+	mu      sync.Mutex      // guards the fields below
+	watched map[uint32]bool // uid → in a class with user-scope rules (cache, cleared on reload)
+	capOf   map[uint32]int  // uid → its process cap, 0 for none (cache, cleared on reload)
+	// capped holds the processes known to carry their cap: pid → start
+	// time (0 until a sample confirms it). A child inherits its parent's
+	// limits at fork, so a capped parent's children need no syscall.
+	capped   map[int32]uint64
+	capping  atomic.Bool // a helper batch is running
+	stopPoll chan struct{}
+	done     chan struct{}
+}
+
+func (f *forkStorm) Name() string { return "fork-storm observer" }
+
+func (f *forkStorm) Start(d *daemonState, p *policy.Policy) error {
+	f.d = d
+	f.tracker = platform.NewTracker()
+	f.capped = map[int32]uint64{}
+	f.Apply(p)
+	f.done = make(chan struct{})
+	conn, err := platform.OpenConnector(connectorBuffer)
+	if err != nil {
+		d.log.Warn("process events unavailable: fork storms are seen by scanning /proc every 100ms, and user.forks_per_sec counts only what the scans catch",
+			"err", err)
+		f.stopPoll = make(chan struct{})
+		go f.poll()
+		return nil
+	}
+	f.conn = conn
+	d.log.Info("following process events from the kernel's proc connector")
+	go f.readEvents()
+	return nil
+}
+
+func (f *forkStorm) Apply(p *policy.Policy) {
+	f.pol.Store(p)
+	f.mu.Lock()
+	f.watched = map[uint32]bool{}
+	f.capOf = map[uint32]int{}
+	clear(f.capped) // a lower cap applies to everything again
+	f.mu.Unlock()
+}
+
+func (f *forkStorm) Stop() {
+	if f.conn != nil {
+		f.conn.Close()
+	}
+	if f.stopPoll != nil {
+		close(f.stopPoll)
+	}
+	<-f.done
+}
+
+// account returns whether uid is in a class with user-scope rules, and its
+// process cap, cached until the next reload.
+func (f *forkStorm) account(uid uint32) (watched bool, cap int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.accountLocked(uid)
+}
+
+func (f *forkStorm) accountLocked(uid uint32) (watched bool, cap int) {
+	if w, ok := f.watched[uid]; ok {
+		return w, f.capOf[uid]
+	}
+	p := f.pol.Load()
+	name := f.d.accounts.Name(uid)
+	groups := f.d.accounts.Groups(uid)
+	var w bool
+	var c int
+	if p.ProtectedAccount(uid, name, groups) == "" {
+		for _, r := range p.Rules {
+			if r.Scope == policy.ScopeUser && r.Class.Contains(uid, name, groups) {
+				w = true
+				break
+			}
+		}
+		c, _ = p.ProcCap(uid, name, groups)
+	}
+	f.watched[uid], f.capOf[uid] = w, c
+	return w, c
+}
+
+// readEvents follows the proc connector until Stop.
+func (f *forkStorm) readEvents() {
+	defer close(f.done)
+	for {
+		err := f.conn.Read(f.handle)
+		switch {
+		case errors.Is(err, platform.ErrEventsLost):
+			// The counts are corrected by the next tick's Sync; wake it now.
+			f.tracker.Lost()
+			f.d.Wake()
+		case errors.Is(err, os.ErrClosed):
+			return
+		case err != nil:
+			f.d.log.Error("process events failed: fork storms are now seen only at each tick", "err", err)
+			return
+		}
+	}
+}
+
+func (f *forkStorm) handle(ev platform.ProcEvent) {
+	now := time.Now()
+	uid, ok := f.tracker.Handle(ev, now, realUID)
+	if !ok {
+		return
+	}
+	watched, cap := f.account(uid)
+	// A forked child inherits its parent's limits, so only a process that
+	// enters a capped account by changing its uid (php-fpm workers,
+	// suexec) needs capping between ticks.
+	switch {
+	case ev.Kind == platform.EventFork && cap > 0:
+		f.mu.Lock()
+		if _, ok := f.capped[ev.ParentTGID]; ok {
+			f.capped[ev.TGID] = 0
+		}
+		f.mu.Unlock()
+	case ev.Kind == platform.EventUID && cap > 0 && !f.noCapSysResource.Load():
+		f.capNow(ev.TGID, cap)
+	}
+	if watched && ev.Kind == platform.EventFork {
+		if last := f.lastWake.Load(); now.UnixNano()-last >= int64(userWakeEvery) && f.lastWake.CompareAndSwap(last, now.UnixNano()) {
+			f.d.WakeUsers()
+		}
+	}
+}
+
+// capNow caps a process from the event goroutine. Its start time is read
+// first, so the cap goes to exactly that process.
+func (f *forkStorm) capNow(pid int32, cap int) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/stat")
+	var st platform.Stat
+	if err != nil || platform.ParseStat(b, &st) != nil {
+		return // gone already
+	}
+	f.applyCap(platform.ProcID{PID: pid, StartTime: st.StartTime}, cap)
+}
+
+// applyCap sets the cap directly (CAP_SYS_RESOURCE); false when the
+// kernel refused for lack of it, so that the tick's helper batch does it.
+func (f *forkStorm) applyCap(id platform.ProcID, cap int) bool {
+	err := enforce.SetProcCap(id, cap)
+	switch {
+	case err == nil, errors.Is(err, platform.ErrGone):
+		f.mu.Lock()
+		f.capped[id.PID] = id.StartTime
+		f.mu.Unlock()
+		return true
+	case errors.Is(err, unix.EPERM):
+		if !f.noCapSysResource.Swap(true) {
+			f.d.log.Warn("no CAP_SYS_RESOURCE: process caps are set through a helper running as each user, once per tick (slower; grant the capability, as the systemd unit does)")
+		}
+	default:
+		f.d.log.Debug("process cap", "pid", id.PID, "err", err)
+	}
+	return false
+}
+
+// realUID reads the real uid of a process the tracker does not know yet.
+func realUID(pid int32) (uint32, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/status")
+	if err != nil {
+		return 0, false
+	}
+	ids, err := platform.ParseStatusIDs(b)
+	return ids.UID, err == nil
+}
+
+// Observe corrects the event counts with the sample, gives the users their
+// fork rates, and caps processes of capped accounts not capped yet (those
+// started before guardd, and everything when caps go through the helper).
+func (f *forkStorm) Observe(snap *platform.Snapshot) {
+	f.tracker.Sync(snap)
+	for uid, u := range snap.Users {
+		u.ForksPerSec = f.tracker.ForksPerSec(uid, snap.Time)
+	}
+	type group struct{ uid, gid uint32 }
+	var batch map[group][]int32
+	f.mu.Lock()
+	for _, p := range snap.Procs {
+		_, cap := f.accountLocked(p.UID)
+		if cap == 0 || p.State == 'Z' {
+			continue
+		}
+		if start, ok := f.capped[p.PID]; ok && (start == 0 || start == p.StartTime) {
+			f.capped[p.PID] = p.StartTime
+			continue
+		}
+		if start, ok := f.capped[p.PPID]; ok && start != 0 && p.StartTime >= start {
+			f.capped[p.PID] = p.StartTime // inherited at fork
+			continue
+		}
+		delete(f.capped, p.PID) // a reused pid
+		if !f.noCapSysResource.Load() {
+			f.mu.Unlock()
+			ok := f.applyCap(p.ProcID, cap)
+			f.mu.Lock()
+			if ok {
+				continue
+			}
+		}
+		if batch == nil {
+			batch = map[group][]int32{}
+		}
+		g := group{p.UID, p.GID}
+		batch[g] = append(batch[g], p.PID)
+	}
+	if f.d.ticks%16 == 0 {
+		for pid, start := range f.capped {
+			if start != 0 && !f.d.sampler.Alive(platform.ProcID{PID: pid, StartTime: start}) {
+				delete(f.capped, pid)
+			}
+		}
+	}
+	f.mu.Unlock()
+	// The helper batch runs beside the loop: a helper takes milliseconds,
+	// and the loop must not wait for it in a storm. Processes it caps are
+	// marked when it is done; one batch runs at a time.
+	if len(batch) == 0 || !f.capping.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer f.capping.Store(false)
+		for g, pids := range batch {
+			_, cap := f.account(g.uid)
+			if err := f.d.enf.ProcCapAsUser(g.uid, g.gid, cap, pids); err != nil {
+				f.d.log.Warn("process cap through the helper failed", "uid", g.uid, "err", err)
+				continue
+			}
+			f.mu.Lock()
+			for _, pid := range pids {
+				f.capped[pid] = 0 // the next sample confirms the start time
+			}
+			f.mu.Unlock()
+		}
+	}()
+}
+
+// poll stands in for process events where the proc connector is missing:
+// it lists /proc every pollEvery and turns new and vanished pids into
+// fork and exit events.
+func (f *forkStorm) poll() {
+	defer close(f.done)
+	known := map[int32]bool{}
+	t := time.NewTicker(pollEvery)
+	defer t.Stop()
+	first := true
+	for {
+		select {
+		case <-f.stopPoll:
+			return
+		case <-t.C:
+		}
+		ents, err := os.ReadDir("/proc")
+		if err != nil {
+			continue
+		}
+		seen := make(map[int32]bool, len(known))
+		for _, e := range ents {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			seen[int32(pid)] = true
+			if known[int32(pid)] || first {
+				continue
+			}
+			b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+			var st platform.Stat
+			if err != nil || platform.ParseStat(b, &st) != nil {
+				continue
+			}
+			f.handle(platform.ProcEvent{Kind: platform.EventFork, PID: int32(pid), TGID: int32(pid), ParentPID: st.PPID, ParentTGID: st.PPID})
+		}
+		for pid := range known {
+			if !seen[pid] {
+				f.handle(platform.ProcEvent{Kind: platform.EventExit, PID: pid, TGID: pid})
+			}
+		}
+		known, first = seen, false
+	}
+}
+
+// userTick is the fast path, run beside the loop when a user forks hard:
+// the user-scope rules whose steps act on the user as a whole (kill_user,
+// stop_user, report, ...) are evaluated at once on the last sample's
+// per-user facts, with process counts and fork rates from events as of
+// now. A user with no process at the last sample (a fork bomb's first
+// second) is included. Rules with per-process steps wait for the full
+// tick, which knows the processes.
+func (d *daemonState) userTick(now time.Time) {
+	var fs *forkStorm
+	for _, c := range d.components {
+		if f, ok := c.(*forkStorm); ok {
+			fs = f
+		}
+	}
+	d.decideMu.Lock()
+	defer d.decideMu.Unlock()
+	if d.userBase == nil || fs == nil {
+		return
+	}
+	snap := platform.Snapshot{Time: now, Host: d.hostBase, Users: make(map[uint32]*platform.UserStats, len(d.userBase))}
+	fs.tracker.Users(now, func(uid uint32, live int32, forks float64) {
+		u, ok := d.userBase[uid]
+		if !ok {
+			u = platform.UserStats{UID: uid, Name: d.accounts.Name(uid), Groups: d.accounts.Groups(uid)}
+		}
+		u.Procs = live + u.Zombies
+		u.ForksPerSec = forks
+		snap.Users[uid] = &u
+	})
+	if n := d.decide(&snap, d.eval.EvaluateUsers, d.isWholeUserRule); n > 0 {
+		d.saveLedger(true)
+	}
+}
+
+// isWholeUserRule reports whether a rule is a user-scope rule whose steps
+// all act on the user as a whole: those the fast path may decide.
+func (d *daemonState) isWholeUserRule(name string) bool {
+	r := d.pol.Rule(name)
+	return r != nil && r.Scope == policy.ScopeUser && r.WholeUser()
+}
+
+// userSignalStep handles kill_user, stop_user and resume_user: one signal
+// to every process of the user at once, through the enforcer's helper.
+func userSignalStep(sig string) stepHandler {
+	return func(d *daemonState, snap *platform.Snapshot, m *policy.Match, st policy.Step, base report.Event) {
+		ev := base
+		ev.Signal = sig
+		if m.Proc != nil {
+			fillProc(&ev, m.Proc) // what set it off
+		}
+		uid := m.User.UID
+		gid := uid
+		if acc, ok := d.accounts.LookupUID(uid); ok {
+			gid = acc.GID
+		}
+		if why := d.pol.ProtectedAccount(uid, m.User.Name, m.User.Groups); why != "" {
+			ev.Outcome, ev.Reason = report.OutcomeSkipped, "protected: "+why
+		} else {
+			res := d.enf.SignalUser(uid, gid, sig, m.Rule.Mode == policy.ModeMonitor)
+			ev.Outcome, ev.Reason = res.Outcome, res.Reason
+		}
+		d.acted++
+		d.write(&ev)
+	}
+}
+
+// reapStep handles reap: the parents of the zombies (the matched process
+// if it has zombie children, its parent if it is a zombie; for a user
+// rule, the parents of all the user's zombies) get SIGCHLD, and are ended
+// if they do not reap in time, unless they belong to someone else or are
+// protected, in which case the audit line reports them.
+func reapStep(d *daemonState, snap *platform.Snapshot, m *policy.Match, st policy.Step, base report.Event) {
+	byPID := func(pid int32) *platform.Process {
+		for _, p := range snap.Procs {
+			if p.PID == pid {
+				return p
+			}
+		}
+		return nil
+	}
+	var parents []*platform.Process
+	seen := map[int32]bool{}
+	add := func(zombieOrParent *platform.Process) {
+		target := zombieOrParent
+		if target.State == 'Z' {
+			target = byPID(target.PPID)
+		}
+		if target != nil && !seen[target.PID] {
+			seen[target.PID] = true
+			parents = append(parents, target)
+		}
+	}
+	if m.Proc != nil {
+		add(m.Proc)
+	} else {
+		for _, p := range snap.Procs {
+			if p.UID == m.User.UID && p.State == 'Z' {
+				add(p)
+			}
+		}
+	}
+	owner := m.User.UID
+	for _, parent := range parents {
+		ev := base
+		fillProc(&ev, parent)
+		tag := ev
+		res := d.enf.Do(enforce.Action{
+			Kind: enforce.ActReap, Target: parent.ProcID, Grace: st.Grace, Signal: "CHLD",
+			DryRun: m.Rule.Mode == policy.ModeMonitor,
+			Tag:    &tag,
+			Check: func(fresh *platform.Process) string {
+				if fresh.UID != owner {
+					return fmt.Sprintf("the zombies' parent belongs to uid %d, not to their owner: reported only", fresh.UID)
+				}
+				if why := d.pol.ProtectedProcess(fresh, d.accounts.Groups(fresh.UID)); why != "" {
+					return "the zombies' parent is protected (" + why + "): reported only"
+				}
+				return ""
+			},
+		})
+		if res.Proc != nil {
+			fillProc(&ev, res.Proc)
+		}
+		ev.Signal = "CHLD"
+		ev.Outcome, ev.Reason = res.Outcome, res.Reason
+		d.acted++
+		d.write(&ev)
+	}
+}

@@ -1,0 +1,398 @@
+package main
+
+import (
+	"errors"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/guardd/guardd/platform"
+	"github.com/guardd/guardd/policy"
+)
+
+// inodeComponent keeps the user.inodes and user.inode_growth_per_min
+// variables: per-uid inode counts in the inodes block's trees, from a full
+// count every period (platform.InodeCounter, in a goroutine of its own),
+// or from user quotas on a filesystem that has them turned on, plus the
+// entries created and removed since, seen through inotify on every
+// directory of the trees (platform.DirWatcher), so growth shows between
+// counts.
+//
+// user.inodes is the last count plus the entries created since, minus the
+// removals of entries whose owner is known (created since guardd watched);
+// the next count corrects what the events miss. The growth rate is the
+// net of those events over the last minute; where not every directory is
+// watched (too many, or watch = false) it is the change between the last
+// two counts.
+type inodeComponent struct {
+	componentBase
+	d *daemonState
+
+	mu       sync.Mutex // guards the fields below: the counter and the watcher write, Observe reads
+	cfg      *policy.InodeSettings
+	counted  map[uint32]int64 // the last count
+	countAt  time.Time        // when it started
+	prev     map[uint32]int64 // the count before
+	prevAt   time.Time
+	since    map[uint32]int64  // net entries per uid from events since the last count started
+	recent   map[uint64]uint32 // entries created since guardd watched (by hash of the path): their owners, to charge their removal
+	buckets  []growthBucket    // net events per uid, per growthBucketLen, newest last
+	watching time.Time         // when the watch began (zero: not watching)
+	complete bool              // every directory of the trees is watched
+	run      *inodeRun
+}
+
+// growthBucketLen × growthBuckets is the window of the growth rate.
+const (
+	growthBucketLen = 10 * time.Second
+	growthBuckets   = 6
+	// maxWatches bounds the directories watched (each costs an inotify
+	// watch of fs.inotify.max_user_watches and ~1 KiB of kernel memory).
+	maxWatches = 16384
+	// maxRecent bounds the remembered owners of new entries (16 bytes
+	// each); the removal of one not remembered waits for the next count.
+	maxRecent = 100000
+)
+
+type growthBucket struct {
+	start time.Time
+	net   map[uint32]int64
+}
+
+// inodeRun is the counter and the watcher of one inodes block.
+type inodeRun struct {
+	cfg     policy.InodeSettings
+	stop    chan struct{}
+	recount chan struct{}
+	watcher *platform.DirWatcher
+	wg      sync.WaitGroup
+}
+
+func init() { registerComponent(func() component { return &inodeComponent{} }) }
+
+func (c *inodeComponent) Name() string { return "inodes" }
+
+func (c *inodeComponent) Start(d *daemonState, p *policy.Policy) error {
+	c.d = d
+	c.Apply(p)
+	return nil
+}
+
+// Apply restarts counting when the inodes block changed.
+func (c *inodeComponent) Apply(p *policy.Policy) {
+	c.mu.Lock()
+	r := c.run
+	c.mu.Unlock()
+	if r != nil && p.Inodes != nil && sameInodes(&r.cfg, p.Inodes) {
+		return
+	}
+	c.Stop()
+	c.mu.Lock()
+	c.cfg, c.counted, c.prev, c.since, c.buckets = p.Inodes, nil, nil, map[uint32]int64{}, nil
+	c.recent, c.watching, c.complete = map[uint64]uint32{}, time.Time{}, false
+	c.mu.Unlock()
+	if p.Inodes == nil {
+		return
+	}
+	r = &inodeRun{cfg: *p.Inodes, stop: make(chan struct{}), recount: make(chan struct{}, 1)}
+	if r.cfg.Watch {
+		w, err := platform.NewDirWatcher(maxWatches)
+		if err != nil {
+			c.d.log.Warn("inodes: cannot watch the trees; growth shows only between counts", "err", err)
+		} else {
+			r.watcher = w
+			c.mu.Lock()
+			c.watching = time.Now()
+			c.mu.Unlock()
+			r.wg.Go(func() {
+				if err := w.Run(func(dir string, name []byte, mask uint32) { c.event(r, dir, name, mask) }); err != nil {
+					c.d.log.Warn("inodes: watching stopped; growth shows only between counts", "err", err)
+					c.mu.Lock()
+					c.complete = false
+					c.mu.Unlock()
+				}
+			})
+		}
+	}
+	c.mu.Lock()
+	c.run = r
+	c.mu.Unlock()
+	r.wg.Go(func() { c.countLoop(r) })
+	c.d.log.Info("inodes: counting per user", "dirs", r.cfg.Dirs, "period", r.cfg.Period, "watch", r.watcher != nil)
+}
+
+func sameInodes(a, b *policy.InodeSettings) bool {
+	return slices.Equal(a.Dirs, b.Dirs) && a.Period == b.Period && a.Watch == b.Watch
+}
+
+// Stop stops the counter and the watcher.
+func (c *inodeComponent) Stop() {
+	c.mu.Lock()
+	r := c.run
+	c.run = nil
+	c.mu.Unlock()
+	if r == nil {
+		return
+	}
+	close(r.stop)
+	if r.watcher != nil {
+		r.watcher.Close()
+	}
+	r.wg.Wait()
+}
+
+// Recount asks for a count now (after a clean_tmp, say).
+// Safe from any goroutine.
+func (c *inodeComponent) Recount() {
+	c.mu.Lock()
+	r := c.run
+	c.mu.Unlock()
+	if r != nil {
+		r.Recount()
+	}
+}
+
+// Recount asks r's counter for a count now.
+func (r *inodeRun) Recount() {
+	select {
+	case r.recount <- struct{}{}:
+	default:
+	}
+}
+
+// countLoop counts every period, or sooner when asked (a lost watch
+// event, a cleanup), but never twice within policy.MinInodePeriod.
+func (c *inodeComponent) countLoop(r *inodeRun) {
+	counter := &platform.InodeCounter{MaxDirs: maxWatches + 1}
+	quota := map[string]bool{} // tree path → counted by quotas (probed once)
+	logged := map[string]bool{}
+	for {
+		start := time.Now()
+		c.count(r, counter, quota, logged)
+		next := time.NewTimer(r.cfg.Period)
+		select {
+		case <-r.stop:
+			next.Stop()
+			return
+		case <-next.C:
+		case <-r.recount:
+			next.Stop()
+			if wait := policy.MinInodePeriod - time.Since(start); wait > 0 {
+				select {
+				case <-r.stop:
+					return
+				case <-time.After(wait):
+				}
+			}
+		}
+	}
+}
+
+// count runs one count of every tree and publishes it.
+func (c *inodeComponent) count(r *inodeRun, counter *platform.InodeCounter, quota, logged map[string]bool) {
+	start := time.Now()
+	c.mu.Lock()
+	c.since = map[uint32]int64{} // from here the count sees what happens, or the events do
+	c.mu.Unlock()
+	trees, errs := platform.OpenTrees(r.cfg.Dirs)
+	for _, err := range errs {
+		if !logged[err.Error()] {
+			logged[err.Error()] = true
+			c.d.log.Warn("inodes: a tree is left out", "err", err)
+		}
+	}
+	total := map[uint32]int64{}
+	var walk []platform.Tree
+	quotaDevs := map[uint64]bool{}
+	for _, t := range trees {
+		if q, probed := quota[t.Path]; probed && !q {
+			walk = append(walk, t)
+			continue
+		}
+		if quotaDevs[t.Dev] {
+			continue // another tree on the same filesystem brought its quotas
+		}
+		byUID, err := platform.QuotaInodes(t.Path)
+		if _, probed := quota[t.Path]; !probed {
+			if err == nil {
+				c.d.log.Info("inodes: counting from user quotas (the whole filesystem holding the tree)", "tree", t.Path)
+			} else {
+				c.d.log.Info("inodes: counting by walking the tree", "tree", t.Path, "quotas", quotaWhy(err))
+			}
+		}
+		quota[t.Path] = err == nil
+		if err != nil {
+			walk = append(walk, t)
+			continue
+		}
+		quotaDevs[t.Dev] = true
+		for uid, n := range byUID {
+			total[uid] += int64(n)
+		}
+	}
+	res := counter.Count(walk)
+	for i := range trees {
+		trees[i].Close()
+	}
+	for uid, n := range res.ByUID {
+		total[uid] += n
+	}
+	if res.Errors > 0 {
+		c.d.log.Debug("inodes: entries that could not be read", "n", res.Errors, "first", res.First)
+	}
+	complete := r.watcher != nil && len(res.Dirs) <= maxWatches
+	if r.watcher != nil {
+		for _, dir := range res.Dirs {
+			if err := r.watcher.Add(dir); err != nil {
+				complete = false
+				if errors.Is(err, platform.ErrWatchLimit) {
+					break
+				}
+			}
+		}
+	}
+	c.mu.Lock()
+	c.prev, c.prevAt = c.counted, c.countAt
+	c.counted, c.countAt, c.complete = total, start, complete
+	c.mu.Unlock()
+	c.d.log.Debug("inodes: counted", "entries", res.Entries, "users", len(total), "watched", complete, "took", time.Since(start))
+}
+
+func quotaWhy(err error) string {
+	switch {
+	case errors.Is(err, platform.ErrUnsupported):
+		return "not supported by this kernel"
+	case errors.Is(err, platform.ErrNoQuota):
+		return "not turned on for this filesystem"
+	}
+	return err.Error()
+}
+
+// event handles one watch event (on the watcher's goroutine).
+func (c *inodeComponent) event(r *inodeRun, dir string, name []byte, mask uint32) {
+	if mask&platform.InQOverflow != 0 {
+		c.mu.Lock()
+		c.complete = false // events were lost: counts until the next count are rough
+		c.mu.Unlock()
+		r.Recount()
+		return
+	}
+	path := filepath.Join(dir, string(name))
+	switch {
+	case mask&(platform.InCreate|platform.InMovedTo) != 0:
+		fi, err := os.Lstat(path)
+		if err != nil {
+			return // already gone
+		}
+		uid := ownerOf(fi)
+		c.mu.Lock()
+		c.note(uid, 1)
+		if len(c.recent) < maxRecent {
+			c.recent[pathKey(path)] = uid
+		}
+		c.mu.Unlock()
+		if fi.IsDir() && r.watcher.Add(path) != nil {
+			c.mu.Lock()
+			c.complete = false
+			c.mu.Unlock()
+		}
+	case mask&(platform.InDelete|platform.InMovedFrom) != 0:
+		c.mu.Lock()
+		if uid, ok := c.recent[pathKey(path)]; ok {
+			delete(c.recent, pathKey(path))
+			c.note(uid, -1)
+		}
+		c.mu.Unlock()
+	}
+}
+
+// note adds n to uid's net events (c.mu held).
+func (c *inodeComponent) note(uid uint32, n int64) {
+	c.since[uid] += n
+	now := time.Now()
+	if len(c.buckets) == 0 || now.Sub(c.buckets[len(c.buckets)-1].start) >= growthBucketLen {
+		c.buckets = append(c.buckets, growthBucket{start: now, net: map[uint32]int64{}})
+		if len(c.buckets) > growthBuckets {
+			c.buckets = slices.Delete(c.buckets, 0, len(c.buckets)-growthBuckets)
+		}
+	}
+	c.buckets[len(c.buckets)-1].net[uid] += n
+}
+
+// Observe puts the counts and growth rates into the snapshot's users,
+// adding users with inodes but no process (clean_tmp can act on them).
+func (c *inodeComponent) Observe(snap *platform.Snapshot) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cfg == nil || c.counted == nil {
+		return
+	}
+	now := snap.Time
+	uids := maps.Clone(c.counted)
+	for uid := range c.since {
+		uids[uid] += 0
+	}
+	for uid := range uids {
+		total := max(c.counted[uid]+c.since[uid], 0)
+		u := snap.Users[uid]
+		if u == nil {
+			if total == 0 || uid < c.d.pol.MinUID {
+				continue
+			}
+			u = &platform.UserStats{UID: uid, Name: c.d.accounts.Name(uid), Groups: c.d.accounts.Groups(uid)}
+			snap.Users[uid] = u
+		}
+		u.Inodes = total
+		u.InodeGrowthPerMin = c.growth(uid, now)
+	}
+}
+
+// pathKey hashes a path (FNV-1a): a collision charges a removal to the
+// wrong user until the next count, and costs far less than the paths.
+func pathKey(p string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(p); i++ {
+		h ^= uint64(p[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+// ownerOf returns a file's owner.
+func ownerOf(fi os.FileInfo) uint32 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Uid
+	}
+	return 0
+}
+
+// growth is uid's net entries per minute (c.mu held): from the events of
+// the last minute when every directory is watched, else from the last two
+// counts.
+func (c *inodeComponent) growth(uid uint32, now time.Time) float64 {
+	if c.complete && !c.watching.IsZero() {
+		window := min(now.Sub(c.watching), growthBucketLen*growthBuckets)
+		if window < growthBucketLen {
+			window = growthBucketLen
+		}
+		var net int64
+		for _, b := range c.buckets {
+			if now.Sub(b.start) < growthBucketLen*growthBuckets {
+				net += b.net[uid]
+			}
+		}
+		return float64(net) / window.Minutes()
+	}
+	if c.prev == nil {
+		return 0
+	}
+	span := c.countAt.Sub(c.prevAt)
+	if span <= 0 {
+		return 0
+	}
+	return float64(c.counted[uid]-c.prev[uid]) / span.Minutes()
+}

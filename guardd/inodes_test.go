@@ -1,0 +1,74 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/guardd/guardd/platform"
+	"github.com/guardd/guardd/policy"
+)
+
+// TestInodeEstimates: the counts plus the events since, the growth rate
+// from a minute of events when every directory is watched, from the last
+// two counts otherwise, and users with files but no process.
+func TestInodeEstimates(t *testing.T) {
+	pol, diags := policy.Parse(map[string][]byte{"p.hcl": []byte(`
+inodes {
+  dirs = ["/tmp"]
+}
+rule "r" {
+  when = fs.used_percent > 99
+  report {}
+}`)})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	d := &daemonState{log: slog.New(slog.NewTextHandler(io.Discard, nil)), pol: pol, accounts: platform.NewAccounts()}
+	t0 := time.Now()
+	c := &inodeComponent{d: d, cfg: pol.Inodes, since: map[uint32]int64{}, recent: map[uint64]uint32{}}
+	c.counted, c.countAt = map[uint32]int64{1500: 1000, 1600: 5, 0: 300, 999: 7}, t0
+	c.watching, c.complete = t0.Add(-time.Hour), true
+	for range 120 {
+		c.note(1500, 1)
+	}
+	c.note(1600, -1)
+
+	snap := &platform.Snapshot{Time: time.Now(), Users: map[uint32]*platform.UserStats{1500: {UID: 1500, Name: "bob", Procs: 3}}}
+	c.Observe(snap)
+	bob := snap.Users[1500]
+	if bob.Inodes != 1120 {
+		t.Errorf("bob: %d inodes, want 1000 counted + 120 new", bob.Inodes)
+	}
+	// 120 in the last minute (all in one bucket).
+	if bob.InodeGrowthPerMin != 120 {
+		t.Errorf("bob: growth %.1f/min, want 120", bob.InodeGrowthPerMin)
+	}
+	if u := snap.Users[1600]; u == nil || u.Inodes != 4 || u.Procs != 0 || u.InodeGrowthPerMin != -1 {
+		t.Errorf("a user with files and no process: %+v", u)
+	}
+	if snap.Users[0] != nil || snap.Users[999] != nil {
+		t.Error("system users were added")
+	}
+
+	// Not every directory watched: the growth is the change between the
+	// last two counts.
+	c.complete = false
+	c.prev, c.prevAt = map[uint32]int64{1500: 400}, t0.Add(-2*time.Minute)
+	c.Observe(snap)
+	if bob.InodeGrowthPerMin != 300 {
+		t.Errorf("bob: growth %.1f/min from the counts, want 300", bob.InodeGrowthPerMin)
+	}
+
+	// Buckets older than a minute no longer count.
+	c.complete = true
+	c.buckets[0].start = time.Now().Add(-2 * time.Minute)
+	c.Observe(snap)
+	if bob.InodeGrowthPerMin != 0 {
+		t.Errorf("bob: growth %.1f/min from stale events, want 0", bob.InodeGrowthPerMin)
+	}
+	if k1, k2 := pathKey("/tmp/a"), pathKey("/tmp/b"); k1 == k2 || k1 != pathKey("/tmp/a") {
+		t.Error("pathKey")
+	}
+}

@@ -1,0 +1,693 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/guardd/guardd/enforce"
+	"github.com/guardd/guardd/platform"
+	"github.com/guardd/guardd/policy"
+	"github.com/guardd/guardd/report"
+)
+
+// listenGuard makes listen blocks real. Every tick it dumps the host's
+// listening sockets (sock_diag), fills user.listeners and, where a rule
+// reads it, proc.listen_ports, and kills every process that holds a
+// listener its listen blocks do not allow ("detect and kill": sockets
+// opened before guardd started, inherited ones, and everything where the
+// kernel cannot refuse). Where a block says block = "bind", a cgroup BPF
+// program refuses the bind() itself (enforce.BindHook); its refusals come
+// back through a ring buffer and are journalled at the next tick.
+type listenGuard struct {
+	componentBase
+	d   *daemonState
+	pol *policy.Policy
+
+	dumper    *platform.ListenerDumper
+	dumpErrAt time.Time // when a dump failure was last logged
+	scanner   *platform.SocketScanner
+	listeners []platform.Listener
+	ephLo     uint16 // the kernel's ephemeral port range: see offence()
+	ephHi     uint16
+	ephAt     time.Time
+
+	hook       *enforce.BindHook // nil: no kernel refusal (not wanted, or unavailable)
+	hookFailed string            // why the hook could not be opened, logged once per reason
+	stamp      platform.AccountsStamp
+	readerDone chan struct{}
+	lost       uint64 // refusals the ring buffer had no room for, as last logged
+
+	touched   []*platform.Process // processes whose ListenPorts were set last tick
+	offences  []offence
+	acted     bool                   // audit lines were written this tick
+	holders   map[uint64]holderCache // socket inode → processes holding it, for proc.listen_ports
+	attempted map[attemptKey]time.Time
+
+	mu       sync.Mutex // guards the fields below (the ring buffer reader adds, the loop drains)
+	refusals map[refusalKey]*refusalCount
+	dropped  int // refusals not itemized: too many distinct ones in one tick
+}
+
+func init() { registerComponent(func() component { return &listenGuard{} }) }
+
+// noBPFEnv turns the bind hook off: listen blocks are then enforced by
+// detect-and-kill alone, as on a kernel without cgroup BPF.
+const noBPFEnv = "GUARDD_NO_BPF"
+
+// Bounds that keep a customer looping over bind() from flooding memory
+// and the audit log.
+const (
+	maxRefusalKeys     = 4096 // distinct refusals held between two ticks
+	maxRefusalLines    = 200  // itemized per tick; the rest are summed up per uid
+	retryKillAfter     = 5 * time.Second
+	holderCacheMaxAge  = 30 * time.Second
+	ephemeralRangeTTL  = time.Minute
+	dumpErrorLogPeriod = time.Minute
+)
+
+// offence is a listener that no listen block governing its owner allows,
+// with the processes holding it.
+type offence struct {
+	l       platform.Listener
+	listens []*policy.Listen
+	holders []*platform.Process
+}
+
+type holderCache struct {
+	procs []platform.ProcID
+	at    time.Time
+}
+
+type attemptKey struct {
+	id    platform.ProcID
+	inode uint64
+}
+
+type refusalKey struct {
+	pid     int32
+	uid     uint32
+	where   string
+	refused bool
+	set     *enforce.BindSet
+}
+
+type refusalCount struct {
+	r     enforce.BindRefusal
+	count int
+}
+
+func (g *listenGuard) Name() string { return "listeners" }
+
+func (g *listenGuard) Start(d *daemonState, p *policy.Policy) error {
+	g.d, g.pol = d, p
+	g.scanner = platform.NewSocketScanner()
+	g.holders = map[uint64]holderCache{}
+	g.attempted = map[attemptKey]time.Time{}
+	g.refusals = map[refusalKey]*refusalCount{}
+	// The first sample has not read the account files yet, and the bind
+	// hook resolves classes of users and groups to uids now.
+	if err := d.accounts.Refresh(); err != nil {
+		d.log.Warn("cannot read the account files", "err", err)
+	}
+	var err error
+	if g.dumper, err = platform.NewListenerDumper(); err != nil {
+		if len(p.Listens) > 0 || g.readsListenVars(p) {
+			d.log.Warn("cannot observe listening sockets: listen blocks and listener variables do nothing", "err", err)
+		}
+		g.dumper = nil
+	}
+	g.syncHook(p)
+	return nil
+}
+
+func (g *listenGuard) readsListenVars(p *policy.Policy) bool {
+	return len(p.RulesReading("proc.listen_ports")) > 0 || len(p.RulesReading("user.listeners")) > 0
+}
+
+// mode is the effective mode of a listen block: `guardd run --mode
+// monitor` makes every block monitor, as it does every rule.
+func (g *listenGuard) mode(l *policy.Listen) string {
+	if g.d.opts.mode == policy.ModeMonitor {
+		return policy.ModeMonitor
+	}
+	return l.Mode
+}
+
+// Validate refuses a policy the bind hook cannot hold.
+func (g *listenGuard) Validate(p *policy.Policy) error {
+	if !wantsHook(p) {
+		return nil
+	}
+	_, err := g.bindPolicy(p)
+	return err
+}
+
+func (g *listenGuard) Apply(p *policy.Policy) {
+	g.pol = p
+	clear(g.attempted) // protection and allow lists may have changed: judge afresh
+	clear(g.holders)
+	g.syncHook(p)
+}
+
+func wantsHook(p *policy.Policy) bool {
+	for _, l := range p.Listens {
+		if l.Block == policy.BlockBind && l.Class != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// accountIndex resolves class members for the bind hook, which sees uids.
+type accountIndex struct{ a *platform.Accounts }
+
+func (x accountIndex) UID(user string) (uint32, bool) {
+	acc, ok := x.a.Lookup(user)
+	return acc.UID, ok
+}
+
+func (x accountIndex) GroupMembers(group string) []uint32 { return x.a.GroupMembers(group) }
+
+// bindPolicy computes what the kernel's bind hook enforces: every uid
+// governed by a listen block that says block = "bind" is held to the union
+// of the allow lists of all blocks governing it (as detect-and-kill
+// judges it); it is refused unless every such bind block monitors.
+func (g *listenGuard) bindPolicy(p *policy.Policy) (*enforce.BindPolicy, error) {
+	bp := &enforce.BindPolicy{MinUID: max(p.MinUID, 1)}
+	index := map[string]int{} // the governing blocks, by name → set
+	for _, span := range p.ListenSpans(accountIndex{g.d.accounts}) {
+		var names []string
+		var bind []*policy.Listen
+		for _, l := range span.Listens {
+			names = append(names, l.Name)
+			if l.Block == policy.BlockBind {
+				bind = append(bind, l)
+			}
+		}
+		if len(bind) == 0 {
+			continue // kill-only accounts: detect-and-kill alone
+		}
+		key := strings.Join(names, "\x00")
+		i, ok := index[key]
+		if !ok {
+			set := enforce.BindSet{Tag: bind}
+			for _, l := range bind {
+				if g.mode(l) == policy.ModeEnforce {
+					set.Refuse = true
+				}
+			}
+			for _, l := range span.Listens {
+				for _, a := range l.Allow {
+					set.Allow = append(set.Allow, enforce.BindAllow{Addr: a.Addr, PortLo: a.PortLo, PortHi: a.PortHi})
+				}
+			}
+			if len(set.Allow) > enforce.MaxBindAllow {
+				return nil, fmt.Errorf("uids %d-%d are governed by listen blocks %s with %d allow patterns together; the kernel's bind hook holds at most %d: merge ports into ranges",
+					span.Lo, span.Hi, strings.Join(names, ", "), len(set.Allow), enforce.MaxBindAllow)
+			}
+			i = len(bp.Sets)
+			index[key] = i
+			bp.Sets = append(bp.Sets, set)
+		}
+		bp.UIDs = append(bp.UIDs, enforce.BindUIDs{Lo: span.Lo, Hi: span.Hi, Set: i})
+	}
+	if err := bp.Validate(); err != nil {
+		return nil, fmt.Errorf("listen blocks: %w", err)
+	}
+	return bp, nil
+}
+
+// syncHook opens, updates or closes the bind hook to match p.
+func (g *listenGuard) syncHook(p *policy.Policy) {
+	log := g.d.log
+	if !wantsHook(p) {
+		if g.hook != nil {
+			g.closeHook(false)
+			log.Info("bind hook detached: no listen block says block = \"bind\" any more")
+		}
+		return
+	}
+	if os.Getenv(noBPFEnv) != "" {
+		g.hookUnavailable(noBPFEnv + " is set")
+		return
+	}
+	bp, err := g.bindPolicy(p)
+	if err != nil {
+		log.Error("bind hook not updated: listeners are closed by detect-and-kill meanwhile", "err", err)
+		return
+	}
+	stamp := g.d.accounts.Stamp()
+	if g.hook == nil {
+		root, err := platform.FindCgroup2Root()
+		if err == nil {
+			g.hook, err = enforce.OpenBindHook(enforce.BindHookOptions{CgroupPath: root, PinDir: p.BPFPinDir})
+		}
+		if err != nil {
+			g.hook = nil
+			g.hookUnavailable(err.Error())
+			return
+		}
+		g.hookFailed = ""
+		g.readerDone = make(chan struct{})
+		go g.readRefusals(g.hook, g.readerDone)
+		what := "monitor: binds outside the allow lists are reported, not refused"
+		for _, s := range bp.Sets {
+			if s.Refuse {
+				what = "binds outside the allow lists fail with EPERM"
+			}
+		}
+		log.Info("bind hook attached: "+what, "cgroup", root,
+			"pinned", p.BPFPinDir, "uid_ranges", len(bp.UIDs), "allow_lists", len(bp.Sets))
+	} else if err := g.hook.Repin(p.BPFPinDir); err != nil {
+		log.Error("bind hook: cannot move its pins", "bpf_pin_dir", p.BPFPinDir, "err", err)
+	}
+	if err := g.hook.Update(bp); err != nil {
+		log.Error("bind hook not updated: listeners are closed by detect-and-kill meanwhile", "err", err)
+		return
+	}
+	g.stamp = stamp
+}
+
+func (g *listenGuard) hookUnavailable(why string) {
+	if g.hookFailed == why {
+		return
+	}
+	g.hookFailed = why
+	g.d.log.Warn("bind hook unavailable: binds are not refused in the kernel; unauthorized listeners are closed by detect-and-kill within a tick", "why", why)
+}
+
+func (g *listenGuard) closeHook(keepPinned bool) {
+	if g.hook == nil {
+		return
+	}
+	if err := g.hook.Close(keepPinned); err != nil {
+		g.d.log.Warn("bind hook: closing", "err", err)
+	}
+	<-g.readerDone
+	g.hook = nil
+	g.writeRefusals(time.Now()) // what the reader got before it stopped
+}
+
+// readRefusals runs in its own goroutine: it merges the kernel's reports
+// until the hook is closed.
+func (g *listenGuard) readRefusals(h *enforce.BindHook, done chan struct{}) {
+	defer close(done)
+	err := h.ReadRefusals(func(r enforce.BindRefusal) {
+		k := refusalKey{pid: r.PID, uid: r.UID, where: r.Where(), refused: r.Refused, set: r.Set}
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if c := g.refusals[k]; c != nil {
+			c.count++
+			return
+		}
+		if len(g.refusals) >= maxRefusalKeys {
+			g.dropped++
+			return
+		}
+		g.refusals[k] = &refusalCount{r: r, count: 1}
+	})
+	if err != nil {
+		g.d.log.Error("bind hook: reading refusals stopped", "err", err)
+	}
+}
+
+// Observe dumps the listeners, fills the listener variables and kills the
+// holders of unauthorized listeners.
+func (g *listenGuard) Observe(snap *platform.Snapshot) {
+	for _, p := range g.touched {
+		p.ListenPorts = p.ListenPorts[:0]
+	}
+	g.touched = g.touched[:0]
+	g.offences = g.offences[:0]
+	if g.dumper == nil {
+		return
+	}
+	if g.hook != nil && g.d.accounts.Stamp() != g.stamp {
+		g.syncHook(g.pol) // accounts changed: classes by user or group may hold other uids now
+	}
+	var err error
+	g.listeners, err = g.dumper.Dump(g.listeners[:0])
+	if err != nil {
+		if time.Since(g.dumpErrAt) >= dumpErrorLogPeriod {
+			g.d.log.Error("cannot list listening sockets", "err", err)
+			g.dumpErrAt = time.Now()
+		}
+		return
+	}
+	if snap.Time.Sub(g.ephAt) >= ephemeralRangeTTL {
+		if lo, hi, err := platform.EphemeralPorts(); err == nil {
+			g.ephLo, g.ephHi, g.ephAt = lo, hi, snap.Time
+		}
+	}
+	p := g.pol
+	varRules := p.RulesReading("proc.listen_ports")
+	type uidFacts struct {
+		listens []*policy.Listen
+		ports   bool // a rule reads proc.listen_ports for this account
+	}
+	facts := map[uint32]*uidFacts{}
+	need := map[uint32]map[uint64]bool{} // uid → socket inodes whose holders are wanted
+	// Unconnected UDP sockets on ephemeral ports are dropped first: see
+	// isListener.
+	kept := g.listeners[:0]
+	for _, l := range g.listeners {
+		if g.isListener(l) {
+			kept = append(kept, l)
+		}
+	}
+	g.listeners = kept
+	for _, l := range g.listeners {
+		if u := snap.Users[l.UID]; u != nil {
+			u.Listeners++
+		}
+		f := facts[l.UID]
+		if f == nil {
+			name, groups := g.account(snap, l.UID)
+			f = &uidFacts{listens: p.ListensFor(l.UID, name, groups)}
+			if p.ProtectedAccount(l.UID, name, groups) == "" {
+				for _, r := range varRules {
+					if r.Class != nil && r.Class.Contains(l.UID, name, groups) {
+						f.ports = true
+						break
+					}
+				}
+			}
+			facts[l.UID] = f
+		}
+		bad := g.unauthorized(l, f.listens)
+		if bad {
+			g.offences = append(g.offences, offence{l: l, listens: f.listens})
+		}
+		if bad || f.ports {
+			if need[l.UID] == nil {
+				need[l.UID] = map[uint64]bool{}
+			}
+			need[l.UID][l.Inode] = true
+		}
+	}
+	if len(need) == 0 {
+		return
+	}
+	holders := g.findHolders(snap, need)
+	for i := range g.offences {
+		g.offences[i].holders = holders[g.offences[i].l.Inode]
+	}
+	// Kill now rather than after the rules: the tick's latency from
+	// listen() to the kill is the interval plus what comes before this.
+	for _, o := range g.offences {
+		for _, p := range o.holders {
+			if g.kill(snap, o, p) {
+				g.acted = true
+			}
+		}
+	}
+	for _, l := range g.listeners {
+		if f := facts[l.UID]; f == nil || !f.ports {
+			continue
+		}
+		for _, proc := range holders[l.Inode] {
+			if len(proc.ListenPorts) == 0 {
+				g.touched = append(g.touched, proc)
+			}
+			if i, found := slices.BinarySearch(proc.ListenPorts, l.Port); !found {
+				proc.ListenPorts = slices.Insert(proc.ListenPorts, i, l.Port)
+			}
+		}
+	}
+}
+
+// isListener reports whether a dumped socket counts as a listener. An
+// unconnected UDP socket on a port of the kernel's ephemeral range does
+// not: a client that sends without connect(2) (statsd clients, some
+// resolvers) gets exactly such a socket from the kernel, and it cannot be
+// told from a server. An explicit bind() to such a port is still refused
+// by the bind hook.
+func (g *listenGuard) isListener(l platform.Listener) bool {
+	return l.Proto != platform.UDP || g.ephHi == 0 || l.Port < g.ephLo || l.Port > g.ephHi
+}
+
+// unauthorized reports whether a listener breaks the listen blocks that
+// govern its owner.
+func (g *listenGuard) unauthorized(l platform.Listener, listens []*policy.Listen) bool {
+	return len(listens) > 0 && !policy.ListenAllowed(listens, l.Addr, l.Port)
+}
+
+// account returns the name and groups of uid, from the sample when the
+// user has processes.
+func (g *listenGuard) account(snap *platform.Snapshot, uid uint32) (string, []string) {
+	if u := snap.Users[uid]; u != nil {
+		return u.Name, u.Groups
+	}
+	return g.d.accounts.Name(uid), g.d.accounts.Groups(uid)
+}
+
+// findHolders maps socket inodes to the processes of their owner that
+// hold them, by reading /proc/PID/fd of that owner's processes only.
+// Listeners whose holders are only wanted for proc.listen_ports are served
+// from a cache while the processes found last time live; offences are
+// always looked up afresh (a forked server may have passed its socket on).
+func (g *listenGuard) findHolders(snap *platform.Snapshot, need map[uint32]map[uint64]bool) map[uint64][]*platform.Process {
+	offending := map[uint64]bool{}
+	for _, o := range g.offences {
+		offending[o.l.Inode] = true
+	}
+	byID := map[platform.ProcID]*platform.Process{}
+	byUID := map[uint32][]*platform.Process{}
+	for _, p := range snap.Procs {
+		if need[p.UID] != nil && !p.Kernel {
+			byUID[p.UID] = append(byUID[p.UID], p)
+			byID[p.ProcID] = p
+		}
+	}
+	out := map[uint64][]*platform.Process{}
+	for uid, inodes := range need {
+		scan := map[uint64]bool{}
+		for inode := range inodes {
+			c, ok := g.holders[inode]
+			fresh := ok && !offending[inode] && snap.Time.Sub(c.at) < holderCacheMaxAge
+			for _, id := range c.procs {
+				if byID[id] == nil {
+					fresh = false // a holder is gone: the socket may have moved
+				}
+			}
+			if fresh {
+				for _, id := range c.procs {
+					out[inode] = append(out[inode], byID[id])
+				}
+				continue
+			}
+			scan[inode] = true
+		}
+		if len(scan) == 0 {
+			continue
+		}
+		for _, p := range byUID[uid] {
+			g.scanner.Scan(p.PID, func(inode uint64) bool {
+				if scan[inode] && !slices.Contains(out[inode], p) {
+					out[inode] = append(out[inode], p)
+				}
+				return true
+			})
+		}
+		for inode := range scan {
+			c := holderCache{at: snap.Time}
+			for _, p := range out[inode] {
+				c.procs = append(c.procs, p.ProcID)
+			}
+			g.holders[inode] = c
+		}
+	}
+	for inode, c := range g.holders {
+		if snap.Time.Sub(c.at) >= holderCacheMaxAge {
+			delete(g.holders, inode)
+		}
+	}
+	return out
+}
+
+// Tick journals the kernel's refusals, and makes this tick's lines
+// durable.
+func (g *listenGuard) Tick(snap *platform.Snapshot) {
+	if g.writeRefusals(snap.Time) || g.acted {
+		g.d.audit.Load().Sync()
+	}
+	g.acted = false
+	if g.hook != nil {
+		if n := g.hook.Lost(); n > g.lost {
+			g.d.log.Warn("bind hook: refusals not reported, the ring buffer was full (the binds were refused all the same)", "lost", n-g.lost)
+			g.lost = n
+		}
+	}
+	for k, at := range g.attempted {
+		if snap.Time.Sub(at) >= retryKillAfter && !g.d.sampler.Alive(k.id) {
+			delete(g.attempted, k)
+		}
+	}
+}
+
+// kill terminates one holder of an offending listener through the
+// enforcer: the process is re-read, its identity and protection re-checked,
+// and it must still hold the socket. It reports whether it wrote a line.
+func (g *listenGuard) kill(snap *platform.Snapshot, o offence, p *platform.Process) bool {
+	key := attemptKey{p.ProcID, o.l.Inode}
+	if at, ok := g.attempted[key]; ok && snap.Time.Sub(at) < retryKillAfter {
+		return false // SIGKILL takes effect at once; a holder still listed is on its way out
+	}
+	if at, ok := g.attempted[key]; ok && at.IsZero() {
+		return false // skipped for good (protected), said once
+	}
+	l := o.listens[0]
+	mode := policy.ModeMonitor
+	for _, x := range o.listens {
+		if g.mode(x) == policy.ModeEnforce {
+			l, mode = x, policy.ModeEnforce
+			break
+		}
+	}
+	d, pol, scanner, inode := g.d, g.pol, g.scanner, o.l.Inode
+	ev := report.Event{
+		Time: snap.Time, Host: snap.Host.Hostname, Rule: l.Name, RuleAt: l.At(), Step: 1,
+		Action: enforce.ActKill, Mode: mode, Signal: "KILL",
+		Proto: o.l.Proto.String(), Addr: o.l.Addr.String(), Port: o.l.Port,
+	}
+	fillProc(&ev, p)
+	res := d.enf.Do(enforce.Action{
+		Kind: enforce.ActKill, Target: p.ProcID, Signal: "KILL", DryRun: mode == policy.ModeMonitor,
+		Check: func(fresh *platform.Process) string {
+			groups := d.accounts.Groups(fresh.UID)
+			if why := pol.ProtectedProcess(fresh, groups); why != "" {
+				return "protected: " + why
+			}
+			if len(pol.ListensFor(fresh.UID, fresh.User, groups)) == 0 {
+				return "no longer governed by a listen block"
+			}
+			if holds, err := scanner.Holds(fresh.PID, inode); err == nil && !holds {
+				return "no longer holds the listening socket"
+			}
+			return ""
+		},
+	})
+	if res.Proc != nil {
+		fillProc(&ev, res.Proc)
+	}
+	what := fmt.Sprintf("listening on %s, which listen %q does not allow", o.l, l.Name)
+	if len(o.listens) > 1 {
+		var names []string
+		for _, x := range o.listens {
+			names = append(names, fmt.Sprintf("%q", x.Name))
+		}
+		what = fmt.Sprintf("listening on %s, which none of listen %s allows", o.l, strings.Join(names, ", "))
+	}
+	ev.Outcome, ev.Reason = res.Outcome, what
+	if res.Reason != "" {
+		ev.Reason = what + ": " + res.Reason
+	}
+	switch res.Outcome {
+	case enforce.Done, enforce.Failed:
+		g.attempted[key] = snap.Time // a failure is tried again after retryKillAfter
+	default:
+		// would-do (monitor), or skipped (protected, or the socket moved
+		// on): said once for this process and socket, not every tick.
+		g.attempted[key] = time.Time{}
+	}
+	d.write(&ev)
+	return true
+}
+
+// writeRefusals journals the refusals merged since the last call, one
+// line per process and bind (with a count), at most maxRefusalLines; the
+// rest are summed up per uid. It reports whether it wrote anything.
+func (g *listenGuard) writeRefusals(now time.Time) bool {
+	g.mu.Lock()
+	if len(g.refusals) == 0 && g.dropped == 0 {
+		g.mu.Unlock()
+		return false
+	}
+	pending := make([]*refusalCount, 0, len(g.refusals))
+	for _, c := range g.refusals {
+		pending = append(pending, c)
+	}
+	dropped := g.dropped
+	clear(g.refusals)
+	g.dropped = 0
+	g.mu.Unlock()
+
+	sort.Slice(pending, func(i, j int) bool { return pending[i].r.Time.Before(pending[j].r.Time) })
+	host, _ := os.Hostname()
+	unitemized := map[uint32]int{}
+	for i, c := range pending {
+		if i >= maxRefusalLines {
+			unitemized[c.r.UID] += c.count
+			continue
+		}
+		g.d.write(g.refusalEvent(host, c))
+	}
+	for uid, n := range unitemized {
+		g.d.write(&report.Event{Time: now, Host: host, Rule: "listen", Action: "refuse-bind", Mode: policy.ModeEnforce,
+			Outcome: report.OutcomeDone, UID: uid, User: g.d.accounts.Name(uid), Count: n,
+			Reason: fmt.Sprintf("%d more refused binds in one tick, not itemized", n)})
+	}
+	if dropped > 0 {
+		g.d.log.Warn("bind hook: refusals merged into none of the lines: too many different ones in one tick", "refusals", dropped)
+	}
+	return true
+}
+
+func (g *listenGuard) refusalEvent(host string, c *refusalCount) *report.Event {
+	r := c.r
+	ev := &report.Event{
+		Time: r.Time, Host: host, Step: 1, Action: "refuse-bind", Mode: policy.ModeEnforce, Outcome: report.OutcomeDone,
+		PID: r.PID, UID: r.UID, User: g.d.accounts.Name(r.UID),
+		Proto: r.Proto.String(), Addr: r.Addr.String(), Port: r.Port, Count: c.count,
+	}
+	var blocks []*policy.Listen
+	if r.Set != nil {
+		blocks, _ = r.Set.Tag.([]*policy.Listen)
+	}
+	name := "listen"
+	if len(blocks) > 0 {
+		ev.Rule, ev.RuleAt = blocks[0].Name, blocks[0].At()
+		name = fmt.Sprintf("listen %q", blocks[0].Name)
+	}
+	ev.Reason = fmt.Sprintf("bind() to %s refused with EPERM: %s does not allow it", r.Where(), name)
+	if !r.Refused {
+		ev.Mode, ev.Outcome = policy.ModeMonitor, report.OutcomeWouldDo
+		ev.Reason = fmt.Sprintf("would refuse bind() to %s with EPERM: %s does not allow it", r.Where(), name)
+	}
+	if c.count > 1 {
+		ev.Reason += fmt.Sprintf(" (%d times)", c.count)
+	}
+	// The process is most likely still there, having just failed a bind:
+	// add what the kernel record lacks (its executable, name and command
+	// line) if the pid still names it, that is a process of the same uid
+	// that had started by the time of the refusal.
+	p, err := platform.ReadProcess(r.PID, g.d.accounts)
+	switch {
+	case err == nil && p.UID == r.UID && p.StartedBy(r.Boot):
+		fillProc(ev, p)
+	case err == nil || errors.Is(err, platform.ErrGone):
+		ev.Reason += " (the process ended before guardd could read it)"
+	default:
+		g.d.log.Debug("bind refusal: cannot read the process", "pid", r.PID, "err", err)
+	}
+	return ev
+}
+
+func (g *listenGuard) Stop() {
+	if g.hook != nil {
+		keep := g.pol.BPFPinDir != ""
+		g.closeHook(keep)
+		if keep {
+			g.d.log.Info("bind hook left attached, pinned", "bpf_pin_dir", g.pol.BPFPinDir)
+		}
+	}
+	if g.dumper != nil {
+		g.dumper.Close()
+	}
+}

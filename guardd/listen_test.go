@@ -1,0 +1,169 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/guardd/guardd/enforce"
+	"github.com/guardd/guardd/platform"
+	"github.com/guardd/guardd/policy"
+)
+
+// testListenGuard returns a listenGuard over account files of its own.
+func testListenGuard(t *testing.T, mode string) *listenGuard {
+	t.Helper()
+	dir := t.TempDir()
+	passwd := "root:x:0:0::/root:/bin/sh\nshop1:x:2000:2000::/home/shop1:/bin/sh\nbob:x:2001:100::/home/bob:/bin/sh\nfar:x:70000:100::/home/far:/bin/sh\n"
+	group := "root:x:0:\nusers:x:100:\nshops:x:3000:bob,far\n"
+	acc := platform.NewAccounts()
+	acc.PasswdPath, acc.GroupPath = filepath.Join(dir, "passwd"), filepath.Join(dir, "group")
+	if err := os.WriteFile(acc.PasswdPath, []byte(passwd), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(acc.GroupPath, []byte(group), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := acc.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	d := &daemonState{accounts: acc, log: slog.New(slog.NewTextHandler(io.Discard, nil)), opts: runOptions{mode: mode}}
+	return &listenGuard{d: d}
+}
+
+func parsePolicy(t *testing.T, src string) *policy.Policy {
+	t.Helper()
+	p, diags := policy.Parse(map[string][]byte{"test.hcl": []byte(src)})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	return p
+}
+
+// describe renders a BindPolicy as "LO-HI:refuse/monitor[allow...](tags)".
+func describe(bp *enforce.BindPolicy) string {
+	var out []string
+	for _, u := range bp.UIDs {
+		s := bp.Sets[u.Set]
+		verdict := "monitor"
+		if s.Refuse {
+			verdict = "refuse"
+		}
+		var allow []string
+		for _, a := range s.Allow {
+			addr := "*"
+			if a.Addr.IsValid() {
+				addr = a.Addr.String()
+			}
+			allow = append(allow, fmt.Sprintf("%s:%d-%d", addr, a.PortLo, a.PortHi))
+		}
+		var tags []string
+		for _, l := range s.Tag.([]*policy.Listen) {
+			tags = append(tags, l.Name)
+		}
+		out = append(out, fmt.Sprintf("%d-%d:%s[%s](%s)", u.Lo, u.Hi, verdict, strings.Join(allow, " "), strings.Join(tags, ",")))
+	}
+	return strings.Join(out, " ")
+}
+
+const listenPolicy = `
+class "customers" { uids = ["1000-59999"] }
+class "shops" {
+  users  = ["shop1"]
+  groups = ["shops"]
+}
+class "trial" { uids = ["60000-60009"] }
+listen "customers" {
+  class = "customers"
+  allow = ["127.0.0.1:11211"]
+}
+listen "shops" {
+  class = "shops"
+  allow = ["*:8080"]
+  block = "kill"
+}
+listen "trial" {
+  class = "trial"
+  mode  = "monitor"
+}
+rule "r" {
+  class = "customers"
+  when  = user.listeners > 100
+  report {}
+}
+`
+
+func TestBindPolicyFromListens(t *testing.T) {
+	g := testListenGuard(t, "")
+	bp, err := g.bindPolicy(parsePolicy(t, listenPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// shop1 (2000, by name) and bob (2001, by group) are customers and
+	// shops: the union of both allow lists, refused (customers binds);
+	// far (70000) is a shop only: kill-only, not in the kernel's map.
+	want := "1000-1999:refuse[127.0.0.1:11211-11211](customers) " +
+		"2000-2001:refuse[127.0.0.1:11211-11211 *:8080-8080](customers) " +
+		"2002-59999:refuse[127.0.0.1:11211-11211](customers) " +
+		"60000-60009:monitor[](trial)"
+	if got := describe(bp); got != want {
+		t.Errorf("bind policy\n got %s\nwant %s", got, want)
+	}
+	if bp.MinUID != 1000 || len(bp.Sets) != 3 {
+		t.Errorf("min uid %d, %d sets", bp.MinUID, len(bp.Sets))
+	}
+
+	// guardd run --mode monitor: nothing is refused, everything reported.
+	bp, err = testListenGuard(t, policy.ModeMonitor).bindPolicy(parsePolicy(t, listenPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range bp.Sets {
+		if s.Refuse {
+			t.Errorf("--mode monitor: a set refuses: %+v", s)
+		}
+	}
+}
+
+func TestBindPolicyLimits(t *testing.T) {
+	var a, b []string
+	for i := range 40 {
+		a = append(a, fmt.Sprintf("%q", fmt.Sprintf("*:%d", 10000+i)))
+		b = append(b, fmt.Sprintf("%q", fmt.Sprintf("*:%d", 20000+i)))
+	}
+	src := fmt.Sprintf(`
+class "a" { uids = ["1000-2000"] }
+class "b" { uids = ["1500-3000"] }
+listen "a" {
+  class = "a"
+  allow = [%s]
+}
+listen "b" {
+  class = "b"
+  allow = [%s]
+}
+rule "r" {
+  class = "a"
+  when  = user.listeners > 100
+  report {}
+}
+`, strings.Join(a, ", "), strings.Join(b, ", "))
+	g := testListenGuard(t, "")
+	p := parsePolicy(t, src)
+	_, err := g.bindPolicy(p)
+	if err == nil || !strings.Contains(err.Error(), "uids 1500-2000") || !strings.Contains(err.Error(), "80 allow patterns") {
+		t.Errorf("bindPolicy = %v, want the 80 patterns of uids 1500-2000 refused", err)
+	}
+	if err := g.Validate(p); err == nil {
+		t.Error("Validate accepted a policy the bind hook cannot hold")
+	}
+	// Without bind blocks there is nothing for the kernel to hold.
+	p = parsePolicy(t, strings.ReplaceAll(src, "allow = [", "block = \"kill\"\n  allow = ["))
+	if err := g.Validate(p); err != nil {
+		t.Errorf("Validate of kill-only blocks: %v", err)
+	}
+}

@@ -1,0 +1,273 @@
+//go:build linux
+
+package platform
+
+import (
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func touch(t *testing.T, path string, uid int) {
+	t.Helper()
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if uid >= 0 {
+		if err := os.Lchown(path, uid, uid); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestOpenTrees(t *testing.T) {
+	base := t.TempDir()
+	for _, d := range []string{"home/a/tmp", "home/b/tmp", "home/c", "tmp", "outside"} {
+		os.MkdirAll(filepath.Join(base, d), 0o755)
+	}
+	os.Symlink(filepath.Join(base, "outside"), filepath.Join(base, "home", "c", "tmp"))
+	os.Symlink(filepath.Join(base, "tmp"), filepath.Join(base, "tmplink"))
+	touch(t, filepath.Join(base, "home", "notadir"), -1)
+
+	trees, errs := OpenTrees([]string{
+		filepath.Join(base, "home", "*", "tmp"),
+		filepath.Join(base, "tmp"),
+		filepath.Join(base, "tmp"), // twice: opened once
+		filepath.Join(base, "tmplink"),
+		filepath.Join(base, "missing"),
+		"relative/path",
+		"/",
+	})
+	defer func() {
+		for i := range trees {
+			trees[i].Close()
+		}
+	}()
+	var paths []string
+	for _, tr := range trees {
+		paths = append(paths, strings.TrimPrefix(tr.Path, base))
+	}
+	if want := []string{"/home/a/tmp", "/home/b/tmp", "/tmp"}; !slices.Equal(paths, want) {
+		t.Errorf("trees %q, want %q", paths, want)
+	}
+	var msgs []string
+	for _, e := range errs {
+		msgs = append(msgs, strings.ReplaceAll(e.Error(), base, ""))
+	}
+	joined := strings.Join(msgs, "\n")
+	for _, want := range []string{
+		"/home/c/tmp: a symlink (never followed)", // a customer's tmp pointing elsewhere
+		"/tmplink: a symlink (never followed)",
+		"/missing: no such file or directory",
+		"relative/path: not a clean absolute path",
+		"/: not a clean absolute path below /",
+	} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("errors lack %q:\n%s", want, joined)
+		}
+	}
+	if len(errs) != 5 {
+		t.Errorf("%d errors, want 5:\n%s", len(errs), joined)
+	}
+}
+
+func TestInodeCounter(t *testing.T) {
+	root := os.Geteuid() == 0
+	base := t.TempDir()
+	tree := filepath.Join(base, "tree")
+	outside := filepath.Join(base, "outside")
+	os.MkdirAll(filepath.Join(tree, "sub", "deeper"), 0o755)
+	os.MkdirAll(outside, 0o755)
+	for i := range 50 {
+		touch(t, filepath.Join(outside, "o"+strconv.Itoa(i)), -1) // never counted
+	}
+	me := os.Geteuid()
+	a, b := me, me
+	if root {
+		a, b = 60001, 60002
+	}
+	for i := range 10 {
+		touch(t, filepath.Join(tree, "a"+strconv.Itoa(i)), a)
+	}
+	for i := range 5 {
+		touch(t, filepath.Join(tree, "sub", "deeper", "b"+strconv.Itoa(i)), b)
+	}
+	os.Link(filepath.Join(tree, "a0"), filepath.Join(tree, "sub", "a0-link")) // one inode, two names
+	os.Symlink(outside, filepath.Join(tree, "to-outside"))                    // counted as one entry, never followed
+	os.Lchown(filepath.Join(tree, "to-outside"), a, a)
+	os.Chown(filepath.Join(tree, "sub"), a, a)
+	os.Chown(filepath.Join(tree, "sub", "deeper"), b, b)
+
+	mounted := false
+	if root {
+		mnt := filepath.Join(tree, "mnt")
+		os.Mkdir(mnt, 0o755)
+		if unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m") == nil {
+			mounted = true
+			defer unix.Unmount(mnt, unix.MNT_DETACH)
+			for i := range 20 {
+				touch(t, filepath.Join(mnt, "m"+strconv.Itoa(i)), a) // another filesystem: never counted
+			}
+		}
+	}
+
+	trees, errs := OpenTrees([]string{tree})
+	if len(errs) > 0 || len(trees) != 1 {
+		t.Fatal(errs)
+	}
+	defer trees[0].Close()
+	for _, workers := range []int{1, 2, 8} {
+		c := &InodeCounter{Workers: workers, MaxDirs: 10}
+		res := c.Count(trees)
+		wantA, wantB := int64(10+1+1), int64(5+1) // files, the symlink, sub; b's files and deeper
+		if a == b {
+			wantA, wantB = wantA+wantB, wantA+wantB
+		}
+		if res.ByUID[uint32(a)] != wantA || res.ByUID[uint32(b)] != wantB || res.Errors != 0 {
+			t.Errorf("workers %d: %v (errors %d %v), want %d for %d and %d for %d", workers, res.ByUID, res.Errors, res.First, wantA, a, wantB, b)
+		}
+		wantDirs := []string{tree, tree + "/sub", tree + "/sub/deeper"}
+		slices.Sort(res.Dirs)
+		if !slices.Equal(res.Dirs, wantDirs) {
+			t.Errorf("dirs %q, want %q", res.Dirs, wantDirs)
+		}
+		if mounted && res.ByUID[0] != 0 && !root {
+			t.Errorf("counted the mount")
+		}
+	}
+	// The descriptors of the trees stay the caller's.
+	if _, err := unix.FcntlInt(uintptr(trees[0].FD), unix.F_GETFD, 0); err != nil {
+		t.Errorf("Count closed the tree: %v", err)
+	}
+	// MaxDepth stops the descent.
+	res := (&InodeCounter{MaxDepth: 1}).Count(trees)
+	if res.Entries != int64(10+1+1+btoi(mounted)) { // a*, to-outside, sub, (mnt)
+		t.Errorf("depth 1: %d entries", res.Entries)
+	}
+}
+
+func TestDirWatcher(t *testing.T) {
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "sub"), 0o755)
+	os.Symlink(dir, filepath.Join(dir, "link"))
+	w, err := NewDirWatcher(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type ev struct {
+		dir, name string
+		mask      uint32
+	}
+	events := make(chan ev, 100)
+	done := make(chan error, 1)
+	go func() {
+		done <- w.Run(func(d string, name []byte, mask uint32) { events <- ev{d, string(name), mask} })
+	}()
+	if err := w.Add(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Add(filepath.Join(dir, "link")); err == nil {
+		t.Error("a symlink was watched (IN_DONT_FOLLOW)")
+	}
+	if err := w.Add(filepath.Join(dir, "sub")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Add(t.TempDir()); err != ErrWatchLimit {
+		t.Errorf("a third watch: %v, want ErrWatchLimit", err)
+	}
+	if w.Len() != 2 {
+		t.Errorf("Len %d", w.Len())
+	}
+	touch(t, filepath.Join(dir, "sub", "f"), -1)
+	os.WriteFile(filepath.Join(dir, "sub", "f"), []byte("writes are not watched"), 0o644)
+	os.Rename(filepath.Join(dir, "sub", "f"), filepath.Join(dir, "g"))
+	os.Remove(filepath.Join(dir, "g"))
+	want := []ev{
+		{filepath.Join(dir, "sub"), "f", InCreate},
+		{filepath.Join(dir, "sub"), "f", InMovedFrom},
+		{dir, "g", InMovedTo},
+		{dir, "g", InDelete},
+	}
+	for i, w := range want {
+		select {
+		case got := <-events:
+			if got != w {
+				t.Errorf("event %d: %+v, want %+v", i, got, w)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("event %d: none", i)
+		}
+	}
+	w.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run after Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after Close")
+	}
+}
+
+// TestReadFilesystemsMatchesDf: the percentages are df's, on the same
+// mounts.
+func TestReadFilesystemsMatchesDf(t *testing.T) {
+	if _, err := exec.LookPath("df"); err != nil {
+		t.Skip("no df")
+	}
+	fss, err := ReadFilesystems()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := false
+	for _, fs := range fss {
+		root = root || fs.Mount == "/"
+		out, err := exec.Command("df", "--output=target,pcent,ipcent", fs.Mount).Output()
+		if err != nil {
+			t.Errorf("df %s: %v", fs.Mount, err)
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		f := strings.Fields(lines[len(lines)-1])
+		if len(f) != 3 || f[0] != fs.Mount {
+			t.Errorf("df %s: %q", fs.Mount, out)
+			continue
+		}
+		pct := func(s string) float64 {
+			v, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
+			if err != nil {
+				return -1
+			}
+			return v
+		}
+		if d := pct(f[1]); math.Abs(math.Ceil(fs.UsedPercent)-d) > 1 {
+			t.Errorf("%s: used %.3f%%, df %v%%", fs.Mount, fs.UsedPercent, d)
+		}
+		if d := pct(f[2]); d >= 0 && math.Abs(math.Ceil(fs.InodesUsedPercent)-d) > 1 {
+			t.Errorf("%s: inodes used %.3f%%, df -i %v%%", fs.Mount, fs.InodesUsedPercent, d)
+		}
+	}
+	if !root {
+		t.Errorf("no / among %+v", fss)
+	}
+}
+
+func TestQuotaInodes(t *testing.T) {
+	_, err := QuotaInodes(t.TempDir())
+	switch {
+	case err == nil:
+		t.Log("this filesystem has user quotas turned on")
+	case err == ErrNoQuota || err == ErrUnsupported:
+		t.Logf("no quotas here: %v (the walker is the tested path)", err)
+	default:
+		t.Errorf("QuotaInodes: %v, want a result, ErrNoQuota or ErrUnsupported", err)
+	}
+}

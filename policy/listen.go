@@ -1,0 +1,433 @@
+package policy
+
+import (
+	"fmt"
+	"math"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// Listen blocks say which listening sockets the accounts of a class may
+// have:
+//
+//	listen "customers" {
+//	  class = "customers"
+//	  allow = ["127.0.0.1:11211", "*:60000-60099"]
+//	  block = "bind"
+//	}
+//
+// A listener (a TCP socket in LISTEN state, a bound unconnected UDP socket)
+// of an account in the class is allowed when an allow pattern matches its
+// local address and port. An account in several classes with listen
+// blocks may listen where any of them allows.
+
+// What a listen block does to listeners it does not allow.
+const (
+	// BlockBind refuses the bind() in the kernel where it can (a cgroup
+	// BPF hook), and closes what slipped through like BlockKill.
+	BlockBind = "bind"
+	// BlockKill closes unauthorized listeners by killing every process
+	// that holds them.
+	BlockKill = "kill"
+)
+
+// MaxListenAllow bounds the allow patterns that apply to one account: the
+// kernel's bind hook checks them in a bounded loop.
+const MaxListenAllow = 64
+
+// maxListens bounds the listen blocks of a policy: the accounts each block
+// governs are tracked as a bit mask.
+const maxListens = 64
+
+// Listen is one listen block.
+type Listen struct {
+	Name      string
+	Class     *Class
+	Allow     []ListenPattern // empty: no listening at all
+	Block     string          // BlockBind or BlockKill
+	Mode      string          // effective mode: the block's own, or the policy's
+	ModeSet   bool            // the block sets its own mode
+	DeclRange hcl.Range
+
+	// Resolved once every file is read (the class may be defined later).
+	classExpr hcl.Expression
+	className string
+	modeSet   bool
+}
+
+// At returns the block's "file:line", for logs and the audit trail.
+func (l *Listen) At() string {
+	return fmt.Sprintf("%s:%d", l.DeclRange.Filename, l.DeclRange.Start.Line)
+}
+
+// Allows reports whether a listener on addr:port is allowed by one of the
+// block's patterns.
+func (l *Listen) Allows(addr netip.Addr, port uint16) bool {
+	for i := range l.Allow {
+		if l.Allow[i].Matches(addr, port) {
+			return true
+		}
+	}
+	return false
+}
+
+// ListenPattern is one allow pattern: "ADDR:PORT" or "ADDR:LOW-HIGH", where
+// ADDR is "*" (any address), an IPv4 address or an IPv6 address in
+// brackets.
+type ListenPattern struct {
+	Text   string
+	Addr   netip.Addr // the address allowed; the zero Addr allows any
+	PortLo uint16
+	PortHi uint16
+}
+
+// ParseListenPattern parses an allow pattern. An IPv4-mapped IPv6 address
+// ([::ffff:127.0.0.1]) means the IPv4 address, as it does to the kernel.
+func ParseListenPattern(s string) (ListenPattern, error) {
+	p := ListenPattern{Text: s}
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 {
+		return p, fmt.Errorf("%q has no port: write ADDR:PORT, e.g. \"*:%s\" or \"127.0.0.1:%s\"", s, s, s)
+	}
+	host, ports := s[:i], s[i+1:]
+	switch {
+	case host == "*":
+	case strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]"):
+		a, err := netip.ParseAddr(host[1 : len(host)-1])
+		if err != nil || !a.Is6() {
+			return p, fmt.Errorf("%q: %s is not an IPv6 address", s, host)
+		}
+		if a.Zone() != "" {
+			return p, fmt.Errorf("%q: zones (%%%s) are not supported", s, a.Zone())
+		}
+		p.Addr = a.Unmap()
+	default:
+		a, err := netip.ParseAddr(host)
+		if err != nil || !a.Is4() {
+			return p, fmt.Errorf("%q: the address must be *, an IPv4 address or an IPv6 address in brackets ([::1])", s)
+		}
+		p.Addr = a
+	}
+	lo, hi, isRange := strings.Cut(ports, "-")
+	if !isRange {
+		hi = lo
+	}
+	l, err1 := parsePort(lo)
+	h, err2 := parsePort(hi)
+	switch {
+	case err1 != nil:
+		return p, fmt.Errorf("%q: %v", s, err1)
+	case err2 != nil:
+		return p, fmt.Errorf("%q: %v", s, err2)
+	case h < l:
+		return p, fmt.Errorf("%q: the port range is empty (%d > %d)", s, l, h)
+	}
+	p.PortLo, p.PortHi = l, h
+	return p, nil
+}
+
+func parsePort(s string) (uint16, error) {
+	v, err := strconv.ParseUint(strings.TrimSpace(s), 10, 16)
+	if err != nil || v == 0 {
+		return 0, fmt.Errorf("%q is not a port (1-65535; port 0 binds are never refused)", s)
+	}
+	return uint16(v), nil
+}
+
+// Matches reports whether the pattern allows a listener on addr:port.
+// IPv4-mapped IPv6 addresses compare as IPv4.
+func (p *ListenPattern) Matches(addr netip.Addr, port uint16) bool {
+	if port < p.PortLo || port > p.PortHi {
+		return false
+	}
+	return !p.Addr.IsValid() || p.Addr == addr.Unmap()
+}
+
+// ListenAllowed reports whether any of the blocks allows a listener on
+// addr:port.
+func ListenAllowed(ls []*Listen, addr netip.Addr, port uint16) bool {
+	for _, l := range ls {
+		if l.Allows(addr, port) {
+			return true
+		}
+	}
+	return false
+}
+
+// ListensFor returns the listen blocks that govern an account, in policy
+// order; none for a protected account (uid 0, a system uid, protect).
+func (p *Policy) ListensFor(uid uint32, user string, groups []string) []*Listen {
+	if len(p.Listens) == 0 || p.ProtectedAccount(uid, user, groups) != "" {
+		return nil
+	}
+	var out []*Listen
+	for _, l := range p.Listens {
+		if l.Class != nil && l.Class.Contains(uid, user, groups) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// RulesReading returns the rules whose condition reads the variable.
+func (p *Policy) RulesReading(name string) []*Rule {
+	var out []*Rule
+	for _, r := range p.Rules {
+		if r.When == nil {
+			continue
+		}
+		for _, v := range r.When.Vars {
+			if v.Name == name {
+				out = append(out, r)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func init() {
+	RegisterBlock("listen", []string{"name"}, func(d *decoder, b *hcl.Block, _ []byte) { d.listenBlock(b) })
+	RegisterFinisher((*decoder).finishListens)
+
+	defNumList("proc.listen_ports", lvProc, "ports the process listens on (TCP listen, bound unconnected UDP), sorted",
+		func(e *Env) []float64 {
+			ports := e.Proc.ListenPorts
+			if len(ports) == 0 {
+				return nil // most processes: no allocation
+			}
+			out := make([]float64, len(ports))
+			for i, p := range ports {
+				out[i] = float64(p)
+			}
+			return out
+		})
+	defNum("user.listeners", lvUser, "listening sockets the user owns (TCP listen, bound unconnected UDP)",
+		func(e *Env) float64 { return float64(e.User.Listeners) })
+}
+
+var listenSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "class", Required: true}, {Name: "allow"}, {Name: "block"}, {Name: "mode"},
+}}
+
+func (d *decoder) listenBlock(b *hcl.Block) {
+	name := b.Labels[0]
+	for _, l := range d.p.Listens {
+		if l.Name == name {
+			d.errf(b.LabelRanges[0].Ptr(), "Duplicate listen block", "Listen block %q is already defined at %s.", name, rangeAt(l.DeclRange))
+			return
+		}
+	}
+	if !validName(name) {
+		d.errf(b.LabelRanges[0].Ptr(), "Bad listen block name", "Names use letters, digits, '-' and '_'.")
+	}
+	content, diags := b.Body.Content(listenSchema)
+	d.diags = append(d.diags, diags...)
+	l := &Listen{Name: name, Block: BlockBind, DeclRange: b.DefRange}
+	if a := content.Attributes["class"]; a != nil {
+		if s, ok := d.str(a.Expr); ok {
+			l.className, l.classExpr = s, a.Expr
+		}
+	}
+	if a := content.Attributes["allow"]; a != nil {
+		items := d.stringList(a)
+		for _, it := range items {
+			p, err := ParseListenPattern(it.s)
+			if err != nil {
+				d.errf(it.r.Ptr(), "Bad listen pattern", "%s.", err)
+				continue
+			}
+			l.Allow = append(l.Allow, p)
+		}
+		if len(items) > MaxListenAllow {
+			d.errf(a.Expr.Range().Ptr(), "Too many allow patterns",
+				"A listen block allows at most %d patterns (the kernel's bind hook checks them in a bounded loop); merge neighbouring ports into ranges such as \"*:8000-8099\".", MaxListenAllow)
+		}
+	}
+	if a := content.Attributes["block"]; a != nil {
+		if s, ok := d.str(a.Expr); ok {
+			switch s {
+			case BlockBind, BlockKill:
+				l.Block = s
+			default:
+				d.errf(a.Expr.Range().Ptr(), "Unknown block", "block is %q (refuse bind() in the kernel, and close what slipped through) or %q (close listeners by killing their processes).", BlockBind, BlockKill)
+			}
+		}
+	}
+	if a := content.Attributes["mode"]; a != nil {
+		if v, ok := d.mode(a); ok {
+			l.Mode, l.modeSet, l.ModeSet = v, true, true
+		}
+	}
+	if len(d.p.Listens) == maxListens {
+		d.errf(b.DefRange.Ptr(), "Too many listen blocks", "A policy can have at most %d listen blocks.", maxListens)
+		return
+	}
+	d.p.Listens = append(d.p.Listens, l)
+}
+
+// finishListens resolves the classes the listen blocks name, and their
+// mode, once every file is read.
+func (d *decoder) finishListens(parsed bool) {
+	for _, l := range d.p.Listens {
+		if l.classExpr != nil && parsed {
+			l.Class = d.lookupClass(l.className, l.classExpr.Range())
+		}
+		if !l.modeSet {
+			l.Mode = d.p.Mode
+		}
+	}
+}
+
+// AccountIndex resolves the user and group names of classes to uids.
+type AccountIndex interface {
+	// UID returns the uid of the account called user.
+	UID(user string) (uint32, bool)
+	// GroupMembers returns the uids of the accounts in the group (primary
+	// or supplementary).
+	GroupMembers(group string) []uint32
+}
+
+// ListenSpan is a range of uids governed by the same listen blocks.
+type ListenSpan struct {
+	Lo, Hi  uint32    // inclusive
+	Listens []*Listen // in policy order; never empty
+}
+
+// ListenSpans partitions the uids that listen blocks govern into ranges
+// governed by the same blocks, in uid order, leaving out protected
+// accounts (uid 0, uids below min_uid, protect). Accounts that classes
+// select by user or group name are resolved through idx: this is what the
+// kernel's bind hook, which sees only uids, enforces.
+func (p *Policy) ListenSpans(idx AccountIndex) []ListenSpan {
+	if len(p.Listens) == 0 {
+		return nil
+	}
+	protected := uidSet{{0, 0}}
+	if p.MinUID > 0 {
+		protected = append(protected, UIDRange{0, p.MinUID - 1})
+	}
+	protected = append(protected, membersUIDs(&p.Protect.Members, idx)...)
+	protected = protected.normalize()
+
+	type edge struct {
+		at   uint64 // a uid, or 1<<32 for the end of the last
+		bit  uint64
+		open bool
+	}
+	var edges []edge
+	for i, l := range p.Listens {
+		if l.Class == nil {
+			continue
+		}
+		bit := uint64(1) << i
+		for _, r := range membersUIDs(&l.Class.Members, idx).normalize().minus(protected) {
+			edges = append(edges, edge{uint64(r.Lo), bit, true}, edge{uint64(r.Hi) + 1, bit, false})
+		}
+	}
+	sort.Slice(edges, func(i, j int) bool { return edges[i].at < edges[j].at })
+	var out []ListenSpan
+	var mask uint64
+	for i := 0; i < len(edges); {
+		at := edges[i].at
+		for ; i < len(edges) && edges[i].at == at; i++ {
+			if edges[i].open {
+				mask |= edges[i].bit
+			} else {
+				mask &^= edges[i].bit
+			}
+		}
+		if mask == 0 || i == len(edges) {
+			continue
+		}
+		lo, hi := uint32(at), uint32(edges[i].at-1)
+		if n := len(out); n > 0 && out[n-1].Hi+1 == lo && sameListens(out[n-1].Listens, mask, p.Listens) {
+			out[n-1].Hi = hi
+			continue
+		}
+		var ls []*Listen
+		for j, l := range p.Listens {
+			if mask&(1<<j) != 0 {
+				ls = append(ls, l)
+			}
+		}
+		out = append(out, ListenSpan{Lo: lo, Hi: hi, Listens: ls})
+	}
+	return out
+}
+
+func sameListens(ls []*Listen, mask uint64, all []*Listen) bool {
+	var m uint64
+	for _, l := range ls {
+		for j, a := range all {
+			if a == l {
+				m |= 1 << j
+			}
+		}
+	}
+	return m == mask
+}
+
+// uidSet is a set of uids as ranges; normalize sorts and merges them.
+type uidSet []UIDRange
+
+func membersUIDs(m *Members, idx AccountIndex) uidSet {
+	out := append(uidSet(nil), m.UIDs...)
+	if idx == nil {
+		return out
+	}
+	for name := range m.Users {
+		if uid, ok := idx.UID(name); ok {
+			out = append(out, UIDRange{uid, uid})
+		}
+	}
+	for name := range m.Groups {
+		for _, uid := range idx.GroupMembers(name) {
+			out = append(out, UIDRange{uid, uid})
+		}
+	}
+	return out
+}
+
+func (s uidSet) normalize() uidSet {
+	if len(s) == 0 {
+		return nil
+	}
+	s = append(uidSet(nil), s...)
+	sort.Slice(s, func(i, j int) bool { return s[i].Lo < s[j].Lo })
+	out := s[:1]
+	for _, r := range s[1:] {
+		last := &out[len(out)-1]
+		if uint64(r.Lo) <= uint64(last.Hi)+1 {
+			last.Hi = max(last.Hi, r.Hi)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// minus returns s without the uids of t; both are normalized.
+func (s uidSet) minus(t uidSet) uidSet {
+	var out uidSet
+	for _, r := range s {
+		lo := uint64(r.Lo)
+		for _, x := range t {
+			if uint64(x.Hi) < lo || x.Lo > r.Hi {
+				continue
+			}
+			if uint64(x.Lo) > lo {
+				out = append(out, UIDRange{uint32(lo), x.Lo - 1})
+			}
+			lo = uint64(x.Hi) + 1
+		}
+		if lo <= uint64(r.Hi) && lo <= math.MaxUint32 {
+			out = append(out, UIDRange{uint32(lo), r.Hi})
+		}
+	}
+	return out
+}

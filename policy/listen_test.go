@@ -1,0 +1,320 @@
+package policy
+
+import (
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/guardd/guardd/platform"
+)
+
+func TestParseListenPattern(t *testing.T) {
+	for _, tc := range []struct {
+		in     string
+		addr   string // "" = any
+		lo, hi uint16
+		err    string
+	}{
+		{in: "*:8080", lo: 8080, hi: 8080},
+		{in: "*:60000-60099", lo: 60000, hi: 60099},
+		{in: "*:1-65535", lo: 1, hi: 65535},
+		{in: "127.0.0.1:11211", addr: "127.0.0.1", lo: 11211, hi: 11211},
+		{in: "0.0.0.0:80", addr: "0.0.0.0", lo: 80, hi: 80},
+		{in: "[::1]:6379", addr: "::1", lo: 6379, hi: 6379},
+		{in: "[::]:53", addr: "::", lo: 53, hi: 53},
+		{in: "[::ffff:10.0.0.1]:9000", addr: "10.0.0.1", lo: 9000, hi: 9000}, // mapped means IPv4
+		{in: "* : 80", err: "the address must be"},
+		{in: "*: 80", lo: 80, hi: 80}, // spaces around numbers are forgiven, as in uid ranges
+		{in: "8080", err: "has no port"},
+		{in: "*:", err: "is not a port"},
+		{in: "*:0", err: "is not a port"},
+		{in: "*:65536", err: "is not a port"},
+		{in: "*:-5", err: "is not a port"},
+		{in: "*:80-", err: "is not a port"},
+		{in: "*:9000-8000", err: "empty"},
+		{in: "*:1-2-3", err: "is not a port"},
+		{in: "localhost:80", err: "the address must be"},
+		{in: "::1:80", err: "the address must be"},
+		{in: "[127.0.0.1]:80", err: "not an IPv6 address"},
+		{in: "[fe80::1%eth0]:80", err: "zones"},
+		{in: "[::1:80", err: "the address must be"},
+		{in: "\x00:80", err: "the address must be"},
+	} {
+		p, err := ParseListenPattern(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("ParseListenPattern(%q) = %+v, %v; want error containing %q", tc.in, p, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("ParseListenPattern(%q): %v", tc.in, err)
+			continue
+		}
+		addr := ""
+		if p.Addr.IsValid() {
+			addr = p.Addr.String()
+		}
+		if addr != tc.addr || p.PortLo != tc.lo || p.PortHi != tc.hi || p.Text != tc.in {
+			t.Errorf("ParseListenPattern(%q) = %q %d-%d text %q, want %q %d-%d", tc.in, addr, p.PortLo, p.PortHi, p.Text, tc.addr, tc.lo, tc.hi)
+		}
+	}
+}
+
+func TestListenPatternMatches(t *testing.T) {
+	must := func(s string) ListenPattern {
+		p, err := ParseListenPattern(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		pattern, addr string
+		port          uint16
+		want          bool
+	}{
+		{"*:8080", "0.0.0.0", 8080, true},
+		{"*:8080", "::", 8080, true},
+		{"*:8080", "127.0.0.1", 8081, false},
+		{"*:60000-60099", "10.1.2.3", 60000, true},
+		{"*:60000-60099", "10.1.2.3", 60099, true},
+		{"*:60000-60099", "10.1.2.3", 60100, false},
+		{"*:60000-60099", "10.1.2.3", 59999, false},
+		{"127.0.0.1:11211", "127.0.0.1", 11211, true},
+		{"127.0.0.1:11211", "0.0.0.0", 11211, false}, // all interfaces is not loopback
+		{"127.0.0.1:11211", "::ffff:127.0.0.1", 11211, true},
+		{"127.0.0.1:11211", "::1", 11211, false},
+		{"[::1]:6379", "::1", 6379, true},
+		{"[::1]:6379", "127.0.0.1", 6379, false},
+		{"0.0.0.0:80", "::", 80, false}, // the IPv6 wildcard is another address
+	} {
+		p := must(tc.pattern)
+		if got := p.Matches(netip.MustParseAddr(tc.addr), tc.port); got != tc.want {
+			t.Errorf("%s matches %s:%d = %v, want %v", tc.pattern, tc.addr, tc.port, got, tc.want)
+		}
+	}
+}
+
+func TestListenDetails(t *testing.T) {
+	p, diags := Load(filepath.Join("testdata/valid", "listen.hcl"))
+	if diags.HasErrors() {
+		t.Fatal(diagString(diags))
+	}
+	if p.BPFPinDir != "/sys/fs/bpf/guardd" {
+		t.Errorf("bpf_pin_dir = %q", p.BPFPinDir)
+	}
+	if len(p.Listens) != 3 {
+		t.Fatalf("%d listen blocks, want 3", len(p.Listens))
+	}
+	c, r, closed := p.Listens[0], p.Listens[1], p.Listens[2]
+	var allow []string
+	for _, a := range c.Allow {
+		allow = append(allow, fmt.Sprintf("%s=%v:%d-%d", a.Text, a.Addr, a.PortLo, a.PortHi))
+	}
+	if got := strings.Join(allow, " "); got != "127.0.0.1:11211=127.0.0.1:11211-11211 *:60000-60099=invalid IP:60000-60099 [::1]:6379=::1:6379-6379 [::ffff:10.0.0.1]:9000=10.0.0.1:9000-9000" {
+		t.Errorf("customers allow = %s", got)
+	}
+	if c.Class != p.Class("customers") || c.Block != BlockBind || c.Mode != ModeEnforce {
+		t.Errorf("customers: class %v block %q mode %q", c.Class, c.Block, c.Mode)
+	}
+	// No mode: the policy's (monitor); no block: bind; no allow: nothing.
+	if r.Class != p.Class("resellers") || r.Block != BlockKill || r.Mode != ModeMonitor {
+		t.Errorf("resellers: class %v block %q mode %q", r.Class, r.Block, r.Mode)
+	}
+	if closed.Block != BlockBind || len(closed.Allow) != 0 || closed.Mode != ModeMonitor {
+		t.Errorf("closed: block %q allow %v mode %q", closed.Block, closed.Allow, closed.Mode)
+	}
+	if !strings.HasSuffix(c.At(), "listen.hcl:11") {
+		t.Errorf("At() = %q, want …listen.hcl:11", c.At())
+	}
+	if got := p.RulesReading("proc.listen_ports"); len(got) != 1 || got[0].Name != "irc-bot" {
+		t.Errorf("RulesReading(proc.listen_ports) = %v", got)
+	}
+	if got := p.RulesReading("user.listeners"); len(got) != 1 || got[0].Name != "many-listeners" {
+		t.Errorf("RulesReading(user.listeners) = %v", got)
+	}
+
+	// shop1 is in both classes: either block's patterns allow it.
+	ls := p.ListensFor(2000, "shop1", nil)
+	if len(ls) != 3 {
+		t.Fatalf("ListensFor(shop1) = %d blocks, want 3", len(ls))
+	}
+	a := netip.MustParseAddr("0.0.0.0")
+	if !ListenAllowed(ls, a, 8080) || !ListenAllowed(ls, a, 60001) || ListenAllowed(ls, a, 8081) {
+		t.Error("union of the blocks wrong for shop1")
+	}
+	if ls := p.ListensFor(2001, "bob", nil); ListenAllowed(ls, a, 8080) || len(ls) != 2 {
+		t.Errorf("a plain customer may listen on 8080 (%d blocks)", len(ls))
+	}
+	if ls := p.ListensFor(0, "root", nil); ls != nil {
+		t.Error("root is governed by a listen block")
+	}
+	if ls := p.ListensFor(999, "daemon", nil); ls != nil {
+		t.Error("a system uid is governed by a listen block")
+	}
+}
+
+func TestListenVariables(t *testing.T) {
+	proc := fakeProc()
+	proc.ListenPorts = []uint16{22, 8080}
+	user := &platform.UserStats{UID: proc.UID, Listeners: 3}
+	env := &Env{Proc: proc, User: user, Host: &platform.Host{}}
+	for src, want := range map[string]bool{
+		`contains(proc.listen_ports, 8080)`:                           true,
+		`contains(proc.listen_ports, 8081)`:                           false,
+		`length(proc.listen_ports) == 2`:                              true,
+		`user.listeners == 3 && proc.pid > 0`:                         true,
+		`contains(proc.nice > 100 ? [1] : proc.listen_ports, 22)`:     true,
+		`contains([80, 443, proc.pid], 4242)`:                         true,
+		`length([]) == 0 && proc.pid > 0`:                             true,
+		`contains(proc.listen_ports, proc.listen_ports[0])`:           false, // not reached: a compile error below
+		`length(proc.listen_ports) > 0 && !contains([8080, 22], 443)`: true,
+	} {
+		c, _, diags := parseWhen(t, src)
+		if strings.Contains(src, "[0]") {
+			if !diags.HasErrors() {
+				t.Errorf("%s compiled; indexing is not supported", src)
+			}
+			continue
+		}
+		if diags.HasErrors() {
+			t.Errorf("%s:%s", src, diagString(diags))
+			continue
+		}
+		if got := c.Eval(env); got != want {
+			t.Errorf("%s = %v, want %v", src, got, want)
+		}
+	}
+	c := mustWhen(t, `contains(proc.listen_ports, 8080)`)
+	if got := fmt.Sprint(c.Values(env)["proc.listen_ports"]); got != "[22 8080]" {
+		t.Errorf("evidence of proc.listen_ports = %s", got)
+	}
+	proc.ListenPorts = nil
+	if c.Eval(env) {
+		t.Error("a process without listeners listens on 8080")
+	}
+	if v := c.Values(env)["proc.listen_ports"]; v != nil && fmt.Sprint(v) != "[]" {
+		t.Errorf("evidence without listeners = %v", v)
+	}
+	if n := testing.AllocsPerRun(100, func() { c.Eval(env) }); n != 0 {
+		t.Errorf("a process without listeners costs %v allocations per evaluation", n)
+	}
+}
+
+// fakeIndex is an AccountIndex over a fixed table.
+type fakeIndex struct {
+	users  map[string]uint32
+	groups map[string][]uint32
+}
+
+func (f fakeIndex) UID(name string) (uint32, bool) { u, ok := f.users[name]; return u, ok }
+func (f fakeIndex) GroupMembers(g string) []uint32 { return f.groups[g] }
+
+func TestListenSpans(t *testing.T) {
+	p := mustParse(t, `
+guardd { min_uid = 1000 }
+class "customers" { uids = ["0-59999"] }
+class "shops" {
+  users  = ["shop1", "ghost"]
+  groups = ["shops"]
+}
+class "high" { uids = ["4294967000-4294967295"] }
+protect {
+  uids  = ["5000-5099"]
+  users = ["www"]
+}
+listen "customers" { class = "customers" }
+listen "shops" {
+  class = "shops"
+  allow = ["*:8080"]
+}
+listen "high" { class = "high" }
+rule "r" {
+  class = "customers"
+  when  = user.listeners > 0
+  report {}
+}
+`)
+	idx := fakeIndex{
+		users:  map[string]uint32{"shop1": 2000, "www": 33000, "shop2": 70000},
+		groups: map[string][]uint32{"shops": {2001, 2002, 70000}},
+	}
+	var got []string
+	for _, s := range p.ListenSpans(idx) {
+		var names []string
+		for _, l := range s.Listens {
+			names = append(names, l.Name)
+		}
+		got = append(got, fmt.Sprintf("%d-%d:%s", s.Lo, s.Hi, strings.Join(names, "+")))
+	}
+	want := []string{
+		"1000-1999:customers", // 0-999: uid 0 and system uids
+		"2000-2002:customers+shops",
+		"2003-4999:customers",
+		"5100-32999:customers",  // 5000-5099 protected
+		"33001-59999:customers", // www protected
+		"70000-70000:shops",
+		"4294967000-4294967295:high", // the top of the uid space, without overflow
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("ListenSpans =\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+	if spans := mustParse(t, "class \"c\" { uids = [\"1000\"] }\nrule \"r\" {\n  class = \"c\"\n  when = proc.pid > 0\n  report {}\n}\n").ListenSpans(idx); spans != nil {
+		t.Errorf("no listen blocks, spans %v", spans)
+	}
+}
+
+func TestUIDSetMinus(t *testing.T) {
+	s := uidSet{{0, 10}, {20, 30}, {4294967290, 4294967295}}
+	for _, tc := range []struct {
+		t    uidSet
+		want string
+	}{
+		{nil, "[0-10 20-30 4294967290-4294967295]"},
+		{uidSet{{0, 4294967295}}, "[]"},
+		{uidSet{{5, 25}}, "[0-4 26-30 4294967290-4294967295]"},
+		{uidSet{{0, 0}, {10, 10}, {4294967295, 4294967295}}, "[1-9 20-30 4294967290-4294967294]"},
+		{uidSet{{11, 19}}, "[0-10 20-30 4294967290-4294967295]"},
+	} {
+		if got := fmt.Sprint([]UIDRange(s.minus(tc.t))); got != tc.want {
+			t.Errorf("%v minus %v = %s, want %s", s, tc.t, got, tc.want)
+		}
+	}
+	if got := fmt.Sprint([]UIDRange(uidSet{{5, 9}, {0, 3}, {4, 4}, {20, 30}, {25, 26}}.normalize())); got != "[0-9 20-30]" {
+		t.Errorf("normalize = %s", got)
+	}
+}
+
+// FuzzParseListenPattern: any string as an allow pattern. It never panics,
+// and a pattern that parses describes a non-empty port range that matches
+// its own bounds and formats back to what it parsed.
+func FuzzParseListenPattern(f *testing.F) {
+	for _, s := range []string{"*:8080", "127.0.0.1:11211", "[::1]:6379", "*:60000-60099", "[::ffff:1.2.3.4]:1", "*:0", "8080", "[", "]:", ":::"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParseListenPattern(s)
+		if err != nil {
+			return
+		}
+		if p.PortLo == 0 || p.PortHi < p.PortLo {
+			t.Fatalf("%q: ports %d-%d", s, p.PortLo, p.PortHi)
+		}
+		addr := p.Addr
+		if !addr.IsValid() {
+			addr = netip.MustParseAddr("192.0.2.1")
+		}
+		if !p.Matches(addr, p.PortLo) || !p.Matches(addr, p.PortHi) {
+			t.Fatalf("%q does not match its own bounds", s)
+		}
+		if p.PortLo > 1 && p.Matches(addr, p.PortLo-1) {
+			t.Fatalf("%q matches below its range", s)
+		}
+		if p.Addr.IsValid() && p.Addr.Is4In6() {
+			t.Fatalf("%q kept a mapped address", s)
+		}
+	})
+}
