@@ -82,7 +82,7 @@ func ParseConnector(b []byte, fn func(ProcEvent)) error {
 			return fmt.Errorf("proc connector: bad netlink length %d of %d", msgLen, len(b))
 		}
 		msg := b[nlmsgHeaderLen:msgLen]
-		b = b[align4(msgLen):]
+		b = b[min(align4(msgLen), len(b)):] // the last message need not be padded
 		switch msgType {
 		case nlmsgError, nlmsgOverrun:
 			return ErrEventsLost

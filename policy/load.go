@@ -163,7 +163,7 @@ func (d *decoder) file(f *hcl.File, src []byte) {
 }
 
 var settingsSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
-	{Name: "interval"}, {Name: "mode"}, {Name: "audit_log"}, {Name: "state_dir"}, {Name: "min_uid"}, {Name: "fd_interval"}, {Name: "bpf_pin_dir"}, {Name: "bpf_pin_dir"}, {Name: "bpf_pin_dir"},
+	{Name: "interval"}, {Name: "mode"}, {Name: "audit_log"}, {Name: "state_dir"}, {Name: "min_uid"}, {Name: "fd_interval"}, {Name: "bpf_pin_dir"},
 }}
 
 func (d *decoder) settingsBlock(b *hcl.Block) {
