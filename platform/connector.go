@@ -171,20 +171,44 @@ func parseProcEvent(d []byte) (ProcEvent, bool, error) {
 }
 
 // connectorSubscribe is the message that turns the proc connector on for
-// a socket: nlmsghdr + cn_msg + PROC_CN_MCAST_LISTEN.
-func connectorSubscribe(portID uint32, listen bool) []byte {
+// a socket: nlmsghdr + cn_msg + PROC_CN_MCAST_LISTEN, and with events
+// non-zero, struct proc_input's event mask: since Linux 6.6 the kernel then
+// sends the socket only those events (older kernels ignore a message of
+// that size, so the caller sends the mask only to a kernel that has it).
+func connectorSubscribe(portID uint32, listen bool, events uint32) []byte {
 	op := uint32(1) // PROC_CN_MCAST_LISTEN
 	if !listen {
 		op = 2 // PROC_CN_MCAST_IGNORE
 	}
-	b := make([]byte, nlmsgHeaderLen+cnMsgHeaderLen+4)
+	payload := 4
+	if events != 0 {
+		payload = 8
+	}
+	b := make([]byte, nlmsgHeaderLen+cnMsgHeaderLen+payload)
 	binary.NativeEndian.PutUint32(b[0:4], uint32(len(b)))
 	binary.NativeEndian.PutUint16(b[4:6], nlmsgDone)
 	binary.NativeEndian.PutUint32(b[12:16], portID)
 	c := b[nlmsgHeaderLen:]
 	binary.NativeEndian.PutUint32(c[0:4], cnIdxProc)
 	binary.NativeEndian.PutUint32(c[4:8], cnValProc)
-	binary.NativeEndian.PutUint16(c[16:18], 4)
+	binary.NativeEndian.PutUint16(c[16:18], uint16(payload))
 	binary.NativeEndian.PutUint32(c[20:24], op)
+	if events != 0 {
+		binary.NativeEndian.PutUint32(c[24:28], events)
+	}
 	return b
+}
+
+// ConnectorEvents are the events guardd needs: forks, uid changes and
+// exits (exec and comm events are most of the rest, and unused).
+const ConnectorEvents = uint32(EventFork | EventUID | EventExit)
+
+// kernelAtLeast reports whether a uname release string ("6.18.44-...") is
+// at least major.minor.
+func kernelAtLeast(release string, major, minor int) bool {
+	var ma, mi int
+	if _, err := fmt.Sscanf(release, "%d.%d", &ma, &mi); err != nil {
+		return false
+	}
+	return ma > major || ma == major && mi >= minor
 }

@@ -47,7 +47,12 @@ func OpenConnector(rcvbuf int) (*Connector, error) {
 		return nil, fmt.Errorf("proc connector: %w", err)
 	}
 	port := local.(*unix.SockaddrNetlink).Pid
-	if err := unix.Sendto(fd, connectorSubscribe(port, true), 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+	var filter uint32
+	var uts unix.Utsname
+	if unix.Uname(&uts) == nil && kernelAtLeast(unix.ByteSliceToString(uts.Release[:]), 6, 6) {
+		filter = ConnectorEvents // the kernel filters (cn_proc's event mask, Linux 6.6)
+	}
+	if err := unix.Sendto(fd, connectorSubscribe(port, true, filter), 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("proc connector subscribe: %w", err)
 	}
@@ -94,19 +99,26 @@ func (c *Connector) Read(fn func(ProcEvent)) error {
 		if fds[0].Revents == 0 {
 			continue
 		}
-		n, _, err := unix.Recvfrom(c.fd, c.buf, unix.MSG_DONTWAIT)
-		switch {
-		case errors.Is(err, unix.EINTR), errors.Is(err, unix.EAGAIN):
-			continue
-		case errors.Is(err, unix.ENOBUFS):
-			return ErrEventsLost
-		case err != nil:
-			return fmt.Errorf("proc connector: %w", err)
-		case n == 0:
-			continue
-		}
-		if err := ParseConnector(c.buf[:n], fn); err != nil {
-			return err
+		// Drain what is queued before polling again: one wake-up per
+		// burst, not one per event (a fork is three or four events).
+		for {
+			n, _, err := unix.Recvfrom(c.fd, c.buf, unix.MSG_DONTWAIT)
+			switch {
+			case errors.Is(err, unix.EINTR):
+				continue
+			case errors.Is(err, unix.EAGAIN):
+			case errors.Is(err, unix.ENOBUFS):
+				return ErrEventsLost
+			case err != nil:
+				return fmt.Errorf("proc connector: %w", err)
+			case n == 0:
+			default:
+				if err := ParseConnector(c.buf[:n], fn); err != nil {
+					return err
+				}
+				continue
+			}
+			break
 		}
 	}
 }

@@ -124,3 +124,23 @@ func FuzzParseConnector(f *testing.F) {
 		})
 	})
 }
+
+func TestConnectorSubscribe(t *testing.T) {
+	plain := connectorSubscribe(7, true, 0)
+	filtered := connectorSubscribe(7, true, ConnectorEvents)
+	if len(plain) != nlmsgHeaderLen+cnMsgHeaderLen+4 || len(filtered) != len(plain)+4 {
+		t.Fatalf("sizes %d and %d", len(plain), len(filtered))
+	}
+	if binary.NativeEndian.Uint32(filtered[nlmsgHeaderLen+cnMsgHeaderLen+4:]) != ConnectorEvents ||
+		binary.NativeEndian.Uint16(filtered[nlmsgHeaderLen+16:]) != 8 {
+		t.Error("event mask not in proc_input")
+	}
+	for _, c := range []struct {
+		release string
+		want    bool
+	}{{"6.18.44-fc-v782", true}, {"6.6.0", true}, {"6.5.13-arch1", false}, {"5.15.0-91-generic", false}, {"7.0", true}, {"garbage", false}} {
+		if got := kernelAtLeast(c.release, 6, 6); got != c.want {
+			t.Errorf("kernelAtLeast(%q, 6, 6) = %v", c.release, got)
+		}
+	}
+}
