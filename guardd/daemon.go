@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,11 +28,13 @@ import (
 )
 
 type runOptions struct {
-	policy    policySource
-	mode      string // "" = as the policy says
-	auditLog  string // "" = as the policy says
-	logFormat string
-	logLevel  string
+	policy     policySource
+	mode       string // "" = as the policy says
+	auditLog   string // "" = as the policy says
+	logFormat  string
+	logLevel   string
+	cpuProfile string
+	memProfile string
 }
 
 func runDaemon(ctx context.Context, args []string, stderr io.Writer) error {
@@ -41,6 +45,8 @@ func runDaemon(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&o.auditLog, "audit-log", "", "override the policy's audit_log path")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text (colours on a terminal) or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile to this file until guardd stops (for finding where guardd's CPU goes)")
+	fs.StringVar(&o.memProfile, "memprofile", "", "write a Go heap profile to this file when guardd stops (for finding where its memory goes)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -58,6 +64,17 @@ func runDaemon(ctx context.Context, args []string, stderr io.Writer) error {
 	log, err := newLogger(o.logFormat, o.logLevel, stderr)
 	if err != nil {
 		return &exitError{code: 2, err: err}
+	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	d := &daemonState{log: log, opts: o}
 	return d.run(ctx)
@@ -207,6 +224,13 @@ func (d *daemonState) run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			<-fastDone
+			if d.opts.memProfile != "" { // while everything is still in use
+				if f, err := os.Create(d.opts.memProfile); err == nil {
+					runtime.GC()
+					pprof.WriteHeapProfile(f)
+					f.Close()
+				}
+			}
 			sdNotify(daemon.SdNotifyStopping, "STATUS=stopping")
 			d.log.Info("stopping", "pending_escalations", d.enf.Pending())
 			d.enf.Close()
