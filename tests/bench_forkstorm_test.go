@@ -40,21 +40,25 @@ func BenchmarkForkStorm(b *testing.B) {
 	for b.Loop() {
 		const runs = 10
 		var peaks []int
-		var zeros []time.Duration
+		var zeros, reacts []time.Duration
 		for i := range runs {
-			peak, zero := bombRun(b, i, true)
-			peaks, zeros = append(peaks, peak), append(zeros, zero)
+			peak, zero, react := bombRun(b, i, true)
+			peaks, zeros, reacts = append(peaks, peak), append(zeros, zero), append(reacts, react)
 		}
-		basePeak, baseZero := bombRun(b, runs, false)
+		basePeak, baseZero, _ := bombRun(b, runs, false)
 		slices.Sort(peaks)
 		slices.Sort(zeros)
+		slices.Sort(reacts)
 		b.ReportMetric(float64(peaks[runs/2]), "median-peak-procs")
 		b.ReportMetric(float64(peaks[runs-1]), "worst-peak-procs")
 		b.ReportMetric(float64(zeros[runs/2].Milliseconds()), "median-ms-to-zero")
 		b.ReportMetric(float64(zeros[runs-1].Milliseconds()), "worst-ms-to-zero")
+		b.ReportMetric(float64(reacts[runs/2].Milliseconds()), "median-ms-decision-to-zero")
+		b.ReportMetric(float64(reacts[runs-1].Milliseconds()), "worst-ms-decision-to-zero")
 		b.ReportMetric(float64(basePeak), "kernel-limit-only-peak-procs")
-		b.Logf("guardd, %d runs: peak processes median %d worst %d; first fork to zero processes median %s worst %s (all: %v / %v)",
-			runs, peaks[runs/2], peaks[runs-1], zeros[runs/2], zeros[runs-1], peaks, zeros)
+		b.Logf("guardd, %d runs: peak processes median %d worst %d; first fork to zero processes median %s worst %s; "+
+			"kill_user decided to zero processes median %s worst %s (all: %v / %v / %v)",
+			runs, peaks[runs/2], peaks[runs-1], zeros[runs/2], zeros[runs-1], reacts[runs/2], reacts[runs-1], peaks, zeros, reacts)
 		if baseZero < 0 {
 			b.Logf("kernel limit only (ulimit -u 3000, no guardd): peak %d processes, still %s later: the bomb lives until someone kills it", basePeak, -baseZero)
 		}
@@ -68,9 +72,10 @@ func BenchmarkForkStorm(b *testing.B) {
 }
 
 // bombRun runs one bash fork bomb in a fresh pids cgroup and returns the
-// peak task count and the time from the first fork to zero tasks. Without
-// guardd it returns the peak and minus the time it watched the bomb live.
-func bombRun(b *testing.B, i int, withGuardd bool) (int, time.Duration) {
+// peak task count, the time from the first fork to zero tasks, and from
+// guardd's kill_user decision to zero tasks. Without guardd it returns the
+// peak and minus the time it watched the bomb live.
+func bombRun(b *testing.B, i int, withGuardd bool) (int, time.Duration, time.Duration) {
 	u := NewUser(b)
 	dir := ExecDir(b)
 	trigger := filepath.Join(dir, "go")
@@ -112,19 +117,22 @@ func bombRun(b *testing.B, i int, withGuardd bool) (int, time.Duration) {
 			first = time.Now()
 		}
 		if !first.IsZero() && n == 0 {
-			if g != nil {
-				g.Stop(b)
+			zero := time.Now()
+			if g == nil {
+				return peak, zero.Sub(first), 0
 			}
-			return peak, time.Since(first)
+			ev := g.WaitAudit(b, Action("fork-storm", "kill_user", "done", 0), Deadline)
+			g.Stop(b)
+			return peak, zero.Sub(first), zero.Sub(ev.Time)
 		}
 		if !withGuardd && !first.IsZero() && time.Since(first) > watch {
 			killUID(u.UID, CleanDeadline)
-			return peak, -watch
+			return peak, -watch, 0
 		}
 		time.Sleep(500 * time.Microsecond)
 	}
 	b.Fatalf("run %d: the bomb still has %d processes after %s", i, current(), watch+20*time.Second)
-	return 0, 0
+	return 0, 0, 0
 }
 
 // forkLoadCPU measures guardd's CPU per second of wall time for 10 s while

@@ -159,6 +159,11 @@ func killUID(uid uint32, deadline time.Duration) error {
 	if uid < 1000 {
 		return fmt.Errorf("refusing to kill the processes of uid %d", uid)
 	}
+	// First every process at once, the way guardd's kill_user does: a
+	// fork bomb outruns one kill per process.
+	if guarddBin != "" && len(PIDsOfUID(uid)) > 0 {
+		exec.Command(guarddBin, "_signal-user", strconv.Itoa(int(uid)), strconv.Itoa(int(uid)), "KILL").Run()
+	}
 	end := time.Now().Add(deadline)
 	for {
 		pids := PIDsOfUID(uid)
