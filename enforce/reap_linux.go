@@ -1,86 +1,13 @@
 package enforce
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/guardd/guardd/platform"
 )
-
-// reap has a parent reap its zombie children: a zombie cannot be killed,
-// only waited for. It sends the parent SIGCHLD (a parent that reaps in its
-// handler will); if zombies are still there after a.Grace, the parent is
-// ended (SIGTERM, SIGKILL after a.Grace more), so that init (or a
-// subreaper) inherits and reaps them. The caller's Check runs again
-// before the parent is ended.
-func (e *Enforcer) reap(a Action) (string, error) {
-	h, err := signal(a.Target, "CHLD")
-	if err != nil {
-		return "", err
-	}
-	zombies := zombieChildren(a.Target.PID)
-	if a.Grace <= 0 {
-		h.close()
-		return fmt.Sprintf("SIGCHLD sent; %d zombie child(ren)", zombies), nil
-	}
-	e.mu.Lock()
-	if e.stopped {
-		e.mu.Unlock()
-		h.close()
-		return "SIGCHLD sent; guardd is stopping", nil
-	}
-	e.mu.Unlock()
-	time.AfterFunc(a.Grace, func() { e.reapFollowUp(a, h) })
-	return fmt.Sprintf("SIGCHLD sent; %d zombie child(ren); the process is ended if they are still there in %s", zombies, a.Grace), nil
-}
-
-func (e *Enforcer) reapFollowUp(a Action, h *handle) {
-	report := func(outcome, reason string, signal string) {
-		if e.OnFollowUp != nil {
-			e.OnFollowUp(FollowUp{
-				Action: Action{Kind: ActReap, Target: a.Target, Signal: signal, Grace: a.Grace, Tag: a.Tag},
-				Result: Result{Outcome: outcome, Reason: reason},
-			})
-		}
-	}
-	if alive, _ := h.alive(); !alive {
-		h.close()
-		report(Skipped, "the parent exited; its zombies go to init", "")
-		return
-	}
-	left := zombieChildren(a.Target.PID)
-	if left == 0 {
-		h.close()
-		report(Skipped, "the parent reaped its zombies after SIGCHLD", "")
-		return
-	}
-	fresh, err := platform.ReadProcess(a.Target.PID, e.Accounts)
-	switch {
-	case err != nil || fresh.StartTime != a.Target.StartTime:
-		h.close()
-		report(Skipped, "the parent exited; its zombies go to init", "")
-		return
-	case e.floor(fresh) != "":
-		h.close()
-		report(Skipped, fmt.Sprintf("%d zombie(s) left, but their parent is protected (%s): reported only", left, e.floor(fresh)), "")
-		return
-	case a.Check != nil && a.Check(fresh) != "":
-		h.close()
-		report(Skipped, fmt.Sprintf("%d zombie(s) left; not ending the parent: %s", left, a.Check(fresh)), "")
-		return
-	}
-	if err := h.send("TERM"); err != nil {
-		h.close()
-		report(Failed, err.Error(), "TERM")
-		return
-	}
-	report(Done, fmt.Sprintf("%d zombie(s) still unreaped %s after SIGCHLD: parent ended so init reaps them", left, a.Grace), "TERM")
-	e.escalate(Action{Kind: ActKill, Target: a.Target, Signal: "TERM", Grace: a.Grace, Tag: a.Tag}, h)
-}
 
 // zombieChildren counts the zombie children of pid, from each of its
 // threads' children lists (/proc/PID/task/TID/children, proc(5)).

@@ -23,7 +23,7 @@ var ErrGone = errors.New("process gone")
 // the kernel, a pid with its start time is not (within one boot).
 type ProcID struct {
 	PID       int32
-	StartTime uint64 // clock ticks since boot (Linux /proc/PID/stat field 22)
+	StartTime uint64 // clock ticks since boot (Linux /proc/PID/stat field 22); FreeBSD: microseconds since boot (ki_start − kern.boottime)
 }
 
 func (id ProcID) String() string { return fmt.Sprintf("%d@%d", id.PID, id.StartTime) }
@@ -56,6 +56,12 @@ type Process struct {
 	Age        time.Duration // time since start, at the sample
 
 	Kernel bool // a kernel thread (no mm, no exe)
+
+	// WaitChannel names what a sleeping process waits for, where the
+	// sampler reads it at no cost: FreeBSD's wait message (ki_wmesg:
+	// "select", "nanslp", "lockf" for an advisory lock request …). ""
+	// when running, and always on Linux.
+	WaitChannel string
 
 	// Ports this process listens on: TCP listeners and bound, unconnected
 	// UDP sockets among its descriptors, sorted, without duplicates. Filled

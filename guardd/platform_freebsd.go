@@ -1,0 +1,43 @@
+//go:build freebsd
+
+package main
+
+import (
+	"github.com/guardd/guardd/enforce"
+	"github.com/guardd/guardd/platform"
+	"github.com/guardd/guardd/policy"
+)
+
+// freebsdNotes logs once, after the first tick (when every component has
+// made its choices), how guardd observes and acts on this FreeBSD host
+// where the kernel left it a choice.
+type freebsdNotes struct {
+	componentBase
+	d    *daemonState
+	said bool
+}
+
+func init() { registerComponent(func() component { return &freebsdNotes{} }) }
+
+func (c *freebsdNotes) Name() string { return "FreeBSD notes" }
+
+func (c *freebsdNotes) Start(d *daemonState, _ *policy.Policy) error {
+	c.d = d
+	return nil
+}
+
+func (c *freebsdNotes) Tick(*platform.Snapshot) {
+	if c.said {
+		return
+	}
+	c.said = true
+	events := platform.ProcEventSource()
+	if events == "" {
+		events = "none: kqueue could not be opened (see the fork-storm observer's warning)"
+	}
+	c.d.log.Info("FreeBSD: how guardd observes and acts here",
+		"process_events", events,
+		"process_caps", enforce.ProcCapMechanism(),
+		"signals", "pid and start time re-checked right before kill(2): FreeBSD has no pidfd for another process",
+		"listen_bind_blocking", "unavailable (no cgroup BPF): listen blocks detect and kill")
+}
