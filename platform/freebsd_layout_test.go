@@ -92,13 +92,14 @@ type cXsocket struct {
 	XsoLen, XsoSo, SoPcb, SoOobmark      uint64
 	SoSpare64                            [8]int64
 	XsoProtocol, XsoFamily               int32
-	SoQlen, SoQlimit, SoIncqlen          uint32
-	SoSpare32                            [8]uint32
+	SoQlen, SoIncqlen, SoQlimit          uint32
+	SoPgid                               int32  // pid_t
+	SoUID                                uint32 // uid_t
+	SoSpare32                            [8]int32
 	SoType, SoOptions, SoLinger, SoState int16
 	SoTimeo                              int16
 	SoError                              uint16
 	SoRcv, SoSnd                         cXsockbuf
-	SoUID                                uint32
 }
 
 // cInConninfo is struct in_conninfo with its struct in_endpoints

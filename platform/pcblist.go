@@ -27,15 +27,15 @@ import (
 //	  xig_len ksize_t 0, xig_count u_int 8, xig_gen inp_gen_t 16
 //	struct xsocket (sys/socketvar.h), 240 bytes:
 //	  xso_len 0, xso_so 8 (kvaddr of the socket), so_pcb 16,
-//	  so_options int16 150, so_uid uid_t 232
+//	  so_uid uid_t 120, so_options int16 158
 //	struct xinpcb (netinet/in_pcb.h), 400 bytes:
 //	  xi_len 0, xi_socket 8 (struct xsocket), inp_inc 248 (struct
 //	  in_conninfo: inc_ie at +4 holds ie_fport 252, ie_lport 254 in
 //	  network order, the foreign address 256 and the local address 272,
 //	  16 bytes each, an IPv4 address in the last 4), inp_vflag 392
 //	struct xtcpcb (netinet/tcp_var.h): xt_len 0, xt_inp 8 (struct
-//	  xinpcb), then TCP state guardd does not read (744 bytes in all on
-//	  13 and 14; the decoder steps by xt_len and checks only that it
+//	  xinpcb), then TCP state guardd does not read (its size is not
+//	  the same in every release; the decoder steps by xt_len and checks only that it
 //	  holds an xinpcb)
 //	struct xfile (sys/file.h), 128 bytes:
 //	  xf_size 0, xf_pid 8, xf_uid 12, xf_fd 16, xf_type short 32,
@@ -51,8 +51,8 @@ const (
 
 	xiSocket   = 8
 	xsoSo      = 8
-	xsoOptions = 150
-	xsoUID     = 232
+	xsoOptions = 158
+	xsoUID     = 120
 	xiFport    = 252
 	xiLport    = 254
 	xiFaddr    = 256
