@@ -124,7 +124,7 @@ func floors(b *testing.B, s *Sampler) (list, stat, schedstat time.Duration) {
 	for range rounds {
 		for _, e := range s.entries {
 			if e.statFD >= 0 {
-				unix.Pread(e.statFD, buf, 0)
+				unix.Pread(int(e.statFD), buf, 0)
 			}
 		}
 	}
@@ -210,8 +210,8 @@ func BenchmarkSample(b *testing.B) {
 	// A process that did not run since cannot have changed: those are
 	// skipped, so with idle processes this is the worst case, as if every
 	// process had run.
-	static := tickCost(b, s, 1, func(e *entry) { e.staticAt, e.staticTicks, e.nextRead = time.Time{}, ^uint64(0), 0 }) - busy
-	fds := tickCost(b, s, 1, func(e *entry) { e.fdsAt, e.fdsTicks = time.Time{}, ^uint64(0) }) - tick
+	static := tickCost(b, s, 1, func(e *entry) { e.staticAt, e.staticTicks, e.nextRead = 0, ^uint64(0), 0 }) - busy
+	fds := tickCost(b, s, 1, func(e *entry) { e.fdsAt, e.fdsTicks = 0, ^uint64(0) }) - tick
 	amortized := time.Duration(float64(static)*float64(time.Second)/float64(staticRecheck) +
 		float64(fds)*float64(time.Second)/float64(10*time.Second))
 	recheck := static + fds

@@ -50,7 +50,9 @@ type Sampler struct {
 	buf      []byte
 	stat     Stat // scratch, so parsing allocates nothing
 	dirBuf   []byte
-	last     time.Time // monotonic time of the previous sample
+	last     time.Time     // monotonic time of the previous sample
+	epoch    time.Time     // what entries' times count from
+	at       time.Duration // the current sample's time, from epoch
 	hostname string
 	ncpu     int
 	pageSize uint64
@@ -65,21 +67,25 @@ type Sampler struct {
 // guardd (pidfds, the audit log, sockets) under RLIMIT_NOFILE.
 const fdReserve = 1024
 
+// entry is the sampler's record of one process; its fields are ordered
+// to pack (one entry per process, up to tens of thousands).
 type entry struct {
-	p        Process
-	statFD   int    // -1 when the descriptor limit was reached: open per read
-	ino      uint64 // inode of /proc/PID when listed: a reused pid gets a new one
-	gen      uint64
-	ticks    uint64    // utime+stime at the last read
-	readAt   time.Time // when stat was last read
-	idle     uint8     // ticks between reads (1 … maxIdleSkip)
-	nextRead uint64    // the sampler generation of the next read
-	staticAt time.Time // next uid recheck
-	fdsAt    time.Time // next descriptor count
+	p           Process
+	statFD      int32  // -1 when the descriptor limit was reached: open per read
+	idle        uint8  // ticks between reads (1 … maxIdleSkip)
+	needCmdline bool   // not read yet (see readCmdline)
+	ino         uint64 // inode of /proc/PID when listed: a reused pid gets a new one
+	gen         uint64
+	ticks       uint64 // utime+stime at the last read
+	nextRead    uint64 // the sampler generation of the next read
+	// Times as offsets from Sampler.epoch (8 bytes where a time.Time takes
+	// 24).
+	readAt   time.Duration // when stat was last read
+	staticAt time.Duration // next uid recheck
+	fdsAt    time.Duration // next descriptor count
 	// CPU ticks at the last uid recheck and descriptor count: a process
 	// that has not run since cannot have changed either.
 	staticTicks, fdsTicks uint64
-	needCmdline           bool // not read yet (see readCmdline)
 }
 
 // NewSampler opens /proc and prepares a sampler.
@@ -138,6 +144,10 @@ func (s *Sampler) Sample() (*Snapshot, error) {
 		return nil, errors.New("sampler closed")
 	}
 	now := time.Now()
+	if s.epoch.IsZero() {
+		s.epoch = now
+	}
+	s.at = now.Sub(s.epoch)
 	boot, err := bootTime()
 	if err != nil {
 		return nil, err
@@ -196,12 +206,12 @@ func (s *Sampler) Sample() (*Snapshot, error) {
 				return
 			}
 		}
-		if !now.Before(e.fdsAt) {
+		if s.at >= e.fdsAt {
 			if e.p.FDs < 0 || e.ticks != e.fdsTicks {
 				e.p.FDs = s.countFDs(pid)
 				e.fdsTicks = e.ticks
 			}
-			e.fdsAt = now.Add(fdEvery)
+			e.fdsAt = s.at + fdEvery
 		}
 		procs = append(procs, &e.p)
 	})
@@ -275,7 +285,7 @@ func (s *Sampler) discover(pid int32, ino uint64, now, boot time.Time, interval 
 		fd, err := unix.Openat(s.procFD, strconv.Itoa(int(pid))+"/stat", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		switch {
 		case err == nil:
-			e.statFD = fd
+			e.statFD = int32(fd)
 			s.kept++
 		case err == unix.EMFILE || err == unix.ENFILE:
 			// read with open-read-close instead
@@ -292,7 +302,7 @@ func (s *Sampler) discover(pid int32, ino uint64, now, boot time.Time, interval 
 	e.p.StartTime = st.StartTime
 	e.p.FDs = -1
 	e.p.Kernel = st.Flags&PFKthread != 0
-	e.applyStat(st, now, boot, s.pageSize)
+	e.applyStat(st, now, s.at, boot, s.pageSize)
 	// Born since the previous sample: everything it used is new. (The
 	// start time is truncated to a clock tick, so Age may exceed the true
 	// age by up to one tick.) An older process gets a rate from its second
@@ -307,8 +317,8 @@ func (s *Sampler) discover(pid int32, ino uint64, now, boot time.Time, interval 
 		e.needCmdline = true
 		e.staticTicks = e.ticks
 		// Spread the periodic rechecks of processes discovered together.
-		e.staticAt = now.Add(spread(pid, staticRecheck))
-		e.fdsAt = now // counted now, then every fd_interval
+		e.staticAt = s.at + spread(pid, staticRecheck)
+		e.fdsAt = s.at // counted now, then every fd_interval
 	}
 	e.gen = s.gen
 	s.entries[pid] = e
@@ -329,8 +339,8 @@ func (s *Sampler) refresh(e *entry, now, boot time.Time) bool {
 		return false
 	}
 	oldComm, oldTicks, lastRead := e.p.Comm, e.ticks, e.readAt
-	e.applyStat(st, now, boot, s.pageSize)
-	e.p.CPUPercent = cpuPercent(e.ticks-min(oldTicks, e.ticks), now.Sub(lastRead))
+	e.applyStat(st, now, s.at, boot, s.pageSize)
+	e.p.CPUPercent = cpuPercent(e.ticks-min(oldTicks, e.ticks), s.at-lastRead)
 	if e.ticks == oldTicks && e.p.State != 'R' && e.p.State != 'D' {
 		e.idle = min(e.idle*2, maxIdleSkip)
 	} else {
@@ -344,14 +354,14 @@ func (s *Sampler) refresh(e *entry, now, boot time.Time) bool {
 	case e.p.Comm != oldComm: // exec
 		s.readIDs(e)
 		s.readExeCmdline(e)
-	case !now.Before(e.staticAt): // a slow recheck for setuid(), if it ran
+	case s.at >= e.staticAt: // a slow recheck for setuid(), if it ran
 		if e.ticks != e.staticTicks {
 			if uid := e.p.UID; s.readIDs(e) && e.p.UID != uid {
 				s.readExeCmdline(e)
 			}
 			e.staticTicks = e.ticks
 		}
-		e.staticAt = now.Add(staticRecheck)
+		e.staticAt = s.at + staticRecheck
 	}
 	e.gen = s.gen
 	return true
@@ -367,7 +377,7 @@ func (s *Sampler) readStat(pid int32, e *entry, st *Stat) bool {
 	var n int
 	var err error
 	if e.statFD >= 0 {
-		n, err = unix.Pread(e.statFD, s.buf, 0)
+		n, err = unix.Pread(int(e.statFD), s.buf, 0)
 	} else {
 		n, err = s.readAt(pid, "stat")
 	}
@@ -384,7 +394,7 @@ func (s *Sampler) readAt(pid int32, name string) (int, error) {
 	return unix.Read(fd, s.buf)
 }
 
-func (e *entry) applyStat(st *Stat, now, boot time.Time, pageSize uint64) {
+func (e *entry) applyStat(st *Stat, now time.Time, at time.Duration, boot time.Time, pageSize uint64) {
 	p := &e.p
 	p.PPID = st.PPID
 	p.State = st.State
@@ -392,7 +402,7 @@ func (e *entry) applyStat(st *Stat, now, boot time.Time, pageSize uint64) {
 		p.Comm = unique.Make(string(st.Comm)).Value()
 	}
 	e.ticks = st.UTime + st.STime
-	e.readAt = now
+	e.readAt = at
 	p.CPUTime = time.Duration(e.ticks) * (time.Second / clockTicks)
 	p.RSSBytes = uint64(max(st.RSSPages, 0)) * pageSize
 	p.Threads = st.Threads
@@ -502,7 +512,7 @@ func (s *Sampler) drop(pid int32, e *entry) {
 
 func (s *Sampler) closeStat(e *entry) {
 	if e.statFD >= 0 {
-		unix.Close(e.statFD)
+		unix.Close(int(e.statFD))
 		e.statFD = -1
 		s.kept--
 	}

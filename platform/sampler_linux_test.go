@@ -456,8 +456,8 @@ func TestSamplerPIDReuse(t *testing.T) {
 
 			// Pretend the entry was made for an older process at this pid.
 			e := s.entries[c.pid]
-			unix.Close(e.statFD)
-			e.statFD = deadStatFD(t)
+			unix.Close(int(e.statFD))
+			e.statFD = int32(deadStatFD(t))
 			e.p.StartTime--
 			e.p.Comm = "kworker/0:1"
 			e.p.Kernel = kernel

@@ -40,7 +40,17 @@ func BenchmarkDaemonRSS(b *testing.B) {
 	// The default rules, for this user only.
 	body := strings.Replace(string(policy.DefaultSource), `uids = ["1000-59999"]`, `users = ["`+u.Name+`"]`, 1)
 	body = body[strings.Index(body, `class "customers"`):] // our own guardd block comes first
-	g := StartGuarddConfig(b, Config{Interval: "1s", Body: body})
+	// GUARDD_BENCH_MEMPROFILE=FILE: guardd writes a heap profile there
+	// when the benchmark stops it (go tool pprof -sample_index=inuse_space).
+	// GUARDD_BENCH_CPUPROFILE=FILE: a CPU profile of the whole run.
+	var flags []string
+	if f := os.Getenv("GUARDD_BENCH_MEMPROFILE"); f != "" {
+		flags = append(flags, "--memprofile", f)
+	}
+	if f := os.Getenv("GUARDD_BENCH_CPUPROFILE"); f != "" {
+		flags = append(flags, "--cpuprofile", f)
+	}
+	g := StartGuarddConfig(b, Config{Interval: "1s", Body: body, Flags: flags})
 	pid := g.Cmd.Process.Pid
 
 	b.ResetTimer()
@@ -53,6 +63,12 @@ func BenchmarkDaemonRSS(b *testing.B) {
 		cpu1, t1 := procCPU(b, pid), time.Now()
 		ticks := t1.Sub(t0).Seconds()
 		rss, hwm := procMem(b, pid, "VmRSS:"), procMem(b, pid, "VmHWM:")
+		// Anonymous memory is guardd's own (heap, stacks); file pages are
+		// its binary's code and read-only data as far as they were
+		// touched, shared and reclaimable page cache.
+		anon, file := procMem(b, pid, "RssAnon:"), procMem(b, pid, "RssFile:")
+		b.ReportMetric(anon, "rss-anon-MiB")
+		b.ReportMetric(file, "rss-file-MiB")
 		psRSS, psCPU := psPeer(b)
 		seen := countProcs(b)
 		b.ReportMetric(float64(seen), "procs")
