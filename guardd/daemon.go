@@ -210,6 +210,10 @@ func (d *daemonState) run(ctx context.Context) error {
 
 	d.log.Info("guardd started", "version", version, "policy", d.src.String(), "rules", len(pol.Rules),
 		"mode", pol.Mode, "interval", pol.Interval, "audit_log", pol.AuditLog, "pid", os.Getpid())
+	// Start-up is over: give back the code only it ran, before the first
+	// sample (the largest allocation guardd makes) adds to the peak.
+	// Again after startupTicks, for what the first ticks ran once.
+	d.releaseStartupPages()
 	// The first sample only primes the rates: with no CPU figures yet,
 	// every rate condition would read 0, and escalations restored from
 	// state_dir would be dropped as no longer holding.
@@ -439,15 +443,21 @@ func (d *daemonState) tick(now time.Time) {
 		sdNotify(daemon.SdNotifyWatchdog)
 	}
 	if d.ticks == startupTicks {
-		if released, err := releaseStartupPages(); err != nil {
-			d.log.Debug("could not release start-up code pages", "err", err)
-		} else if released > 0 {
-			d.log.Debug("released start-up code pages", "mib", float64(released)/(1<<20))
-		}
+		d.releaseStartupPages()
 	}
 	if d.lastStats == now {
 		d.log.Debug("tick", "procs", len(snap.Procs), "users", len(snap.Users), "matches", matches,
 			"escalations", escalations, "acted", acted, "took", time.Since(now))
+	}
+}
+
+// releaseStartupPages pages out guardd's own code and read-only data
+// (see releaseStartupPages in sys_linux.go) and says how much it gave back.
+func (d *daemonState) releaseStartupPages() {
+	if released, err := releaseStartupPages(); err != nil {
+		d.log.Debug("could not release start-up code pages", "err", err)
+	} else if released > 0 {
+		d.log.Debug("released start-up code pages", "mib", float64(released)/(1<<20))
 	}
 }
 
