@@ -28,6 +28,12 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	if diags.HasErrors() {
 		return &exitError{code: 1, err: fmt.Errorf("%s: %d error(s); the policy was not accepted", src, len(diags.Errs()))}
 	}
+	if errs := checkPolicy(p); len(errs) > 0 {
+		for _, err := range errs {
+			fmt.Fprintf(stderr, "%s: %v\n", src, err)
+		}
+		return &exitError{code: 1, err: fmt.Errorf("%s: %d error(s) outside the policy file (templates, maps, secrets); the policy was not accepted", src, len(errs))}
+	}
 	fmt.Fprintf(stdout, "%s: OK: %d class(es), %d rule(s), mode %s, interval %s\n",
 		src, len(p.Classes), len(p.Rules), p.Mode, p.Interval)
 	return nil

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
 	"github.com/guardd/guardd/report"
@@ -49,3 +51,24 @@ var componentFactories []func() component
 
 // registerComponent adds a component constructor; call it from init.
 func registerComponent(f func() component) { componentFactories = append(componentFactories, f) }
+
+// policyChecker is a component whose Validate needs no running daemon
+// (templates, address maps, secret files): `guardd check` runs it too, so
+// that what would refuse a reload fails the check first.
+type policyChecker interface {
+	CheckPolicy(p *policy.Policy) error
+}
+
+// checkPolicy runs every component's offline checks on p.
+func checkPolicy(p *policy.Policy) []error {
+	var errs []error
+	for _, f := range componentFactories {
+		c := f()
+		if pc, ok := c.(policyChecker); ok {
+			if err := pc.CheckPolicy(p); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", c.Name(), err))
+			}
+		}
+	}
+	return errs
+}

@@ -55,6 +55,45 @@ func TestCheckCommand(t *testing.T) {
 	}
 }
 
+// TestCheckRunsComponentChecks: what would refuse a reload outside the
+// policy file (here a broken mail template) fails `guardd check` too.
+func TestCheckRunsComponentChecks(t *testing.T) {
+	dir := t.TempDir()
+	tmpl := filepath.Join(dir, "templates")
+	os.Mkdir(tmpl, 0o755)
+	pol := filepath.Join(dir, "policy.hcl")
+	os.WriteFile(pol, []byte(`class "c" { uids = ["1000-1999"] }
+rule "hog" {
+  class = "c"
+  when  = proc.cpu_percent > 90
+  notify { template = "hog" }
+}
+report {
+  mail {
+    to        = "{{.User}}@example.jp"
+    templates = "`+tmpl+`"
+  }
+}
+`), 0o600)
+	write := func(body string) {
+		if err := os.WriteFile(filepath.Join(tmpl, "hog.en.tmpl"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("Subject: {{.Rule}} on {{.Host}}\n\nYour process {{.Process.PID}} was reniced.\n")
+	if out, stderr, err := runCmd("check", pol); err != nil || !strings.Contains(out, "OK") {
+		t.Fatalf("good template: err %v, out %q, stderr %q", err, out, stderr)
+	}
+	write("Subject: {{.Rule}\n\nbroken\n")
+	_, stderr, err := runCmd("check", pol)
+	if exitCode(err) != 1 {
+		t.Fatalf("broken template: exit %d (%v), want 1; stderr %q", exitCode(err), err, stderr)
+	}
+	if !strings.Contains(stderr, "hog.en") {
+		t.Errorf("the error does not name the template:\n%s", stderr)
+	}
+}
+
 func TestDefaultPolicyCommand(t *testing.T) {
 	out, _, err := runCmd("default-policy")
 	if err != nil || out != string(policy.DefaultSource) {

@@ -107,6 +107,9 @@ func (t *teller) Start(d *daemonState, p *policy.Policy) error {
 	return nil
 }
 
+// CheckPolicy is Validate, for `guardd check`: it needs nothing started.
+func (t *teller) CheckPolicy(p *policy.Policy) error { return t.Validate(p) }
+
 // Validate checks what the policy package cannot, because it takes I/O:
 // templates, the address map, secret files.
 func (t *teller) Validate(p *policy.Policy) error {
