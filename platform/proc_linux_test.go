@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestReadProcess(t *testing.T) {
@@ -128,6 +129,9 @@ func TestBootID(t *testing.T) {
 // dumpProc formats every field: Process embeds ProcID, whose String method
 // would make %v print only "pid@start".
 func dumpProc(p *Process) string {
-	type plain Process
-	return fmt.Sprintf("%+v", *(*plain)(p))
+	// Not %+v of the struct: the embedded ProcID's String method would
+	// print only pid@starttime.
+	return fmt.Sprintf("%v ppid=%d uid=%d user=%q state=%c comm=%q exe=%q cmdline=%q fds=%d threads=%d rss=%d started=%s age=%s cpu%%=%.1f",
+		p.ProcID, p.PPID, p.UID, p.User, p.State, p.Comm, p.Exe, p.Cmdline, p.FDs, p.Threads, p.RSSBytes,
+		p.Started.Format(time.RFC3339Nano), p.Age, p.CPUPercent)
 }

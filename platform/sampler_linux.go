@@ -52,6 +52,7 @@ type Sampler struct {
 	dirBuf   []byte
 	last     time.Time     // monotonic time of the previous sample
 	epoch    time.Time     // what entries' times count from
+	boot     time.Time     // wall-clock boot time, as last taken
 	at       time.Duration // the current sample's time, from epoch
 	hostname string
 	ncpu     int
@@ -152,6 +153,12 @@ func (s *Sampler) Sample() (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Keep the boot time steady (start times must not wobble between
+	// ticks); follow it only when the wall clock was stepped.
+	if !s.boot.IsZero() && boot.Sub(s.boot).Abs() < time.Second {
+		boot = s.boot
+	}
+	s.boot = boot
 	var interval time.Duration
 	if !s.last.IsZero() {
 		interval = now.Sub(s.last)
@@ -587,11 +594,28 @@ func (s *Sampler) readProcFile(name string) (int, error) {
 // bootTime is the wall-clock time of boot, from CLOCK_BOOTTIME (which,
 // unlike /proc/stat btime, has sub-second precision).
 func bootTime() (time.Time, error) {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
-		return time.Time{}, fmt.Errorf("clock_gettime(CLOCK_BOOTTIME): %w", err)
+	// The wall clock and CLOCK_BOOTTIME are read one after the other; a
+	// preemption between the two would move the boot time, and with it
+	// every process's start time. Bracket the read and keep the tightest
+	// of a few tries.
+	var best time.Time
+	bestGap := time.Duration(-1)
+	for range 3 {
+		var ts unix.Timespec
+		before := time.Now()
+		if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+			return time.Time{}, fmt.Errorf("clock_gettime(CLOCK_BOOTTIME): %w", err)
+		}
+		after := time.Now()
+		gap := after.Sub(before)
+		if bestGap < 0 || gap < bestGap {
+			best, bestGap = before.Add(gap/2-time.Duration(ts.Nano())), gap
+		}
+		if gap < 20*time.Microsecond {
+			break
+		}
 	}
-	return time.Now().Add(-time.Duration(ts.Nano())), nil
+	return best.Round(0), nil // wall clock only: a step of it must show
 }
 
 // Alive reports whether the process id was alive at the last sample.

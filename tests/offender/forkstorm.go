@@ -20,7 +20,8 @@ import (
 //
 //	offender forker                 fork as fast as possible; the children block forever
 //	offender zombies N [reap]       fork N children that exit at once and are never
-//	                                waited for (zombies); with "reap", reap them on SIGCHLD
+//	                                waited for (zombies); with "reap", reap them when
+//	                                someone sends SIGCHLD
 //	offender fork-until FILE        wait for FILE to exist, then fork blocking children
 //	                                until fork fails; print "forked N ERRNO"
 func init() {
@@ -39,15 +40,19 @@ func init() {
 			fail("zombies: bad N %q", args[0])
 		}
 		reap := len(args) > 1 && args[1] == "reap"
+		// A reaping parent's children exit with no signal at all (clone's
+		// exit signal 0), so every SIGCHLD it gets is someone else's prod:
+		// the exits' own SIGCHLDs, delivered late on a loaded machine,
+		// would otherwise be mistaken for one and reap too early.
+		exitSignal := syscall.SIGCHLD
 		var chld chan os.Signal
 		if reap {
-			// Caught from the start, so that the children's own exits
-			// are not mistaken for a reaper's prod later.
+			exitSignal = 0
 			chld = make(chan os.Signal, 1)
 			signal.Notify(chld, syscall.SIGCHLD)
 		}
 		for made := 0; made < n; {
-			if _, errno := rawFork(childExit); errno == 0 {
+			if _, errno := rawClone(childExit, exitSignal); errno == 0 {
 				made++
 			}
 		}
@@ -55,14 +60,13 @@ func init() {
 			time.Sleep(5 * time.Millisecond)
 		}
 		if reap {
-			for len(chld) > 0 {
-				<-chld // the exits of our own children
-			}
 			go func() {
-				for range chld { // from now on: someone else's SIGCHLD
+				for range chld {
 					for {
 						var ws unix.WaitStatus
-						pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+						// __WALL: children with no exit signal are
+						// "clone" children to wait4.
+						pid, err := unix.Wait4(-1, &ws, unix.WNOHANG|unix.WALL, nil)
 						if pid <= 0 || err != nil {
 							break
 						}
@@ -125,8 +129,14 @@ const (
 // copies without their threads). It returns the child's pid in the parent.
 //
 //go:norace
-func rawFork(child int) (int, syscall.Errno) {
-	r1, _, errno := syscall.RawSyscall6(syscall.SYS_CLONE, uintptr(syscall.SIGCHLD), 0, 0, 0, 0, 0)
+func rawFork(child int) (int, syscall.Errno) { return rawClone(child, syscall.SIGCHLD) }
+
+// rawClone is rawFork with the signal the parent gets at the child's exit
+// (0: none).
+//
+//go:norace
+func rawClone(child int, exitSignal syscall.Signal) (int, syscall.Errno) {
+	r1, _, errno := syscall.RawSyscall6(syscall.SYS_CLONE, uintptr(exitSignal), 0, 0, 0, 0, 0)
 	if errno != 0 {
 		return 0, errno
 	}
