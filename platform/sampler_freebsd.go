@@ -294,53 +294,13 @@ func countFDs(pid int32, buf *[]byte) int32 {
 	return int32(min(n, 1<<31-1))
 }
 
-// spread returns a duration between d/2 and 3d/2 that depends on pid, so
-// that periodic work on processes found in the same tick is spread out.
-func spread(pid int32, d time.Duration) time.Duration {
-	frac := uint64(uint32(pid)*2654435761) % 1024 // Knuth's multiplicative hash
-	return d/2 + time.Duration(frac)*d/1024
-}
-
 func (s *Sampler) aggregateUsers() {
-	for uid, u := range s.users {
-		if u.Procs == 0 {
-			delete(s.users, uid)
-			continue
+	aggregateUsers(s.users, s.snap.Procs, func(ppid int32) *Process {
+		if e := s.entries[ppid]; e != nil && e.gen == s.gen {
+			return &e.p
 		}
-		*u = UserStats{UID: u.UID, Name: u.Name, Groups: u.Groups}
-	}
-	for _, p := range s.snap.Procs {
-		p.Children, p.Zombies = 0, 0
-	}
-	for _, p := range s.snap.Procs {
-		if parent := s.entries[p.PPID]; parent != nil && parent.gen == s.gen {
-			parent.p.Children++
-			if p.State == 'Z' {
-				parent.p.Zombies++
-			}
-		}
-		u := s.users[p.UID]
-		if u == nil {
-			u = &UserStats{UID: p.UID}
-			s.users[p.UID] = u
-		}
-		u.Procs++
-		if p.State == 'Z' {
-			u.Zombies++
-		}
-		u.CPUPercent += p.CPUPercent
-		u.RSSBytes += p.RSSBytes
-		if p.FDs > 0 {
-			u.FDs += int64(p.FDs)
-		}
-	}
-	for uid, u := range s.users {
-		if u.Procs == 0 {
-			continue
-		}
-		u.Name = s.Accounts.Name(uid)
-		u.Groups = s.Accounts.Groups(uid)
-	}
+		return nil
+	}, s.Accounts)
 }
 
 func (s *Sampler) host(procs int) Host {

@@ -1,0 +1,61 @@
+package platform
+
+import "time"
+
+// What the samplers of every OS share: the per-user aggregation of a
+// sample and the spreading of periodic per-process work.
+
+// aggregateUsers recomputes users (kept between samples so their names
+// and groups are looked up once) from procs: counts, zombies, CPU, memory
+// and descriptors per real uid, and each process's children and zombie
+// children. parent returns the process a ppid names in this sample, or nil
+// when there is none whose children count. A user with no process for two
+// samples in a row is dropped.
+func aggregateUsers(users map[uint32]*UserStats, procs []*Process, parent func(ppid int32) *Process, acc *Accounts) {
+	for uid, u := range users {
+		if u.Procs == 0 {
+			delete(users, uid) // no process last sample either
+			continue
+		}
+		*u = UserStats{UID: u.UID, Name: u.Name, Groups: u.Groups}
+	}
+	for _, p := range procs {
+		p.Children, p.Zombies = 0, 0
+	}
+	for _, p := range procs {
+		if pp := parent(p.PPID); pp != nil {
+			pp.Children++
+			if p.State == 'Z' {
+				pp.Zombies++
+			}
+		}
+		u := users[p.UID]
+		if u == nil {
+			u = &UserStats{UID: p.UID}
+			users[p.UID] = u
+		}
+		u.Procs++
+		if p.State == 'Z' {
+			u.Zombies++
+		}
+		u.CPUPercent += p.CPUPercent
+		u.RSSBytes += p.RSSBytes
+		if p.FDs > 0 {
+			u.FDs += int64(p.FDs)
+		}
+	}
+	for uid, u := range users {
+		if u.Procs == 0 {
+			continue
+		}
+		u.Name = acc.Name(uid)
+		u.Groups = acc.Groups(uid)
+	}
+}
+
+// spread returns a duration between d/2 and 3d/2 that depends on pid, so
+// that periodic work on processes found in the same tick is spread out.
+func spread(pid int32, d time.Duration) time.Duration {
+	frac := uint64(uint32(pid)*2654435761) % 1024 // Knuth's multiplicative hash
+	return d/2 + time.Duration(frac)*d/1024
+}
