@@ -59,7 +59,14 @@ func main() {
 	}
 	// The safety net comes first, before flag parsing can fail or the
 	// runtime starts more threads: RLIMIT_NPROC counts the uid's threads.
+	// A lower limit already in place stays (guardd's process cap may have
+	// reached this process first, and raising it takes CAP_SYS_RESOURCE):
+	// the net only ever tightens.
 	nproc := nprocArg(os.Args[1:])
+	var cur unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NPROC, &cur); err == nil && cur.Max < nproc {
+		nproc = cur.Max
+	}
 	lim := unix.Rlimit{Cur: nproc, Max: nproc}
 	if err := unix.Setrlimit(unix.RLIMIT_NPROC, &lim); err != nil {
 		fmt.Fprintln(os.Stderr, "offender: setrlimit(RLIMIT_NPROC):", err)
