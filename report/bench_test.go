@@ -108,3 +108,55 @@ func BenchmarkSpoolToWebhook(b *testing.B) {
 	b.ReportMetric(n/peer.Seconds(), "direct-events/s")
 	b.ReportMetric(ours.Seconds()/peer.Seconds(), "spooled/direct")
 }
+
+// BenchmarkAuditLineToEnvelope: what the tail does with each audit line
+// before the spool (read its time, check it, wrap it in an envelope),
+// beside the same done with encoding/json (Unmarshal of the time, Marshal
+// of an Envelope with the line as a RawMessage), which it replaced:
+//
+//	go test -run '^$' -bench AuditLineToEnvelope ./report/
+func BenchmarkAuditLineToEnvelope(b *testing.B) {
+	line, err := json.Marshal(Event{Time: time.Date(2026, 11, 25, 13, 23, 9, 590517919, time.UTC), Host: "web01", Rule: "cpu-hog",
+		RuleAt: "/etc/guardd/policy.hcl:38", Step: 1, Action: "renice", Mode: "enforce", Outcome: "done",
+		Reason: "cpu 97.2% for 5m0s (limit: proc.cpu_percent > 80)", PID: 123456, StartTime: 98765432, UID: 1042,
+		User: "customer42", Exe: "/usr/bin/php-cgi", Comm: "php-cgi", Cmdline: "/usr/bin/php-cgi -c /home/customer42/php.ini index.php",
+		Values: map[string]any{"proc.cpu_percent": 97.2}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var buf []byte
+	ours := func() {
+		at, ok := auditLineTime(line)
+		if !ok {
+			b.Fatal("line refused")
+		}
+		if buf, err = appendEnvelope(buf[:0], "0a1b2c3d", 42, KindAudit, "web01", at, line); err != nil {
+			b.Fatal(err)
+		}
+	}
+	peer := func() {
+		var head struct {
+			Time time.Time `json:"time"`
+		}
+		if err := json.Unmarshal(line, &head); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := json.Marshal(Envelope{ID: "0a1b2c3d-42", Kind: KindAudit, Host: "web01", Time: head.Time, Data: line}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	const peerRuns = 20000
+	start := time.Now()
+	for range peerRuns {
+		peer()
+	}
+	peerNs := float64(time.Since(start).Nanoseconds()) / peerRuns
+	b.ResetTimer()
+	for b.Loop() {
+		ours()
+	}
+	oursNs := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	b.ReportMetric(float64(len(line)), "line-bytes")
+	b.ReportMetric(peerNs, "encoding-json-ns/line")
+	b.ReportMetric(peerNs/oursNs, "x-faster")
+}

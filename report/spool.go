@@ -74,7 +74,10 @@ func OpenSpool(path string, lim SpoolLimits) (*Spool, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, FreelistType: bolt.FreelistMapType})
+	// NoFreelistSync: a commit does not write the free list (rebuilt by a
+	// scan at open, which a bounded spool keeps short): one write less for
+	// every transaction, and the spool commits several a second.
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, FreelistType: bolt.FreelistMapType, NoFreelistSync: true})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("spool %s: locked by another process (is another guardd running on this state_dir?)", path)

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -403,6 +404,63 @@ func TestBackoffGrowsWithJitterWithinBounds(t *testing.T) {
 			if d := b.Delay(attempt); d < want/2 || d > want {
 				t.Fatalf("attempt %d: delay %s outside [%s, %s]", attempt, d, want/2, want)
 			}
+		}
+	}
+}
+
+// TestAppendEnvelopeMatchesEncodingJSON: the hand-written envelope is
+// byte for byte what json.Marshal makes of the same Envelope, for data as
+// encoding/json writes it (the audit log's lines and the summaries).
+func TestAppendEnvelopeMatchesEncodingJSON(t *testing.T) {
+	data, err := json.Marshal(map[string]any{"time": "2026-11-25T13:23:09.590517919Z", "rule": "zombies",
+		"values": map[string]float64{"proc.zombie_children": 6}, "note": "<&>\u2028 \"q\" ホスト"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokyo := time.FixedZone("JST", 9*3600)
+	for _, host := range []string{"web01", "ホスト-1", `q"uo\te`, "<b>&amp;</b>", "tab\there\nnl\x01\x1f", "bad\xffutf8", "ls\u2028ps\u2029", ""} {
+		for _, at := range []time.Time{
+			time.Date(2026, 11, 25, 13, 23, 9, 590517919, time.UTC),
+			time.Date(2026, 11, 25, 13, 23, 9, 0, tokyo),
+			time.Date(1999, 1, 2, 3, 4, 5, 100, time.UTC),
+		} {
+			got, err := appendEnvelope(nil, "0a1b2c", 42, KindAudit, host, at, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := json.Marshal(Envelope{ID: "0a1b2c-42", Kind: KindAudit, Host: host, Time: at, Data: data})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("host %q at %s:\n got %s\nwant %s", host, at, got, want)
+			}
+		}
+	}
+	if _, err := appendEnvelope(nil, "x", 1, KindAudit, "h", time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), data); err == nil {
+		t.Error("a year past 9999 was accepted (encoding/json refuses it)")
+	}
+}
+
+// TestAuditLineTime: the fast path takes the audit writer's lines; other
+// valid objects take the slow one; loose or broken JSON is refused (the
+// tail compacts loose JSON first).
+func TestAuditLineTime(t *testing.T) {
+	at := time.Date(2026, 11, 25, 13, 23, 9, 590517919, time.UTC)
+	for _, c := range []struct {
+		line string
+		ok   bool
+	}{
+		{`{"time":"2026-11-25T13:23:09.590517919Z","rule":"r","x":"a b"}`, true},
+		{`{"rule":"r","time":"2026-11-25T13:23:09.590517919Z"}`, true},
+		{`{"time":"2026-11-25T13:23:09.590517919Z", "rule":"r"}`, false},
+		{`{"time":"2026-11-25T13:23:09.590517919Z","rule":"r"`, false},
+		{`{"time":"2026-11-25T13:23:09.590517919Z","rule":"r"}x`, false},
+		{`not json`, false},
+	} {
+		got, ok := auditLineTime([]byte(c.line))
+		if ok != c.ok || (ok && !got.Equal(at)) {
+			t.Errorf("%s: got %s %v, want ok=%v", c.line, got, ok, c.ok)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // Envelope is one record that goes upstream: an audit line or a host
@@ -28,13 +29,14 @@ const (
 	KindSummary = "summary"
 )
 
-// EnqueueEnvelope gives data an id and appends it to every queue, in tx.
+// EnqueueEnvelope gives data (valid JSON) an id and appends it to every
+// queue, in tx.
 func EnqueueEnvelope(tx *SpoolTx, spoolID, kind, host string, at time.Time, data []byte, queues []string) error {
 	n, err := tx.NextEventSeq()
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(Envelope{ID: spoolID + "-" + strconv.FormatUint(n, 10), Kind: kind, Host: host, Time: at, Data: data})
+	b, err := appendEnvelope(nil, spoolID, n, kind, host, at, data)
 	if err != nil {
 		return err
 	}
@@ -44,6 +46,115 @@ func EnqueueEnvelope(tx *SpoolTx, spoolID, kind, host string, at time.Time, data
 		}
 	}
 	return nil
+}
+
+// appendEnvelope appends the JSON of an Envelope to b, written by hand:
+// every event upstream passes here, and encoding/json would scan data
+// again (a RawMessage is re-validated and compacted) and reflect over the
+// struct. The output is the same as json.Marshal's for data that
+// encoding/json wrote (TestAppendEnvelopeMatchesEncodingJSON); data must
+// be valid, compact JSON, as the tail checks, and goes out as it is (the
+// same JSON value, without re-escaping <, > and & inside it).
+func appendEnvelope(b []byte, spoolID string, seq uint64, kind, host string, at time.Time, data []byte) ([]byte, error) {
+	if y := at.Year(); y < 0 || y > 9999 {
+		return nil, fmt.Errorf("envelope time %s: year outside [0,9999]", at)
+	}
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, spoolID+"-"+strconv.FormatUint(seq, 10))
+	b = append(b, `,"kind":`...)
+	b = appendJSONString(b, kind)
+	b = append(b, `,"host":`...)
+	b = appendJSONString(b, host)
+	b = append(b, `,"time":"`...)
+	b = at.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","data":`...)
+	b = append(b, data...)
+	return append(b, '}'), nil
+}
+
+// appendJSONString appends s as a JSON string, escaped as encoding/json
+// escapes it (HTML-safe, U+2028 and U+2029 too); invalid UTF-8 becomes
+// U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c < 0x20 || c == '<' || c == '>' || c == '&':
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}
+
+// auditLineTime returns the time of an audit line, and whether the line
+// is one JSON object that can go upstream as it is. The audit writer puts
+// "time" first; other lines take the slow way.
+func auditLineTime(line []byte) (time.Time, bool) {
+	const prefix = `{"time":"`
+	if rest, ok := bytes.CutPrefix(line, []byte(prefix)); ok {
+		if end := bytes.IndexByte(rest, '"'); end > 0 {
+			if at, err := time.Parse(time.RFC3339Nano, string(rest[:end])); err == nil && json.Valid(line) && isCompactJSON(line) {
+				return at, true
+			}
+		}
+	}
+	var head struct {
+		Time time.Time `json:"time"`
+	}
+	if json.Unmarshal(line, &head) != nil || !isCompactJSON(line) {
+		return time.Time{}, false
+	}
+	return head.Time, true
+}
+
+// isCompactJSON reports whether valid JSON has no whitespace outside its
+// strings (what encoding/json's compaction would remove); the audit
+// writer writes compact lines.
+func isCompactJSON(b []byte) bool {
+	inString, escaped := false, false
+	for _, c := range b {
+		switch {
+		case escaped:
+			escaped = false
+		case inString:
+			if c == '\\' {
+				escaped = true
+			} else if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			return false
+		}
+	}
+	return true
 }
 
 // AuditTail feeds the spool from the audit log. The audit log is the
@@ -239,14 +350,24 @@ func (t *AuditTail) readChunk(queues []string) (n int, eof bool, err error) {
 			if len(bytes.TrimSpace(line)) == 0 {
 				continue
 			}
-			var head struct {
-				Time time.Time `json:"time"`
-			}
-			if skip > 0 || len(line) > maxAuditLine || json.Unmarshal(line, &head) != nil {
+			if skip > 0 || len(line) > maxAuditLine {
 				bad++
 				continue
 			}
-			if err := EnqueueEnvelope(tx, t.spool.ID(), KindAudit, t.host, head.Time, line, queues); err != nil {
+			at, ok := auditLineTime(line)
+			if !ok {
+				var compacted bytes.Buffer // valid JSON written loosely: forward it compacted
+				if json.Compact(&compacted, line) != nil {
+					bad++
+					continue
+				}
+				line = compacted.Bytes()
+				if at, ok = auditLineTime(line); !ok {
+					bad++
+					continue
+				}
+			}
+			if err := EnqueueEnvelope(tx, t.spool.ID(), KindAudit, t.host, at, line, queues); err != nil {
 				return err
 			}
 			n++

@@ -37,8 +37,14 @@ func BenchmarkDaemonReportingCost(b *testing.B) {
 	metrics := FreeAddr(b)
 	telling := rule + webhookReport("http://"+col.Addr+"/hook", secretFile, fmt.Sprintf("  metrics {\n    listen = %q\n  }\n", metrics))
 
-	measure := func(body string) (cpuPerTick float64, events int) {
-		g := StartGuarddConfig(b, Config{Interval: "1s", Body: body})
+	// GUARDD_BENCH_CPUPROFILE=FILE: CPU profiles of both runs, in
+	// FILE.audit-only and FILE.reporting.
+	measure := func(body, name string) (cpuPerTick float64, events int) {
+		var flags []string
+		if f := os.Getenv("GUARDD_BENCH_CPUPROFILE"); f != "" {
+			flags = []string{"--cpuprofile", f + "." + name}
+		}
+		g := StartGuarddConfig(b, Config{Interval: "1s", Body: body, Flags: flags})
 		pid := g.Cmd.Process.Pid
 		time.Sleep(5 * time.Second) // discovery, first escalations
 		before := len(auditLines(b, g.AuditPath))
@@ -50,8 +56,8 @@ func BenchmarkDaemonReportingCost(b *testing.B) {
 		return float64(cpu1-cpu0) / float64(time.Millisecond) / t1.Sub(t0).Seconds(), events
 	}
 	for b.Loop() {
-		peer, peerEvents := measure(rule)
-		ours, ourEvents := measure(telling)
+		peer, peerEvents := measure(rule, "audit-only")
+		ours, ourEvents := measure(telling, "reporting")
 		delivered := 0
 		for _, e := range col.Events() {
 			if e.Kind == "audit" {
