@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,6 +17,9 @@ type Connector struct {
 	fd   int
 	wake int // eventfd: Close writes it to interrupt a Read blocked in poll
 	buf  []byte
+	// batch is connectorBatchWindow when the receive buffer is large
+	// enough to hold what arrives meanwhile, else 0.
+	batch time.Duration
 
 	mu      sync.Mutex // guards the fields below
 	stop    bool
@@ -61,7 +65,12 @@ func OpenConnector(rcvbuf int) (*Connector, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("proc connector: eventfd: %w", err)
 	}
-	return &Connector{fd: fd, wake: wake, buf: make([]byte, 64<<10)}, nil
+	c := &Connector{fd: fd, wake: wake, buf: make([]byte, 64<<10)}
+	// The kernel reports the buffer doubled for its bookkeeping (socket(7)).
+	if got, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF); err == nil && got/2 >= connectorBatchBuffer {
+		c.batch = connectorBatchWindow
+	}
+	return c, nil
 }
 
 // Read blocks until events arrive and calls fn for each. It returns
@@ -101,6 +110,7 @@ func (c *Connector) Read(fn func(ProcEvent)) error {
 		}
 		// Drain what is queued before polling again: one wake-up per
 		// burst, not one per event (a fork is three or four events).
+		got := false
 		for {
 			n, _, err := unix.Recvfrom(c.fd, c.buf, unix.MSG_DONTWAIT)
 			switch {
@@ -116,12 +126,30 @@ func (c *Connector) Read(fn func(ProcEvent)) error {
 				if err := ParseConnector(c.buf[:n], fn); err != nil {
 					return err
 				}
+				got = true
 				continue
 			}
 			break
 		}
+		if got && c.batch > 0 {
+			// Then let events gather for a moment: a host that forks a
+			// few hundred short processes a second would otherwise wake
+			// this thread for nearly every event, and on a VM a wake-up
+			// costs more than the event (BENCHMARKS.md, fork storms).
+			time.Sleep(c.batch)
+		}
 	}
 }
+
+// connectorBatchWindow is how long Read lets events gather after a batch:
+// at most this much later seen, at most 1/connectorBatchWindow wake-ups a
+// second. Only with a receive buffer of connectorBatchBuffer or more
+// (a datagram takes about 1 KiB of it: a 1 MiB buffer holds a thousand
+// events, 200,000 a second for the window).
+const (
+	connectorBatchWindow = 5 * time.Millisecond
+	connectorBatchBuffer = 1 << 20
+)
 
 // Close stops a Read in progress, waits for it to return, and releases the
 // socket. The descriptor is closed only once no Read can be inside
