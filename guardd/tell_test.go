@@ -330,3 +330,27 @@ func TestActionTrackerKeepsWhatEachEscalationDid(t *testing.T) {
 		t.Errorf("%d actions kept, bound %d", len(l), maxTrackedActions)
 	}
 }
+
+// TestEveryDefaultRuleHasMailTemplates: each rule of the embedded default
+// policy that has a customer to mail has its own embedded template, in
+// English and in Japanese (not just the generic one).
+func TestEveryDefaultRuleHasMailTemplates(t *testing.T) {
+	p, diags := policy.Default()
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	ts, err := report.LoadMailTemplates("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range p.Rules {
+		if r.Scope == policy.ScopeFilesystem {
+			continue // no user: a notify is skipped
+		}
+		for _, lang := range []string{"en", "ja"} {
+			if !ts.Has(r.Name, lang) {
+				t.Errorf("default rule %q has no embedded %s template", r.Name, lang)
+			}
+		}
+	}
+}
