@@ -10,12 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-var signalNumbers = map[string]unix.Signal{
-	"TERM": unix.SIGTERM, "KILL": unix.SIGKILL, "INT": unix.SIGINT, "HUP": unix.SIGHUP,
-	"QUIT": unix.SIGQUIT, "USR1": unix.SIGUSR1, "USR2": unix.SIGUSR2, "ABRT": unix.SIGABRT,
-	"XCPU": unix.SIGXCPU, "STOP": unix.SIGSTOP, "CONT": unix.SIGCONT, "CHLD": unix.SIGCHLD,
-}
-
 // handle names one process by pid and start time. FreeBSD has process
 // descriptors only for children made with pdfork(2), nothing like Linux's
 // pidfd_open for another process, so every use re-reads the process

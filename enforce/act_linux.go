@@ -10,12 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-var signalNumbers = map[string]unix.Signal{
-	"TERM": unix.SIGTERM, "KILL": unix.SIGKILL, "INT": unix.SIGINT, "HUP": unix.SIGHUP,
-	"QUIT": unix.SIGQUIT, "USR1": unix.SIGUSR1, "USR2": unix.SIGUSR2, "ABRT": unix.SIGABRT,
-	"XCPU": unix.SIGXCPU, "STOP": unix.SIGSTOP, "CONT": unix.SIGCONT, "CHLD": unix.SIGCHLD,
-}
-
 // handle is a pidfd: it names one process for its whole life, so a signal
 // sent through it can never reach a process that reused the pid.
 type handle struct {

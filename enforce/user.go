@@ -11,7 +11,17 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
+
+// signalNumbers are the signals a policy may name, the same on Linux and
+// FreeBSD.
+var signalNumbers = map[string]unix.Signal{
+	"TERM": unix.SIGTERM, "KILL": unix.SIGKILL, "INT": unix.SIGINT, "HUP": unix.SIGHUP,
+	"QUIT": unix.SIGQUIT, "USR1": unix.SIGUSR1, "USR2": unix.SIGUSR2, "ABRT": unix.SIGABRT,
+	"XCPU": unix.SIGXCPU, "STOP": unix.SIGSTOP, "CONT": unix.SIGCONT, "CHLD": unix.SIGCHLD,
+}
 
 // Whole-user actions (kill_user, stop_user, resume_user) and the process
 // cap fallback run in a helper: guardd re-executes its own binary, the
