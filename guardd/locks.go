@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
@@ -30,6 +31,7 @@ func (c *lockComponent) Name() string { return "locks" }
 
 func (c *lockComponent) Start(d *daemonState, _ *policy.Policy) error {
 	c.d, c.obs = d, platform.NewLockObserver()
+	c.obs.Clock = time.Now // a wait counts from the read that first saw it
 	return nil
 }
 

@@ -28,6 +28,12 @@ import (
 // A LockObserver is not safe for concurrent use.
 type LockObserver struct {
 	AnonScanEvery time.Duration // unused on FreeBSD (Linux: how often OFD waiters are looked for)
+	// Clock, when set, times lock waits at the moment the locks are read
+	// (the daemon sets time.Now): a wait first seen in a tick then counts
+	// from the read that saw it, never from the earlier start of the tick,
+	// so no wait is ever taken for longer than it is. Nil: the snapshot's
+	// time (tests drive the clock through it).
+	Clock func() time.Time
 
 	buf     []byte
 	gen     uint64
@@ -95,6 +101,9 @@ var lockPaths struct {
 // says so, once per observer.
 func (o *LockObserver) Observe(snap *Snapshot) error {
 	now := snap.Time
+	if o.Clock != nil {
+		now = o.Clock()
+	}
 	o.gen++
 	o.facts = o.facts[:0]
 	o.skipped = 0

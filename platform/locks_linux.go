@@ -43,6 +43,12 @@ type LockObserver struct {
 	// AnonScanEvery bounds how often anonymous (OFD) waiters are looked
 	// for; 0 means 5s.
 	AnonScanEvery time.Duration
+	// Clock, when set, times lock waits at the moment the locks are read
+	// (the daemon sets time.Now): a wait first seen in a tick then counts
+	// from the read that saw it, never from the earlier start of the tick,
+	// so no wait is ever taken for longer than it is. Nil: the snapshot's
+	// time (tests drive the clock through it).
+	Clock func() time.Time
 
 	buf      []byte
 	locks    []Lock
@@ -128,8 +134,12 @@ func (o *LockObserver) Observe(snap *Snapshot) error {
 	if err != nil {
 		return err
 	}
+	now := snap.Time
+	if o.Clock != nil {
+		now = o.Clock()
+	}
 	o.locks, o.skipped = ParseLocks(b, o.locks)
-	o.apply(snap, snap.Time)
+	o.apply(snap, now)
 	return nil
 }
 

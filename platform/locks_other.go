@@ -11,6 +11,7 @@ import (
 // kern.lockf sysctl).
 type LockObserver struct {
 	AnonScanEvery time.Duration
+	Clock         func() time.Time
 }
 
 // LockFact is one observed lock.
