@@ -166,6 +166,7 @@ func startOffender(t testing.TB, u *User, s OffenderSpec) (*Offender, error) {
 		stderr.Close()
 	})
 	ready := make(chan string, 1)
+	var readyNice int
 	readLines(pr, func(line string) {
 		o.mu.Lock()
 		o.out = append(o.out, line)
@@ -181,14 +182,19 @@ func startOffender(t testing.TB, u *User, s OffenderSpec) (*Offender, error) {
 	})
 	select {
 	case line := <-ready:
+		// "ready PID NICE" (NICE: the offender's own, at that moment).
+		f := strings.Fields(line)
+		pid, err := strconv.Atoi(f[min(1, len(f)-1)])
+		if err != nil || len(f) != 3 {
+			return o, fmt.Errorf("offender %v said %q, want ready PID NICE", cmd.Args, line)
+		}
 		if o.reaped {
-			pid, err := strconv.Atoi(strings.TrimPrefix(line, "ready "))
-			if err != nil {
-				return o, fmt.Errorf("offender %v said %q", cmd.Args, line)
-			}
 			o.PID = pid
-		} else if line != "ready "+strconv.Itoa(o.PID) {
+		} else if pid != o.PID {
 			return o, fmt.Errorf("offender %v said %q, want ready %d", cmd.Args, line, o.PID)
+		}
+		if readyNice, err = strconv.Atoi(f[2]); err != nil {
+			return o, fmt.Errorf("offender %v said %q, want ready PID NICE", cmd.Args, line)
 		}
 	case <-o.done:
 		return o, fmt.Errorf("offender %v exited before it was ready: %v; stderr: %s", cmd.Args, cmd.ProcessState, o.Stderr())
@@ -200,15 +206,15 @@ func startOffender(t testing.TB, u *User, s OffenderSpec) (*Offender, error) {
 		return o, fmt.Errorf("offender %d: %w", o.PID, err)
 	}
 	o.ID = ProcID{PID: int32(o.PID), StartTime: st.StartTime}
-	o.InitialNice = st.Nice
+	o.InitialNice = readyNice
 	if o.Exe, err = Exe(o.PID); err != nil {
 		return o, err
 	}
 	if o.Argv, err = Cmdline(o.PID); err != nil {
 		return o, err
 	}
-	if s.Nice != 0 && st.Nice != s.Nice {
-		return o, fmt.Errorf("offender %d started at nice %d, want %d", o.PID, st.Nice, s.Nice)
+	if s.Nice != 0 && readyNice != s.Nice {
+		return o, fmt.Errorf("offender %d started at nice %d, want %d", o.PID, readyNice, s.Nice)
 	}
 	return o, nil
 }

@@ -19,7 +19,7 @@ package main
 //	                                          "ns-per-bind X" and "errors E"
 //
 // PROTO is tcp or udp; ADDR an IPv4 or IPv6 address (:: and ::ffff:a.b.c.d
-// included). They print their result lines before "ready PID", but for
+// included). They print their result lines before "ready PID NICE", but for
 // listen onsignal.
 
 import (

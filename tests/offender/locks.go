@@ -16,16 +16,16 @@ import (
 // Offenders of the stale-locks and temp-files issue:
 //
 //	offender lock-hold [-kind flock|posix|ofd] [-for D] FILE
-//	    take an exclusive lock on FILE (creating it), print "ready PID", hold
+//	    take an exclusive lock on FILE (creating it), print "ready PID NICE", hold
 //	    it for D (default: forever), then print "released" and sleep
 //	offender lock-wait [-kind flock|posix|ofd] FILE
-//	    print "ready PID", then block on an exclusive lock of FILE; print
+//	    print "ready PID NICE", then block on an exclusive lock of FILE; print
 //	    "locked" if it is ever granted, and sleep
 //	offender spew-tmp [-files N] [-age D] [-size B] [-rate R] DIR
 //	    create N files of B bytes in DIR, last accessed and modified D ago,
-//	    print "ready PID", then create R new files per second, forever
+//	    print "ready PID NICE", then create R new files per second, forever
 //	offender swap-symlink -target T FILE
-//	    make FILE a regular file, print "ready PID", then swap it with a
+//	    make FILE a regular file, print "ready PID NICE", then swap it with a
 //	    symlink to T and back as fast as it can (a race against clean_tmp)
 //
 // The lock is taken and waited for on the main thread (locked to it since

@@ -14,7 +14,7 @@
 // Markers are ignored; they only show in the command line, so that a rule
 // can pick one offender out with strcontains(proc.cmdline, ...).
 //
-// Once set up, it prints "ready PID" on stdout; with -trap-term it prints
+// Once set up, it prints "ready PID NICE" on stdout; with -trap-term it prints
 // "term" and exits 0 on SIGTERM.
 package main
 
@@ -190,8 +190,15 @@ func spin() {
 	}
 }
 
+// ready says the offender is set up: "ready PID NICE", with the nice value
+// it had at that moment (guardd may renice it right after, before the test
+// can look).
 func ready() {
-	fmt.Printf("ready %d\n", os.Getpid())
+	nice := 0
+	if prio, err := unix.Getpriority(unix.PRIO_PROCESS, 0); err == nil {
+		nice = 20 - prio // the raw system call returns 20 - nice
+	}
+	fmt.Printf("ready %d %d\n", os.Getpid(), nice)
 }
 
 func forever() {
