@@ -181,9 +181,15 @@ func (o *LockObserver) apply(snap *Snapshot, now time.Time) {
 		}
 	}
 	if anonymous > 0 {
-		if anonymous > o.anonSeen || now.Sub(o.anonAt) >= o.anonEvery() {
-			o.scanAnonymous(snap)
+		switch {
+		case anonymous > o.anonSeen || now.Sub(o.anonAt) >= o.anonEvery():
+			o.scanAnonymous(snap, time.Time{})
 			o.anonAt = now
+		case len(o.anon) < anonymous:
+			// Waiters the last scan could not name are most likely
+			// processes too young for it (started after it, or still
+			// running when sampled): look at those only, every tick.
+			o.scanAnonymous(snap, o.anonAt.Add(-time.Second))
 		}
 	} else {
 		clear(o.anon)
@@ -331,12 +337,25 @@ func (o *LockObserver) anonEvery() time.Duration {
 
 // scanAnonymous finds the tasks blocked in a lock request and the file
 // each waits on: the candidates for requests /proc/locks shows without a
-// pid. Only sleeping processes are looked at, and only their tasks whose
-// wchan is a lock wait have their syscall read.
-func (o *LockObserver) scanAnonymous(snap *Snapshot) {
-	clear(o.anon)
+// pid. A full scan (youngerThan zero) looks at the processes sampled
+// asleep; a partial one adds those started after youngerThan, whatever
+// their sampled state. Only tasks whose wchan is a lock wait have their
+// syscall read.
+func (o *LockObserver) scanAnonymous(snap *Snapshot, youngerThan time.Time) {
+	full := youngerThan.IsZero()
+	if full {
+		clear(o.anon)
+	}
 	for _, p := range snap.Procs {
-		if p.Kernel || p.State != 'S' {
+		switch {
+		case p.Kernel:
+			continue
+		case full && p.State != 'S':
+			continue // a waiter sleeps; the young are looked at again
+		case !full && !p.Started.After(youngerThan):
+			continue
+		}
+		if _, known := o.anon[p.ProcID]; known && !full {
 			continue
 		}
 		if f, ok := o.blockedOn(p); ok {

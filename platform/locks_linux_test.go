@@ -214,6 +214,42 @@ func TestLockObserverAnonymous(t *testing.T) {
 	}
 }
 
+// TestLockObserverAnonymousYoung: an anonymous waiter sampled while still
+// running (so the full scan passes it over) is named on the next tick,
+// without waiting for the next full scan.
+func TestLockObserverAnonymousYoung(t *testing.T) {
+	o, write := lockObserverAt(t)
+	o.AnonScanEvery = time.Hour
+	file := filepath.Join(t.TempDir(), "locked")
+	os.WriteFile(file, nil, 0o644)
+	var st unix.Stat_t
+	if err := unix.Stat(file, &st); err != nil {
+		t.Fatal(err)
+	}
+	dev := fmt.Sprintf("%02x:%02x:%d", unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
+	write("1: OFDLCK ADVISORY  WRITE -1 " + dev + " 0 EOF\n1: -> OFDLCK ADVISORY  WRITE -1 " + dev + " 0 EOF\n")
+	d := filepath.Join(o.ProcDir, "300")
+	os.MkdirAll(filepath.Join(d, "fd"), 0o755)
+	os.WriteFile(filepath.Join(d, "wchan"), []byte("fcntl_setlk"), 0o644)
+	os.WriteFile(filepath.Join(d, "syscall"), []byte("72 0x5 0x26 0x7ffc 0x0 0x0 0x0 0x7ffb 0x4000"), 0o644)
+	os.Symlink(file, filepath.Join(d, "fd", "5"))
+
+	t0 := time.Now()
+	snap := fakeProcs(t0, map[int32]uint32{300: 1001})
+	snap.Time = t0
+	procByPID(snap, 300).State = 'R' // sampled before it blocked
+	o.Observe(snap)
+	if n := snap.Users[1001].LockWaiters; n != 0 {
+		t.Fatalf("a running process was named a waiter (%d)", n)
+	}
+	snap = fakeProcs(t0, map[int32]uint32{300: 1001})
+	snap.Time = t0.Add(time.Second)
+	o.Observe(snap)
+	if n := snap.Users[1001].LockWaiters; n != 1 {
+		t.Errorf("the young waiter is not named on the next tick (%d waiters)", n)
+	}
+}
+
 // TestLockObserverLive takes real locks: a flock(1) holder and a waiter
 // (util-linux flock, run as root; skipped without it).
 func TestLockObserverLive(t *testing.T) {
