@@ -179,43 +179,20 @@ func explainOpen(err error) error {
 // d_type and inode, until fn returns false. buf is the scratch buffer
 // (32 KiB is plenty). The directory's offset is rewound first.
 func ReadDirents(fd int, buf []byte, fn func(name []byte, typ uint8, ino uint64) bool) error {
-	if _, err := unix.Seek(fd, 0, 0); err != nil {
-		return err
-	}
-	for {
-		n, err := unix.Getdents(fd, buf)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if n <= 0 {
-			return nil
-		}
-		b := buf[:n]
-		for len(b) >= 19 {
-			reclen := int(binary.NativeEndian.Uint16(b[16:18]))
-			if reclen < 19 || reclen > len(b) {
-				return errors.New("malformed dirent")
-			}
-			name := b[19:reclen]
-			if i := indexNUL(name); i >= 0 {
-				name = name[:i]
-			}
-			if !(len(name) == 1 && name[0] == '.' || len(name) == 2 && name[0] == '.' && name[1] == '.') {
-				if !fn(name, b[18], binary.NativeEndian.Uint64(b[0:8])) {
-					return nil
-				}
-			}
-			b = b[reclen:]
-		}
-	}
+	return eachDirent(fd, buf, func(name []byte, _ *byte, typ uint8, ino uint64) bool { return fn(name, typ, ino) })
 }
 
-// direntNames is ReadDirents for walkers that stat every entry: it keeps
-// each name NUL-terminated inside buf, so fstatat needs no copy.
+// direntNames is ReadDirents for walkers that stat every entry: cname
+// points at the name, NUL-terminated inside buf, so fstatat needs no copy.
 func direntNames(fd int, buf []byte, fn func(name []byte, cname *byte, typ uint8)) error {
+	return eachDirent(fd, buf, func(name []byte, cname *byte, typ uint8, _ uint64) bool { fn(name, cname, typ); return true })
+}
+
+// eachDirent decodes getdents64 records (struct linux_dirent64: d_ino 0,
+// d_off 8, d_reclen 16, d_type 18, d_name 19, NUL-terminated) by hand: it
+// runs for every entry of every walked tree, and x/sys's ParseDirent
+// allocates a string per name.
+func eachDirent(fd int, buf []byte, fn func(name []byte, cname *byte, typ uint8, ino uint64) bool) error {
 	if _, err := unix.Seek(fd, 0, 0); err != nil {
 		return err
 	}
@@ -243,7 +220,9 @@ func direntNames(fd int, buf []byte, fn func(name []byte, cname *byte, typ uint8
 			}
 			name = name[:i]
 			if !(len(name) == 1 && name[0] == '.' || len(name) == 2 && name[0] == '.' && name[1] == '.') {
-				fn(name, &b[19], b[18])
+				if !fn(name, &b[19], b[18], binary.NativeEndian.Uint64(b[0:8])) {
+					return nil
+				}
 			}
 			b = b[reclen:]
 		}
