@@ -417,6 +417,55 @@ rule "hog" {
 	})
 }
 
+// TestCheckRefusesBrokenMailTemplate: the real binary's `guardd check`
+// fails on what would refuse a reload outside the policy file: an admin's
+// mail template with a syntax error.
+func TestCheckRefusesBrokenMailTemplate(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tmpl := filepath.Join(dir, "templates")
+	if err := os.Mkdir(tmpl, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "policy.hcl")
+	writeFile(t, path, Header(dir, "1s")+`class "c" {
+  users = ["gdt-nobody"]
+}
+rule "hog" {
+  class = "c"
+  when  = proc.cpu_percent > 10
+  notify {}
+}
+report {
+  mail {
+    to        = "{{.User}}@example.jp"
+    templates = "`+tmpl+`"
+  }
+}
+`)
+	writeFile(t, filepath.Join(tmpl, "hog.en.tmpl"), "Subject: {{.Rule} on {{.Host}}\n\nbody\n")
+	_, errOut, code := RunGuardd(t, "check", path)
+	if code != 1 || !strings.Contains(errOut, "hog.en.tmpl") {
+		t.Errorf("guardd check with a broken template: exit %d, stderr %q; want 1 naming hog.en.tmpl", code, errOut)
+	}
+	writeFile(t, filepath.Join(tmpl, "hog.en.tmpl"), "Subject: {{.Rule}} on {{.Host}}\n\nbody\n")
+	if out, errOut, code := RunGuardd(t, "check", path); code != 0 || !strings.Contains(out, "OK") {
+		t.Errorf("guardd check with the template mended: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// TestStartupPagesReleased: once started, guardd pages out the parts of
+// its binary that only start-up ran, and its resident file pages fall.
+func TestStartupPagesReleased(t *testing.T) {
+	t.Parallel()
+	u := NewUser(t)
+	g := StartGuarddConfig(t, Config{Body: Class(u) + reniceRule("hog", ""), Flags: []string{"--log-level", "debug"}})
+	l := g.WaitLog(t, Msg("released start-up code pages"), Deadline)
+	if mib, _ := l.Attrs["mib"].(float64); mib <= 0 {
+		t.Errorf("released %v MiB, want more than 0: %s", l.Attrs["mib"], l.Raw)
+	}
+}
+
 func lineCol(text, sub string) (int, int) {
 	i := strings.Index(text, sub)
 	nl := strings.LastIndexByte(text[:i], '\n')

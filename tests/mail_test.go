@@ -245,6 +245,38 @@ func TestMailTellsTheCustomerInJapanese(t *testing.T) {
 	}
 }
 
+// TestMailZombiesTemplate: a default rule's own embedded template (here
+// zombies, in English) reaches the customer of a real zombie factory.
+func TestMailZombiesTemplate(t *testing.T) {
+	t.Parallel()
+	srv := StartMailServer(t, "")
+	u := NewUser(t)
+	parent := StartOffenderSpec(t, u, OffenderSpec{Reaped: true, Args: []string{"zombies", "6"}})
+	g := StartGuardd(t, Class(u)+`rule "zombies" {
+  class = "c"
+  when  = proc.zombie_children >= 5
+  reap {
+    grace = "1s"
+  }
+  notify {}
+}
+`+strings.Replace(mailReport(srv.Addr, ""), `language  = "ja"`, `language  = "en"`, 1))
+	note := g.WaitAudit(t, Action("zombies", "notify", "done", parent.PID), Deadline)
+	if !strings.Contains(note.Reason, "template zombies.en;") {
+		t.Errorf("notify audit line: reason %q, want the zombies.en template", note.Reason)
+	}
+	m := srv.WaitMails(t, 1, Deadline)[0]
+	m.Decode(t)
+	if !strings.Contains(m.Subject, "left finished child processes behind") || !strings.Contains(m.Subject, u.Name) {
+		t.Errorf("subject %q is not the zombies template's", m.Subject)
+	}
+	for _, want := range []string{"Your process " + strconv.Itoa(parent.PID), "waitpid()", "proc.zombie_children = 6"} {
+		if !strings.Contains(m.Body, want) {
+			t.Errorf("body lacks %q:\n%s", want, m.Body)
+		}
+	}
+}
+
 func TestMailFloodControlOneMailThenOneDigest(t *testing.T) {
 	t.Parallel()
 	srv := StartMailServer(t, "")
