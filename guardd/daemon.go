@@ -31,6 +31,10 @@ import (
 // daemonGCPercent is the daemon's GOGC (see runDaemon).
 const daemonGCPercent = 50
 
+// startupTicks is the tick after which guardd again gives back the pages
+// of its binary that only the first ticks ran (releaseStartupPages).
+const startupTicks = 3
+
 type runOptions struct {
 	policy     policySource
 	mode       string // "" = as the policy says

@@ -42,8 +42,5 @@ func protectSelf() error {
 	return errors.Join(errs...)
 }
 
-// startupTicks is the tick after which releaseStartupPages runs.
-const startupTicks = 3
-
 // releaseStartupPages does nothing on this OS (MADV_PAGEOUT is Linux's).
 func releaseStartupPages() (int64, error) { return 0, nil }

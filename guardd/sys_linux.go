@@ -47,10 +47,6 @@ func protectSelf() error {
 	return errors.Join(errs...)
 }
 
-// startupTicks is the tick after which guardd gives back the pages of its
-// binary that only start-up touched.
-const startupTicks = 3
-
 // releaseStartupPages asks the kernel to page out guardd's read-only
 // mappings of its own binary (code and constant data) with
 // madvise(MADV_PAGEOUT, Linux 5.4+), and returns by how much its RssFile

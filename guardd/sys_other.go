@@ -5,8 +5,5 @@ package main
 // protectSelf does nothing on this OS yet (FreeBSD: protect(1) -i).
 func protectSelf() error { return nil }
 
-// startupTicks is the tick after which releaseStartupPages runs.
-const startupTicks = 3
-
 // releaseStartupPages does nothing on this OS (MADV_PAGEOUT is Linux's).
 func releaseStartupPages() (int64, error) { return 0, nil }

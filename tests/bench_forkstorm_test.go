@@ -140,11 +140,7 @@ func bombRun(b *testing.B, i int, withGuardd bool) (int, time.Duration, time.Dur
 // for 10 s on an idle host; it returns both and the fork rate reached.
 func forkLoadCPU(b *testing.B) (busy, idle, rate float64) {
 	u := NewUser(b)
-	var flags []string // GUARDD_BENCH_CPUPROFILE=FILE: where its CPU goes
-	if f := os.Getenv("GUARDD_BENCH_CPUPROFILE"); f != "" {
-		flags = []string{"--cpuprofile", f}
-	}
-	g := StartGuarddConfig(b, Config{Interval: "1s", Body: Class(u) + defaultStormRules(b), Flags: flags})
+	g := StartGuarddConfig(b, Config{Interval: "1s", Body: Class(u) + defaultStormRules(b), Flags: profileFlags("")})
 	pid := g.Cmd.Process.Pid
 	measure := func(d time.Duration, load bool) (float64, int) {
 		stop := make(chan struct{})

@@ -40,14 +40,9 @@ func BenchmarkDaemonReportingCost(b *testing.B) {
 	// Both daemons run at the same time, on the same processes: a
 	// 2-core VM's speed drifts by more than the 5 % this measures between
 	// one run and the next, but not between two processes side by side.
-	// GUARDD_BENCH_CPUPROFILE=FILE: CPU profiles of both, in
-	// FILE.audit-only and FILE.reporting.
+	// Profiles (profileFlags) go to FILE.audit-only and FILE.reporting.
 	start := func(body, name string) *Guardd {
-		var flags []string
-		if f := os.Getenv("GUARDD_BENCH_CPUPROFILE"); f != "" {
-			flags = []string{"--cpuprofile", f + "." + name}
-		}
-		return StartGuarddConfig(b, Config{Interval: "1s", Body: body, Flags: flags})
+		return StartGuarddConfig(b, Config{Interval: "1s", Body: body, Flags: profileFlags(name)})
 	}
 	for b.Loop() {
 		peerG, oursG := start(rule, "audit-only"), start(telling, "reporting")

@@ -40,17 +40,7 @@ func BenchmarkDaemonRSS(b *testing.B) {
 	// The default rules, for this user only.
 	body := strings.Replace(string(policy.DefaultSource), `uids = ["1000-59999"]`, `users = ["`+u.Name+`"]`, 1)
 	body = body[strings.Index(body, `class "customers"`):] // our own guardd block comes first
-	// GUARDD_BENCH_MEMPROFILE=FILE: guardd writes a heap profile there
-	// when the benchmark stops it (go tool pprof -sample_index=inuse_space).
-	// GUARDD_BENCH_CPUPROFILE=FILE: a CPU profile of the whole run.
-	var flags []string
-	if f := os.Getenv("GUARDD_BENCH_MEMPROFILE"); f != "" {
-		flags = append(flags, "--memprofile", f)
-	}
-	if f := os.Getenv("GUARDD_BENCH_CPUPROFILE"); f != "" {
-		flags = append(flags, "--cpuprofile", f)
-	}
-	g := StartGuarddConfig(b, Config{Interval: "1s", Body: body, Flags: flags})
+	g := StartGuarddConfig(b, Config{Interval: "1s", Body: body, Flags: profileFlags("")})
 	pid := g.Cmd.Process.Pid
 
 	b.ResetTimer()
@@ -80,6 +70,24 @@ func BenchmarkDaemonRSS(b *testing.B) {
 		b.Logf("%d processes: guardd RSS %.1f MiB (peak %.1f), %.2f ms CPU per 1s tick; ps peak RSS %.1f MiB, %.1f ms CPU per scan",
 			seen, rss, hwm, float64(cpu1-cpu0)/float64(time.Millisecond)/ticks, psRSS, float64(psCPU)/float64(time.Millisecond))
 	}
+}
+
+// profileFlags asks a benchmark's guardd for Go profiles, where the
+// environment says: GUARDD_BENCH_CPUPROFILE=FILE, a CPU profile of the
+// whole run; GUARDD_BENCH_MEMPROFILE=FILE, a heap profile when the
+// benchmark stops it (go tool pprof -sample_index=inuse_space). A
+// benchmark that runs several daemons names each (FILE.name).
+func profileFlags(name string) []string {
+	var flags []string
+	for env, flag := range map[string]string{"GUARDD_BENCH_CPUPROFILE": "--cpuprofile", "GUARDD_BENCH_MEMPROFILE": "--memprofile"} {
+		if f := os.Getenv(env); f != "" {
+			if name != "" {
+				f += "." + name
+			}
+			flags = append(flags, flag, f)
+		}
+	}
+	return flags
 }
 
 func raisePIDMax(b *testing.B, want int) {
