@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -192,4 +194,32 @@ func BenchmarkScrape2000Users(b *testing.B) {
 	_, series := scrape(b, tl)
 	b.ReportMetric(float64(series), "series")
 	b.ReportMetric(float64(size), "bytes")
+}
+
+// contribFiles are the monitoring files that name guardd's metrics.
+var contribFiles = []string{
+	"../contrib/prometheus/guardd-alerts.yml",
+	"../contrib/prometheus/guardd-rules.yml",
+	"../contrib/grafana/guardd-fleet.json",
+}
+
+// The rules pass promtool's checks, and its unit tests: every alert fires
+// on a series meant to fire it and not on its control beside it, and the
+// recording rules give the values worked out by hand.
+func TestPromtoolRules(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not installed (Debian package prometheus; .ci/run installs it): the alerting and recording rules were neither checked nor tested")
+	}
+	for _, args := range [][]string{
+		{"check", "rules", "guardd-alerts.yml", "guardd-rules.yml"},
+		{"test", "rules", "guardd-alerts.test.yml", "guardd-rules.test.yml"},
+	} {
+		cmd := exec.Command(promtool, args...)
+		cmd.Dir = "../contrib/prometheus"
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
 }
