@@ -223,3 +223,40 @@ func TestPromtoolRules(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkScrapeThisHost is one /metrics scrape on the default policy
+// with metrics {} on, of this host as guardd sees it (its processes,
+// accounts, filesystems and interfaces): the series a fleet's Prometheus
+// stores per host.
+func BenchmarkScrapeThisHost(b *testing.B) {
+	p := defaultWithMetrics(b, "")
+	sampler, err := platform.NewSampler(nil)
+	if err != nil {
+		b.Skip("cannot sample this host:", err)
+	}
+	var facts hostFacts
+	facts.add(&report.HostSummary{}, false) // the first traffic reading
+	if _, err := sampler.Sample(); err != nil { // CPU shares need two readings
+		b.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	snap, err := sampler.Sample()
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := summarize(snap, p, max(p.Report.Summary.Top, p.Report.Metrics.Top, 10))
+	facts.add(s, true)
+	tl := &teller{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	tl.m = newMetrics(tl)
+	tl.pol.Store(p)
+	tl.initActions(p)
+	tl.status.Store(s)
+	h := promhttp.HandlerFor(tl.m.reg, promhttp.HandlerOpts{Registry: tl.m.reg})
+	for b.Loop() {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/metrics", nil))
+	}
+	per, series := scrape(b, tl)
+	b.ReportMetric(float64(series), "series")
+	b.ReportMetric(float64(s.Users), "accounts")
+	b.ReportMetric(float64(per["guardd_filesystem_used_ratio"]), "filesystems")
+}
