@@ -235,7 +235,7 @@ func BenchmarkScrapeThisHost(b *testing.B) {
 		b.Skip("cannot sample this host:", err)
 	}
 	var facts hostFacts
-	facts.add(&report.HostSummary{}, false) // the first traffic reading
+	facts.add(&report.HostSummary{}, false)     // the first traffic reading
 	if _, err := sampler.Sample(); err != nil { // CPU shares need two readings
 		b.Fatal(err)
 	}
