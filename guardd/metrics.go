@@ -78,25 +78,36 @@ func perUserSeries(s *report.HostSummary, top int) ([]report.UserSummary, int) {
 }
 
 func fullestFilesystems(fss []report.FSSummary, n int) []report.FSSummary {
-	if len(fss) <= n {
-		return fss
-	}
-	fss = slices.Clone(fss)
-	slices.SortStableFunc(fss, func(a, b report.FSSummary) int {
-		return cmp.Compare(max(b.UsedPercent, b.InodesUsedPercent), max(a.UsedPercent, a.InodesUsedPercent))
-	})
-	return fss[:n]
+	return topBy(fss, n, func(f *report.FSSummary) float64 { return max(f.UsedPercent, f.InodesUsedPercent) })
 }
 
 func busiestInterfaces(ns []report.NetSummary, n int) []report.NetSummary {
-	if len(ns) <= n {
-		return ns
+	return topBy(ns, n, func(x *report.NetSummary) float64 { return float64(x.RxBytes + x.TxBytes) })
+}
+
+// topBy returns the n elements of list with the highest key, ties in list
+// order. It sorts indices, not the (large) elements: this runs on every
+// scrape.
+func topBy[T any](list []T, n int, key func(*T) float64) []T {
+	if len(list) <= n {
+		return list
 	}
-	ns = slices.Clone(ns)
-	slices.SortStableFunc(ns, func(a, b report.NetSummary) int {
-		return cmp.Compare(b.RxBytes+b.TxBytes, a.RxBytes+a.TxBytes)
+	keys := make([]float64, len(list))
+	idx := make([]int, len(list))
+	for i := range list {
+		keys[i], idx[i] = key(&list[i]), i
+	}
+	slices.SortFunc(idx, func(a, b int) int {
+		if c := cmp.Compare(keys[b], keys[a]); c != 0 {
+			return c
+		}
+		return a - b
 	})
-	return ns[:n]
+	out := make([]T, n)
+	for i := range out {
+		out[i] = list[idx[i]]
+	}
+	return out
 }
 
 // labelValue makes customer-controlled text (user names, comm, mount

@@ -260,3 +260,25 @@ func BenchmarkScrapeThisHost(b *testing.B) {
 	b.ReportMetric(float64(s.Users), "accounts")
 	b.ReportMetric(float64(per["guardd_filesystem_used_ratio"]), "filesystems")
 }
+
+// The capped series keep what a fleet view looks for: the fullest
+// filesystems (ties in mount order) and the busiest interfaces.
+func TestCapsKeepTheFullestAndBusiest(t *testing.T) {
+	fss := fsSummaries(crowdedHost(2000).Filesystems)
+	got := fullestFilesystems(fss, maxFilesystemSeries)
+	for _, f := range got {
+		if f.UsedPercent < 98 {
+			t.Errorf("%s at %.0f %% kept among the %d fullest of 2,000 (20 are at 99 %%, 20 at 98 %%)", f.Mount, f.UsedPercent, maxFilesystemSeries)
+		}
+	}
+	if got[0].Mount != "/home/u0099" || got[19].Mount != "/home/u1999" || got[20].Mount != "/home/u0098" {
+		t.Errorf("order: %s %s %s, want the 99 %% ones in mount order, then 98 %%", got[0].Mount, got[19].Mount, got[20].Mount)
+	}
+	ns := []report.NetSummary{{Interface: "lo", RxBytes: 5}, {Interface: "eth0", RxBytes: 9, TxBytes: 9}, {Interface: "veth1", TxBytes: 1}}
+	if b := busiestInterfaces(ns, 2); len(b) != 2 || b[0].Interface != "eth0" || b[1].Interface != "lo" {
+		t.Errorf("busiest 2 = %+v", b)
+	}
+	if b := busiestInterfaces(ns, 3); len(b) != 3 {
+		t.Errorf("under the cap, all are kept: %+v", b)
+	}
+}
