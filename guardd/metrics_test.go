@@ -25,9 +25,10 @@ import (
 const maxSeries = 400
 
 // crowdedHost is a snapshot of a host with n active accounts, each with
-// three processes (one of them with a hostile, non-UTF-8 name), and a
-// filesystem and an interface per account (a bind mount and a veth per
-// customer).
+// three processes with a hostile name (bytes that are not UTF-8, and a
+// quote, a brace and a newline that would end a label and a line of the
+// exposition format if they were not escaped), and a filesystem and an
+// interface per account (a bind mount and a veth per customer).
 func crowdedHost(n int) *platform.Snapshot {
 	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
 	snap := &platform.Snapshot{Time: now, Host: platform.Host{Hostname: "crowded", NCPU: 8, Procs: 3 * n},
@@ -39,7 +40,7 @@ func crowdedHost(n int) *platform.Snapshot {
 		for k := range 3 {
 			age := time.Duration(i*3+k) * time.Minute
 			snap.Procs = append(snap.Procs, &platform.Process{ProcID: platform.ProcID{PID: int32(10000 + i*3 + k)}, UID: uid, EUID: uid, User: name,
-				State: 'S', Comm: "php\xff\xfe)" + fmt.Sprint(k), Age: age, Started: now.Add(-age)})
+				State: 'S', Comm: "php\xff\xfe\"}\n#)" + fmt.Sprint(k), Age: age, Started: now.Add(-age)})
 		}
 		snap.Filesystems = append(snap.Filesystems, platform.Filesystem{Mount: "/home/" + name, Type: "ext4", SizeBytes: 1 << 30, UsedPercent: float64(i % 100)})
 	}
@@ -175,7 +176,7 @@ func TestUsersTruncatedAndLabelsOfHostileNames(t *testing.T) {
 		t.Errorf("guardd_users_truncated = %v, want %v (50 active, %d exposed)", truncated, want, len(users))
 	}
 	// The oldest process is u0049's third (age 149 minutes).
-	if len(long) != 3 || long["1"] != "u0049 php\ufffd)2" || long["3"] != "u0049 php\ufffd)0" {
+	if len(long) != 3 || long["1"] != "u0049 php\ufffd\"}\n#)2" || long["3"] != "u0049 php\ufffd\"}\n#)0" {
 		t.Errorf("long runners = %q, want ranks 1-3 oldest first, hostile bytes replaced", long)
 	}
 }
