@@ -445,7 +445,7 @@ scrape_configs:
 		res, _ := prom.query(t, q)
 		found := false
 		for _, s := range res {
-			found = found || (s.Metric["mountpoint"] == mount && s.Metric["instance"] == targets[0])
+			found = found || (s.Metric["mountpoint"] == mount && s.Metric["instance"] == targets[0] && s.value() > 0.8)
 		}
 		if !found {
 			t.Errorf("%s lacks %s of %s: %v", q, mount, targets[0], res)
@@ -455,6 +455,11 @@ scrape_configs:
 		t.Errorf("a series with a pid label: %v", res[0].Metric)
 	}
 	fleetHostList(t, prom, targets, full, busy, many)
+	for i, g := range daemons {
+		if g.Exited() {
+			t.Errorf("guardd %d (%s) exited while it was scraped", i, targets[i])
+		}
+	}
 }
 
 // fleetHostList renders contrib/fleet/hosts.html in headless Chromium,
