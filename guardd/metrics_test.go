@@ -202,6 +202,7 @@ var contribFiles = []string{
 	"../contrib/prometheus/guardd-alerts.yml",
 	"../contrib/prometheus/guardd-rules.yml",
 	"../contrib/grafana/guardd-fleet.json",
+	"../contrib/fleet/hosts.html",
 }
 
 // The rules pass promtool's checks, and its unit tests: every alert fires

@@ -35,6 +35,7 @@ func fullTeller(t testing.TB) *teller {
 	tl.status.Store(&report.HostSummary{Host: "h", NCPU: 2, Processes: 10,
 		TopCPU:       []report.UserSummary{{User: "alice", UID: 1000, CPUPercent: 50, Processes: 3, RSSBytes: 1 << 20, Inodes: 7}},
 		TopInodes:    []report.UserSummary{{User: "alice", UID: 1000, Inodes: 7}},
+		LongRunners:  []report.ProcSummary{{PID: 5, User: "alice", UID: 1000, Comm: "php", AgeSeconds: 3600}},
 		Filesystems:  []report.FSSummary{{Mount: "/", Type: "ext4", SizeBytes: 100, UsedPercent: 50}},
 		Network:      []report.NetSummary{{Interface: "eth0", RxBytes: 1, TxBytes: 2}},
 		Temperatures: []report.SensorSummary{{Chip: "coretemp", Label: "Core 0", Value: 50}},
