@@ -112,7 +112,8 @@ func TestMetricNamesFollowConventions(t *testing.T) {
 	want := []string{"guardd_actions_total", "guardd_tick_duration_seconds", "guardd_host_load", "guardd_user_cpu_cores",
 		"guardd_user_processes", "guardd_user_inodes", "guardd_filesystem_used_ratio", "guardd_spool_records", "guardd_events_lost_total",
 		"guardd_mail_sent_total", "guardd_sink_delivered_events_total", "guardd_network_receive_bytes_total",
-		"guardd_hwmon_temperature_celsius", "guardd_hwmon_fan_rpm", "guardd_tcp_memory_bytes"}
+		"guardd_hwmon_temperature_celsius", "guardd_hwmon_fan_rpm", "guardd_tcp_memory_bytes", "guardd_users_truncated",
+		"guardd_long_running_process_seconds"}
 	for _, w := range want {
 		if !names[w] {
 			t.Errorf("%s is not exported; have %v", w, ours)
