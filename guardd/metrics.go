@@ -1,11 +1,15 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/guardd/guardd/platform"
@@ -42,6 +46,94 @@ func newMetrics(t *teller) *metrics {
 	return m
 }
 
+// Per-host series with a label per filesystem or interface are capped
+// too: a host with a bind mount or a veth per customer must not grow a
+// series per customer. The fullest filesystems and the busiest
+// interfaces are the ones a fleet view looks for.
+const (
+	maxFilesystemSeries = 32
+	maxInterfaceSeries  = 16
+)
+
+// perUserSeries returns the accounts that get guardd_user_* series: the
+// top accounts by CPU, by processes and by inodes (each list cut to top),
+// once each; and how many accounts with processes are left out.
+func perUserSeries(s *report.HostSummary, top int) ([]report.UserSummary, int) {
+	seen := map[string]bool{}
+	var out []report.UserSummary
+	running := 0
+	for _, list := range [][]report.UserSummary{s.TopCPU, s.TopProcesses, s.TopInodes} {
+		for _, u := range list[:min(len(list), top)] {
+			if seen[u.User] {
+				continue
+			}
+			seen[u.User] = true
+			out = append(out, u)
+			if u.Processes > 0 {
+				running++
+			}
+		}
+	}
+	return out, max(s.Users-running, 0)
+}
+
+func fullestFilesystems(fss []report.FSSummary, n int) []report.FSSummary {
+	return topBy(fss, n, func(f *report.FSSummary) float64 { return max(f.UsedPercent, f.InodesUsedPercent) })
+}
+
+func busiestInterfaces(ns []report.NetSummary, n int) []report.NetSummary {
+	return topBy(ns, n, func(x *report.NetSummary) float64 { return float64(x.RxBytes + x.TxBytes) })
+}
+
+// topBy returns the n elements of list with the highest key, ties in list
+// order. It sorts indices, not the (large) elements: this runs on every
+// scrape.
+func topBy[T any](list []T, n int, key func(*T) float64) []T {
+	if len(list) <= n {
+		return list
+	}
+	keys := make([]float64, len(list))
+	idx := make([]int, len(list))
+	for i := range list {
+		keys[i], idx[i] = key(&list[i]), i
+	}
+	slices.SortFunc(idx, func(a, b int) int {
+		if c := cmp.Compare(keys[b], keys[a]); c != 0 {
+			return c
+		}
+		return a - b
+	})
+	out := make([]T, n)
+	for i := range out {
+		out[i] = list[idx[i]]
+	}
+	return out
+}
+
+// labelValue makes customer-controlled text (user names, comm, mount
+// points) a valid label value: client_golang refuses a metric whose label
+// is not UTF-8, and one such process would break the whole scrape.
+func labelValue(s string) string { return strings.ToValidUTF8(s, "\ufffd") }
+
+func cutBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// initActions makes guardd_actions_total{outcome="done"} exist at 0 for
+// every step of every rule: a host that did nothing yet is ranked with 0
+// instead of missing from the fleet's tables (increase() of an absent
+// series is nothing, not 0).
+func (t *teller) initActions(p *policy.Policy) {
+	for _, r := range p.Rules {
+		for _, st := range r.Steps {
+			t.m.actions.WithLabelValues(r.Name, string(st.Kind), report.OutcomeDone)
+		}
+	}
+}
+
 func (t *teller) countAction(ev *report.Event) {
 	t.m.actions.WithLabelValues(ev.Rule, ev.Action, ev.Outcome).Inc()
 }
@@ -54,6 +146,7 @@ func (t *teller) tickMetrics(snap *platform.Snapshot) {
 
 // applyMetrics starts, moves or stops the listener.
 func (t *teller) applyMetrics(p *policy.Policy) {
+	t.initActions(p)
 	want := ""
 	if p.Report.Metrics != nil {
 		want = p.Report.Metrics.Listen
@@ -133,6 +226,8 @@ var (
 	descUserProcs     = prometheus.NewDesc("guardd_user_processes", "Processes of the account; top accounts only.", []string{"user"}, nil)
 	descUserRSS       = prometheus.NewDesc("guardd_user_resident_memory_bytes", "Resident memory of the account's processes; top accounts only.", []string{"user"}, nil)
 	descUserInodes    = prometheus.NewDesc("guardd_user_inodes", "Inodes the account owns in the counted trees; top accounts only.", []string{"user"}, nil)
+	descUsersTrunc    = prometheus.NewDesc("guardd_users_truncated", "Accounts with processes that have no guardd_user_* series: not in the top N by CPU, processes or inodes (report { metrics { top } }).", nil, nil)
+	descLongRunner    = prometheus.NewDesc("guardd_long_running_process_seconds", "Age of the longest-running customer processes, oldest first: rank 1 to N (report { metrics { top } }), the owner and the command name.", []string{"rank", "user", "comm"}, nil)
 	descFSSize        = prometheus.NewDesc("guardd_filesystem_size_bytes", "Filesystem size.", []string{"mountpoint", "fstype"}, nil)
 	descFSAvail       = prometheus.NewDesc("guardd_filesystem_avail_bytes", "Space non-root users can still write.", []string{"mountpoint", "fstype"}, nil)
 	descFSUsed        = prometheus.NewDesc("guardd_filesystem_used_ratio", "Used share of the space users can have, as df's Use% (0-1).", []string{"mountpoint", "fstype"}, nil)
@@ -163,6 +258,10 @@ func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	t := c.t
+	top := policy.DefaultMetricsTop
+	if p := t.pol.Load(); p != nil && p.Report.Metrics != nil {
+		top = p.Report.Metrics.Top
+	}
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
@@ -179,30 +278,31 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descUsers, float64(s.Users))
 		gauge(descFiles, float64(s.FilesOpen))
 		gauge(descFilesMax, float64(s.FilesMax))
-		seen := map[string]bool{}
-		for _, list := range [][]report.UserSummary{s.TopCPU, s.TopProcesses, s.TopInodes} {
-			for _, u := range list {
-				if seen[u.User] {
-					continue
-				}
-				seen[u.User] = true
-				gauge(descUserCPU, u.CPUPercent/100, u.User)
-				gauge(descUserProcs, float64(u.Processes), u.User)
-				gauge(descUserRSS, float64(u.RSSBytes), u.User)
-				if s.TopInodes != nil {
-					gauge(descUserInodes, float64(u.Inodes), u.User)
-				}
+		users, truncated := perUserSeries(s, top)
+		for _, u := range users {
+			name := labelValue(u.User)
+			gauge(descUserCPU, u.CPUPercent/100, name)
+			gauge(descUserProcs, float64(u.Processes), name)
+			gauge(descUserRSS, float64(u.RSSBytes), name)
+			if s.TopInodes != nil {
+				gauge(descUserInodes, float64(u.Inodes), name)
 			}
 		}
-		for _, f := range s.Filesystems {
-			gauge(descFSSize, float64(f.SizeBytes), f.Mount, f.Type)
-			gauge(descFSAvail, float64(f.AvailBytes), f.Mount, f.Type)
-			gauge(descFSUsed, f.UsedPercent/100, f.Mount, f.Type)
-			gauge(descFSInodes, f.InodesUsedPercent/100, f.Mount, f.Type)
+		gauge(descUsersTrunc, float64(truncated))
+		for i, pr := range s.LongRunners[:min(len(s.LongRunners), top)] {
+			gauge(descLongRunner, pr.AgeSeconds, strconv.Itoa(i+1), labelValue(pr.User), labelValue(cutBytes(pr.Comm, 32)))
 		}
-		for _, n := range s.Network {
-			counter(descNetRx, float64(n.RxBytes), n.Interface)
-			counter(descNetTx, float64(n.TxBytes), n.Interface)
+		for _, f := range fullestFilesystems(s.Filesystems, maxFilesystemSeries) {
+			mount, typ := labelValue(f.Mount), labelValue(f.Type)
+			gauge(descFSSize, float64(f.SizeBytes), mount, typ)
+			gauge(descFSAvail, float64(f.AvailBytes), mount, typ)
+			gauge(descFSUsed, f.UsedPercent/100, mount, typ)
+			gauge(descFSInodes, f.InodesUsedPercent/100, mount, typ)
+		}
+		for _, n := range busiestInterfaces(s.Network, maxInterfaceSeries) {
+			dev := labelValue(n.Interface)
+			counter(descNetRx, float64(n.RxBytes), dev)
+			counter(descNetTx, float64(n.TxBytes), dev)
 		}
 		for _, x := range s.Temperatures {
 			gauge(descTemp, x.Value, x.Chip, x.Label)

@@ -161,6 +161,9 @@ func (t *teller) tickSummary(snap *platform.Snapshot) {
 		return
 	}
 	top := max(p.Report.Summary.Top, 10)
+	if p.Report.Metrics != nil {
+		top = max(top, p.Report.Metrics.Top) // the per-user series and long runners come from this picture
+	}
 	s := summarize(snap, p, top)
 	job := summaryJob{s: s, upstream: dueUp, fsFromSnap: snap.Filesystems != nil}
 	if dueUp {

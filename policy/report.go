@@ -107,11 +107,16 @@ const DefaultJournalSocket = "/run/systemd/journal/socket"
 // status page on one HTTP listener.
 type MetricsConfig struct {
 	Listen    string // host:port
+	Top       int    // accounts with per-user series in each ranking, and long-running processes listed
 	DeclRange hcl.Range
 }
 
 // DefaultMetricsListen is where metrics { } listens: loopback only.
 const DefaultMetricsListen = "127.0.0.1:9797"
+
+// DefaultMetricsTop bounds the per-user series: a host with 2,000 active
+// accounts must not cost a fleet's Prometheus 2,000 series per metric.
+const DefaultMetricsTop = 10
 
 // SummaryConfig is report { summary { ... } }: the periodic host summary
 // sent upstream.
@@ -458,9 +463,10 @@ func (d *decoder) journaldBlock(b *hcl.Block) *JournaldConfig {
 }
 
 func (d *decoder) metricsBlock(b *hcl.Block) *MetricsConfig {
-	attrs := d.attrs(b, "listen")
-	m := &MetricsConfig{Listen: DefaultMetricsListen, DeclRange: b.DefRange}
+	attrs := d.attrs(b, "listen", "top")
+	m := &MetricsConfig{Listen: DefaultMetricsListen, Top: DefaultMetricsTop, DeclRange: b.DefRange}
 	d.hostPort(attrs, "listen", &m.Listen)
+	d.intIn(attrs, "top", 1, 100, &m.Top)
 	return m
 }
 
