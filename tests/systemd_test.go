@@ -289,6 +289,13 @@ func bootContainer(t *testing.T, stage, target string) *container {
 				}
 			}
 		}
+		// A net under every offender's own: the whole container, its
+		// customers' fork bombs included, holds at most 4,096 tasks.
+		if _, err := os.Stat(filepath.Join(g, "pids.max")); err == nil {
+			if err := os.WriteFile(filepath.Join(g, "pids.max"), []byte("4096"), 0o644); err != nil {
+				t.Fatalf("%s: %v", filepath.Join(g, "pids.max"), err)
+			}
+		}
 		procs = append(procs, filepath.Join(g, "cgroup.procs"))
 	}
 	script, err := filepath.Abs("testdata/systemd/boot.sh")
@@ -613,7 +620,7 @@ type sdUser struct {
 // container (its /tmp is emptied at boot).
 const sdOffenderPath = "/usr/local/bin/gdt-offender"
 
-// newContainerUser creates a gdt-* user in the container only. Its uid is
+// newUser creates a gdt-* user in the container only. Its uid is
 // far above the host's useradd range and unused by any process here, so
 // nothing guardd does to it in the container can hit a host user (the
 // container shares the host's uids: it has no user namespace).
