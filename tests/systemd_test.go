@@ -818,6 +818,22 @@ func TestSystemdUnderRealSystemd(t *testing.T) {
 				t.Errorf("guardd's status lacks %q:\n%s", want, status)
 			}
 		}
+		// ProtectControlGroups=no: the cgroup2 hierarchy stays writable
+		// for guardd (per-customer groups). In this container nspawn
+		// mounts the v1 controllers read-only for everyone.
+		mi, err := os.ReadFile(fmt.Sprintf("%s/proc/%s/mountinfo", c.root, p["MainPID"]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rw := false
+		for line := range strings.Lines(string(mi)) {
+			if f := strings.Fields(line); len(f) > 5 && strings.Contains(line, " - cgroup2 ") {
+				rw = rw || strings.HasPrefix(f[5], "rw")
+			}
+		}
+		if !rw {
+			t.Errorf("no writable cgroup2 mount in guardd's mount namespace:\n%s", mi)
+		}
 		for _, bad := range []string{"inodes: a tree is left out", "function not implemented", "bind hook unavailable"} {
 			if strings.Contains(c.journalText(unit), bad) {
 				t.Errorf("the journal says %q: the sandbox refuses something guardd needs", bad)
