@@ -283,7 +283,8 @@ func bootContainer(t *testing.T, stage, target string) *container {
 		// A new cpuset group has no CPUs and no memory nodes: nothing
 		// can join it until they are copied from its parent.
 		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
-			if v, err := os.ReadFile(filepath.Join(dir, f)); err == nil {
+			v, err := os.ReadFile(filepath.Join(dir, f))
+			if _, errG := os.Stat(filepath.Join(g, f)); err == nil && errG == nil {
 				if err := os.WriteFile(filepath.Join(g, f), v, 0o644); err != nil {
 					t.Fatalf("%s: %v", filepath.Join(g, f), err)
 				}
