@@ -76,7 +76,8 @@ func field(msg, key string) string {
 	return ""
 }
 
-// TestSystemdNotify: guardd speaks Type=notify-reload: READY=1 with a
+// TestSystemdNotify: guardd speaks the notify protocol (Type=notify with
+// ExecReload, and notify-reload on 253+): READY=1 with a
 // STATUS, WATCHDOG=1 from the loop, RELOADING=1 with MONOTONIC_USEC on
 // SIGHUP followed by READY=1, and STOPPING=1 on SIGTERM.
 func TestSystemdNotify(t *testing.T) {
