@@ -4,6 +4,7 @@
 #   make install       install into $(DESTDIR)$(PREFIX) (binary, unit, man pages, policy if absent)
 #   make packages      dist/guardd_VERSION_ARCH.deb and dist/guardd-VERSION.ARCH.rpm (nfpm)
 #   make version       print the version the build would carry
+#   make GOOS=freebsd  cross-build bin/guardd for FreeBSD (GOARCH=arm64 likewise)
 #
 # The version comes from `git describe --tags --always --dirty`, mapped to a
 # version dpkg and rpm accept (they need a leading digit and no '-'):
@@ -42,9 +43,15 @@ VERSION ?= $(shell cat VERSION 2>/dev/null || echo 0.0.0~dev)
 endif
 
 # Debian and rpm name the architectures differently; nfpm takes Go's names.
+GOOS   ?= $(shell $(GO) env GOOS)
 GOARCH ?= $(shell $(GO) env GOARCH)
 DEBARCH = $(GOARCH)
 RPMARCH = $(subst amd64,x86_64,$(subst arm64,aarch64,$(GOARCH)))
+
+# Where the build goes; the package test points these at a temporary directory.
+BIN   ?= bin/guardd
+BUILD ?= build
+DIST  ?= dist
 
 LDFLAGS = -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
@@ -52,11 +59,11 @@ LDFLAGS = -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 all: build
 
-build: bin/guardd
+build: $(BIN)
 
 # FORCE: go decides what is stale; make cannot see Go's dependencies.
-bin/guardd: FORCE
-	CGO_ENABLED=0 GOARCH=$(GOARCH) $(GO) build -trimpath -buildvcs=false -ldflags '$(LDFLAGS)' -o $@ ./guardd
+$(BIN): FORCE
+	CGO_ENABLED=0 GOOS=$(GOOS) GOARCH=$(GOARCH) $(GO) build -trimpath -buildvcs=false -ldflags '$(LDFLAGS)' -o $@ ./guardd
 
 version:
 	@echo $(VERSION)
@@ -65,55 +72,64 @@ version:
 # saying how to turn enforcement on. It is generated from the binary's own
 # default so the two never drift; the check fails the build if the mode line
 # moved or the result does not validate.
-build/policy.hcl: bin/guardd packaging/policy-header.hcl
-	@mkdir -p build
-	{ cat packaging/policy-header.hcl; ./bin/guardd default-policy | \
+$(BUILD)/policy.hcl: $(BIN) packaging/policy-header.hcl
+	@mkdir -p $(BUILD)
+	{ cat packaging/policy-header.hcl; $(BIN) default-policy | \
 	  sed -E '0,/^  mode( +)= "enforce"( +)#.*/s//  mode\1= "monitor"\2# "enforce" acts: see the top of this file/'; } > $@.tmp
-	@test "$$(diff <(./bin/guardd default-policy) $@.tmp | grep -c '^[<>]   mode ')" = 2 || \
+	@test "$$(diff <($(BIN) default-policy) $@.tmp | grep -c '^[<>]   mode ')" = 2 || \
 	  { echo "packaging: the guardd block's mode line of the default policy was not found"; exit 1; }
-	./bin/guardd check $@.tmp >/dev/null
+	$(BIN) check $@.tmp >/dev/null
 	mv $@.tmp $@
 
 # Man pages gzipped for the .deb (Debian policy 12.1; rpm compresses its own
 # with brp-compress, nfpm does not, so the rpm gets the same gzipped files).
-build/man/guardd.8.gz: man/guardd.8
-	@mkdir -p build/man
+$(BUILD)/man/guardd.8.gz: man/guardd.8
+	@mkdir -p $(BUILD)/man
 	gzip -9n < $< > $@
-build/man/guardd.hcl.5.gz: man/guardd.hcl.5
-	@mkdir -p build/man
+$(BUILD)/man/guardd.hcl.5.gz: man/guardd.hcl.5
+	@mkdir -p $(BUILD)/man
 	gzip -9n < $< > $@
 # The changelog's entry carries this build's version: lintian checks that
 # the package's version and its latest changelog entry agree.
-build/changelog.gz: packaging/changelog FORCE
-	@mkdir -p build
+$(BUILD)/changelog.gz: packaging/changelog FORCE
+	@mkdir -p $(BUILD)
 	{ echo 'guardd ($(VERSION)) unstable; urgency=medium'; cat $<; } | gzip -9n > $@
 
-PKG_INPUTS = bin/guardd build/policy.hcl build/man/guardd.8.gz build/man/guardd.hcl.5.gz \
-	build/changelog.gz packaging/nfpm.yaml
+PKG_INPUTS = $(BIN) $(BUILD)/policy.hcl $(BUILD)/man/guardd.8.gz $(BUILD)/man/guardd.hcl.5.gz \
+	$(BUILD)/changelog.gz $(BUILD)/nfpm.yaml
+NFPM_ENV = VERSION='$(VERSION)' GOARCH='$(GOARCH)'
+
+# nfpm does not expand variables in file sources: the paths are filled in here.
+$(BUILD)/nfpm.yaml: packaging/nfpm.yaml FORCE
+	@mkdir -p $(BUILD)
+	sed -e 's|$${BIN}|$(BIN)|g' -e 's|$${BUILD}|$(BUILD)|g' $< > $@
 
 packages: deb rpm
 
 deb: $(PKG_INPUTS)
-	@mkdir -p dist
-	VERSION='$(VERSION)' GOARCH='$(GOARCH)' $(NFPM) package --config packaging/nfpm.yaml \
-	  --packager deb --target dist/guardd_$(VERSION)_$(DEBARCH).deb
+	@mkdir -p $(DIST)
+	$(NFPM_ENV) $(NFPM) package --config $(BUILD)/nfpm.yaml \
+	  --packager deb --target $(DIST)/guardd_$(VERSION)_$(DEBARCH).deb
 
 rpm: $(PKG_INPUTS)
-	@mkdir -p dist
-	VERSION='$(VERSION)' GOARCH='$(GOARCH)' $(NFPM) package --config packaging/nfpm.yaml \
-	  --packager rpm --target dist/guardd-$(VERSION).$(RPMARCH).rpm
+	@mkdir -p $(DIST)
+	$(NFPM_ENV) $(NFPM) package --config $(BUILD)/nfpm.yaml \
+	  --packager rpm --target $(DIST)/guardd-$(VERSION).$(RPMARCH).rpm
 
-# install: the binary, the unit, the man pages, and the packaged policy
-# only where no policy exists yet (an admin's policy is never overwritten).
-install: bin/guardd build/policy.hcl
+# install: the binary, the unit, the man pages, and the packaged policy and
+# logrotate file only where none exists yet (an admin's are never replaced).
+install: $(BIN) $(BUILD)/policy.hcl
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5
-	install -m 0755 bin/guardd $(DESTDIR)$(SBINDIR)/guardd
+	install -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/guardd
 	install -m 0644 systemd/guardd.service $(DESTDIR)$(UNITDIR)/guardd.service
 	install -m 0644 man/guardd.8 $(DESTDIR)$(MANDIR)/man8/guardd.8
 	install -m 0644 man/guardd.hcl.5 $(DESTDIR)$(MANDIR)/man5/guardd.hcl.5
 	install -d -m 0750 $(DESTDIR)$(SYSCONFDIR)/guardd $(DESTDIR)/var/lib/guardd $(DESTDIR)/var/log/guardd
 	test -e $(DESTDIR)$(SYSCONFDIR)/guardd/policy.hcl || \
-	  install -m 0640 build/policy.hcl $(DESTDIR)$(SYSCONFDIR)/guardd/policy.hcl
+	  install -m 0640 $(BUILD)/policy.hcl $(DESTDIR)$(SYSCONFDIR)/guardd/policy.hcl
+	install -d $(DESTDIR)$(SYSCONFDIR)/logrotate.d
+	test -e $(DESTDIR)$(SYSCONFDIR)/logrotate.d/guardd || \
+	  install -m 0644 packaging/logrotate/guardd $(DESTDIR)$(SYSCONFDIR)/logrotate.d/guardd
 
 # The man pages render without a warning (groff -ww), as the test checks.
 man-check:
@@ -123,6 +139,6 @@ man-check:
 	done
 
 clean:
-	rm -rf bin build dist
+	rm -rf bin build dist $(BIN) $(BUILD) $(DIST)
 
 FORCE:
