@@ -100,3 +100,35 @@ func TestRoffEscapes(t *testing.T) {
 		}
 	}
 }
+
+// Every top-level block of the language has its entry in guardd.hcl(5)'s
+// BLOCKS section and is introduced in the README (a heading or a bold
+// lead-in naming it), so a capability that adds a block adds its docs.
+func TestBlocksDocumented(t *testing.T) {
+	man, err := os.ReadFile(filepath.Join(root, "man", "guardd.hcl.5"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := policy.Blocks()
+	if len(blocks) < 5 {
+		t.Fatalf("policy.Blocks() lists only %v", blocks)
+	}
+	for _, b := range blocks {
+		typ := b[0]
+		entry := ".B " + typ + " { }"
+		if len(b) > 1 {
+			entry = `.BI "` + typ + ` """ ` + b[1] + ` """ { }"`
+		}
+		if !strings.Contains(string(man), "\n"+entry+"\n") {
+			t.Errorf("guardd.hcl(5) has no BLOCKS entry %q", entry)
+		}
+		intro := regexp.MustCompile("(?m)^(###.*|\\*\\*.*|.*The )`" + regexp.QuoteMeta(typ) + "[` ]")
+		if !intro.Match(readme) {
+			t.Errorf("the README introduces no %s block (a heading, bold lead-in or \"The `%s` block\")", typ, typ)
+		}
+	}
+}
