@@ -220,6 +220,12 @@ func TestPackageRPM(t *testing.T) {
 	if err != nil || string(out) != "/etc/guardd/policy.hcl\n/etc/logrotate.d/guardd\n" {
 		t.Errorf("rpm -qpc: %v\n%s", err, out)
 	}
+	out, err = exec.Command(rpm, "-qp", "--scripts", pkg).CombinedOutput()
+	for _, s := range []string{"postinstall scriptlet", "preuninstall scriptlet", "postuninstall scriptlet", "preset guardd.service"} {
+		if err != nil || !strings.Contains(string(out), s) {
+			t.Errorf("rpm --scripts has no %q: %v\n%s", s, err, out)
+		}
+	}
 	out, err = exec.Command(rpm, "-qp", "--qf", "%{VERSION}", pkg).CombinedOutput()
 	if err != nil || string(out) != version {
 		t.Errorf("rpm version %q, %v; want %q", out, err, version)
@@ -281,5 +287,65 @@ func sameFile(t *testing.T, packaged, tree string, gz bool) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("%s differs from %s", packaged, tree)
+	}
+}
+
+// TestLogrotateFile runs the packaged logrotate file through logrotate
+// itself, on a log in a temporary directory: it parses, renames the log
+// (no copytruncate: the lines already written stay in the rotated file)
+// and creates the new one with guardd's mode; its postrotate asks systemd
+// to send SIGUSR1 to guardd's main process only.
+func TestLogrotateFile(t *testing.T) {
+	logrotate, err := exec.LookPath("logrotate")
+	if err != nil {
+		t.Skip("no logrotate (Debian: logrotate)")
+	}
+	conf, err := os.ReadFile("../packaging/logrotate/guardd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(conf)
+	for _, want := range []string{"create 0640 root root", "--kill-who=main --signal=USR1 kill guardd.service"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the logrotate file lacks %q", want)
+		}
+	}
+	if regexp.MustCompile(`(?m)^\s*copytruncate`).MatchString(text) {
+		t.Error("the logrotate file uses copytruncate")
+	}
+	dir := t.TempDir()
+	log := filepath.Join(dir, "audit.jsonl")
+	// Only the path changes, and postrotate records that it ran instead of
+	// signalling (a guardd of this host is none of this test's business).
+	marker := filepath.Join(dir, "postrotate-ran")
+	text = strings.Replace(text, "/var/log/guardd/audit.jsonl", log, 1)
+	post := regexp.MustCompile(`(?m)^\s*systemctl .*$`)
+	if !post.MatchString(text) {
+		t.Fatal("no systemctl line in postrotate")
+	}
+	text = post.ReplaceAllString(text, "\t\ttouch "+marker)
+	cf := filepath.Join(dir, "guardd.conf")
+	if err := os.WriteFile(cf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	line := `{"rule":"cpu-hog","outcome":"done"}` + "\n"
+	if err := os.WriteFile(log, []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(logrotate, "--force", "--state", filepath.Join(dir, "state"), cf).CombinedOutput()
+	if err != nil {
+		t.Fatalf("logrotate: %v\n%s", err, out)
+	}
+	if got, err := os.ReadFile(log + ".1"); err != nil || string(got) != line {
+		t.Errorf("rotated log: %q, %v; want the line written before", got, err)
+	}
+	st, err := os.Stat(log)
+	if err != nil {
+		t.Fatalf("no new log after rotation: %v", err)
+	} else if st.Mode().Perm() != 0o640 || st.Size() != 0 {
+		t.Errorf("new log: mode %v size %d, want 0640 and empty", st.Mode().Perm(), st.Size())
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("postrotate did not run: %v", err)
 	}
 }
