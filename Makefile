@@ -12,6 +12,7 @@
 #   v1.2.3                      -> 1.2.3
 #   v1.2.3-4-gabc1234[-dirty]   -> 1.2.3+git20261204.4.abc1234[.dirty]   (after 1.2.3)
 #   abc1234[-dirty] (no tag)    -> 0.0.0~git20261204.abc1234[.dirty]      (before any release)
+#   v1.2.3-rc1                  -> 1.2.3~rc1                              (before 1.2.3)
 #
 # where 20261204 is the commit's date, so that newer commits sort higher.
 # Without git (a release tarball) the VERSION file is used, else 0.0.0~dev.
@@ -19,7 +20,6 @@
 PREFIX     ?= /usr
 SBINDIR    ?= $(PREFIX)/sbin
 MANDIR     ?= $(PREFIX)/share/man
-DOCDIR     ?= $(PREFIX)/share/doc/guardd
 SYSCONFDIR ?= /etc
 UNITDIR    ?= /lib/systemd/system
 DESTDIR    ?=
@@ -35,9 +35,9 @@ COMMIT       ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
 
 ifneq ($(GIT_DESCRIBE),)
 VERSION ?= $(shell echo '$(GIT_DESCRIBE)' | sed -E 's/-dirty$$/.dirty/' | sed -E \
-	-e 's/^v?([0-9][0-9A-Za-z.+~]*)-([0-9]+)-g([0-9a-f]+)/\1+git$(GIT_DATE).\2.\3/' -e t \
+	-e 's/^v?([0-9][0-9A-Za-z.+~-]*)-([0-9]+)-g([0-9a-f]+)/\1+git$(GIT_DATE).\2.\3/' -e t \
 	-e 's/^v([0-9])/\1/' -e t \
-	-e 's/^([0-9a-f]{4,40})/0.0.0~git$(GIT_DATE).\1/')
+	-e 's/^([0-9a-f]{4,40})/0.0.0~git$(GIT_DATE).\1/' | sed 's/-/~/g')
 else
 VERSION ?= $(shell cat VERSION 2>/dev/null || echo 0.0.0~dev)
 endif

@@ -349,3 +349,42 @@ func TestLogrotateFile(t *testing.T) {
 		t.Errorf("postrotate did not run: %v", err)
 	}
 }
+
+// TestMakeVersionMapping: the Makefile's rule from git describe to a
+// package version, as the README states it, gives versions dpkg accepts
+// and orders as releases are ordered.
+func TestMakeVersionMapping(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("no make")
+	}
+	cases := []struct{ describe, want string }{
+		{"v1.2.3", "1.2.3"},
+		{"v1.2.3-4-gabc1234", "1.2.3+git20261204.4.abc1234"},
+		{"v1.2.3-4-gabc1234-dirty", "1.2.3+git20261204.4.abc1234.dirty"},
+		{"5c57af1", "0.0.0~git20261204.5c57af1"},
+		{"5c57af1-dirty", "0.0.0~git20261204.5c57af1.dirty"},
+		{"v0-17-gabc1234", "0+git20261204.17.abc1234"},
+		{"v1.2.3-rc1", "1.2.3~rc1"},
+	}
+	for _, c := range cases {
+		out, err := exec.Command("make", "-C", "..", "-s", "version", "GIT_DESCRIBE="+c.describe, "GIT_DATE=20261204").CombinedOutput()
+		got := strings.TrimSpace(string(out))
+		if err != nil || got != c.want {
+			t.Errorf("git describe %s: version %q (%v), want %q", c.describe, got, err, c.want)
+		}
+		if !debVersion.MatchString(got) {
+			t.Errorf("git describe %s: %q is not a valid Debian version", c.describe, got)
+		}
+	}
+	if _, err := exec.LookPath("dpkg"); err != nil {
+		return
+	}
+	// Each is older than the next, as dpkg sees it: untagged commits, a
+	// release candidate, its release, commits after it.
+	order := []string{"0.0.0~git20261204.5c57af1", "1.2.3~rc1", "1.2.3", "1.2.3+git20261204.4.abc1234"}
+	for i := 1; i < len(order); i++ {
+		if err := exec.Command("dpkg", "--compare-versions", order[i-1], "lt", order[i]).Run(); err != nil {
+			t.Errorf("dpkg does not order %s before %s", order[i-1], order[i])
+		}
+	}
+}
