@@ -47,6 +47,28 @@ func TestManPagesRender(t *testing.T) {
 	}
 }
 
+// TestManPagesLint: mandoc's linter finds nothing, style included (long
+// lines, bad macro use). The control: a page with a bad section number
+// must not pass.
+func TestManPagesLint(t *testing.T) {
+	mandoc, err := exec.LookPath("mandoc")
+	if err != nil {
+		t.Skip("no mandoc (Debian: mandoc)")
+	}
+	for _, p := range manPages {
+		if out, err := exec.Command(mandoc, "-Tlint", p).CombinedOutput(); err != nil || len(out) > 0 {
+			t.Errorf("mandoc -Tlint %s: %v\n%s", p, err, out)
+		}
+	}
+	bad := filepath.Join(t.TempDir(), "bad.8")
+	if err := os.WriteFile(bad, []byte(".TH BAD 9x\n.SH NAME\nbad \\- bad\n.SH\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(mandoc, "-Tlint", bad).CombinedOutput(); err == nil && len(out) == 0 {
+		t.Error("control: mandoc -Tlint passed a broken page; the check above proves nothing")
+	}
+}
+
 // TestManPageGuarddCoversCLI: guardd(8) documents every command of
 // `guardd help`, every flag of `guardd run -h` and the signals guardd
 // handles, so a new command or flag without its man page fails here.

@@ -132,3 +132,15 @@ func TestBlocksDocumented(t *testing.T) {
 		}
 	}
 }
+
+func TestWrap(t *testing.T) {
+	got := wrap("aaa bbb ccc .ddd", 7)
+	if want := "aaa bbb\nccc\n\\&.ddd"; got != want {
+		t.Errorf("wrap = %q, want %q", got, want)
+	}
+	for _, l := range strings.Split(wrap(strings.Repeat("word ", 100), 78), "\n") {
+		if len(l) > 78 {
+			t.Errorf("line of %d bytes: %q", len(l), l)
+		}
+	}
+}

@@ -74,7 +74,7 @@ func RoffVars() (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("variable %s: %w", v.Name, err)
 		}
-		fmt.Fprintf(&b, ".TP\n.BR %s \" (%s)\"\n%s\n", roffWord(v.Name), v.Type, doc)
+		fmt.Fprintf(&b, ".TP\n.BR %s \" (%s)\"\n%s\n", roffWord(v.Name), v.Type, wrap(doc, 78))
 	}
 	return b.String(), nil
 }
@@ -146,6 +146,30 @@ func roff(s string) (string, error) {
 		out = `\&` + out
 	}
 	return out, nil
+}
+
+// wrap breaks roff text at spaces into lines of at most width bytes
+// (longer words stay whole), none starting with a control character.
+func wrap(s string, width int) string {
+	var lines []string
+	line := ""
+	for _, w := range strings.Fields(s) {
+		if line != "" && len(line)+1+len(w) > width {
+			lines = append(lines, line)
+			line = ""
+		}
+		if line != "" {
+			line += " "
+		}
+		line += w
+	}
+	lines = append(lines, line)
+	for i, l := range lines {
+		if strings.HasPrefix(l, ".") || strings.HasPrefix(l, "'") {
+			lines[i] = `\&` + l
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 // replace puts body between begin and end in doc; both markers must be
