@@ -54,7 +54,7 @@ func (p *Policy) ProcCap(uid uint32, user string, groups []string) (int, bool) {
 }
 
 func init() {
-	defNum("user.forks_per_sec", lvUser, "new processes of the user over the last second, from process events (0 where the kernel's proc connector is unavailable)",
+	defNum("user.forks_per_sec", lvUser, "new processes of the user over the last second, from the kernel's process events (where those are unavailable, only the new processes that 100 ms scans of /proc catch)",
 		func(e *Env) float64 { return e.User.ForksPerSec })
 	defNum("proc.children", lvProc, "child processes (zombies included)", func(e *Env) float64 { return float64(e.Proc.Children) })
 	defNum("proc.zombie_children", lvProc, "zombie children: exited, not yet reaped by this process", func(e *Env) float64 { return float64(e.Proc.Zombies) })

@@ -18,11 +18,11 @@ import (
 //	}
 
 func init() {
-	defStr("fs.mount", lvFS, "mount point", func(e *Env) string { return e.FS.Mount })
-	defStr("fs.type", lvFS, "filesystem type, e.g. ext4, xfs, tmpfs", func(e *Env) string { return e.FS.Type })
+	defStr("fs.mount", lvFS, "mount point (filesystem rules)", func(e *Env) string { return e.FS.Mount })
+	defStr("fs.type", lvFS, "filesystem type (`ext4`, `xfs`, `tmpfs`…)", func(e *Env) string { return e.FS.Type })
 	defStr("fs.device", lvFS, "device (the mount source)", func(e *Env) string { return e.FS.Source })
-	defNum("fs.used_percent", lvFS, "space used, percent, as df's Use% (used / (used + available to users))", func(e *Env) float64 { return e.FS.UsedPercent })
-	defNum("fs.inodes_used_percent", lvFS, "inodes used, percent, as df -i's IUse% (0 on filesystems without a fixed number of inodes)", func(e *Env) float64 { return e.FS.InodesUsedPercent })
+	defNum("fs.used_percent", lvFS, "space used, percent, as `df` computes Use%: used / (used + available to users)", func(e *Env) float64 { return e.FS.UsedPercent })
+	defNum("fs.inodes_used_percent", lvFS, "inodes used, percent, as `df -i` computes IUse% (0 where the filesystem has no fixed number of inodes)", func(e *Env) float64 { return e.FS.InodesUsedPercent })
 	defNum("fs.size_gb", lvFS, "size, GiB", func(e *Env) float64 { return float64(e.FS.SizeBytes) / (1 << 30) })
 	defNum("fs.avail_gb", lvFS, "space available to non-root users, GiB", func(e *Env) float64 { return float64(e.FS.AvailBytes) / (1 << 30) })
 	defNum("fs.inodes_free", lvFS, "free inodes", func(e *Env) float64 { return float64(e.FS.InodesFree) })

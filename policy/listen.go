@@ -194,7 +194,7 @@ func init() {
 	RegisterBlock("listen", []string{"name"}, func(d *decoder, b *hcl.Block, _ []byte) { d.listenBlock(b) })
 	RegisterFinisher((*decoder).finishListens)
 
-	defNumList("proc.listen_ports", lvProc, "ports the process listens on (TCP listen, bound unconnected UDP), sorted",
+	defNumList("proc.listen_ports", lvProc, "ports the process listens on: TCP listeners and unconnected UDP sockets among its descriptors, sorted; filled only for the classes of rules that read it",
 		func(e *Env) []float64 {
 			ports := e.Proc.ListenPorts
 			if len(ports) == 0 {
@@ -206,7 +206,7 @@ func init() {
 			}
 			return out
 		})
-	defNum("user.listeners", lvUser, "listening sockets the user owns (TCP listen, bound unconnected UDP)",
+	defNum("user.listeners", lvUser, "listening sockets the user owns (TCP listen, unconnected UDP)",
 		func(e *Env) float64 { return float64(e.User.Listeners) })
 }
 

@@ -4,13 +4,13 @@ package policy
 // guardd first saw the blocked request: the kernel keeps no timestamps.
 
 func init() {
-	defNum("proc.lock_wait_seconds", lvProc, "how long the process has been blocked on a file lock, seconds (as observed; 0 when not waiting)",
+	defNum("proc.lock_wait_seconds", lvProc, "how long the process has been blocked on a file lock (flock, POSIX, OFD, lease), seconds, as guardd has seen it (0 when not waiting)",
 		func(e *Env) float64 { return e.Proc.LockWait.Seconds() })
-	defNum("proc.locks_held", lvProc, "file locks the process holds (/proc/locks lines)",
+	defNum("proc.locks_held", lvProc, "file locks the process holds (`/proc/locks` entries)",
 		func(e *Env) float64 { return float64(e.Proc.LocksHeld) })
-	defNum("proc.lock_blocking", lvProc, "processes waiting on file locks this process holds",
+	defNum("proc.lock_blocking", lvProc, "processes waiting on file locks this process holds (directly or queued behind another waiter)",
 		func(e *Env) float64 { return float64(e.Proc.LockBlocking) })
-	defNum("proc.lock_blocking_seconds", lvProc, "the longest wait of those processes, seconds (0 when none waits)",
+	defNum("proc.lock_blocking_seconds", lvProc, "the longest wait among those processes, seconds (0 when none waits)",
 		func(e *Env) float64 { return e.Proc.LockBlockingFor.Seconds() })
 	defNum("user.lock_waiters", lvUser, "processes of the user blocked on a file lock",
 		func(e *Env) float64 { return float64(e.User.LockWaiters) })

@@ -92,3 +92,35 @@ func StepKinds() []StepKind {
 	}
 	return out
 }
+
+// StepDoc names a step kind and its attributes, for documentation.
+type StepDoc struct {
+	Kind  StepKind
+	Attrs []string // `after` last: every step takes it
+	Last  bool     // must be the last step of a rule
+}
+
+// Steps lists the step kinds in registration order,
+// for the documentation generator.
+func Steps() []StepDoc {
+	out := make([]StepDoc, 0, len(stepSpecs))
+	for _, sp := range stepSpecs {
+		d := StepDoc{Kind: sp.Kind, Last: sp.Last}
+		for _, a := range sp.Attrs {
+			d.Attrs = append(d.Attrs, a.Name)
+		}
+		d.Attrs = append(d.Attrs, "after")
+		out = append(out, d)
+	}
+	return out
+}
+
+// Blocks lists the top-level block types with their label names, in
+// registration order, for the documentation generator.
+func Blocks() [][]string {
+	var out [][]string
+	for _, b := range topBlocks {
+		out = append(out, append([]string{b.typ}, b.labels...))
+	}
+	return out
+}

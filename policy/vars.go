@@ -42,7 +42,7 @@ const (
 type Var struct {
 	Name string // e.g. "proc.cpu_percent"
 	Type string // bool, number, string
-	Doc  string // one line, with the unit
+	Doc  string // one line, with the unit; `code` in backquotes (the README and guardd.hcl(5) are generated from it)
 
 	typ   typ
 	level level
@@ -79,18 +79,18 @@ func init() {
 	defNum("proc.ppid", lvProc, "parent process id", func(e *Env) float64 { return float64(e.Proc.PPID) })
 	defNum("proc.uid", lvProc, "real uid", func(e *Env) float64 { return float64(e.Proc.UID) })
 	defStr("proc.user", lvProc, "name of the real uid", func(e *Env) string { return e.Proc.User })
-	defStr("proc.exe", lvProc, "executable path (/proc/PID/exe), \"\" when unknown", func(e *Env) string { return e.Proc.Exe })
+	defStr("proc.exe", lvProc, "executable path (`/proc/PID/exe`), `\"\"` when unknown", func(e *Env) string { return e.Proc.Exe })
 	defBool("proc.exe_deleted", lvProc, "the executable was deleted or replaced after the process started", func(e *Env) bool { return e.Proc.ExeDeleted })
 	defStr("proc.comm", lvProc, "command name (chosen by the process: never trust it for protection)", func(e *Env) string { return e.Proc.Comm })
 	defStr("proc.cmdline", lvProc, "arguments joined by spaces (first 512 bytes)", func(e *Env) string { return e.Proc.Cmdline })
-	defStr("proc.state", lvProc, "R running, S sleeping, D disk wait, Z zombie, T stopped, ...", func(e *Env) string { return stateString(e.Proc.State) })
-	defNum("proc.cpu_percent", lvProc, "CPU use since the previous tick, 100 = one core", func(e *Env) float64 { return e.Proc.CPUPercent })
+	defStr("proc.state", lvProc, "state of the main thread: `R` running, `S` sleeping, `D` disk wait, `Z` zombie, `T` stopped, …", func(e *Env) string { return stateString(e.Proc.State) })
+	defNum("proc.cpu_percent", lvProc, "CPU use since the previous tick, 100 = one core (0 on first sight of a process older than one tick)", func(e *Env) float64 { return e.Proc.CPUPercent })
 	defNum("proc.cpu_seconds", lvProc, "CPU time used over the process lifetime, seconds", func(e *Env) float64 { return e.Proc.CPUTime.Seconds() })
 	defNum("proc.age_seconds", lvProc, "time since the process started, seconds", func(e *Env) float64 { return e.Proc.Age.Seconds() })
 	defNum("proc.rss_mb", lvProc, "resident memory, MiB", func(e *Env) float64 { return float64(e.Proc.RSSBytes) / mib })
 	defNum("proc.threads", lvProc, "number of threads", func(e *Env) float64 { return float64(e.Proc.Threads) })
-	defNum("proc.nice", lvProc, "nice value, -20..19", func(e *Env) float64 { return float64(e.Proc.Nice) })
-	defNum("proc.fds", lvProc, "open descriptors, counted every fd_interval; -1 until first counted", func(e *Env) float64 { return float64(e.Proc.FDs) })
+	defNum("proc.nice", lvProc, "nice value, -20…19", func(e *Env) float64 { return float64(e.Proc.Nice) })
+	defNum("proc.fds", lvProc, "open descriptors, counted every `fd_interval` (not every tick); -1 until first counted", func(e *Env) float64 { return float64(e.Proc.FDs) })
 
 	defNum("user.uid", lvUser, "uid", func(e *Env) float64 { return float64(e.User.UID) })
 	defStr("user.name", lvUser, "user name", func(e *Env) string { return e.User.Name })
@@ -98,14 +98,14 @@ func init() {
 	defNum("user.zombies", lvUser, "zombie processes of the user", func(e *Env) float64 { return float64(e.User.Zombies) })
 	defNum("user.cpu_percent", lvUser, "CPU use of all the user's processes since the previous tick, 100 = one core", func(e *Env) float64 { return e.User.CPUPercent })
 	defNum("user.rss_mb", lvUser, "resident memory of all the user's processes, MiB", func(e *Env) float64 { return float64(e.User.RSSBytes) / mib })
-	defNum("user.fds", lvUser, "open descriptors of all the user's processes (as counted every fd_interval)", func(e *Env) float64 { return float64(e.User.FDs) })
+	defNum("user.fds", lvUser, "open descriptors of all the user's processes (as counted every `fd_interval`)", func(e *Env) float64 { return float64(e.User.FDs) })
 
 	defNum("host.load1", lvHost, "1-minute load average", func(e *Env) float64 { return e.Host.Load1 })
 	defNum("host.load5", lvHost, "5-minute load average", func(e *Env) float64 { return e.Host.Load5 })
 	defNum("host.load15", lvHost, "15-minute load average", func(e *Env) float64 { return e.Host.Load15 })
 	defNum("host.ncpu", lvHost, "online CPUs", func(e *Env) float64 { return float64(e.Host.NCPU) })
 	defNum("host.procs", lvHost, "processes on the host", func(e *Env) float64 { return float64(e.Host.Procs) })
-	defNum("host.files_open_percent", lvHost, "system-wide file table in use (fs.file-nr / fs.file-max), percent", func(e *Env) float64 { return e.Host.FilesOpenPercent })
+	defNum("host.files_open_percent", lvHost, "system-wide file table in use (`fs.file-nr` / `fs.file-max`), percent", func(e *Env) float64 { return e.Host.FilesOpenPercent })
 }
 
 // stateStrings avoids allocating a one-byte string per evaluation.
