@@ -87,6 +87,10 @@ func (f *forkStorm) Start(d *daemonState, p *policy.Policy) error {
 
 func (f *forkStorm) Apply(p *policy.Policy) {
 	f.pol.Store(p)
+	if p.Mode == policy.ModeMonitor && len(p.Limits) > 0 {
+		f.d.log.Warn("monitor mode: limits blocks set no process caps (set mode = \"enforce\" in the guardd block to apply them)",
+			"limits", len(p.Limits))
+	}
 	f.mu.Lock()
 	f.watched = map[uint32]bool{}
 	f.capOf = map[uint32]int{}
@@ -128,7 +132,9 @@ func (f *forkStorm) accountLocked(uid uint32) (watched bool, cap int) {
 				break
 			}
 		}
-		c, _ = p.ProcCap(uid, name, groups)
+		if p.Mode != policy.ModeMonitor { // monitor mode changes nothing, caps included
+			c, _ = p.ProcCap(uid, name, groups)
+		}
 	}
 	f.watched[uid], f.capOf[uid] = w, c
 	return w, c

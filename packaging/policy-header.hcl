@@ -1,8 +1,8 @@
 # This policy starts in MONITOR mode: every rule decides and writes what it
 # would do to the audit log (/var/log/guardd/audit.jsonl, outcome
-# "would-do") and acts on nothing. Only the limits block below, a kernel
-# limit rather than a rule, applies already: each customer may run at most
-# 400 processes (remove the block if guardd is to change nothing at first).
+# "would-do") and acts on nothing; the limits block below (at most 400
+# processes per customer, a kernel limit) is not applied either until
+# enforcement is on.
 #
 # To turn enforcement on, once the audit log shows only what you want done,
 # set  mode = "enforce"  in the guardd block below, then check and reload:

@@ -219,6 +219,40 @@ func TestProcessCap(t *testing.T) {
 	}
 }
 
+// TestMonitorModeSetsNoCap: in monitor mode (the packaged policy's) a
+// limits block caps nothing and guardd says so; TestProcessCap beside it
+// is the control.
+func TestMonitorModeSetsNoCap(t *testing.T) {
+	t.Parallel()
+	u := NewUser(t)
+	dir := ExecDir(t)
+	trigger := filepath.Join(dir, "go")
+	ns := newNotifySocket(t)
+	o := StartOffenderSpec(t, u, OffenderSpec{Reaped: true, Args: []string{"-nproc", "60", "fork-until", trigger}})
+	soft0, hard0 := procLimit(t, o.PID)
+	g := StartGuarddConfig(t, Config{Body: Class(u) + capLimit(20), Flags: []string{"--mode", "monitor"},
+		Env: []string{"NOTIFY_SOCKET=" + ns.path, "WATCHDOG_USEC=60000000"}})
+	g.WaitLog(t, func(l LogLine) bool { return strings.HasPrefix(l.Msg, "monitor mode: limits blocks set no process caps") }, Deadline)
+	// A few completed ticks (the loop feeds the watchdog after each): the
+	// offender has been sampled and would have been capped by now.
+	for range 3 {
+		ns.wait(t, "WATCHDOG=1")
+	}
+	if soft, hard := procLimit(t, o.PID); soft != soft0 || hard != hard0 {
+		t.Errorf("monitor mode changed the offender's RLIMIT_NPROC from %s/%s to %s/%s", soft0, hard0, soft, hard)
+	}
+	writeFile(t, trigger, "")
+	line := waitForked(t, o)
+	var n int
+	var errno string
+	if _, err := fmt.Sscanf(line, "forked %d %s", &n, &errno); err != nil {
+		t.Fatalf("offender said %q", line)
+	}
+	if n <= 20 {
+		t.Errorf("forked only %d children (%s): monitor mode capped the user at 20", n, errno)
+	}
+}
+
 // waitForked waits for the fork-until offender's result line.
 func waitForked(t *testing.T, o *Offender) string {
 	t.Helper()
