@@ -232,7 +232,9 @@ func TestMonitorModeSetsNoCap(t *testing.T) {
 	soft0, hard0 := procLimit(t, o.PID)
 	g := StartGuarddConfig(t, Config{Body: Class(u) + capLimit(20), Flags: []string{"--mode", "monitor"},
 		Env: []string{"NOTIFY_SOCKET=" + ns.path, "WATCHDOG_USEC=60000000"}})
-	g.WaitLog(t, func(l LogLine) bool { return strings.HasPrefix(l.Msg, "monitor mode: limits blocks set no process caps") }, Deadline)
+	g.WaitLog(t, func(l LogLine) bool {
+		return strings.HasPrefix(l.Msg, "monitor mode: limits blocks set no process caps")
+	}, Deadline)
 	// A few completed ticks (the loop feeds the watchdog after each): the
 	// offender has been sampled and would have been capped by now.
 	for range 3 {
