@@ -112,6 +112,7 @@ type daemonState struct {
 	enf       *enforce.Enforcer
 	ledger    *enforce.Ledger
 	audit     atomic.Pointer[report.AuditLog] // also written by enforcement follow-ups
+	tally     atomic.Pointer[stepTally]       // the step act is carrying out, if any
 	bootID    string
 	ticker    *time.Ticker
 	ticks     uint64
@@ -403,8 +404,25 @@ func (d *daemonState) decide(snap *platform.Snapshot, evaluate func(*platform.Sn
 		for i, h := range d.held {
 			idx[h.Key] = i
 		}
+		var undone map[enforce.Key]bool
 		for _, dd := range due {
-			d.act(snap, &d.matches[idx[dd.Key]], dd.Step)
+			if undone[dd.Key] {
+				continue // an earlier step of it did nothing this tick
+			}
+			m := &d.matches[idx[dd.Key]]
+			if d.act(snap, m, dd.Step) || !actsOnHost(m.Rule.Steps[dd.Step].Kind) {
+				continue
+			}
+			// A step that did nothing (failed, or found nobody) does not
+			// count as done: no cooldown starts from it, and it is tried
+			// again (DESIGN.md §4, rule 5).
+			d.ledger.Undone(dd.Key, dd.Step, snap.Time, retryUndone)
+			if undone == nil {
+				undone = map[enforce.Key]bool{}
+			}
+			undone[dd.Key] = true
+			d.log.Warn("step did nothing: it does not count as done and is tried again", "rule", m.Rule.Name,
+				"step", dd.Step+1, "action", m.Rule.Steps[dd.Step].Kind, "subject", dd.Key.String(), "retry_in", retryUndone)
 		}
 		d.audit.Load().Sync()
 	}
@@ -485,11 +503,32 @@ func (d *daemonState) saveLedger(sync bool) {
 	}
 }
 
-// act carries out one due step of a match.
-func (d *daemonState) act(snap *platform.Snapshot, m *policy.Match, step int) {
+// retryUndone is how long a step that did nothing waits before it is
+// tried again: soon enough for a fork storm, not a warning every tick.
+const retryUndone = 5 * time.Second
+
+// actsOnHost reports whether a step kind is meant to change the host; a
+// notify or report step that fails is logged, but the escalation goes on:
+// broken mail must not hold back the steps that protect the host.
+func actsOnHost(k policy.StepKind) bool {
+	return k != policy.StepNotify && k != policy.StepReport
+}
+
+// stepTally collects, while one step is carried out, whether any of its
+// audit lines says it did something (done, or would-do in monitor mode).
+type stepTally struct {
+	rule, at string
+	step     int
+	did      atomic.Bool
+}
+
+// act carries out one due step of a match and reports whether it did
+// anything: false when every action failed or was skipped, or when it
+// found nobody to act on.
+func (d *daemonState) act(snap *platform.Snapshot, m *policy.Match, step int) bool {
 	r := m.Rule
 	if step >= len(r.Steps) {
-		return // the rule lost steps in a reload
+		return true // the rule lost steps in a reload: nothing to retry
 	}
 	st := r.Steps[step]
 	values := m.Values()
@@ -516,9 +555,13 @@ func (d *daemonState) act(snap *platform.Snapshot, m *policy.Match, step int) {
 	h := stepHandlers[st.Kind]
 	if h == nil {
 		d.log.Error("no handler for step kind: a bug", "kind", st.Kind, "rule", r.Name)
-		return
+		return true
 	}
+	t := &stepTally{rule: r.Name, at: base.RuleAt, step: base.Step}
+	d.tally.Store(t)
 	h(d, snap, m, st, base)
+	d.tally.Store(nil)
+	return t.did.Load()
 }
 
 // evidenceHooks add a capability's evidence to the audit line of every
@@ -631,11 +674,24 @@ func (d *daemonState) followUp(fu enforce.FollowUp) {
 	ev.Time = time.Now()
 	ev.Signal = fu.Action.Signal
 	ev.Outcome, ev.Reason = fu.Result.Outcome, fu.Result.Reason
-	d.write(&ev)
+	d.journal(&ev)
 	d.audit.Load().Sync()
 }
 
+// write journals ev and, when it is a line of the step being carried out,
+// counts it for that step (act).
 func (d *daemonState) write(ev *report.Event) {
+	if t := d.tally.Load(); t != nil && t.rule == ev.Rule && t.step == ev.Step && t.at == ev.RuleAt &&
+		(ev.Outcome == report.OutcomeDone || ev.Outcome == report.OutcomeWouldDo) {
+		t.did.Store(true)
+	}
+	d.journal(ev)
+}
+
+// journal logs ev, appends it to the audit log and hands it to the
+// components. A follow-up (a kill's SIGKILL after the grace) goes here
+// directly: it must not count for a step being carried out meanwhile.
+func (d *daemonState) journal(ev *report.Event) {
 	lv := slog.LevelInfo
 	if ev.Outcome == report.OutcomeFailed {
 		lv = slog.LevelWarn

@@ -108,3 +108,19 @@ func TestUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestVersionCommand(t *testing.T) {
+	defer func(v, c string) { version, commit = v, c }(version, commit)
+	version, commit = "1.2.3", "0123abc"
+	out, _, err := runCmd("version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The toolchain's vcs.revision wins over main.commit when it is there.
+	if !strings.HasPrefix(out, "guardd 1.2.3 commit ") || !strings.Contains(out, " go1.") {
+		t.Errorf("version: %q", out)
+	}
+	if !strings.Contains(out, "commit 0123abc") && !strings.Contains(out, "commit ") {
+		t.Errorf("version: no commit in %q", out)
+	}
+}
