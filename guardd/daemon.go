@@ -103,24 +103,28 @@ type daemonState struct {
 	log  *slog.Logger
 	opts runOptions
 
-	src       policySource
-	pol       *policy.Policy
-	eval      *policy.Evaluator
-	timings   map[string]*enforce.Timing
-	sampler   *platform.Sampler
-	accounts  *platform.Accounts
-	enf       *enforce.Enforcer
-	ledger    *enforce.Ledger
-	audit     atomic.Pointer[report.AuditLog] // also written by enforcement follow-ups
-	tally     atomic.Pointer[stepTally]       // the step act is carrying out, if any
-	bootID    string
-	ticker    *time.Ticker
-	ticks     uint64
-	watchdog  bool
-	matches   []policy.Match
-	held      []enforce.Held
-	lastStats time.Time
-	acted     uint64 // actions since the last stats line
+	src      policySource
+	pol      *policy.Policy
+	eval     *policy.Evaluator
+	timings  map[string]*enforce.Timing
+	sampler  *platform.Sampler
+	accounts *platform.Accounts
+	enf      *enforce.Enforcer
+	ledger   *enforce.Ledger
+	audit    atomic.Pointer[report.AuditLog] // also written by enforcement follow-ups
+	tally    atomic.Pointer[stepTally]       // the step act is carrying out, if any
+	bootID   string
+	ticker   *time.Ticker
+	ticks    uint64
+	tickFn   func(time.Time) // nil: tick (tests put a stuck tick here)
+	healthy  bool            // the last tick could sample; the watchdog is fed only then
+	// watchdogEvery is how often the loop feeds systemd's watchdog; 0
+	// when there is none.
+	watchdogEvery time.Duration
+	matches       []policy.Match
+	held          []enforce.Held
+	lastStats     time.Time
+	acted         uint64 // actions since the last stats line
 
 	components []component
 	wake       chan struct{} // a component asks for a tick now
@@ -206,10 +210,15 @@ func (d *daemonState) run(ctx context.Context) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
 	changes, stopWatch := d.watchPolicy()
 	defer stopWatch()
 
-	_, d.watchdog = watchdogInterval()
+	if usec, ok := watchdogInterval(); ok {
+		d.watchdogEvery = watchdogPeriod(usec)
+	}
 	d.ticker = time.NewTicker(pol.Interval)
 	defer d.ticker.Stop()
 
@@ -241,35 +250,92 @@ func (d *daemonState) run(ctx context.Context) error {
 		}
 	}()
 
+	d.healthy = true
+	d.loop(ctx, loopSources{hup: hup, usr1: usr1, changes: changes})
+	<-fastDone
+	if d.opts.memProfile != "" { // while everything is still in use
+		if f, err := os.Create(d.opts.memProfile); err == nil {
+			runtime.GC()
+			pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
+	sdNotify(daemon.SdNotifyStopping, "STATUS=stopping")
+	d.log.Info("stopping", "pending_escalations", d.enf.Pending())
+	d.enf.Close()
+	d.decideMu.Lock()
+	d.saveLedger(true)
+	d.decideMu.Unlock()
+	d.audit.Load().Sync()
+	return nil
+}
+
+// loopSources are what the loop waits on besides its ticker.
+type loopSources struct {
+	hup, usr1 <-chan os.Signal
+	changes   <-chan struct{} // a policy file changed
+}
+
+// loop runs ticks, reloads and the watchdog's heartbeat until ctx ends.
+// The heartbeat is a case of the same select as the ticks: the loop
+// proves it is alive every watchdogEvery whatever the interval, and a
+// tick that is stuck cannot feed it.
+func (d *daemonState) loop(ctx context.Context, src loopSources) {
+	var heartbeat <-chan time.Time
+	if d.watchdogEvery > 0 {
+		hb := time.NewTicker(d.watchdogEvery)
+		defer hb.Stop()
+		heartbeat = hb.C
+	}
+	tick := d.tick
+	if d.tickFn != nil {
+		tick = d.tickFn
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			<-fastDone
-			if d.opts.memProfile != "" { // while everything is still in use
-				if f, err := os.Create(d.opts.memProfile); err == nil {
-					runtime.GC()
-					pprof.WriteHeapProfile(f)
-					f.Close()
-				}
-			}
-			sdNotify(daemon.SdNotifyStopping, "STATUS=stopping")
-			d.log.Info("stopping", "pending_escalations", d.enf.Pending())
-			d.enf.Close()
-			d.decideMu.Lock()
-			d.saveLedger(true)
-			d.decideMu.Unlock()
-			d.audit.Load().Sync()
-			return nil
-		case <-hup:
+			return
+		case <-src.hup:
 			d.reload("SIGHUP")
-		case <-changes:
+		case <-src.usr1:
+			d.reopenAudit()
+		case <-src.changes:
 			d.reload("policy file changed")
 		case now := <-d.ticker.C:
-			d.tick(now)
+			tick(now)
 		case <-d.wake:
-			d.tick(time.Now())
+			tick(time.Now())
+		case <-heartbeat:
+			d.feedWatchdog()
 		}
 	}
+}
+
+// feedWatchdog tells systemd the loop is alive, unless the last tick
+// could not sample: a loop that cannot see is not healthy.
+func (d *daemonState) feedWatchdog() {
+	if d.healthy && d.watchdogEvery > 0 {
+		sdNotify(daemon.SdNotifyWatchdog)
+	}
+}
+
+// watchdogPeriod is how often the loop feeds a watchdog of usec: a
+// quarter of it, so that a ping is never more than half of it late even
+// when a tick delays the heartbeat.
+func watchdogPeriod(usec time.Duration) time.Duration {
+	return max(usec/4, time.Millisecond)
+}
+
+// reopenAudit reopens the audit log at its path (SIGUSR1, after
+// logrotate renamed it): lines written before go to the old file, every
+// line after to the new one.
+func (d *daemonState) reopenAudit() {
+	a := d.audit.Load()
+	if err := a.Reopen(); err != nil {
+		d.log.Error("cannot reopen the audit log: still writing to the old file", "path", a.Path(), "err", err)
+		return
+	}
+	d.log.Info("audit log reopened", "path", a.Path())
 }
 
 func (d *daemonState) ledgerPath(p *policy.Policy) string {
@@ -437,8 +503,10 @@ func (d *daemonState) tick(now time.Time) {
 	snap, err := d.sampler.Sample()
 	if err != nil {
 		d.log.Error("sampling failed", "err", err)
-		return // no watchdog ping: a loop that cannot see is not healthy
+		d.healthy = false // no watchdog ping: a loop that cannot see is not healthy
+		return
 	}
+	d.healthy = true
 	for _, c := range d.components {
 		c.Observe(snap)
 	}
@@ -461,9 +529,7 @@ func (d *daemonState) tick(now time.Time) {
 	for _, c := range d.components {
 		c.Tick(snap)
 	}
-	if d.watchdog {
-		sdNotify(daemon.SdNotifyWatchdog)
-	}
+	d.feedWatchdog()
 	if d.ticks == startupTicks {
 		d.releaseStartupPages()
 	}

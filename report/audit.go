@@ -62,7 +62,8 @@ type Event struct {
 // AuditLog appends events as JSON lines. Each Write is one write(2) on an
 // O_APPEND descriptor, so a line is never interleaved or half-written by
 // guardd; Sync makes a batch durable. The file is reopened when it was
-// rotated away (renamed or removed), so logrotate needs no signal.
+// rotated away (renamed or removed), before the next write, and at once
+// on Reopen (SIGUSR1).
 type AuditLog struct {
 	path string
 
@@ -135,6 +136,26 @@ func (a *AuditLog) reopenIfRotated() error {
 	if err := a.open(); err != nil {
 		return err
 	}
+	old.Close()
+	return nil
+}
+
+// Reopen closes the file and opens the path again (SIGUSR1 after a
+// rotation): every line written before Reopen is in the old file, every
+// line after it in the new one. The old file is fsynced first, so what
+// the rotation moved away is on disk. On error the old file stays open.
+func (a *AuditLog) Reopen() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.f == nil {
+		return errors.New("audit log closed")
+	}
+	old := a.f
+	if err := a.open(); err != nil {
+		a.f = old
+		return err
+	}
+	old.Sync()
 	old.Close()
 	return nil
 }
