@@ -103,28 +103,29 @@ type daemonState struct {
 	log  *slog.Logger
 	opts runOptions
 
-	src      policySource
-	pol      *policy.Policy
-	eval     *policy.Evaluator
-	timings  map[string]*enforce.Timing
-	sampler  *platform.Sampler
-	accounts *platform.Accounts
-	enf      *enforce.Enforcer
-	ledger   *enforce.Ledger
-	audit    atomic.Pointer[report.AuditLog] // also written by enforcement follow-ups
-	tally    atomic.Pointer[stepTally]       // the step act is carrying out, if any
-	bootID   string
-	ticker   *time.Ticker
-	ticks    uint64
-	tickFn   func(time.Time) // nil: tick (tests put a stuck tick here)
-	healthy  bool            // the last tick could sample; the watchdog is fed only then
+	src       policySource
+	pol       *policy.Policy
+	eval      *policy.Evaluator
+	timings   map[string]*enforce.Timing
+	sampler   *platform.Sampler
+	accounts  *platform.Accounts
+	enf       *enforce.Enforcer
+	ledger    *enforce.Ledger
+	audit     atomic.Pointer[report.AuditLog] // also written by enforcement follow-ups
+	tally     atomic.Pointer[stepTally]       // the step act is carrying out, if any
+	bootID    string
+	ticker    *time.Ticker
+	ticks     uint64
+	tickFn    func(time.Time) // nil: tick (tests put a stuck tick here)
+	healthy   bool            // the last tick could sample; the watchdog is fed only then
+	matches   []policy.Match
+	held      []enforce.Held
+	lastStats time.Time
+	acted     uint64 // actions since the last stats line
+
 	// watchdogEvery is how often the loop feeds systemd's watchdog; 0
 	// when there is none.
 	watchdogEvery time.Duration
-	matches       []policy.Match
-	held          []enforce.Held
-	lastStats     time.Time
-	acted         uint64 // actions since the last stats line
 
 	components []component
 	wake       chan struct{} // a component asks for a tick now
@@ -157,6 +158,11 @@ func (d *daemonState) Wake() {
 }
 
 func (d *daemonState) run(ctx context.Context) error {
+	// At once: SIGUSR1's default action ends the process, and logrotate
+	// may send it while guardd is starting.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
 	if os.Geteuid() != 0 {
 		d.log.Warn("not running as root: guardd will see processes but cannot act on other users' processes")
 	}
@@ -210,9 +216,6 @@ func (d *daemonState) run(ctx context.Context) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	usr1 := make(chan os.Signal, 1)
-	signal.Notify(usr1, syscall.SIGUSR1)
-	defer signal.Stop(usr1)
 	changes, stopWatch := d.watchPolicy()
 	defer stopWatch()
 
