@@ -45,7 +45,8 @@ func init() {
 			for _, st := range r.Steps {
 				if st.Kind == StepNotify {
 					d.errf(st.DeclRange.Ptr(), "notify without mail settings",
-						"Customer mail needs a report { mail { to = \"{{.User}}@example.jp\" } } block (relay, from and the rest have defaults).")
+						"Customer mail needs a mail block inside a report block (relay, from and the rest have defaults):\n\n"+
+							"report {\n  mail {\n    to = \"{{.User}}@example.jp\"\n  }\n}")
 					return
 				}
 			}
