@@ -227,6 +227,18 @@ func (d *daemonState) run(ctx context.Context) error {
 
 	d.log.Info("guardd started", "version", version, "policy", d.src.String(), "rules", len(pol.Rules),
 		"mode", pol.Mode, "interval", pol.Interval, "audit_log", pol.AuditLog, "pid", os.Getpid())
+	// What this host or the unit will not let guardd do, one line each
+	// with the setting that fixes it; beside the start, not in its way.
+	go func() {
+		if path := d.src.path; path != "" {
+			for _, e := range policyPermissionErrors(path) {
+				d.log.Warn("policy can be changed by others than root: " + e)
+			}
+		}
+		for _, pr := range runProbes(pol, true) {
+			d.log.Warn("self-check: "+pr.String(), "probe", pr.Name)
+		}
+	}()
 	// Start-up is over: give back the code only it ran, before the first
 	// sample (the largest allocation guardd makes) adds to the peak.
 	// Again after startupTicks, for what the first ticks ran once.

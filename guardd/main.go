@@ -88,6 +88,9 @@ func main() {
 	if len(os.Args) > 1 && (os.Args[1] == enforce.HelperSignalUser || os.Args[1] == enforce.HelperProcCap) {
 		os.Exit(enforce.RunHelper(os.Args[1:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == probeSyscallCmd {
+		os.Exit(runSyscallProbe(os.Args[2:]))
+	}
 	if len(os.Args) > 1 && os.Args[1] == "_offender" {
 		if err := runOffender(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "guardd _offender:", err)

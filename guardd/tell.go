@@ -424,7 +424,15 @@ func (r *recipients) reload() error {
 		if r.m != nil {
 			r.bad = fi.ModTime()
 		}
-		return fmt.Errorf("mail map %s: %w", r.path, errors.Join(errs...))
+		// PATH:LINE: each, the form editors and grep pick up.
+		located := make([]error, len(errs))
+		for i, err := range errs {
+			located[i] = fmt.Errorf("mail map %s: %w", r.path, err)
+			if le, ok := err.(*report.MapLineError); ok {
+				located[i] = fmt.Errorf("%s:%d: %w", r.path, le.Line, le.Err)
+			}
+		}
+		return errors.Join(located...)
 	}
 	r.m, r.mtime = m, fi.ModTime()
 	return nil

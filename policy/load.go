@@ -310,6 +310,7 @@ func (d *decoder) members(m *Members, attrs hcl.Attributes) {
 				m.Users = map[string]bool{}
 			}
 			m.Users[it.s] = true
+			m.noteName("user", it)
 		}
 	}
 	if a := attrs["groups"]; a != nil {
@@ -318,8 +319,13 @@ func (d *decoder) members(m *Members, attrs hcl.Attributes) {
 				m.Groups = map[string]bool{}
 			}
 			m.Groups[it.s] = true
+			m.noteName("group", it)
 		}
 	}
+}
+
+func (m *Members) noteName(kind string, it item) {
+	m.Names = append(m.Names, AccountName{Kind: kind, Name: it.s, Range: it.r})
 }
 
 type item struct {
