@@ -235,9 +235,11 @@ func (d *daemonState) run(ctx context.Context) error {
 				d.log.Warn("policy can be changed by others than root: " + e)
 			}
 		}
-		for _, pr := range runProbes(pol, true) {
+		probes := runProbes(pol, true)
+		for _, pr := range probes {
 			d.log.Warn("self-check: "+pr.String(), "probe", pr.Name)
 		}
+		d.log.Info("self-check done", "problems", len(probes))
 	}()
 	// Start-up is over: give back the code only it ran, before the first
 	// sample (the largest allocation guardd makes) adds to the peak.
