@@ -63,8 +63,8 @@ rule "web-hog" {
 	}
 	for _, want := range []string{
 		filepath.Join(dir, "10-broken.hcl") + ":5,", // the syntax error
-		filepath.Join(dir, "20-rules.hcl") + ":2,", // the unknown class, despite it
-		filepath.Join(dir, "20-rules.hcl") + ":9,", // the bad duration
+		filepath.Join(dir, "20-rules.hcl") + ":2,",  // the unknown class, despite it
+		filepath.Join(dir, "20-rules.hcl") + ":9,",  // the bad duration
 		"3 error(s)",
 	} {
 		if !strings.Contains(errOut, want) {
