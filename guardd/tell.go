@@ -199,6 +199,7 @@ func (t *teller) apply(p *policy.Policy, first bool) {
 			})
 			t.tail = report.NewAuditTail(p.AuditLog, t.host, sp)
 			t.tail.Warnf = func(format string, args ...any) { t.log.Warn(fmt.Sprintf(format, args...)) }
+			t.tail.Log = t.d.audit.Load // the writer is in this process: follow its rotations exactly
 			t.wg.Add(1)
 			go t.tailLoop()
 		}
