@@ -353,6 +353,9 @@ func (d *daemonState) reopenAudit() {
 		return
 	}
 	d.log.Info("audit log reopened", "path", a.Path())
+	if t := d.teller(); t != nil {
+		t.wakeTail() // forward the old file's last lines now
+	}
 }
 
 func (d *daemonState) ledgerPath(p *policy.Policy) string {

@@ -335,6 +335,14 @@ func (t *teller) Tick(snap *platform.Snapshot) {
 	// The tick's events are journalled: move them into the spool in one
 	// transaction. (Events from timers, a SIGKILL after its grace, are
 	// picked up by the tail's own one-second poll.)
+	t.wakeTail()
+}
+
+// wakeTail asks the tail to read the audit log now.
+func (t *teller) wakeTail() {
+	if t.tailWake == nil {
+		return
+	}
 	select {
 	case t.tailWake <- struct{}{}:
 	default:

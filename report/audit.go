@@ -83,8 +83,10 @@ type leftFile struct {
 	next uint64 // the file written after it
 }
 
-// maxLeftFiles bounds the rotated-away files kept open for a tail.
-const maxLeftFiles = 16
+// maxLeftFiles bounds the rotated-away files kept open for a tail: a
+// tail that falls further behind (rotations faster than it polls) loses
+// the oldest, and says so.
+const maxLeftFiles = 64
 
 // OpenAuditLog opens (creating it and its directory) the audit log.
 func OpenAuditLog(path string) (*AuditLog, error) {

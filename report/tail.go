@@ -415,6 +415,7 @@ func (t *AuditTail) switchIfRotated() (bool, error) {
 				t.f, t.ino, t.off, t.next = f, ino, 0, !current
 				return true, t.saveCursor()
 			}
+			t.warnf("audit log %s was rotated more often than the forwarder could follow: events of the files in between are not forwarded (they are still in the files)", t.path)
 		}
 		t.Close()
 		return t.openNew()

@@ -4,6 +4,7 @@ package tests
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,22 +16,32 @@ import (
 // TestAuditRotation rotates the audit log 1,000 times the way logrotate
 // does it (rename, then SIGUSR1) while guardd writes audit lines at every
 // tick, and finds every line guardd says it wrote exactly once across the
-// files: none lost, none duplicated.
+// files: none lost, none duplicated; and the upstream forwarder, which
+// reads the log back, sends each of them exactly once too.
 func TestAuditRotation(t *testing.T) {
 	t.Parallel()
 	u := NewUser(t)
+	var offenders []*Offender
 	for i := range 8 {
-		StartOffender(t, u, "sleep", fmt.Sprint("rotate-", i))
+		offenders = append(offenders, StartOffender(t, u, "sleep", fmt.Sprint("rotate-", i)))
 	}
+	dir := t.TempDir()
+	secret := []byte("rotation secret")
+	secretFile := filepath.Join(dir, "webhook-secret")
+	if err := os.WriteFile(secretFile, secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	col := NewCollector(t, secret)
+	col.Listen(t, http.StatusOK)
 	// A report of every one of the user's processes at every tick: a cheap
 	// source of audit lines (no side effect) that keeps coming.
-	g := StartGuarddConfig(t, Config{Interval: "100ms", Body: Class(u) + `rule "every" {
+	g := StartGuarddConfig(t, Config{Dir: dir, Interval: "100ms", Body: Class(u) + `rule "every" {
   class    = "c"
   when     = proc.age_seconds >= 0
   cooldown = "0s"
   report {}
 }
-`})
+` + webhookReport("http://"+col.Addr+"/hook", secretFile, "")})
 	g.WaitAudit(t, func(e Event) bool { return e.Rule == "every" }, Deadline)
 	const rotations = 1000
 	var files []string
@@ -58,11 +69,65 @@ func TestAuditRotation(t *testing.T) {
 		// Paced, so that the rotations span about 50 ticks of writes.
 		time.Sleep(5 * time.Millisecond)
 	}
-	// Let a few more ticks write to the last file, then stop guardd so that
-	// its log and the files are complete.
-	time.Sleep(500 * time.Millisecond)
-	g.Stop(t)
+	// No more lines: then every line written is forwarded, and guardd is
+	// stopped with its log and the files complete.
+	for _, o := range offenders {
+		o.Kill()
+		WaitGone(t, o.ID, Deadline)
+	}
 	files = append(files, g.AuditPath)
+	written := func() map[string]bool {
+		m := map[string]bool{}
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			for _, l := range strings.Split(string(b), "\n") {
+				if strings.Contains(l, `"rule":"every"`) {
+					m[l] = true
+				}
+			}
+		}
+		return m
+	}
+	forwarded := func() map[string]map[string]bool { // audit line -> envelope ids
+		m := map[string]map[string]bool{}
+		for _, e := range col.Events() {
+			if e.Kind == "audit" && strings.Contains(string(e.Data), `"rule":"every"`) {
+				if m[string(e.Data)] == nil {
+					m[string(e.Data)] = map[string]bool{}
+				}
+				m[string(e.Data)][e.ID] = true
+			}
+		}
+		return m
+	}
+	Eventually(Deadline, func() bool {
+		w, f := written(), forwarded()
+		for l := range w {
+			if f[l] == nil {
+				return false
+			}
+		}
+		return len(w) > 0
+	})
+	g.Stop(t)
+	w, f := written(), forwarded()
+	lost, twice := 0, 0
+	for l := range w {
+		if f[l] == nil {
+			lost++
+		}
+	}
+	for l, ids := range f {
+		if len(ids) > 1 {
+			twice++ // the same line under two ids: queued twice, not a redelivery
+		}
+		if !w[l] {
+			t.Errorf("forwarded a line that is in no file: %s", l)
+		}
+	}
+	if lost > 0 || twice > 0 {
+		t.Errorf("upstream: %d of %d audit lines never forwarded, %d forwarded under two ids", lost, len(w), twice)
+	}
 
 	type id struct {
 		at   time.Time
