@@ -47,7 +47,7 @@ type runOptions struct {
 
 func runDaemon(ctx context.Context, args []string, stderr io.Writer) error {
 	var o runOptions
-	fs := flagSet("run", "[run] [flags]\n\nRuns the daemon in the foreground. Reloads the policy on SIGHUP and when a\npolicy file changes; stops on SIGTERM or SIGINT.", stderr)
+	fs := flagSet("run", "[run] [flags]\n\nRuns the daemon in the foreground. Reloads the policy on SIGHUP and when a\npolicy file changes; reopens the audit log on SIGUSR1; stops on SIGTERM or\nSIGINT.", stderr)
 	fs.StringVar(&o.policy.path, "policy", "", "policy file or directory of *.hcl (default "+defaultPolicyPath()+" if it exists, else the embedded default)")
 	fs.StringVar(&o.mode, "mode", "", "override the policy: \"monitor\" makes every rule log what it would do and touch nothing; \"enforce\" sets the default mode (rules that say monitor stay so)")
 	fs.StringVar(&o.auditLog, "audit-log", "", "override the policy's audit_log path")
@@ -601,16 +601,19 @@ func actsOnHost(k policy.StepKind) bool {
 }
 
 // stepTally collects, while one step is carried out, whether any of its
-// audit lines says it did something (done, or would-do in monitor mode).
+// audit lines says it was carried out: done, would-do (monitor mode), or
+// skipped on purpose (the target is protected, gone, or no longer
+// matches: trying again would not change that, and would only repeat the
+// line). Failed lines do not count.
 type stepTally struct {
 	rule, at string
 	step     int
 	did      atomic.Bool
 }
 
-// act carries out one due step of a match and reports whether it did
-// anything: false when every action failed or was skipped, or when it
-// found nobody to act on.
+// act carries out one due step of a match and reports whether it was
+// carried out: false when every action of it failed, or when it found
+// nobody to act on (it wrote no line).
 func (d *daemonState) act(snap *platform.Snapshot, m *policy.Match, step int) bool {
 	r := m.Rule
 	if step >= len(r.Steps) {
@@ -768,7 +771,7 @@ func (d *daemonState) followUp(fu enforce.FollowUp) {
 // counts it for that step (act).
 func (d *daemonState) write(ev *report.Event) {
 	if t := d.tally.Load(); t != nil && t.rule == ev.Rule && t.step == ev.Step && t.at == ev.RuleAt &&
-		(ev.Outcome == report.OutcomeDone || ev.Outcome == report.OutcomeWouldDo) {
+		ev.Outcome != report.OutcomeFailed {
 		t.did.Store(true)
 	}
 	d.journal(ev)

@@ -91,4 +91,13 @@ rule "storm" {
 	if calls != 2 {
 		t.Fatalf("kill_user ran %d times during the cooldown of a step that worked, want 2", calls)
 	}
+	// Skipped on purpose (the account is protected): trying again would
+	// change nothing, so it counts, and the cooldown holds.
+	d.ledger = enforce.NewLedger()
+	outcome = report.OutcomeSkipped
+	tickAt(0)
+	tickAt(retryUndone + time.Second)
+	if calls != 3 {
+		t.Fatalf("kill_user ran %d times, want 3: a skipped step was tried again", calls)
+	}
 }
