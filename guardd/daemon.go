@@ -126,6 +126,9 @@ type daemonState struct {
 	// watchdogEvery is how often the loop feeds systemd's watchdog; 0
 	// when there is none.
 	watchdogEvery time.Duration
+	// quotactlForbidden: the seccomp filter kills on quotactl_fd (set at
+	// start, read by the inode counter).
+	quotactlForbidden bool
 
 	components []component
 	wake       chan struct{} // a component asks for a tick now
@@ -201,6 +204,12 @@ func (d *daemonState) run(ctx context.Context) error {
 		d.log.Warn("escalation state not restored", "err", err)
 	}
 	d.enf = enforce.New(pol.MinUID, d.accounts, d.followUp)
+	// Before any component can make the call: a seccomp filter without
+	// quotactl_fd kills the caller (the inode counter) with SIGSYS.
+	if pr := quotactlProbe(); pr.Err != nil {
+		d.quotactlForbidden = errors.Is(pr.Err, errSIGSYS)
+		d.log.Warn("self-check: "+pr.String(), "probe", pr.Name)
+	}
 	d.install(pol)
 	d.wake = make(chan struct{}, 1)
 	d.wakeUsers = make(chan struct{}, 1)

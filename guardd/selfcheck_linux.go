@@ -51,7 +51,9 @@ func runProbes(p *policy.Policy, inDaemon bool) []probe {
 	add(probe{Name: "audit", What: "the audit log " + p.AuditLog, Err: probeWritable(p.AuditLog)})
 	if p.Inodes != nil {
 		add(probe{Name: "openat2", What: "per-user inode counts and clean_tmp", Err: probeSyscall("openat2")})
-		add(probe{Name: "quotactl_fd", What: "inode counts from quotas", Err: probeSyscall("quotactl_fd")})
+		if !inDaemon { // the daemon probes it before it starts counting
+			add(quotactlProbe())
+		}
 	}
 	if !inDaemon {
 		add(probe{Name: "connector", What: "process events (the proc connector)", Err: probeConnector()})
@@ -164,6 +166,11 @@ func probeBPF() error {
 		return fmt.Errorf("load BPF program: %w", err)
 	}
 	return prog.Close()
+}
+
+// quotactlProbe tries quotactl_fd in a child.
+func quotactlProbe() probe {
+	return probe{Name: "quotactl_fd", What: "inode counts from quotas", Err: probeSyscall("quotactl_fd")}
 }
 
 // probeSyscall runs one syscall probe in a child of guardd's binary.

@@ -13,3 +13,5 @@ func runProbes(p *policy.Policy, inDaemon bool) []probe { return nil }
 const probeSyscallCmd = "_probe-syscall"
 
 func runSyscallProbe(args []string) int { return 2 }
+
+func quotactlProbe() probe { return probe{Name: "quotactl_fd"} }

@@ -3,7 +3,12 @@
 package tests
 
 import (
+	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -102,5 +107,54 @@ func TestFailedKillUserIsRetried(t *testing.T) {
 			return e.Rule == "storm" && e.Action == "kill_user" && e.Outcome == "done" && e.UID == u.UID
 		}, Deadline)
 		o.WaitExit(t, Deadline)
+	})
+}
+
+// TestQuotactlForbiddenBySeccomp: under a seccomp filter that kills on
+// quotactl_fd (systemd's SystemCallFilter=@system-service without
+// SystemCallErrorNumber=, as the first shipped unit had it), guardd says
+// so at start and counts inodes by walking instead of dying with SIGSYS
+// in a restart loop. The control, without the filter, has no such line.
+func TestQuotactlForbiddenBySeccomp(t *testing.T) {
+	t.Parallel()
+	if runtime.GOARCH != "amd64" {
+		t.Skip("the filter of seccompwrap is written for amd64")
+	}
+	wrap := filepath.Join(binDir, "seccompwrap-"+strconv.Itoa(os.Getpid()))
+	if err := goBuild(wrap, "./seccompwrap"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(wrap) })
+	const sysQuotactlFD = 443
+	u := NewUser(t)
+	body := func(dir string) string {
+		return Class(u) + fmt.Sprintf("inodes {\n  dirs = [%q]\n}\n", dir)
+	}
+	t.Run("forbidden", func(t *testing.T) {
+		t.Parallel()
+		tree := t.TempDir()
+		g := StartGuarddConfig(t, Config{Body: body(tree), Wrap: []string{wrap, strconv.Itoa(sysQuotactlFD), "--"}})
+		l := g.WaitLog(t, func(l LogLine) bool { return l.Attrs["probe"] == "quotactl_fd" }, Deadline)
+		if !strings.Contains(l.Msg, "SIGSYS") || !strings.Contains(l.Msg, "SystemCallErrorNumber=") {
+			t.Errorf("self-check line: %s", l.Raw)
+		}
+		g.WaitLog(t, func(l LogLine) bool {
+			return l.Msg == "inodes: counting by walking the tree" && l.Attrs["tree"] == tree
+		}, Deadline)
+		g.WaitLog(t, Msg("self-check done"), Deadline)
+		if g.Exited() {
+			t.Fatal("guardd died under the filter")
+		}
+		// Stop (in cleanup) checks that it exits 0, not by SIGSYS.
+	})
+	t.Run("control", func(t *testing.T) {
+		t.Parallel()
+		g := StartGuarddConfig(t, Config{Body: body(t.TempDir())})
+		g.WaitLog(t, Msg("self-check done"), Deadline)
+		for _, l := range g.Lines() {
+			if l.Attrs["probe"] == "quotactl_fd" {
+				t.Errorf("quotactl_fd reported forbidden without a filter: %s", l.Raw)
+			}
+		}
 	})
 }
