@@ -56,7 +56,11 @@ type progress struct {
 	Started  time.Time `json:"started,omitzero"`   // step one ran
 	Done     int       `json:"done"`               // steps run so far
 	LastStep time.Time `json:"last_step,omitzero"` // when the last step ran
+	// Retry: the next step did nothing when it last came due (it failed,
+	// or found nobody to act on); it is not tried again before this.
+	Retry    time.Time `json:"retry,omitzero"`
 	gen      uint64
+	prevLast time.Time // LastStep before the steps of this tick, for Undone
 }
 
 // Ledger keeps the escalation state of every (rule, subject): when the
@@ -80,8 +84,8 @@ func NewLedger() *Ledger { return &Ledger{entries: map[Key]*progress{}} }
 func (l *Ledger) Len() int { return len(l.entries) }
 
 // Advance records the subjects whose condition holds at now and returns
-// the steps that are due, in order. Every returned step counts as run
-// (whatever its outcome), so a failing action is not retried every tick.
+// the steps that are due, in order. A returned step counts as run unless
+// the caller says with Undone that it did nothing.
 // Subjects not held are dropped unless their cooldown is running; timing
 // gives the current timing of a rule, nil when the rule no longer exists.
 func (l *Ledger) Advance(now time.Time, held []Held, timing func(rule string) *Timing) []Due {
@@ -110,7 +114,11 @@ func (l *Ledger) AdvanceSome(now time.Time, held []Held, timing func(rule string
 			*e = progress{Since: now, gen: l.gen} // cooled down and still offending: start over
 			l.dirty = true
 		}
+		e.prevLast = e.LastStep
 		for e.Done < steps {
+			if !e.Retry.IsZero() && now.Before(e.Retry) {
+				break
+			}
 			if e.Done == 0 {
 				if now.Sub(e.Since) < h.Timing.For {
 					break
@@ -121,7 +129,7 @@ func (l *Ledger) AdvanceSome(now time.Time, held []Held, timing func(rule string
 			}
 			due = append(due, Due{Key: h.Key, Step: e.Done})
 			e.Done++
-			e.LastStep = now
+			e.LastStep, e.Retry = now, time.Time{}
 			l.dirty = true
 		}
 	}
@@ -136,6 +144,26 @@ func (l *Ledger) AdvanceSome(now time.Time, held []Held, timing func(rule string
 		l.dirty = true
 	}
 	return due
+}
+
+// Undone says that step of k, just returned as due by Advance at now, did
+// nothing (it failed, or found nobody to act on): it does not count as
+// run. The escalation stays before that step, which comes due again from
+// now+retry while the condition holds; so no cooldown starts from a step
+// that did nothing, and a failure is not retried every tick. Steps after
+// it that were due in the same tick are undone with it.
+func (l *Ledger) Undone(k Key, step int, now time.Time, retry time.Duration) {
+	e := l.entries[k]
+	if e == nil || e.Done <= step {
+		return
+	}
+	e.Done = step
+	if step == 0 {
+		e.Started = time.Time{}
+	}
+	e.LastStep = e.prevLast
+	e.Retry = now.Add(retry)
+	l.dirty = true
 }
 
 // Forget drops the escalations of processes that no longer exist.

@@ -145,3 +145,70 @@ func TestLedgerSaveLoad(t *testing.T) {
 		t.Errorf("missing file: %v, len %d", err, missing.Len())
 	}
 }
+
+// A step that did nothing (Undone) starts no cooldown and is not saved as
+// run: the kill_user that failed for want of capabilities must not leave
+// the user alone for the rule's cooldown (issue 11, item 6).
+func TestLedgerUndoneStepIsRetriedNotCooledDown(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.json")
+	tm := &Timing{Cooldown: time.Hour, After: []time.Duration{0}}
+	k := Key{Rule: "storm", UID: 1000}
+	timing := func(string) *Timing { return tm }
+	held := []Held{{k, tm}}
+	l := NewLedger()
+	due := l.Advance(at(0), held, timing)
+	if len(due) != 1 {
+		t.Fatalf("due %v, want step 1", due)
+	}
+	l.Undone(k, 0, at(0), 5*time.Second)
+	if err := l.Save(path, "boot", at(0), true); err != nil {
+		t.Fatal(err)
+	}
+	l, err := LoadLedger(path, "boot") // what a restart after fixing the unit sees
+	if err != nil {
+		t.Fatal(err)
+	}
+	for s := 1; s < 5; s++ {
+		if due := l.Advance(at(s), held, timing); len(due) != 0 {
+			t.Fatalf("at %ds: due %v within the retry delay", s, due)
+		}
+	}
+	due = l.Advance(at(5), held, timing)
+	if len(due) != 1 || due[0].Step != 0 {
+		t.Fatalf("at 5s: due %v, want step 1 again (the failed one did not count)", due)
+	}
+	// This time it worked: now the cooldown holds.
+	if due := l.Advance(at(6), held, timing); len(due) != 0 {
+		t.Fatalf("at 6s: due %v during the cooldown", due)
+	}
+
+	// Control: without Undone the cooldown starts from the step.
+	c := NewLedger()
+	c.Advance(at(0), held, timing)
+	if due := c.Advance(at(5), held, timing); len(due) != 0 {
+		t.Fatalf("control: due %v during the cooldown", due)
+	}
+}
+
+// A later step that did nothing leaves the earlier ones done and keeps
+// its own delay since step one.
+func TestLedgerUndoneLaterStep(t *testing.T) {
+	tm := &Timing{Cooldown: time.Hour, After: []time.Duration{0, 10 * time.Second}}
+	k := Key{Rule: "r", PID: 1, StartTime: 1, UID: 1000}
+	timing := func(string) *Timing { return tm }
+	held := []Held{{k, tm}}
+	l := NewLedger()
+	var got []string
+	for s := 0; s <= 30; s++ {
+		for _, d := range l.Advance(at(s), held, timing) {
+			got = append(got, time.Duration(s*int(time.Second)).String()+":"+string(rune('1'+d.Step)))
+			if d.Step == 1 && s < 20 {
+				l.Undone(k, d.Step, at(s), 5*time.Second)
+			}
+		}
+	}
+	want := []string{"0s:1", "10s:2", "15s:2", "20s:2"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}

@@ -47,7 +47,7 @@ type runOptions struct {
 
 func runDaemon(ctx context.Context, args []string, stderr io.Writer) error {
 	var o runOptions
-	fs := flagSet("run", "[run] [flags]\n\nRuns the daemon in the foreground. Reloads the policy on SIGHUP and when a\npolicy file changes; stops on SIGTERM or SIGINT.", stderr)
+	fs := flagSet("run", "[run] [flags]\n\nRuns the daemon in the foreground. Reloads the policy on SIGHUP and when a\npolicy file changes; reopens the audit log on SIGUSR1; stops on SIGTERM or\nSIGINT.", stderr)
 	fs.StringVar(&o.policy.path, "policy", "", "policy file or directory of *.hcl (default "+defaultPolicyPath()+" if it exists, else the embedded default)")
 	fs.StringVar(&o.mode, "mode", "", "override the policy: \"monitor\" makes every rule log what it would do and touch nothing; \"enforce\" sets the default mode (rules that say monitor stay so)")
 	fs.StringVar(&o.auditLog, "audit-log", "", "override the policy's audit_log path")
@@ -112,14 +112,23 @@ type daemonState struct {
 	enf       *enforce.Enforcer
 	ledger    *enforce.Ledger
 	audit     atomic.Pointer[report.AuditLog] // also written by enforcement follow-ups
+	tally     atomic.Pointer[stepTally]       // the step act is carrying out, if any
 	bootID    string
 	ticker    *time.Ticker
 	ticks     uint64
-	watchdog  bool
+	tickFn    func(time.Time) // nil: tick (tests put a stuck tick here)
+	healthy   bool            // the last tick could sample; the watchdog is fed only then
 	matches   []policy.Match
 	held      []enforce.Held
 	lastStats time.Time
 	acted     uint64 // actions since the last stats line
+
+	// watchdogEvery is how often the loop feeds systemd's watchdog; 0
+	// when there is none.
+	watchdogEvery time.Duration
+	// quotactlForbidden: the seccomp filter kills on quotactl_fd (set at
+	// start, read by the inode counter).
+	quotactlForbidden bool
 
 	components []component
 	wake       chan struct{} // a component asks for a tick now
@@ -152,6 +161,11 @@ func (d *daemonState) Wake() {
 }
 
 func (d *daemonState) run(ctx context.Context) error {
+	// At once: SIGUSR1's default action ends the process, and logrotate
+	// may send it while guardd is starting.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
 	if os.Geteuid() != 0 {
 		d.log.Warn("not running as root: guardd will see processes but cannot act on other users' processes")
 	}
@@ -190,6 +204,12 @@ func (d *daemonState) run(ctx context.Context) error {
 		d.log.Warn("escalation state not restored", "err", err)
 	}
 	d.enf = enforce.New(pol.MinUID, d.accounts, d.followUp)
+	// Before any component can make the call: a seccomp filter without
+	// quotactl_fd kills the caller (the inode counter) with SIGSYS.
+	if pr := quotactlProbe(); pr.Err != nil {
+		d.quotactlForbidden = errors.Is(pr.Err, errSIGSYS)
+		d.log.Warn("self-check: "+pr.String(), "probe", pr.Name)
+	}
 	d.install(pol)
 	d.wake = make(chan struct{}, 1)
 	d.wakeUsers = make(chan struct{}, 1)
@@ -208,12 +228,28 @@ func (d *daemonState) run(ctx context.Context) error {
 	changes, stopWatch := d.watchPolicy()
 	defer stopWatch()
 
-	_, d.watchdog = watchdogInterval()
+	if usec, ok := watchdogInterval(); ok {
+		d.watchdogEvery = watchdogPeriod(usec)
+	}
 	d.ticker = time.NewTicker(pol.Interval)
 	defer d.ticker.Stop()
 
 	d.log.Info("guardd started", "version", version, "policy", d.src.String(), "rules", len(pol.Rules),
 		"mode", pol.Mode, "interval", pol.Interval, "audit_log", pol.AuditLog, "pid", os.Getpid())
+	// What this host or the unit will not let guardd do, one line each
+	// with the setting that fixes it; beside the start, not in its way.
+	go func() {
+		if path := d.src.path; path != "" {
+			for _, e := range policyPermissionErrors(path) {
+				d.log.Warn("policy can be changed by others than root: " + e)
+			}
+		}
+		probes := runProbes(pol, true)
+		for _, pr := range probes {
+			d.log.Warn("self-check: "+pr.String(), "probe", pr.Name)
+		}
+		d.log.Info("self-check done", "problems", len(probes))
+	}()
 	// Start-up is over: give back the code only it ran, before the first
 	// sample (the largest allocation guardd makes) adds to the peak.
 	// Again after startupTicks, for what the first ticks ran once.
@@ -240,34 +276,94 @@ func (d *daemonState) run(ctx context.Context) error {
 		}
 	}()
 
+	d.healthy = true
+	d.loop(ctx, loopSources{hup: hup, usr1: usr1, changes: changes})
+	<-fastDone
+	if d.opts.memProfile != "" { // while everything is still in use
+		if f, err := os.Create(d.opts.memProfile); err == nil {
+			runtime.GC()
+			pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
+	sdNotify(daemon.SdNotifyStopping, "STATUS=stopping")
+	d.log.Info("stopping", "pending_escalations", d.enf.Pending())
+	d.enf.Close()
+	d.decideMu.Lock()
+	d.saveLedger(true)
+	d.decideMu.Unlock()
+	d.audit.Load().Sync()
+	return nil
+}
+
+// loopSources are what the loop waits on besides its ticker.
+type loopSources struct {
+	hup, usr1 <-chan os.Signal
+	changes   <-chan struct{} // a policy file changed
+}
+
+// loop runs ticks, reloads and the watchdog's heartbeat until ctx ends.
+// The heartbeat is a case of the same select as the ticks: the loop
+// proves it is alive every watchdogEvery whatever the interval, and a
+// tick that is stuck cannot feed it.
+func (d *daemonState) loop(ctx context.Context, src loopSources) {
+	var heartbeat <-chan time.Time
+	if d.watchdogEvery > 0 {
+		hb := time.NewTicker(d.watchdogEvery)
+		defer hb.Stop()
+		heartbeat = hb.C
+	}
+	tick := d.tick
+	if d.tickFn != nil {
+		tick = d.tickFn
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			<-fastDone
-			if d.opts.memProfile != "" { // while everything is still in use
-				if f, err := os.Create(d.opts.memProfile); err == nil {
-					runtime.GC()
-					pprof.WriteHeapProfile(f)
-					f.Close()
-				}
-			}
-			sdNotify(daemon.SdNotifyStopping, "STATUS=stopping")
-			d.log.Info("stopping", "pending_escalations", d.enf.Pending())
-			d.enf.Close()
-			d.decideMu.Lock()
-			d.saveLedger(true)
-			d.decideMu.Unlock()
-			d.audit.Load().Sync()
-			return nil
-		case <-hup:
+			return
+		case <-src.hup:
 			d.reload("SIGHUP")
-		case <-changes:
+		case <-src.usr1:
+			d.reopenAudit()
+		case <-src.changes:
 			d.reload("policy file changed")
 		case now := <-d.ticker.C:
-			d.tick(now)
+			tick(now)
 		case <-d.wake:
-			d.tick(time.Now())
+			tick(time.Now())
+		case <-heartbeat:
+			d.feedWatchdog()
 		}
+	}
+}
+
+// feedWatchdog tells systemd the loop is alive, unless the last tick
+// could not sample: a loop that cannot see is not healthy.
+func (d *daemonState) feedWatchdog() {
+	if d.healthy && d.watchdogEvery > 0 {
+		sdNotify(daemon.SdNotifyWatchdog)
+	}
+}
+
+// watchdogPeriod is how often the loop feeds a watchdog of usec: a
+// quarter of it, so that a ping is never more than half of it late even
+// when a tick delays the heartbeat.
+func watchdogPeriod(usec time.Duration) time.Duration {
+	return max(usec/4, time.Millisecond)
+}
+
+// reopenAudit reopens the audit log at its path (SIGUSR1, after
+// logrotate renamed it): lines written before go to the old file, every
+// line after to the new one.
+func (d *daemonState) reopenAudit() {
+	a := d.audit.Load()
+	if err := a.Reopen(); err != nil {
+		d.log.Error("cannot reopen the audit log: still writing to the old file", "path", a.Path(), "err", err)
+		return
+	}
+	d.log.Info("audit log reopened", "path", a.Path())
+	if t := d.teller(); t != nil {
+		t.wakeTail() // forward the old file's last lines now
 	}
 }
 
@@ -403,8 +499,25 @@ func (d *daemonState) decide(snap *platform.Snapshot, evaluate func(*platform.Sn
 		for i, h := range d.held {
 			idx[h.Key] = i
 		}
+		var undone map[enforce.Key]bool
 		for _, dd := range due {
-			d.act(snap, &d.matches[idx[dd.Key]], dd.Step)
+			if undone[dd.Key] {
+				continue // an earlier step of it did nothing this tick
+			}
+			m := &d.matches[idx[dd.Key]]
+			if d.act(snap, m, dd.Step) || !actsOnHost(m.Rule.Steps[dd.Step].Kind) {
+				continue
+			}
+			// A step that did nothing (failed, or found nobody) does not
+			// count as done: no cooldown starts from it, and it is tried
+			// again (DESIGN.md §4, rule 5).
+			d.ledger.Undone(dd.Key, dd.Step, snap.Time, retryUndone)
+			if undone == nil {
+				undone = map[enforce.Key]bool{}
+			}
+			undone[dd.Key] = true
+			d.log.Warn("step did nothing: it does not count as done and is tried again", "rule", m.Rule.Name,
+				"step", dd.Step+1, "action", m.Rule.Steps[dd.Step].Kind, "subject", dd.Key.String(), "retry_in", retryUndone)
 		}
 		d.audit.Load().Sync()
 	}
@@ -419,8 +532,10 @@ func (d *daemonState) tick(now time.Time) {
 	snap, err := d.sampler.Sample()
 	if err != nil {
 		d.log.Error("sampling failed", "err", err)
-		return // no watchdog ping: a loop that cannot see is not healthy
+		d.healthy = false // no watchdog ping: a loop that cannot see is not healthy
+		return
 	}
+	d.healthy = true
 	for _, c := range d.components {
 		c.Observe(snap)
 	}
@@ -443,9 +558,7 @@ func (d *daemonState) tick(now time.Time) {
 	for _, c := range d.components {
 		c.Tick(snap)
 	}
-	if d.watchdog {
-		sdNotify(daemon.SdNotifyWatchdog)
-	}
+	d.feedWatchdog()
 	if d.ticks == startupTicks {
 		d.releaseStartupPages()
 	}
@@ -485,11 +598,35 @@ func (d *daemonState) saveLedger(sync bool) {
 	}
 }
 
-// act carries out one due step of a match.
-func (d *daemonState) act(snap *platform.Snapshot, m *policy.Match, step int) {
+// retryUndone is how long a step that did nothing waits before it is
+// tried again: soon enough for a fork storm, not a warning every tick.
+const retryUndone = 5 * time.Second
+
+// actsOnHost reports whether a step kind is meant to change the host; a
+// notify or report step that fails is logged, but the escalation goes on:
+// broken mail must not hold back the steps that protect the host.
+func actsOnHost(k policy.StepKind) bool {
+	return k != policy.StepNotify && k != policy.StepReport
+}
+
+// stepTally collects, while one step is carried out, whether any of its
+// audit lines says it was carried out: done, would-do (monitor mode), or
+// skipped on purpose (the target is protected, gone, or no longer
+// matches: trying again would not change that, and would only repeat the
+// line). Failed lines do not count.
+type stepTally struct {
+	rule, at string
+	step     int
+	did      atomic.Bool
+}
+
+// act carries out one due step of a match and reports whether it was
+// carried out: false when every action of it failed, or when it found
+// nobody to act on (it wrote no line).
+func (d *daemonState) act(snap *platform.Snapshot, m *policy.Match, step int) bool {
 	r := m.Rule
 	if step >= len(r.Steps) {
-		return // the rule lost steps in a reload
+		return true // the rule lost steps in a reload: nothing to retry
 	}
 	st := r.Steps[step]
 	values := m.Values()
@@ -516,9 +653,13 @@ func (d *daemonState) act(snap *platform.Snapshot, m *policy.Match, step int) {
 	h := stepHandlers[st.Kind]
 	if h == nil {
 		d.log.Error("no handler for step kind: a bug", "kind", st.Kind, "rule", r.Name)
-		return
+		return true
 	}
+	t := &stepTally{rule: r.Name, at: base.RuleAt, step: base.Step}
+	d.tally.Store(t)
 	h(d, snap, m, st, base)
+	d.tally.Store(nil)
+	return t.did.Load()
 }
 
 // evidenceHooks add a capability's evidence to the audit line of every
@@ -631,11 +772,24 @@ func (d *daemonState) followUp(fu enforce.FollowUp) {
 	ev.Time = time.Now()
 	ev.Signal = fu.Action.Signal
 	ev.Outcome, ev.Reason = fu.Result.Outcome, fu.Result.Reason
-	d.write(&ev)
+	d.journal(&ev)
 	d.audit.Load().Sync()
 }
 
+// write journals ev and, when it is a line of the step being carried out,
+// counts it for that step (act).
 func (d *daemonState) write(ev *report.Event) {
+	if t := d.tally.Load(); t != nil && t.rule == ev.Rule && t.step == ev.Step && t.at == ev.RuleAt &&
+		ev.Outcome != report.OutcomeFailed {
+		t.did.Store(true)
+	}
+	d.journal(ev)
+}
+
+// journal logs ev, appends it to the audit log and hands it to the
+// components. A follow-up (a kill's SIGKILL after the grace) goes here
+// directly: it must not count for a step being carried out meanwhile.
+func (d *daemonState) journal(ev *report.Event) {
 	lv := slog.LevelInfo
 	if ev.Outcome == report.OutcomeFailed {
 		lv = slog.LevelWarn

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/guardd/guardd/enforce"
@@ -279,7 +280,11 @@ func (g *listenGuard) hookUnavailable(why string) {
 		return
 	}
 	g.hookFailed = why
-	g.d.log.Warn("bind hook unavailable: binds are not refused in the kernel; unauthorized listeners are closed by detect-and-kill within a tick", "why", why)
+	attrs := []any{"why", why}
+	if strings.Contains(why, syscall.EPERM.Error()) { // the sandbox's doing: say which setting
+		attrs = append(attrs, "fix", probeFix("bpf", syscall.EPERM))
+	}
+	g.d.log.Warn("bind hook unavailable: binds are not refused in the kernel; unauthorized listeners are closed by detect-and-kill within a tick", attrs...)
 }
 
 func (g *listenGuard) closeHook(keepPinned bool) {

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/guardd/guardd/enforce"
@@ -23,8 +24,36 @@ import (
 	"github.com/hashicorp/hcl/v2"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version and commit are set at build time with -ldflags
+// "-X main.version=... -X main.commit=...". The commit recorded by the Go
+// toolchain (a build inside a git checkout) wins over main.commit.
+var (
+	version = "dev"
+	commit  = ""
+)
+
+// versionLine is what `guardd version` prints: the version, the VCS
+// commit, the Go version and the platform.
+func versionLine() string {
+	rev, modified := commit, false
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+	}
+	if rev == "" {
+		rev = "unknown"
+	}
+	if modified {
+		rev += " (modified)"
+	}
+	return fmt.Sprintf("guardd %s commit %s %s %s/%s", version, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
 
 const usage = `guardd keeps shared-hosting customers from hurting each other.
 
@@ -58,6 +87,9 @@ func main() {
 	// anything else starts (no signal handlers: SIGTERM must kill them).
 	if len(os.Args) > 1 && (os.Args[1] == enforce.HelperSignalUser || os.Args[1] == enforce.HelperProcCap) {
 		os.Exit(enforce.RunHelper(os.Args[1:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == probeSyscallCmd {
+		os.Exit(runSyscallProbe(os.Args[2:]))
 	}
 	if len(os.Args) > 1 && os.Args[1] == "_offender" {
 		if err := runOffender(os.Args[2:]); err != nil {
@@ -103,7 +135,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "demo":
 		return runDemo(ctx, args, stdout, stderr)
 	case "version":
-		fmt.Fprintf(stdout, "guardd %s %s/%s %s\n", version, runtime.GOOS, runtime.GOARCH, runtime.Version())
+		fmt.Fprintln(stdout, versionLine())
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)

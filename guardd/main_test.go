@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -106,5 +107,29 @@ func TestUsageErrors(t *testing.T) {
 		if _, _, err := runCmd(args...); exitCode(err) != 2 {
 			t.Errorf("%v: exit %d (%v), want 2", args, exitCode(err), err)
 		}
+	}
+}
+
+func TestVersionCommand(t *testing.T) {
+	defer func(v, c string) { version, commit = v, c }(version, commit)
+	version, commit = "1.2.3", "0123abc"
+	out, _, err := runCmd("version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The toolchain's vcs.revision wins over main.commit when it is there.
+	if !strings.HasPrefix(out, "guardd 1.2.3 commit ") || !strings.Contains(out, " go1.") {
+		t.Errorf("version: %q", out)
+	}
+	want := "commit 0123abc"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				want = "commit " + s.Value
+			}
+		}
+	}
+	if !strings.Contains(out, want) {
+		t.Errorf("version: %q does not say %q", out, want)
 	}
 }

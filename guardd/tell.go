@@ -199,6 +199,7 @@ func (t *teller) apply(p *policy.Policy, first bool) {
 			})
 			t.tail = report.NewAuditTail(p.AuditLog, t.host, sp)
 			t.tail.Warnf = func(format string, args ...any) { t.log.Warn(fmt.Sprintf(format, args...)) }
+			t.tail.Log = t.d.audit.Load // the writer is in this process: follow its rotations exactly
 			t.wg.Add(1)
 			go t.tailLoop()
 		}
@@ -334,6 +335,14 @@ func (t *teller) Tick(snap *platform.Snapshot) {
 	// The tick's events are journalled: move them into the spool in one
 	// transaction. (Events from timers, a SIGKILL after its grace, are
 	// picked up by the tail's own one-second poll.)
+	t.wakeTail()
+}
+
+// wakeTail asks the tail to read the audit log now.
+func (t *teller) wakeTail() {
+	if t.tailWake == nil {
+		return
+	}
 	select {
 	case t.tailWake <- struct{}{}:
 	default:
@@ -424,7 +433,15 @@ func (r *recipients) reload() error {
 		if r.m != nil {
 			r.bad = fi.ModTime()
 		}
-		return fmt.Errorf("mail map %s: %w", r.path, errors.Join(errs...))
+		// PATH:LINE: each, the form editors and grep pick up.
+		located := make([]error, len(errs))
+		for i, err := range errs {
+			located[i] = fmt.Errorf("mail map %s: %w", r.path, err)
+			if le, ok := err.(*report.MapLineError); ok {
+				located[i] = fmt.Errorf("%s:%d: %w", r.path, le.Line, le.Err)
+			}
+		}
+		return errors.Join(located...)
 	}
 	r.m, r.mtime = m, fi.ModTime()
 	return nil

@@ -19,7 +19,7 @@ import (
 // daemon's listener when the policy turns it on, else from its own
 // sampling of the host (and the audit log's last lines).
 func runTop(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flagSet("top", "top [flags]\n\nShows this host as the status page does: load, users ranked by CPU, processes\nand inodes, the longest-running customer processes, recent actions, traffic,\ntemperatures and filesystems (over 80 % marked). Asks the running daemon when\nits policy serves metrics (report { metrics {} }), else samples the host itself.", stderr)
+	fs := flagSet("top", "top [flags]\n\nShows this host as the status page does: load, users ranked by CPU, processes\nand inodes, the longest-running customer processes, recent actions, traffic,\ntemperatures and filesystems (over 80 % marked). Asks the running daemon when\nits policy serves metrics (a metrics {} block in its report block), else samples the host itself.", stderr)
 	var o struct {
 		policy, url string
 		once        bool

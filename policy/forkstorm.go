@@ -61,9 +61,6 @@ func init() {
 
 	RegisterBlock("limits", []string{"name"}, func(d *decoder, b *hcl.Block, _ []byte) { d.limitsBlock(b) })
 	RegisterFinisher(func(d *decoder, parsed bool) {
-		if !parsed {
-			return
-		}
 		for _, l := range d.p.Limits {
 			if l.className != "" {
 				l.Class = d.lookupClass(l.className, l.classRng)

@@ -274,7 +274,7 @@ func (d *decoder) listenBlock(b *hcl.Block) {
 // mode, once every file is read.
 func (d *decoder) finishListens(parsed bool) {
 	for _, l := range d.p.Listens {
-		if l.classExpr != nil && parsed {
+		if l.classExpr != nil {
 			l.Class = d.lookupClass(l.className, l.classExpr.Range())
 		}
 		if !l.modeSet {

@@ -14,6 +14,7 @@ import (
 	"github.com/agext/levenshtein"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 )
@@ -91,6 +92,7 @@ func Parse(sources map[string][]byte) (*Policy, hcl.Diagnostics) {
 			d.file(f, sources[n])
 		} else {
 			parsed = false
+			d.notePartialClasses(f)
 		}
 	}
 	d.p.Files = parser.Files()
@@ -120,7 +122,30 @@ func WriteDiagnostics(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnos
 	return nil
 }
 
+// notePartialClasses records the class names of a file with syntax
+// errors, as far as hcl could read it, so that rules of other files that
+// name them are not reported as naming unknown classes.
+func (d *decoder) notePartialClasses(f *hcl.File) {
+	if d.partialClasses == nil {
+		d.partialClasses = map[string]bool{}
+	}
+	if f == nil {
+		return
+	}
+	body, ok := f.Body.(*hclsyntax.Body)
+	if !ok {
+		return
+	}
+	for _, b := range body.Blocks {
+		if b.Type == "class" && len(b.Labels) == 1 {
+			d.partialClasses[b.Labels[0]] = true
+		}
+	}
+}
+
 type decoder struct {
+	partialClasses map[string]bool // classes of files with syntax errors; nil when every file parsed
+
 	p        *Policy
 	srcs     map[string][]byte
 	diags    hcl.Diagnostics
@@ -285,6 +310,7 @@ func (d *decoder) members(m *Members, attrs hcl.Attributes) {
 				m.Users = map[string]bool{}
 			}
 			m.Users[it.s] = true
+			m.noteName("user", it)
 		}
 	}
 	if a := attrs["groups"]; a != nil {
@@ -293,8 +319,13 @@ func (d *decoder) members(m *Members, attrs hcl.Attributes) {
 				m.Groups = map[string]bool{}
 			}
 			m.Groups[it.s] = true
+			m.noteName("group", it)
 		}
 	}
+}
+
+func (m *Members) noteName(kind string, it item) {
+	m.Names = append(m.Names, AccountName{Kind: kind, Name: it.s, Range: it.r})
 }
 
 type item struct {
@@ -559,7 +590,9 @@ func (d *decoder) step(b *hcl.Block) (Step, bool) {
 func (d *decoder) finish(parsed bool) {
 	for _, pr := range d.rules {
 		r := pr.r
-		if pr.classExpr != nil && parsed {
+		if pr.classExpr != nil {
+			// Also when a file has syntax errors: the other files'
+			// mistakes are reported in the same pass.
 			r.Class = d.lookupClass(pr.className, pr.classExpr.Range())
 		}
 		if !pr.modeSet {
@@ -578,9 +611,15 @@ func (d *decoder) lookupClass(name string, rng hcl.Range) *Class {
 	if c := d.p.Class(name); c != nil {
 		return c
 	}
+	if d.partialClasses[name] {
+		return nil // in a file with syntax errors: reported there
+	}
 	detail := "Define it with class \"" + name + "\" { uids = [...] }."
 	if s := d.suggestClass(name); s != "" {
 		detail = fmt.Sprintf("Did you mean %q?", s)
+	}
+	if d.partialClasses != nil {
+		detail += " (Some policy files have syntax errors: if it is defined there, fix those first.)"
 	}
 	d.errf(rng.Ptr(), "Unknown class", "There is no class %q. %s", name, detail)
 	return nil

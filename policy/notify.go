@@ -45,7 +45,8 @@ func init() {
 			for _, st := range r.Steps {
 				if st.Kind == StepNotify {
 					d.errf(st.DeclRange.Ptr(), "notify without mail settings",
-						"Customer mail needs a mail block in the report block, each block on lines of its own (relay, from and the rest have defaults):\n\nreport {\n  mail {\n    to = \"{{.User}}@example.jp\"\n  }\n}")
+						"Customer mail needs a mail block inside a report block (relay, from and the rest have defaults):\n\n"+
+							"report {\n  mail {\n    to = \"{{.User}}@example.jp\"\n  }\n}")
 					return
 				}
 			}

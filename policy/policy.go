@@ -61,6 +61,14 @@ type Members struct {
 	UIDs   []UIDRange
 	Users  map[string]bool
 	Groups map[string]bool
+	Names  []AccountName // the users and groups as written, for `guardd check`
+}
+
+// AccountName is a user or group name as the policy writes it.
+type AccountName struct {
+	Kind  string // "user" or "group"
+	Name  string
+	Range hcl.Range
 }
 
 // Contains reports whether the account (uid, its name, its group names)

@@ -62,7 +62,8 @@ type Event struct {
 // AuditLog appends events as JSON lines. Each Write is one write(2) on an
 // O_APPEND descriptor, so a line is never interleaved or half-written by
 // guardd; Sync makes a batch durable. The file is reopened when it was
-// rotated away (renamed or removed), so logrotate needs no signal.
+// rotated away (renamed or removed), before the next write, and at once
+// on Reopen (SIGUSR1).
 type AuditLog struct {
 	path string
 
@@ -70,7 +71,22 @@ type AuditLog struct {
 	f   *os.File
 	ino uint64
 	buf bytes.Buffer
+	// left are the files the log moved away from, oldest first, still
+	// open so that a tail in this process (Next) can read each to its end
+	// in order, also when the log was rotated twice between two polls.
+	left []leftFile
 }
+
+type leftFile struct {
+	f    *os.File
+	ino  uint64
+	next uint64 // the file written after it
+}
+
+// maxLeftFiles bounds the rotated-away files kept open for a tail: a
+// tail that falls further behind (rotations faster than it polls) loses
+// the oldest, and says so.
+const maxLeftFiles = 64
 
 // OpenAuditLog opens (creating it and its directory) the audit log.
 func OpenAuditLog(path string) (*AuditLog, error) {
@@ -85,7 +101,9 @@ func (a *AuditLog) open() error {
 	if err := os.MkdirAll(filepath.Dir(a.path), 0o750); err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}
-	f, err := os.OpenFile(a.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	// Read-write: a tail in this process reads rotated-away files
+	// through these descriptors (Next).
+	f, err := os.OpenFile(a.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}
@@ -96,6 +114,60 @@ func (a *AuditLog) open() error {
 	}
 	a.f, a.ino = f, inodeOf(fi)
 	return nil
+}
+
+// leave keeps old, the file just moved away from, for Next.
+func (a *AuditLog) leave(old *os.File, oldIno uint64) {
+	if oldIno == a.ino { // reopened the same file: nothing was left
+		old.Close()
+		return
+	}
+	a.left = append(a.left, leftFile{f: old, ino: oldIno, next: a.ino})
+	if len(a.left) > maxLeftFiles {
+		a.left[0].f.Close()
+		a.left = append(a.left[:0], a.left[1:]...)
+	}
+}
+
+// Next returns, for a reader that has read the file with inode ino to
+// its end, the file the log wrote after it, opened anew for reading, and
+// whether that one is the log's current file. Taking the lock, it also
+// waits out a write in flight: once the log has moved past ino, nothing
+// more is written to that file. ok is false when ino is the current
+// file, or unknown (left too long ago, or written by another process).
+func (a *AuditLog) Next(ino uint64) (f *os.File, nextIno uint64, current, ok bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i, l := range a.left {
+		if l.ino != ino {
+			continue
+		}
+		src, cur := a.f, true
+		if i+1 < len(a.left) {
+			src, cur = a.left[i+1].f, false
+		}
+		if src == nil {
+			return nil, 0, false, false
+		}
+		fd, err := syscall.Dup(int(src.Fd()))
+		if err != nil {
+			return nil, 0, false, false
+		}
+		// What came before is read: let it go.
+		for _, done := range a.left[:i+1] {
+			done.f.Close()
+		}
+		a.left = append(a.left[:0], a.left[i+1:]...)
+		return os.NewFile(uintptr(fd), a.path), l.next, cur, true
+	}
+	return nil, 0, false, false
+}
+
+// Barrier returns once no write that may still go to a rotated-away
+// file is in flight.
+func (a *AuditLog) Barrier() {
+	a.mu.Lock()
+	a.mu.Unlock() //nolint:staticcheck // an empty critical section is the point
 }
 
 // Path returns the file the log writes to.
@@ -131,11 +203,31 @@ func (a *AuditLog) reopenIfRotated() error {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("audit log: %w", err)
 	}
-	old := a.f
+	old, oldIno := a.f, a.ino
 	if err := a.open(); err != nil {
 		return err
 	}
-	old.Close()
+	a.leave(old, oldIno)
+	return nil
+}
+
+// Reopen closes the file and opens the path again (SIGUSR1 after a
+// rotation): every line written before Reopen is in the old file, every
+// line after it in the new one. The old file is fsynced first, so what
+// the rotation moved away is on disk. On error the old file stays open.
+func (a *AuditLog) Reopen() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.f == nil {
+		return errors.New("audit log closed")
+	}
+	old, oldIno := a.f, a.ino
+	if err := a.open(); err != nil {
+		a.f = old
+		return err
+	}
+	old.Sync()
+	a.leave(old, oldIno)
 	return nil
 }
 
@@ -158,6 +250,10 @@ func (a *AuditLog) Close() error {
 	}
 	err := a.f.Close()
 	a.f = nil
+	for _, l := range a.left {
+		l.f.Close()
+	}
+	a.left = nil
 	return err
 }
 

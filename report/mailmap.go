@@ -2,10 +2,20 @@ package report
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/mail"
 	"strings"
 )
+
+// MapLineError is a bad line of a mail map.
+type MapLineError struct {
+	Line int // 1-based
+	Err  error
+}
+
+func (e *MapLineError) Error() string { return fmt.Sprintf("line %d: %v", e.Line, e.Err) }
+func (e *MapLineError) Unwrap() error { return e.Err }
 
 // ParseMailMap parses a map of customer addresses, aliases(5) style: one
 // account per line, "user: address[, address...]" (or "user address"),
@@ -37,11 +47,11 @@ func ParseMailMap(b []byte) (map[string][]string, []error) {
 		}
 		user, rest = strings.TrimSpace(user), strings.TrimSpace(rest)
 		if !ok || user == "" || rest == "" || strings.ContainsAny(user, " \t") {
-			errs = append(errs, fmt.Errorf("line %d: want \"user: address[, address...]\"", n))
+			errs = append(errs, &MapLineError{n, errors.New("want \"user: address[, address...]\"")})
 			continue
 		}
 		if _, dup := out[user]; dup {
-			errs = append(errs, fmt.Errorf("line %d: %s is already mapped", n, quoteTrunc(user)))
+			errs = append(errs, &MapLineError{n, fmt.Errorf("%s is already mapped", quoteTrunc(user))})
 			continue
 		}
 		var addrs []string
@@ -49,7 +59,7 @@ func ParseMailMap(b []byte) (map[string][]string, []error) {
 		for a := range strings.SplitSeq(rest, ",") {
 			a = strings.TrimSpace(a)
 			if err := checkAddress(a); err != nil {
-				errs = append(errs, fmt.Errorf("line %d: %w", n, err))
+				errs = append(errs, &MapLineError{n, err})
 				bad = true
 				break
 			}

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -124,23 +125,30 @@ func parseMailTemplate(name, lang string, src, common templateSource) (*MailTemp
 	if !ok || !hasSubject || strings.Contains(head, "\n") {
 		return nil, fmt.Errorf("mail template %s: it must start with one line \"Subject: ...\", then an empty line, then the body", src.origin)
 	}
+	// Errors say FILE:LINE[:COL] of the template file, not of the part
+	// text/template was given: the body starts after the subject line
+	// and the empty line.
+	bodyLine := strings.Count(head, "\n") + 3
+	locate := func(err error) error {
+		return locateTemplateError(err, src.origin, bodyLine, common.origin)
+	}
 	t := template.New(name).Funcs(templateFuncs(lang)).Option("missingkey=zero")
 	if common.text != "" {
 		if _, err := t.New(commonTemplate).Parse(common.text); err != nil {
-			return nil, fmt.Errorf("mail template %s: %w", common.origin, err)
+			return nil, locate(err)
 		}
 	}
 	if _, err := t.New("subject").Parse(strings.TrimSpace(subject)); err != nil {
-		return nil, fmt.Errorf("mail template %s: subject: %w", src.origin, err)
+		return nil, locate(err)
 	}
 	if _, err := t.New("body").Parse(body); err != nil {
-		return nil, fmt.Errorf("mail template %s: %w", src.origin, err)
+		return nil, locate(err)
 	}
 	mt := &MailTemplate{Name: name, Lang: lang, Origin: src.origin, t: t}
 	// Try it: a template that cannot render a typical notice would fail
 	// at the first mail instead of at load.
 	if _, _, err := mt.Render(sampleMailData(lang)); err != nil {
-		return nil, fmt.Errorf("mail template %s: %w", src.origin, err)
+		return nil, locate(err)
 	}
 	return mt, nil
 }
@@ -300,4 +308,34 @@ func sampleMailData(lang string) *MailData {
 	return &MailData{Notice: n, Digest: &Digest{Since: now.Add(-time.Hour), Until: now, Offences: 2,
 		Actions:   []DigestCount{{Action: "renice", Outcome: OutcomeDone, Count: 2}},
 		Processes: []DigestProc{{PID: 4242, Comm: "php", Count: 2}}}, To: []string{"alice@example.jp"}, From: "guardd@web1.example.jp", Lang: lang}
+}
+
+// templateErrorAt matches text/template's "template: NAME:LINE[:COL]: MSG".
+var templateErrorAt = regexp.MustCompile(`^template: ([^:]+):(\d+)(?::(\d+))?: ((?s).*)$`)
+
+// locateTemplateError rewrites a text/template error as "ORIGIN:LINE[:COL]:
+// MSG" with the line in the template file (the body starts at bodyLine),
+// the form editors and grep pick up.
+func locateTemplateError(err error, origin string, bodyLine int, commonOrigin string) error {
+	m := templateErrorAt.FindStringSubmatch(err.Error())
+	if m == nil {
+		return fmt.Errorf("mail template %s: %w", origin, err)
+	}
+	line, _ := strconv.Atoi(m[2])
+	file := origin
+	switch m[1] {
+	case "body":
+		line += bodyLine - 1
+	case "subject":
+		line = 1
+	case commonTemplate:
+		file = commonOrigin
+	default: // a template defined in the common file, run from this one
+		return fmt.Errorf("mail template %s: %w", origin, err)
+	}
+	at := fmt.Sprintf("%s:%d", file, line)
+	if m[3] != "" && m[1] != "subject" {
+		at += ":" + m[3]
+	}
+	return fmt.Errorf("%s: %s", at, m[4])
 }

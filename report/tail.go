@@ -177,6 +177,22 @@ type AuditTail struct {
 	next  bool // f is a rotated-away file: after its end, go on with path
 	buf   []byte
 	Warnf func(format string, args ...any) // told about lost or malformed lines; may be nil
+	// Log returns the audit log this process writes, when it does (nil
+	// otherwise): the tail then waits out a write in flight before it
+	// leaves a rotated-away file, and reads every file the log left in
+	// order, also when it was rotated more than once between two polls.
+	Log func() *AuditLog
+}
+
+// writer returns the log written by this process at the tail's path.
+func (t *AuditTail) writer() *AuditLog {
+	if t.Log == nil {
+		return nil
+	}
+	if l := t.Log(); l != nil && l.Path() == t.path {
+		return l
+	}
+	return nil
 }
 
 // auditCursor is the persisted read position.
@@ -392,8 +408,16 @@ func (t *AuditTail) readChunk(queues []string) (n int, eof bool, err error) {
 // was rotated away; it reports whether it switched.
 func (t *AuditTail) switchIfRotated() (bool, error) {
 	if t.next {
-		t.Close()
 		t.next = false
+		if w := t.writer(); w != nil {
+			if f, ino, current, ok := w.Next(t.ino); ok {
+				t.Close()
+				t.f, t.ino, t.off, t.next = f, ino, 0, !current
+				return true, t.saveCursor()
+			}
+			t.warnf("audit log %s was rotated more often than the forwarder could follow: events of the files in between are not forwarded (they are still in the files)", t.path)
+		}
+		t.Close()
 		return t.openNew()
 	}
 	fi, err := os.Stat(t.path)
@@ -412,8 +436,12 @@ func (t *AuditTail) switchIfRotated() (bool, error) {
 		return false, nil
 	}
 	// The writer reopens before its next write, so what is in the old
-	// file now is all it will get but for a write in flight: read the old
-	// file to its end once more (the caller loops), then switch.
+	// file now is all it will get but for a write in flight (waited out
+	// when the writer is in this process): read the old file to its end
+	// once more (the caller loops), then switch.
+	if w := t.writer(); w != nil {
+		w.Barrier()
+	}
 	t.next = true
 	return true, nil
 }

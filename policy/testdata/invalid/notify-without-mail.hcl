@@ -5,7 +5,7 @@ class "customers" {
 rule "r" {
   class = "customers"
   when  = proc.cpu_percent > 80
-  notify {} # ERROR: Customer mail needs a mail block in the report block
+  notify {} # ERROR: Customer mail needs a mail block inside a report block
 }
 
 report {
