@@ -42,37 +42,58 @@ func init() {
 	os.Exit(0)
 }
 
-// tryBind binds a fresh socket as spec says and closes it.
+// tryBind binds a fresh socket as spec says and closes it. A spec
+// "PROTO ADDR PORT listen" listens after the bind, and an ADDR of "-"
+// skips the bind (listen() then binds an ephemeral port itself). A failed
+// listen() prints "listen-ERRNO".
 func tryBind(spec string) string {
 	f := strings.Fields(spec)
-	if len(f) != 3 {
+	if len(f) != 3 && (len(f) != 4 || f[3] != "listen") {
 		return "bad spec"
 	}
-	typ := unix.SOCK_STREAM
-	if strings.HasPrefix(f[0], "udp") {
+	typ, proto := unix.SOCK_STREAM, 0
+	switch {
+	case strings.HasPrefix(f[0], "udp"):
 		typ = unix.SOCK_DGRAM
+	case strings.HasPrefix(f[0], "mptcp"):
+		proto = unix.IPPROTO_MPTCP
 	}
-	addr := netip.MustParseAddr(f[1])
+	family := unix.AF_INET
+	if strings.HasSuffix(f[0], "6") {
+		family = unix.AF_INET6
+	}
 	port, _ := strconv.Atoi(f[2])
 	var sa unix.Sockaddr
-	family := unix.AF_INET
-	if addr.Is4() {
-		sa = &unix.SockaddrInet4{Port: port, Addr: addr.As4()}
-	} else {
-		family = unix.AF_INET6
-		sa = &unix.SockaddrInet6{Port: port, Addr: addr.As16()}
+	if f[1] != "-" {
+		addr := netip.MustParseAddr(f[1])
+		if addr.Is4() {
+			sa = &unix.SockaddrInet4{Port: port, Addr: addr.As4()}
+		} else {
+			family = unix.AF_INET6
+			sa = &unix.SockaddrInet6{Port: port, Addr: addr.As16()}
+		}
 	}
-	fd, err := unix.Socket(family, typ|unix.SOCK_CLOEXEC, 0)
+	fd, err := unix.Socket(family, typ|unix.SOCK_CLOEXEC, proto)
 	if err != nil {
 		return "socket: " + err.Error()
 	}
 	defer unix.Close(fd)
-	if err := unix.Bind(fd, sa); err != nil {
+	name := func(err error) string {
 		var errno unix.Errno
 		if errors.As(err, &errno) {
 			return unix.ErrnoName(errno)
 		}
 		return err.Error()
+	}
+	if sa != nil {
+		if err := unix.Bind(fd, sa); err != nil {
+			return name(err)
+		}
+	}
+	if len(f) == 4 {
+		if err := unix.Listen(fd, 1); err != nil {
+			return "listen-" + name(err)
+		}
 	}
 	return "ok"
 }
@@ -343,5 +364,74 @@ func TestBindHookPinned(t *testing.T) {
 	}
 	if got := runBinds(t, u, bin, "tcp 127.0.0.1 8080"); got[0] == "EPERM" {
 		t.Error("still refused after the hook was closed unpinned")
+	}
+}
+
+// TestListenHook: listen() is refused where bind() never ran (the kernel
+// binds an ephemeral port inside listen) or bound port 0, for the uids the
+// policy holds only; a set that allows autobinding, other uids and root
+// listen.
+func TestListenHook(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	holdUsersLock(t)
+	u, other := newTestUser(t), newTestUser(t)
+	bin := helperBinary(t)
+	port := freePort(t)
+	p := strconv.Itoa(int(port))
+
+	h := openHook(t, "")
+	defer h.Close(false)
+	if err := h.ListenErr(); err != nil {
+		t.Skipf("no listen hook here: %v", err)
+	}
+	c := collect(h)
+	pol := &enforce.BindPolicy{MinUID: 1000,
+		Sets: []enforce.BindSet{{Refuse: true, Tag: "customers", Allow: []enforce.BindAllow{
+			{Addr: netip.MustParseAddr("127.0.0.1"), PortLo: port, PortHi: port},
+		}}},
+		UIDs: []enforce.BindUIDs{{Lo: u.uid, Hi: u.uid, Set: 0}}}
+	if err := h.Update(pol); err != nil {
+		t.Fatal(err)
+	}
+	specs := []string{
+		"tcp - 0 listen",         // unbound: autobind inside listen()
+		"tcp6 - 0 listen",        // the same, IPv6
+		"tcp 127.0.0.1 0 listen", // bind(port 0) passes the bind hook; listen() sees the ephemeral port
+		"tcp 127.0.0.1 " + p + " listen",
+		"tcp6 ::ffff:127.0.0.1 " + p + " listen", // IPv4-mapped: the IPv4 address
+		"tcp6 ::1 0 listen",
+	}
+	want := []string{"listen-EPERM", "listen-EPERM", "listen-EPERM", "ok", "ok", "listen-EPERM"}
+	got := runBinds(t, u, bin, specs...)
+	for i := range specs {
+		if got[i] != want[i] {
+			t.Errorf("%s as %s: %s, want %s", specs[i], u.name, got[i], want[i])
+		}
+	}
+	// MPTCP where the kernel has it: the same socket hook.
+	if got := runBinds(t, u, bin, "mptcp - 0 listen"); got[0] != "listen-EPERM" && !strings.HasPrefix(got[0], "socket:") {
+		t.Errorf("mptcp unbound listen: %s, want listen-EPERM", got[0])
+	}
+	// Controls: a uid in no set, and root.
+	if got := runBinds(t, other, bin, "tcp - 0 listen", "tcp6 - 0 listen"); got[0] != "ok" || got[1] != "ok" {
+		t.Errorf("a uid in no set: %v", got)
+	}
+	if got := tryBind("tcp - 0 listen"); got != "ok" {
+		t.Errorf("root: %s", got)
+	}
+	r := c.wait(t, u.uid, 0)
+	if !r.Listen || !r.Refused || r.Set == nil || r.Set.Tag != "customers" || r.PID <= 0 || r.Proto != platform.TCP {
+		t.Errorf("refusal = %+v", r)
+	}
+
+	// A set that covers the ephemeral range allows autobinding.
+	pol.Sets[0].Autobind = true
+	if err := h.Update(pol); err != nil {
+		t.Fatal(err)
+	}
+	if got := runBinds(t, u, bin, "tcp - 0 listen"); got[0] != "ok" {
+		t.Errorf("autobind allowed: %s", got[0])
 	}
 }
