@@ -23,6 +23,9 @@ type ListenerDumper struct {
 	seq uint32
 	req []byte
 	buf []byte
+	// unsupported: requests the kernel refused as unknown (no UDP-Lite
+	// in this kernel): skipped from then on, never fatal.
+	unsupported [len(listenerRequests)]bool
 
 	raw func(req DiagRequest, b []byte) // sees every answer as received (fixture capture)
 }
@@ -63,7 +66,10 @@ func (d *ListenerDumper) Dump(dst []Listener) ([]Listener, error) {
 	if d.fd < 0 {
 		return dst, errors.New("sock_diag: dumper closed")
 	}
-	for _, r := range listenerRequests {
+	for i, r := range listenerRequests {
+		if d.unsupported[i] {
+			continue
+		}
 		for try := 0; ; try++ {
 			n := len(dst)
 			var err error
@@ -71,6 +77,10 @@ func (d *ListenerDumper) Dump(dst []Listener) ([]Listener, error) {
 			if errors.Is(err, ErrDumpInterrupted) && try < 3 {
 				dst = dst[:n] // sockets came or went meanwhile: dump again
 				continue
+			}
+			if r.Proto == UDPLite && errors.Is(err, errDiagUnknown) {
+				d.unsupported[i] = true // a kernel without UDP-Lite
+				dst, err = dst[:n], nil
 			}
 			if err != nil {
 				return dst[:n], fmt.Errorf("%s/%s: %w", familyName(r.Family), r.Proto, err)
