@@ -6,3 +6,7 @@ func SetCleanHook(f func(stage string, dirfd int, name string)) (restore func())
 	cleanHook = f
 	return func() { cleanHook = nil }
 }
+
+// DestroySocket is destroySocket, for sockets of the test's own (root's,
+// which CloseSocket refuses).
+var DestroySocket = destroySocket
