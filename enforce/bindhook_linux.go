@@ -135,7 +135,7 @@ func (h *BindHook) openListen() (err error) {
 		}
 	}()
 	if active, known := lsmActive(); known && !active {
-		return errNoBPFLSM
+		return fmt.Errorf("%w: \"bpf\" is not in /sys/kernel/security/lsm (boot with lsm=...,bpf)", errNoBPFLSM)
 	}
 	off, err := kernelSockOffsets()
 	if err != nil {
@@ -149,6 +149,11 @@ func (h *BindHook) openListen() (err error) {
 		License:      "GPL",
 		Instructions: hookProgram(kindListen, off, h.config, h.uids, h.sets, h.events, h.stats),
 	})
+	if errors.Is(err, unix.EPERM) {
+		// Root with every capability: the kernel (or a sandbox under it)
+		// refuses trampoline programs (LSM, fentry) outright.
+		return fmt.Errorf("the kernel refused to load a BPF LSM program (EPERM, before verification): %w", errNoBPFLSM)
+	}
 	if err != nil {
 		return fmt.Errorf("load listen program: %w", err)
 	}
@@ -202,7 +207,7 @@ func (h *BindHook) selfTest() error {
 		return fmt.Errorf("listen hook self-test: listen: %w", err)
 	}
 	if h.stat(statListenRoot) == before {
-		return errNoBPFLSM
+		return fmt.Errorf("%w: the program attached but never ran (\"bpf\" missing from the lsm= boot list?)", errNoBPFLSM)
 	}
 	return nil
 }

@@ -147,7 +147,7 @@ func memberOffset(s *btf.Struct, name string) (int16, uint32, error) {
 }
 
 // errNoBPFLSM says the kernel does not run BPF LSM programs.
-var errNoBPFLSM = errors.New("the kernel does not run BPF LSM programs (\"bpf\" is not in /sys/kernel/security/lsm)")
+var errNoBPFLSM = errors.New("the kernel does not run BPF LSM programs here")
 
 // lsmActive reads the active LSMs where securityfs is mounted; ok is false
 // when it cannot tell (then only the self-test does).
