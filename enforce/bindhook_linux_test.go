@@ -546,3 +546,19 @@ func BenchmarkListenHookProgram(b *testing.B) {
 		}
 	}
 }
+
+// TestKernelSockOffsets: the listen program's offsets, from this kernel's
+// BTF, are where the socket's fields are: struct sock begins with its
+// sock_common, whose family, port and addresses come first.
+func TestKernelSockOffsets(t *testing.T) {
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		t.Skip("no kernel BTF")
+	}
+	o, err := enforce.KernelSockOffsets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Family != 16 || o.Num != 14 || o.RcvSaddr != 4 || o.V6RcvSaddr < 24 || o.SocketSK <= 0 || o.SkType <= 0 || o.SkProtocol <= 0 {
+		t.Errorf("offsets %+v", o)
+	}
+}

@@ -601,7 +601,23 @@ func (g *listenGuard) Tick(snap *platform.Snapshot) {
 			g.lost = n
 		}
 	}
+	var listed map[uint64]bool
 	for k, at := range g.attempted {
+		if k.id == (platform.ProcID{}) {
+			// A socket closed (or to close) without a holder: remembered
+			// while it is listed, so that a monitor or skipped line is
+			// said once.
+			if listed == nil {
+				listed = make(map[uint64]bool, len(g.listeners))
+				for _, l := range g.listeners {
+					listed[l.Inode] = true
+				}
+			}
+			if !listed[k.inode] {
+				delete(g.attempted, k)
+			}
+			continue
+		}
 		if snap.Time.Sub(at) >= retryKillAfter && !g.d.sampler.Alive(k.id) {
 			delete(g.attempted, k)
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -165,5 +166,26 @@ rule "r" {
 	p = parsePolicy(t, strings.ReplaceAll(src, "allow = [", "block = \"kill\"\n  allow = ["))
 	if err := g.Validate(p); err != nil {
 		t.Errorf("Validate of kill-only blocks: %v", err)
+	}
+}
+
+func TestCoversAnyAddr(t *testing.T) {
+	anyAddr := func(lo, hi uint16) enforce.BindAllow { return enforce.BindAllow{PortLo: lo, PortHi: hi} }
+	lo4 := enforce.BindAllow{Addr: netip.MustParseAddr("127.0.0.1"), PortLo: 1, PortHi: 65535}
+	for _, tc := range []struct {
+		allow []enforce.BindAllow
+		want  bool
+	}{
+		{nil, false},
+		{[]enforce.BindAllow{anyAddr(32768, 60999)}, true},
+		{[]enforce.BindAllow{anyAddr(1024, 65535)}, true},
+		{[]enforce.BindAllow{anyAddr(40000, 60999), anyAddr(32768, 39999)}, true},  // adjacent, out of order
+		{[]enforce.BindAllow{anyAddr(32768, 40000), anyAddr(40002, 60999)}, false}, // 40001 missing
+		{[]enforce.BindAllow{anyAddr(32768, 60998)}, false},
+		{[]enforce.BindAllow{lo4}, false}, // one address only: the autobound socket listens on all
+	} {
+		if got := coversAnyAddr(tc.allow, 32768, 60999); got != tc.want {
+			t.Errorf("%v: %v, want %v", tc.allow, got, tc.want)
+		}
 	}
 }

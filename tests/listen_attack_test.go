@@ -297,3 +297,35 @@ func BenchmarkListenHook(b *testing.B) {
 		}
 	}
 }
+
+// TestListenHiddenMonitor: in monitor mode the hidden listener is
+// reported once as would-do, and keeps serving.
+func TestListenHiddenMonitor(t *testing.T) {
+	t.Parallel()
+	u := NewUser(t)
+	g := StartGuarddConfig(t, Config{
+		Body:  Class(u) + listenBlock("bind"),
+		Env:   []string{"GUARDD_NO_LSM=1"},
+		Flags: []string{"--mode", "monitor"},
+	})
+	waitListenHook(t, g)
+	hidden := hiddenListener(t, u, "-")
+	port := atoiT(t, outputValue(t, hidden, "listening-port "))
+	ev := g.WaitAudit(t, func(ev Event) bool { return ev.Action == "close-socket" && int(ev.Port) == port }, Deadline)
+	if ev.Outcome != "would-do" || ev.Mode != "monitor" {
+		t.Errorf("monitor line: %+v", ev)
+	}
+	syncTicksMonitor(t, g, u) // later ticks saw it too
+	if err := served(port); err != nil {
+		t.Errorf("monitor mode closed the hidden listener: %v", err)
+	}
+	n := 0
+	for _, ev := range g.Audit(t) {
+		if ev.Action == "close-socket" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d close-socket lines for one listener, want 1 (said once)", n)
+	}
+}
