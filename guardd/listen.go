@@ -88,6 +88,12 @@ const (
 // server on it (an autobound port handed out of band) stays.
 const dgramClientGrace = 10 * time.Second
 
+// retryCloseAfter: how soon a failed close of a socket without a holder
+// is tried (and journalled) again. A close that cannot work here (no
+// SOCK_DESTROY for the protocol, another OS) then says so once a minute,
+// not every tick.
+const retryCloseAfter = time.Minute
+
 // offence is a listener that no listen block governing its owner allows,
 // with the processes holding it.
 type offence struct {
@@ -699,7 +705,7 @@ func (g *listenGuard) kill(snap *platform.Snapshot, o offence, p *platform.Proce
 // is journalled too. It reports whether it wrote a line.
 func (g *listenGuard) closeSocket(snap *platform.Snapshot, o offence) bool {
 	key := attemptKey{inode: o.l.Inode}
-	if at, ok := g.attempted[key]; ok && (at.IsZero() || snap.Time.Sub(at) < retryKillAfter) {
+	if at, ok := g.attempted[key]; ok && (at.IsZero() || snap.Time.Sub(at) < retryCloseAfter) {
 		return false
 	}
 	l, mode := g.governing(o.listens)
@@ -731,7 +737,11 @@ func (g *listenGuard) closeSocket(snap *platform.Snapshot, o offence) bool {
 		ev.Reason += ": " + res.Reason
 	}
 	switch res.Outcome {
-	case enforce.Done, enforce.Failed:
+	case enforce.Done:
+		// Judged afresh if it shows up again: a holder may listen() on
+		// the same socket again, which binds it anew.
+		delete(g.attempted, key)
+	case enforce.Failed:
 		g.attempted[key] = snap.Time
 	default:
 		g.attempted[key] = time.Time{}

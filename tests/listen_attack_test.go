@@ -157,7 +157,7 @@ func TestListenHiddenClosedBySockDestroy(t *testing.T) {
 	other.WaitOutput(t, "listening", Deadline)
 
 	// Unbound: listen() binds them to 0.0.0.0 and an ephemeral port.
-	hidden := hiddenListener(t, u, "-")
+	hidden := StartOffender(t, u, "hiddenlisten", "4", "-", "again")
 	inflight := StartOffender(t, u, "inflight", "-")
 	for _, o := range []*Offender{hidden, inflight} {
 		port := atoiT(t, outputValue(t, o, "listening-port "))
@@ -173,6 +173,14 @@ func TestListenHiddenClosedBySockDestroy(t *testing.T) {
 		if !Alive(o.ID) {
 			t.Errorf("%v: the process was killed; only its socket was to go", o.Argv)
 		}
+	}
+	// listen() again on the closed socket: a new port, closed again.
+	again := atoiT(t, outputValue(t, hidden, "relistening-port "))
+	g.WaitAudit(t, func(ev Event) bool {
+		return ev.Action == "close-socket" && int(ev.Port) == again && ev.Outcome == "done"
+	}, Deadline)
+	if err := served(again); err == nil {
+		t.Errorf("port %d (listening again) still serves after the close", again)
 	}
 	for _, o := range []*Offender{ok, other} {
 		if err := served(atoiT(t, outputValue(t, o, "listening-port "))); err != nil {

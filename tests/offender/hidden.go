@@ -4,11 +4,14 @@ package main
 
 // Listeners hidden from /proc/PID/fd, as a hostile customer hides them:
 //
-//	offender hiddenlisten FAMILY PORT   on a thread that did unshare(CLONE_FILES), listen()
+//	offender hiddenlisten FAMILY PORT [again]
+//	                                    on a thread that did unshare(CLONE_FILES), listen()
 //	                                    on a TCP socket (FAMILY 4 or 6) bound to loopback:PORT,
 //	                                    or never bound when PORT is "-" (the kernel picks a
 //	                                    port inside listen); print "listening-port N" and
-//	                                    "listening", or "listen-error ERRNO"
+//	                                    "listening", or "listen-error ERRNO"; with again,
+//	                                    once closed under it, listen() on the same socket
+//	                                    again and print "relistening-port N"
 //	offender inflight PORT              listen on 127.0.0.1:PORT ("-": unbound) and keep the
 //	                                    socket in flight in a unix socketpair (SCM_RIGHTS),
 //	                                    taking it back every 0.2 s to accept; print
@@ -81,9 +84,10 @@ func serve(c int) {
 }
 
 func hiddenListenMode(args []string) {
-	if len(args) != 2 {
-		fail("usage: hiddenlisten 4|6 PORT|-")
+	if len(args) != 2 && (len(args) != 3 || args[2] != "again") {
+		fail("usage: hiddenlisten 4|6 PORT|- [again]")
 	}
+	again := len(args) == 3
 	ready()
 	go func() {
 		// Never unlocked: the thread dies with the goroutine and its
@@ -111,7 +115,18 @@ func hiddenListenMode(args []string) {
 			}
 			if err != nil {
 				fmt.Println("accept-error", errnoName(err))
-				return
+				if !again {
+					return
+				}
+				again = false
+				// The closed socket lost its autobound port: listen()
+				// binds it anew.
+				if err := unix.Listen(fd, 16); err != nil {
+					fmt.Println("relisten-error", errnoName(err))
+					return
+				}
+				fmt.Println("relistening-port", localPort(fd))
+				continue
 			}
 			serve(c)
 		}
