@@ -40,7 +40,8 @@ type listenGuard struct {
 	ephHi     uint16
 	ephAt     time.Time
 	// dgramSeen: when each unconnected datagram socket on an ephemeral
-	// port (by cookie) was first seen; see isListener.
+	// port (by cookie, or inode where there is none) was first seen; see
+	// isListener.
 	dgramSeen map[uint64]time.Time
 
 	hook       *enforce.BindHook // nil: no kernel refusal (not wanted, or unavailable)
@@ -506,10 +507,14 @@ func (g *listenGuard) isListener(l platform.Listener, now time.Time, seen map[ui
 	if !l.Proto.Datagram() || g.ephHi == 0 || l.Port < g.ephLo || l.Port > g.ephHi {
 		return true
 	}
-	seen[l.Cookie] = true
-	first, ok := g.dgramSeen[l.Cookie]
+	key := l.Cookie
+	if key == 0 {
+		key = l.Inode // FreeBSD: no cookie; the socket's kernel address
+	}
+	seen[key] = true
+	first, ok := g.dgramSeen[key]
 	if !ok {
-		g.dgramSeen[l.Cookie] = now
+		g.dgramSeen[key] = now
 		return false
 	}
 	return now.Sub(first) >= dgramClientGrace
