@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/platform"
@@ -187,5 +188,41 @@ func TestCoversAnyAddr(t *testing.T) {
 		if got := coversAnyAddr(tc.allow, 32768, 60999); got != tc.want {
 			t.Errorf("%v: %v, want %v", tc.allow, got, tc.want)
 		}
+	}
+}
+
+// TestDatagramProbation: an unconnected UDP or UDP-Lite socket on an
+// ephemeral port counts as a listener once it has stayed
+// dgramClientGrace; TCP, and ports outside the range, count at once.
+func TestDatagramProbation(t *testing.T) {
+	g := &listenGuard{ephLo: 32768, ephHi: 60999, dgramSeen: map[uint64]time.Time{}}
+	t0 := time.Unix(1000, 0)
+	udp := platform.Listener{Proto: platform.UDP, Port: 40000, Cookie: 7}
+	lite := platform.Listener{Proto: platform.UDPLite, Port: 50000, Cookie: 8}
+	noCookie := platform.Listener{Proto: platform.UDP, Port: 40001, Inode: 99}
+	for _, l := range []platform.Listener{
+		{Proto: platform.TCP, Port: 40000, Cookie: 1},
+		{Proto: platform.UDP, Port: 5353, Cookie: 2},
+	} {
+		if !g.isListener(l, t0, map[uint64]bool{}) {
+			t.Errorf("%+v: not a listener at once", l)
+		}
+	}
+	for _, step := range []struct {
+		at   time.Duration
+		want bool
+	}{{0, false}, {dgramClientGrace - time.Millisecond, false}, {dgramClientGrace, true}, {time.Hour, true}} {
+		for _, l := range []platform.Listener{udp, lite, noCookie} {
+			seen := map[uint64]bool{}
+			if got := g.isListener(l, t0.Add(step.at), seen); got != step.want {
+				t.Errorf("%v after %v: %v, want %v", l.Proto, step.at, got, step.want)
+			}
+			if len(seen) != 1 {
+				t.Errorf("seen = %v", seen)
+			}
+		}
+	}
+	if _, ok := g.dgramSeen[99]; !ok {
+		t.Error("a socket without a cookie is not kept by inode")
 	}
 }
