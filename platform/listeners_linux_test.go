@@ -406,3 +406,62 @@ func TestListenerDumperEveryFamily(t *testing.T) {
 		}
 	}
 }
+
+// TestSocketScannerPrivateTable: a socket held only in a thread's private
+// descriptor table (unshare(CLONE_FILES)) is not in /proc/PID/fd — the
+// hiding works — and Scan finds it all the same.
+func TestSocketScannerPrivateTable(t *testing.T) {
+	type result struct {
+		inode uint64
+		err   error
+	}
+	got, done := make(chan result), make(chan struct{})
+	var hide func()
+	hide = func() {
+		// Never unlocked: the thread, with its private table, ends with
+		// the goroutine instead of returning to the runtime's pool.
+		runtime.LockOSThread()
+		if unix.Gettid() == os.Getpid() {
+			// The main thread: its table is what /proc/PID/fd shows.
+			// Hold it, and hide from another thread.
+			go hide()
+			<-done
+			return
+		}
+		if err := unix.Unshare(unix.CLONE_FILES); err != nil {
+			got <- result{err: err}
+			return
+		}
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer unix.Close(fd)
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			got <- result{err: err}
+			return
+		}
+		got <- result{inode: st.Ino}
+		<-done
+	}
+	go hide()
+	r := <-got
+	defer close(done)
+	if r.err != nil {
+		t.Skipf("cannot make a private descriptor table: %v", r.err)
+	}
+	self := int32(os.Getpid())
+	s := NewSocketScanner()
+	inLeader := false
+	if _, err := s.scanDir("/proc/self/fd", func(i uint64) bool { inLeader = inLeader || i == r.inode; return true }); err != nil {
+		t.Fatal(err)
+	}
+	if inLeader {
+		t.Fatal("the socket shows in /proc/PID/fd: the table is not private")
+	}
+	if ok, err := s.Holds(self, r.inode); !ok || err != nil {
+		t.Errorf("Holds(self, socket of a private table) = %v, %v", ok, err)
+	}
+}

@@ -133,11 +133,13 @@ func atoiT(t *testing.T, s string) int {
 
 // TestListenHiddenClosedBySockDestroy (b): without the listen hook (the
 // LSM turned off, as on a kernel without it), a listener on a thread's
-// private descriptor table and one kept in flight in SCM_RIGHTS have no
-// holder guardd can see: the kernel closes them by cookie, the audit log
-// says so, the process lives on and a client's connect fails. Controls:
-// the same hidden listener on an allowed port, and a customer the policy
-// does not name, keep serving.
+// private descriptor table is found there (guardd reads the tables of
+// threads that unshared theirs) and its process killed; one kept in flight
+// in SCM_RIGHTS has no holder at all: the kernel closes it by cookie, the
+// audit log says so, the process lives on, a client's connect fails, and
+// a listen() again on the same socket is closed again. Controls: the same
+// hidden listener on an allowed port, and a customer the policy does not
+// name, keep serving.
 func TestListenHiddenClosedBySockDestroy(t *testing.T) {
 	t.Parallel()
 	u, bystander := NewUser(t), NewUser(t)
@@ -157,38 +159,47 @@ func TestListenHiddenClosedBySockDestroy(t *testing.T) {
 	other.WaitOutput(t, "listening", Deadline)
 
 	// Unbound: listen() binds them to 0.0.0.0 and an ephemeral port.
-	hidden := StartOffender(t, u, "hiddenlisten", "4", "-", "again")
-	inflight := StartOffender(t, u, "inflight", "-")
-	for _, o := range []*Offender{hidden, inflight} {
-		port := atoiT(t, outputValue(t, o, "listening-port "))
-		ev := g.WaitAudit(t, func(ev Event) bool { return ev.Action == "close-socket" && int(ev.Port) == port }, Deadline)
-		if ev.Outcome != "done" || ev.UID != u.UID || ev.User != u.Name || ev.Rule != "c" || ev.RuleAt == "" ||
-			ev.Mode != "enforce" || ev.Proto != "tcp" || ev.Addr != "0.0.0.0" || !strings.Contains(ev.Reason, "SOCK_DESTROY") {
-			t.Errorf("close line of %v: %+v", o.Argv, ev)
-		}
-		outputValue(t, o, "accept-error ") // the holder learns it
-		if err := served(port); err == nil {
-			t.Errorf("%v: port %d still serves after the close", o.Argv, port)
-		}
-		if !Alive(o.ID) {
-			t.Errorf("%v: the process was killed; only its socket was to go", o.Argv)
-		}
+	hidden := hiddenListener(t, u, "-")
+	port := atoiT(t, outputValue(t, hidden, "listening-port "))
+	ev := g.WaitAudit(t, func(ev Event) bool { return ev.Action == "kill" && int(ev.PID) == hidden.PID }, Deadline)
+	WaitGone(t, hidden.ID, Deadline)
+	if ev.Outcome != "done" || int(ev.Port) != port || ev.Addr != "0.0.0.0" || ev.Rule != "c" {
+		t.Errorf("kill line of the thread-hidden listener: %+v", ev)
+	}
+	if err := served(port); err == nil {
+		t.Errorf("port %d still serves after its holder was killed", port)
+	}
+
+	inflight := StartOffender(t, u, "inflight", "-", "again")
+	port = atoiT(t, outputValue(t, inflight, "listening-port "))
+	ev = g.WaitAudit(t, func(ev Event) bool { return ev.Action == "close-socket" && int(ev.Port) == port }, Deadline)
+	if ev.Outcome != "done" || ev.UID != u.UID || ev.User != u.Name || ev.Rule != "c" || ev.RuleAt == "" ||
+		ev.Mode != "enforce" || ev.Proto != "tcp" || ev.Addr != "0.0.0.0" || ev.PID != 0 || !strings.Contains(ev.Reason, "SOCK_DESTROY") {
+		t.Errorf("close line of the in-flight listener: %+v", ev)
+	}
+	outputValue(t, inflight, "accept-error ") // the holder learns it
+	if err := served(port); err == nil {
+		t.Errorf("port %d still serves after the close", port)
 	}
 	// listen() again on the closed socket: a new port, closed again.
-	again := atoiT(t, outputValue(t, hidden, "relistening-port "))
+	again := atoiT(t, outputValue(t, inflight, "relistening-port "))
 	g.WaitAudit(t, func(ev Event) bool {
 		return ev.Action == "close-socket" && int(ev.Port) == again && ev.Outcome == "done"
 	}, Deadline)
 	if err := served(again); err == nil {
 		t.Errorf("port %d (listening again) still serves after the close", again)
 	}
+	if !Alive(inflight.ID) {
+		t.Error("the in-flight holder was killed; only its socket was to go")
+	}
+
 	for _, o := range []*Offender{ok, other} {
 		if err := served(atoiT(t, outputValue(t, o, "listening-port "))); err != nil {
 			t.Errorf("control %v: %v", o.Argv, err)
 		}
 	}
 	for _, ev := range g.Audit(t) {
-		if ev.Action == "kill" || ev.UID == bystander.UID || (ev.Action == "close-socket" && int(ev.Port) == allowed) {
+		if (ev.Action == "kill" && int(ev.PID) != hidden.PID) || ev.UID == bystander.UID || int(ev.Port) == allowed {
 			t.Errorf("unexpected audit line: %+v", ev)
 		}
 	}
@@ -306,7 +317,7 @@ func BenchmarkListenHook(b *testing.B) {
 	}
 }
 
-// TestListenHiddenMonitor: in monitor mode the hidden listener is
+// TestListenHiddenMonitor: in monitor mode the in-flight listener is
 // reported once as would-do, and keeps serving.
 func TestListenHiddenMonitor(t *testing.T) {
 	t.Parallel()
@@ -317,7 +328,7 @@ func TestListenHiddenMonitor(t *testing.T) {
 		Flags: []string{"--mode", "monitor"},
 	})
 	waitListenHook(t, g)
-	hidden := hiddenListener(t, u, "-")
+	hidden := StartOffender(t, u, "inflight", "-")
 	port := atoiT(t, outputValue(t, hidden, "listening-port "))
 	ev := g.WaitAudit(t, func(ev Event) bool { return ev.Action == "close-socket" && int(ev.Port) == port }, Deadline)
 	if ev.Outcome != "would-do" || ev.Mode != "monitor" {

@@ -12,10 +12,11 @@ package main
 //	                                    "listening", or "listen-error ERRNO"; with again,
 //	                                    once closed under it, listen() on the same socket
 //	                                    again and print "relistening-port N"
-//	offender inflight PORT              listen on 127.0.0.1:PORT ("-": unbound) and keep the
+//	offender inflight PORT [again]      listen on 127.0.0.1:PORT ("-": unbound) and keep the
 //	                                    socket in flight in a unix socketpair (SCM_RIGHTS),
 //	                                    taking it back every 0.2 s to accept; print
-//	                                    "listening-port N" and "listening"
+//	                                    "listening-port N" and "listening"; with again, as
+//	                                    hiddenlisten
 //
 // Both serve each connection with "hi\n", and print "accept-error ERRNO"
 // once the listener is closed under them. They say ready first: whatever
@@ -135,9 +136,10 @@ func hiddenListenMode(args []string) {
 }
 
 func inflightMode(args []string) {
-	if len(args) != 1 {
-		fail("usage: inflight PORT|-")
+	if len(args) != 1 && (len(args) != 2 || args[1] != "again") {
+		fail("usage: inflight PORT|- [again]")
 	}
+	again := len(args) == 2
 	ready()
 	fd, bad := loopListener("4", args[0])
 	if bad != "" {
@@ -181,7 +183,16 @@ func inflightMode(args []string) {
 			}
 			if err != nil {
 				fmt.Println("accept-error", errnoName(err))
-				forever()
+				if !again {
+					forever()
+				}
+				again = false
+				if err := unix.Listen(fd, 16); err != nil {
+					fmt.Println("relisten-error", errnoName(err))
+					forever()
+				}
+				fmt.Println("relistening-port", localPort(fd))
+				break
 			}
 			serve(c)
 		}
