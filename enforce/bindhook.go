@@ -41,7 +41,11 @@ type BindSet struct {
 	// Refuse makes a bind outside the set fail with EPERM; without it the
 	// bind goes through and is only reported (monitor mode).
 	Refuse bool
-	Allow  []BindAllow
+	// Autobind allows listen() on a socket not bound yet, which the
+	// kernel then binds to a port of its ephemeral range: set it when the
+	// allow list covers that whole range on any address.
+	Autobind bool
+	Allow    []BindAllow
 	// Tag is the caller's: a refusal reports the set it was judged by.
 	Tag any
 }
@@ -95,7 +99,7 @@ func splitSetID(id uint32) (half, index int, ok bool) {
 
 // Layout of a set in the kernel's sets map (an array of these):
 //
-//	u32 flags              bit 0: refuse (else report only)
+//	u32 flags              bit 0: refuse (else report only); bit 1: autobind
 //	u32 n                  entries used
 //	struct {               MaxBindAllow times
 //	        u16 lo, hi     ports, host order
@@ -104,18 +108,24 @@ func splitSetID(id uint32) (half, index int, ok bool) {
 //	        u32 addr[4]    as the kernel has it in bpf_sock_addr (network order); IPv4 in addr[0]
 //	} entries[]
 const (
-	setFlagRefuse  = 1
-	allowEntrySize = 24
-	setHeaderSize  = 8
-	setValueSize   = setHeaderSize + MaxBindAllow*allowEntrySize
+	setFlagRefuse   = 1
+	setFlagAutobind = 2
+	allowEntrySize  = 24
+	setHeaderSize   = 8
+	setValueSize    = setHeaderSize + MaxBindAllow*allowEntrySize
 )
 
 func encodeSet(s *BindSet) []byte {
 	b := make([]byte, setValueSize)
 	ne := binary.NativeEndian
+	var flags uint32
 	if s.Refuse {
-		ne.PutUint32(b[0:], setFlagRefuse)
+		flags |= setFlagRefuse
 	}
+	if s.Autobind {
+		flags |= setFlagAutobind
+	}
+	ne.PutUint32(b[0:], flags)
 	n := min(len(s.Allow), MaxBindAllow)
 	ne.PutUint32(b[4:], uint32(n))
 	for i, a := range s.Allow[:n] {
@@ -185,8 +195,9 @@ func (p *BindPolicy) uidEntries(half int) map[[8]byte]uint32 {
 	return out
 }
 
-// BindRefusal is one bind() the hook refused, or in monitor mode would
-// have refused, as the program reported it through its ring buffer. The
+// BindRefusal is one bind() or listen() the hook refused, or in monitor
+// mode would have refused, as the program reported it through its ring
+// buffer. The
 // record holds what the program may read without CAP_PERFMON: no command
 // name (the caller reads it from /proc while the process is there; Boot
 // tells whether the process found is the one).
@@ -199,6 +210,7 @@ type BindRefusal struct {
 	Port    uint16
 	Proto   platform.Proto
 	Refused bool     // false: monitor mode, the bind went through
+	Listen  bool     // refused at listen() (the LSM hook), not at bind(); Port 0: the socket was not bound yet
 	Set     *BindSet // the set it was judged by; nil if it belongs to a policy no longer known
 
 	setID uint32
@@ -215,8 +227,14 @@ func (r *BindRefusal) Where() string {
 //	0  u32 uid          4  u32 pid (tgid)      8  u32 set id
 //	12 u16 port         14 u16 family (4, 6)   16 u32 addr[4] (network order; IPv4 in addr[0])
 //	32 u64 CLOCK_BOOTTIME ns                   40 u32 socket type
-//	44 u32 protocol     48 u32 refused         52 u32 pad
+//	44 u32 protocol     48 u32 refused         52 u32 hook (0 bind, 1 listen)
 const refusalSize = 56
+
+// Record field 52: which hook refused.
+const (
+	recHookBind   = 0
+	recHookListen = 1
+)
 
 // ParseBindRefusal decodes one ring buffer record. It does not resolve the
 // set (Set is nil).
@@ -257,5 +275,6 @@ func ParseBindRefusal(b []byte) (BindRefusal, error) {
 		r.Proto = platform.UDP
 	}
 	r.Refused = ne.Uint32(b[48:]) != 0
+	r.Listen = ne.Uint32(b[52:]) == recHookListen
 	return r, nil
 }

@@ -1,7 +1,6 @@
 package enforce
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
@@ -27,6 +25,9 @@ type BindHookOptions struct {
 	// exits, and the next guardd takes them over without a window. Empty:
 	// the programs detach when the hook is closed or guardd dies.
 	PinDir string
+	// NoListen leaves out the listen hook (the BPF LSM program on
+	// socket_listen): listen() on an unbound socket is then not refused.
+	NoListen bool
 }
 
 // BindHook is the loaded and attached bind hook. Update, Lost and Close
@@ -36,6 +37,10 @@ type BindHook struct {
 	progs                             [2]*ebpf.Program // bind4, bind6
 	links                             [2]link.Link
 	reader                            *ringbuf.Reader
+
+	listenProg *ebpf.Program // nil: no listen hook (see ListenErr)
+	listenLink link.Link
+	listenErr  error
 
 	mu       sync.Mutex // guards the fields below
 	pinDir   string
@@ -58,7 +63,7 @@ func hookMapSpecs() []*ebpf.MapSpec {
 		{Name: "guardd_uids", Type: ebpf.LPMTrie, KeySize: 8, ValueSize: 4, MaxEntries: 1 << 16, Flags: unix.BPF_F_NO_PREALLOC},
 		{Name: "guardd_sets", Type: ebpf.Array, KeySize: 4, ValueSize: setValueSize, MaxEntries: 1 + 2*MaxBindSets},
 		{Name: "guardd_events", Type: ebpf.RingBuf, MaxEntries: 256 << 10},
-		{Name: "guardd_stats", Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1},
+		{Name: "guardd_stats", Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 2},
 	}
 }
 
@@ -95,7 +100,7 @@ func OpenBindHook(o BindHookOptions) (_ *BindHook, err error) {
 			Type:         ebpf.CGroupSockAddr,
 			AttachType:   hookAttach[i],
 			License:      "GPL", // bpf_ringbuf_output is GPL-only
-			Instructions: bindProgram(i == 1, h.config, h.uids, h.sets, h.events, h.stats),
+			Instructions: hookProgram(hookKind(i), nil, h.config, h.uids, h.sets, h.events, h.stats),
 		}
 		p, err := ebpf.NewProgram(spec)
 		if err != nil {
@@ -113,7 +118,127 @@ func OpenBindHook(o BindHookOptions) (_ *BindHook, err error) {
 	if h.reader, err = ringbuf.NewReader(h.events); err != nil {
 		return nil, fmt.Errorf("bind hook ring buffer: %w", err)
 	}
+	if o.NoListen {
+		h.listenErr = errors.New("turned off")
+	} else {
+		h.listenErr = h.openListen()
+	}
 	return h, nil
+}
+
+// openListen loads and attaches the listen program and proves that the
+// kernel runs it. An error leaves the bind hooks working alone.
+func (h *BindHook) openListen() (err error) {
+	defer func() {
+		if err != nil {
+			h.closeListen()
+		}
+	}()
+	if active, known := lsmActive(); known && !active {
+		return fmt.Errorf("%w: \"bpf\" is not in /sys/kernel/security/lsm (boot with lsm=...,bpf)", errNoBPFLSM)
+	}
+	off, err := kernelSockOffsets()
+	if err != nil {
+		return err
+	}
+	h.listenProg, err = ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name:         "guardd_listen",
+		Type:         ebpf.LSM,
+		AttachType:   ebpf.AttachLSMMac,
+		AttachTo:     "socket_listen",
+		License:      "GPL",
+		Instructions: hookProgram(kindListen, off, h.config, h.uids, h.sets, h.events, h.stats),
+	})
+	if errors.Is(err, unix.EPERM) {
+		// Root with every capability: the kernel (or a sandbox under it)
+		// refuses trampoline programs (LSM, fentry) outright.
+		return fmt.Errorf("the kernel refused to load a BPF LSM program (EPERM, before verification): %w", errNoBPFLSM)
+	}
+	if err != nil {
+		return fmt.Errorf("load listen program: %w", err)
+	}
+	// A pinned LSM link cannot be pointed at a new program (tracing links
+	// have no update): attach the new one first, then let the old go, so
+	// listen() is never unguarded.
+	var old link.Link
+	if h.pinDir != "" {
+		old, err = link.LoadPinnedLink(h.listenPin(), nil)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("pinned listen link: %w", err)
+		}
+	}
+	h.listenLink, err = link.AttachLSM(link.LSMOptions{Program: h.listenProg})
+	if err != nil {
+		if old != nil {
+			old.Close()
+		}
+		return fmt.Errorf("attach listen program: %w", err)
+	}
+	if old != nil {
+		old.Unpin()
+		old.Close()
+	}
+	if err := h.selfTest(); err != nil {
+		return err
+	}
+	if h.pinDir != "" {
+		if err := h.listenLink.Pin(h.listenPin()); err != nil {
+			return fmt.Errorf("pin listen link: %w", err)
+		}
+	}
+	return nil
+}
+
+// selfTest listens on a socket of its own (as root, which the program
+// counts and never refuses) and checks the program saw it.
+func (h *BindHook) selfTest() error {
+	before := h.stat(statListenRoot)
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("listen hook self-test: %w", err)
+	}
+	defer unix.Close(fd)
+	// Bound to 127.0.0.1, port 0: an ephemeral loopback port, never
+	// reachable from outside, closed at once.
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		return fmt.Errorf("listen hook self-test: bind: %w", err)
+	}
+	if err := unix.Listen(fd, 1); err != nil {
+		return fmt.Errorf("listen hook self-test: listen: %w", err)
+	}
+	if h.stat(statListenRoot) == before {
+		return fmt.Errorf("%w: the program attached but never ran (\"bpf\" missing from the lsm= boot list?)", errNoBPFLSM)
+	}
+	return nil
+}
+
+func (h *BindHook) stat(i uint32) uint64 {
+	var n uint64
+	if h.stats.Lookup(i, &n) != nil {
+		return 0
+	}
+	return n
+}
+
+func (h *BindHook) listenPin() string { return filepath.Join(h.pinDir, "link_listen") }
+
+func (h *BindHook) closeListen() {
+	if h.listenLink != nil {
+		h.listenLink.Close()
+		h.listenLink = nil
+	}
+	if h.listenProg != nil {
+		h.listenProg.Close()
+		h.listenProg = nil
+	}
+}
+
+// ListenErr is nil when listen() is refused in the kernel too (the BPF
+// LSM program runs), and says why not otherwise.
+func (h *BindHook) ListenErr() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.listenErr
 }
 
 // checkBPFFS makes dir (on a bpf filesystem) if needed: pins anywhere else
@@ -275,13 +400,7 @@ func (h *BindHook) ReadRefusals(fn func(BindRefusal)) error {
 
 // Lost returns how many refusals the ring buffer had no room for (the
 // binds were refused all the same).
-func (h *BindHook) Lost() uint64 {
-	var n uint64
-	if h.stats.Lookup(uint32(0), &n) != nil {
-		return 0
-	}
-	return n
-}
+func (h *BindHook) Lost() uint64 { return h.stat(statLost) }
 
 // PinDir returns where the hook is pinned ("" when it is not).
 func (h *BindHook) PinDir() string {
@@ -322,6 +441,11 @@ func (h *BindHook) Repin(dir string) error {
 			return fmt.Errorf("pin %s link in %s: %w", hookNames[i], dir, err)
 		}
 	}
+	if h.listenLink != nil {
+		if err := h.listenLink.Pin(h.listenPin()); err != nil {
+			return fmt.Errorf("pin listen link in %s: %w", dir, err)
+		}
+	}
 	return nil
 }
 
@@ -330,7 +454,7 @@ func (h *BindHook) unpinLocked() error {
 		return nil
 	}
 	var errs []error
-	for _, l := range h.links {
+	for _, l := range append(h.links[:], h.listenLink) {
 		if l != nil {
 			errs = append(errs, l.Unpin())
 		}
@@ -366,6 +490,7 @@ func (h *BindHook) closeFDs() {
 	if h.reader != nil {
 		h.reader.Close()
 	}
+	h.closeListen()
 	for i := range h.links {
 		if h.links[i] != nil {
 			h.links[i].Close()
@@ -379,215 +504,4 @@ func (h *BindHook) closeFDs() {
 			m.Close()
 		}
 	}
-}
-
-// v4MappedWord is the third 32-bit word of an IPv4-mapped IPv6 address
-// (::ffff:a.b.c.d) as the program loads it from memory.
-var v4MappedWord = int32(binary.NativeEndian.Uint32([]byte{0, 0, 0xff, 0xff}))
-
-// bindProgram returns the program for the bind4 (v6 false) or bind6 hook.
-// In C it would read:
-//
-//	port = ntohs(ctx->user_port)
-//	if port == 0: allow                  // ephemeral: a client's bind
-//	uid = bpf_get_current_uid_gid()      // the real uid
-//	if uid == 0 || uid < config.min_uid: allow
-//	set = sets[uids[uid]]                // longest prefix match
-//	if no set: allow                     // not held by this policy
-//	addr = the bound address; ::ffff:a.b.c.d counts as a.b.c.d
-//	for e in set.entries[:set.n]:        // at most MaxBindAllow, unrolled
-//	        if e.lo <= port <= e.hi && (e.family == 0 || e.family == family && e.addr == addr): allow
-//	ringbuf_output(refusal)              // or count it as lost
-//	return set.refuse ? EPERM : allow
-//
-// The bind4 and bind6 programs differ in which address fields they read:
-// the verifier refuses user_ip6 in a bind4 program and user_ip4 in bind6.
-//
-// Stack (offsets from the frame pointer): -4 set id, -8 map key, -16 trie
-// key, -40 family (4/6), -36 port, -32…-20 address words, -104…-49 the
-// refusal record (refusalSize bytes).
-func bindProgram(v6 bool, config, uids, sets, events, stats *ebpf.Map) asm.Instructions {
-	const (
-		ctxUserIP4  = 4
-		ctxUserIP6  = 8
-		ctxUserPort = 24
-		ctxType     = 32
-		ctxProtocol = 36
-
-		stSetID  = -4
-		stKey    = -8
-		stTrie   = -16
-		stFamily = -40
-		stPort   = -36
-		stAddr   = -32
-		stRec    = -104
-	)
-	R0, R1, R2, R3, R4, R6, R7, R8, R9, FP := asm.R0, asm.R1, asm.R2, asm.R3, asm.R4, asm.R6, asm.R7, asm.R8, asm.R9, asm.RFP
-	ins := asm.Instructions{
-		// r6 = ctx; r7 = port (host order)
-		asm.Mov.Reg(R6, R1),
-		asm.LoadMem(R7, R6, ctxUserPort, asm.Word),
-		asm.HostTo(asm.BE, R7, asm.Half),
-		asm.JEq.Imm(R7, 0, "allow"),
-		asm.StoreMem(FP, stPort, R7, asm.Word),
-		// r8 = real uid
-		asm.FnGetCurrentUidGid.Call(),
-		asm.Mov.Reg32(R8, R0),
-		asm.JEq.Imm(R8, 0, "allow"),
-		// uids below config.min_uid are never refused
-		asm.StoreImm(FP, stKey, 0, asm.Word),
-		asm.LoadMapPtr(R1, config.FD()),
-		asm.Mov.Reg(R2, FP),
-		asm.Add.Imm(R2, stKey),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(R0, 0, "allow"),
-		asm.LoadMem(R1, R0, 0, asm.Word),
-		asm.JLT.Reg(R8, R1, "allow"),
-		// r9 = set id of the uid
-		asm.StoreImm(FP, stTrie, 32, asm.Word),
-		asm.Mov.Reg(R1, R8),
-		asm.HostTo(asm.BE, R1, asm.Word),
-		asm.StoreMem(FP, stTrie+4, R1, asm.Word),
-		asm.LoadMapPtr(R1, uids.FD()),
-		asm.Mov.Reg(R2, FP),
-		asm.Add.Imm(R2, stTrie),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(R0, 0, "allow"),
-		asm.LoadMem(R9, R0, 0, asm.Word),
-		asm.JEq.Imm(R9, 0, "allow"),
-		asm.StoreMem(FP, stSetID, R9, asm.Word),
-		// r9 = the set
-		asm.StoreMem(FP, stKey, R9, asm.Word),
-		asm.LoadMapPtr(R1, sets.FD()),
-		asm.Mov.Reg(R2, FP),
-		asm.Add.Imm(R2, stKey),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(R0, 0, "allow"),
-		asm.Mov.Reg(R9, R0),
-	}
-	if !v6 {
-		ins = append(ins,
-			asm.StoreImm(FP, stFamily, 4, asm.Word),
-			asm.LoadMem(R1, R6, ctxUserIP4, asm.Word),
-			asm.StoreMem(FP, stAddr, R1, asm.Word),
-			asm.StoreImm(FP, stAddr+4, 0, asm.Word),
-			asm.StoreImm(FP, stAddr+8, 0, asm.Word),
-			asm.StoreImm(FP, stAddr+12, 0, asm.Word),
-		)
-	} else {
-		ins = append(ins,
-			asm.StoreImm(FP, stFamily, 6, asm.Word),
-			asm.LoadMem(R1, R6, ctxUserIP6, asm.Word),
-			asm.StoreMem(FP, stAddr, R1, asm.Word),
-			asm.LoadMem(R2, R6, ctxUserIP6+4, asm.Word),
-			asm.StoreMem(FP, stAddr+4, R2, asm.Word),
-			asm.LoadMem(R3, R6, ctxUserIP6+8, asm.Word),
-			asm.StoreMem(FP, stAddr+8, R3, asm.Word),
-			asm.LoadMem(R4, R6, ctxUserIP6+12, asm.Word),
-			asm.StoreMem(FP, stAddr+12, R4, asm.Word),
-			// ::ffff:a.b.c.d is an IPv4 bind on a dual-stack socket
-			asm.JNE.Imm(R1, 0, "loop_init"),
-			asm.JNE.Imm(R2, 0, "loop_init"),
-			asm.JNE.Imm32(R3, v4MappedWord, "loop_init"),
-			asm.StoreImm(FP, stFamily, 4, asm.Word),
-			asm.StoreMem(FP, stAddr, R4, asm.Word),
-			asm.StoreImm(FP, stAddr+4, 0, asm.Word),
-			asm.StoreImm(FP, stAddr+8, 0, asm.Word),
-			asm.StoreImm(FP, stAddr+12, 0, asm.Word),
-		)
-	}
-	// The allow entries, unrolled: each checks one entry at a fixed offset.
-	// A loop would add a variable offset to the set pointer, which the
-	// verifier refuses without CAP_PERFMON (its Spectre v1 masking needs
-	// one offset per instruction).
-	ins = append(ins, asm.LoadMem(R7, R9, 4, asm.Word).WithSymbol("loop_init")) // r7 = set.n
-	entry := func(i int) string {
-		if i == MaxBindAllow {
-			return "refuse"
-		}
-		return fmt.Sprintf("entry_%d", i)
-	}
-	for i := range MaxBindAllow {
-		base := int16(setHeaderSize + i*allowEntrySize)
-		next := entry(i + 1)
-		ins = append(ins,
-			asm.JLE.Imm(R7, int32(i), "refuse").WithSymbol(entry(i)), // no entry i: not allowed
-			asm.LoadMem(R4, FP, stPort, asm.Word),
-			asm.LoadMem(R3, R9, base+0, asm.Half),
-			asm.JLT.Reg(R4, R3, next),
-			asm.LoadMem(R3, R9, base+2, asm.Half),
-			asm.JGT.Reg(R4, R3, next),
-			asm.LoadMem(R3, R9, base+4, asm.Byte),
-			asm.JEq.Imm(R3, 0, "allow"), // any address
-			asm.LoadMem(R4, FP, stFamily, asm.Word),
-			asm.JNE.Reg(R3, R4, next),
-		)
-		for k := int16(0); k < 4; k++ {
-			ins = append(ins,
-				asm.LoadMem(R3, R9, base+8+4*k, asm.Word),
-				asm.LoadMem(R4, FP, stAddr+4*k, asm.Word),
-				asm.JNE.Reg(R3, R4, next),
-			)
-		}
-		ins = append(ins, asm.Ja.Label("allow"))
-	}
-	// The refusal record: zeroed first (the helper reads all of it).
-	ins = append(ins, asm.Mov.Imm(R1, 0).WithSymbol("refuse"))
-	for off := int16(stRec); off < stRec+refusalSize; off += 8 {
-		ins = append(ins, asm.StoreMem(FP, off, R1, asm.DWord))
-	}
-	ins = append(ins,
-		asm.StoreMem(FP, stRec+0, R8, asm.Word), // uid
-		asm.FnGetCurrentPidTgid.Call(),
-		asm.RSh.Imm(R0, 32),
-		asm.StoreMem(FP, stRec+4, R0, asm.Word), // pid
-		asm.LoadMem(R1, FP, stSetID, asm.Word),
-		asm.StoreMem(FP, stRec+8, R1, asm.Word),
-		asm.LoadMem(R1, FP, stPort, asm.Word),
-		asm.StoreMem(FP, stRec+12, R1, asm.Half),
-		asm.LoadMem(R1, FP, stFamily, asm.Word),
-		asm.StoreMem(FP, stRec+14, R1, asm.Half),
-	)
-	for i := int16(0); i < 4; i++ {
-		ins = append(ins,
-			asm.LoadMem(R1, FP, stAddr+4*i, asm.Word),
-			asm.StoreMem(FP, stRec+16+4*i, R1, asm.Word),
-		)
-	}
-	ins = append(ins,
-		// No bpf_get_current_comm: it needs CAP_PERFMON in this program
-		// type. The time lets guardd tell the process from a later one
-		// with the same pid when it reads the name from /proc.
-		asm.FnKtimeGetBootNs.Call(),
-		asm.StoreMem(FP, stRec+32, R0, asm.DWord),
-		asm.LoadMem(R1, R6, ctxType, asm.Word),
-		asm.StoreMem(FP, stRec+40, R1, asm.Word),
-		asm.LoadMem(R1, R6, ctxProtocol, asm.Word),
-		asm.StoreMem(FP, stRec+44, R1, asm.Word),
-		asm.LoadMem(R7, R9, 0, asm.Word),
-		asm.And.Imm(R7, setFlagRefuse), // r7 = refuse? (kept across calls)
-		asm.StoreMem(FP, stRec+48, R7, asm.Word),
-		asm.LoadMapPtr(R1, events.FD()),
-		asm.Mov.Reg(R2, FP),
-		asm.Add.Imm(R2, stRec),
-		asm.Mov.Imm(R3, refusalSize),
-		asm.Mov.Imm(R4, 0),
-		asm.FnRingbufOutput.Call(),
-		asm.JEq.Imm(R0, 0, "verdict"),
-		// The ring buffer is full: count the loss.
-		asm.StoreImm(FP, stKey, 0, asm.Word),
-		asm.LoadMapPtr(R1, stats.FD()),
-		asm.Mov.Reg(R2, FP),
-		asm.Add.Imm(R2, stKey),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(R0, 0, "verdict"),
-		asm.Mov.Imm(R1, 1),
-		asm.StoreXAdd(R0, R1, asm.DWord),
-		asm.JNE.Imm(R7, 0, "deny").WithSymbol("verdict"),
-		asm.Mov.Imm(R0, 1).WithSymbol("allow"),
-		asm.Return(),
-		asm.Mov.Imm(R0, 0).WithSymbol("deny"), // bind() fails with EPERM
-		asm.Return(),
-	)
-	return ins
 }

@@ -8,6 +8,7 @@ import "github.com/guardd/guardd/platform"
 type BindHookOptions struct {
 	CgroupPath string
 	PinDir     string
+	NoListen   bool
 }
 
 // BindHook is not implemented on this OS: listeners are closed by
@@ -34,3 +35,6 @@ func (*BindHook) Repin(string) error { return platform.ErrUnsupported }
 
 // Close does nothing on this OS.
 func (*BindHook) Close(bool) error { return nil }
+
+// ListenErr says listen() is not refused in the kernel on this OS.
+func (*BindHook) ListenErr() error { return platform.ErrUnsupported }

@@ -205,8 +205,27 @@ func TestParseBindRefusal(t *testing.T) {
 		}
 	}
 	r, _ := ParseBindRefusal(record(1001, 7, 33, 53, 6, v6[:], 0, 2, 17, 0))
-	if r.setID != 33 || r.Proto != platform.UDP || r.Set != nil {
-		t.Errorf("setID %d proto %v set %v", r.setID, r.Proto, r.Set)
+	if r.setID != 33 || r.Proto != platform.UDP || r.Set != nil || r.Listen {
+		t.Errorf("setID %d proto %v set %v listen %v", r.setID, r.Proto, r.Set, r.Listen)
+	}
+	// The listen hook's records say so in their last word; port 0 is an
+	// unbound socket.
+	rec := record(1001, 7, 1, 0, 4, nil, 0, 1, 6, 1)
+	binary.NativeEndian.PutUint32(rec[52:], recHookListen)
+	if r, err := ParseBindRefusal(rec); err != nil || !r.Listen || r.Port != 0 || r.Proto != platform.TCP {
+		t.Errorf("listen record: %+v %v", r, err)
+	}
+}
+
+// TestEncodeSetAutobind: the flags word carries refuse and autobind.
+func TestEncodeSetAutobind(t *testing.T) {
+	for _, tc := range []struct {
+		s    BindSet
+		want uint32
+	}{{BindSet{}, 0}, {BindSet{Refuse: true}, 1}, {BindSet{Autobind: true}, 2}, {BindSet{Refuse: true, Autobind: true}, 3}} {
+		if got := binary.NativeEndian.Uint32(encodeSet(&tc.s)); got != tc.want {
+			t.Errorf("%+v: flags %d, want %d", tc.s, got, tc.want)
+		}
 	}
 }
 

@@ -201,7 +201,7 @@ func startHelper(t *testing.T, u *testUser, bin string) *helper {
 }
 
 // helperBinary copies the test binary where the test user can run it.
-func helperBinary(t *testing.T) string {
+func helperBinary(t testing.TB) string {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
@@ -229,7 +229,7 @@ func helperBinary(t *testing.T) string {
 // holdUsersLock takes the lock the end-to-end tests (../tests) use: held
 // shared while gdt-* users exist, so that no other test binary removes
 // them as leftovers of a crashed run.
-func holdUsersLock(t *testing.T) {
+func holdUsersLock(t testing.TB) {
 	f, err := os.OpenFile("/tmp/guardd-gdt-users.lock", os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		t.Fatal(err)
@@ -248,7 +248,7 @@ type testUser struct {
 
 // newTestUser creates a throwaway gdt-* user; when the test ends every
 // process of it is killed and it is deleted.
-func newTestUser(t *testing.T) *testUser {
+func newTestUser(t testing.TB) *testUser {
 	t.Helper()
 	var rnd [3]byte
 	f, _ := os.Open("/dev/urandom")

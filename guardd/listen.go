@@ -22,9 +22,12 @@ import (
 // reads it, proc.listen_ports, and kills every process that holds a
 // listener its listen blocks do not allow ("detect and kill": sockets
 // opened before guardd started, inherited ones, and everything where the
-// kernel cannot refuse). Where a block says block = "bind", a cgroup BPF
-// program refuses the bind() itself (enforce.BindHook); its refusals come
-// back through a ring buffer and are journalled at the next tick.
+// kernel cannot refuse). A listener no process visibly holds (a thread's
+// private descriptor table, a socket in flight in SCM_RIGHTS) is closed
+// by the kernel (SOCK_DESTROY by cookie). Where a block says block =
+// "bind", a cgroup BPF program refuses the bind() itself and a BPF LSM
+// program refuses listen() (enforce.BindHook); their refusals come back
+// through a ring buffer and are journalled at the next tick.
 type listenGuard struct {
 	componentBase
 	d   *daemonState
@@ -34,9 +37,13 @@ type listenGuard struct {
 	dumpErrAt time.Time // when a dump failure was last logged
 	scanner   *platform.SocketScanner
 	listeners []platform.Listener
-	ephLo     uint16 // the kernel's ephemeral port range: see offence()
+	ephLo     uint16 // the kernel's ephemeral port range: see isListener
 	ephHi     uint16
 	ephAt     time.Time
+	// dgramSeen: when each unconnected datagram socket on an ephemeral
+	// port (by cookie, or inode where there is none) was first seen; see
+	// isListener.
+	dgramSeen map[uint64]time.Time
 
 	hook       *enforce.BindHook // nil: no kernel refusal (not wanted, or unavailable)
 	hookFailed string            // why the hook could not be opened, logged once per reason
@@ -61,6 +68,11 @@ func init() { registerComponent(func() component { return &listenGuard{} }) }
 // detect-and-kill alone, as on a kernel without cgroup BPF.
 const noBPFEnv = "GUARDD_NO_BPF"
 
+// noLSMEnv leaves out the listen() hook only (the BPF LSM program), as on
+// a kernel without the BPF LSM: hidden listeners are then closed by
+// SOCK_DESTROY.
+const noLSMEnv = "GUARDD_NO_LSM"
+
 // Bounds that keep a customer looping over bind() from flooding memory
 // and the audit log.
 const (
@@ -71,6 +83,18 @@ const (
 	ephemeralRangeTTL  = time.Minute
 	dumpErrorLogPeriod = time.Minute
 )
+
+// dgramClientGrace: how long an unconnected UDP socket on an ephemeral
+// port may live before it counts as a listener. A client's sendto(2)
+// without bind gets such a socket and keeps it for a query or a few; a
+// server on it (an autobound port handed out of band) stays.
+const dgramClientGrace = 10 * time.Second
+
+// retryCloseAfter: how soon a failed close of a socket without a holder
+// is tried (and journalled) again. A close that cannot work here (no
+// SOCK_DESTROY for the protocol, another OS) then says so once a minute,
+// not every tick.
+const retryCloseAfter = time.Minute
 
 // offence is a listener that no listen block governing its owner allows,
 // with the processes holding it.
@@ -91,6 +115,7 @@ type attemptKey struct {
 }
 
 type refusalKey struct {
+	listen  bool
 	pid     int32
 	uid     uint32
 	where   string
@@ -110,6 +135,7 @@ func (g *listenGuard) Start(d *daemonState, p *policy.Policy) error {
 	g.scanner = platform.NewSocketScanner()
 	g.holders = map[uint64]holderCache{}
 	g.attempted = map[attemptKey]time.Time{}
+	g.dgramSeen = map[uint64]time.Time{}
 	g.refusals = map[refusalKey]*refusalCount{}
 	// The first sample has not read the account files yet, and the bind
 	// hook resolves classes of users and groups to uids now.
@@ -181,6 +207,7 @@ func (x accountIndex) GroupMembers(group string) []uint32 { return x.a.GroupMemb
 // judges it); it is refused unless every such bind block monitors.
 func (g *listenGuard) bindPolicy(p *policy.Policy) (*enforce.BindPolicy, error) {
 	bp := &enforce.BindPolicy{MinUID: max(p.MinUID, 1)}
+	ephLo, ephHi, ephErr := platform.EphemeralPorts()
 	index := map[string]int{} // the governing blocks, by name → set
 	for _, span := range p.ListenSpans(accountIndex{g.d.accounts}) {
 		var names []string
@@ -208,6 +235,9 @@ func (g *listenGuard) bindPolicy(p *policy.Policy) (*enforce.BindPolicy, error) 
 					set.Allow = append(set.Allow, enforce.BindAllow{Addr: a.Addr, PortLo: a.PortLo, PortHi: a.PortHi})
 				}
 			}
+			// listen() on an unbound socket takes any port of the
+			// ephemeral range: allowed only where all of it is.
+			set.Autobind = ephErr == nil && coversAnyAddr(set.Allow, ephLo, ephHi)
 			if len(set.Allow) > enforce.MaxBindAllow {
 				return nil, fmt.Errorf("uids %d-%d are governed by listen blocks %s with %d allow patterns together; the kernel's bind hook holds at most %d: merge ports into ranges",
 					span.Lo, span.Hi, strings.Join(names, ", "), len(set.Allow), enforce.MaxBindAllow)
@@ -222,6 +252,26 @@ func (g *listenGuard) bindPolicy(p *policy.Policy) (*enforce.BindPolicy, error) 
 		return nil, fmt.Errorf("listen blocks: %w", err)
 	}
 	return bp, nil
+}
+
+// coversAnyAddr reports whether the entries for any address together
+// allow every port of lo…hi.
+func coversAnyAddr(allow []enforce.BindAllow, lo, hi uint16) bool {
+	var spans [][2]int
+	for _, a := range allow {
+		if !a.Addr.IsValid() {
+			spans = append(spans, [2]int{int(a.PortLo), int(a.PortHi)})
+		}
+	}
+	sort.Slice(spans, func(i, j int) bool { return spans[i][0] < spans[j][0] })
+	next := int(lo) // the first port not yet covered
+	for _, sp := range spans {
+		if sp[0] > next {
+			break
+		}
+		next = max(next, sp[1]+1)
+	}
+	return next > int(hi)
 }
 
 // syncHook opens, updates or closes the bind hook to match p.
@@ -247,7 +297,8 @@ func (g *listenGuard) syncHook(p *policy.Policy) {
 	if g.hook == nil {
 		root, err := platform.FindCgroup2Root()
 		if err == nil {
-			g.hook, err = enforce.OpenBindHook(enforce.BindHookOptions{CgroupPath: root, PinDir: p.BPFPinDir})
+			g.hook, err = enforce.OpenBindHook(enforce.BindHookOptions{CgroupPath: root, PinDir: p.BPFPinDir,
+				NoListen: os.Getenv(noLSMEnv) != ""})
 		}
 		if err != nil {
 			g.hook = nil
@@ -265,6 +316,15 @@ func (g *listenGuard) syncHook(p *policy.Policy) {
 		}
 		log.Info("bind hook attached: "+what, "cgroup", root,
 			"pinned", p.BPFPinDir, "uid_ranges", len(bp.UIDs), "allow_lists", len(bp.Sets))
+		if lerr := g.hook.ListenErr(); lerr == nil {
+			log.Info("listen hook attached (BPF LSM): listen() outside the allow lists fails with EPERM, unbound sockets included")
+		} else {
+			why := lerr.Error()
+			if os.Getenv(noLSMEnv) != "" {
+				why = noLSMEnv + " is set"
+			}
+			log.Warn("listen hook unavailable: listen() on an unbound socket is not refused in the kernel; such listeners are closed within a tick (their holders killed, or the socket closed by SOCK_DESTROY)", "why", why)
+		}
 	} else if err := g.hook.Repin(p.BPFPinDir); err != nil {
 		log.Error("bind hook: cannot move its pins", "bpf_pin_dir", p.BPFPinDir, "err", err)
 	}
@@ -304,7 +364,7 @@ func (g *listenGuard) closeHook(keepPinned bool) {
 func (g *listenGuard) readRefusals(h *enforce.BindHook, done chan struct{}) {
 	defer close(done)
 	err := h.ReadRefusals(func(r enforce.BindRefusal) {
-		k := refusalKey{pid: r.PID, uid: r.UID, where: r.Where(), refused: r.Refused, set: r.Set}
+		k := refusalKey{listen: r.Listen, pid: r.PID, uid: r.UID, where: r.Where(), refused: r.Refused, set: r.Set}
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		if c := g.refusals[k]; c != nil {
@@ -358,12 +418,18 @@ func (g *listenGuard) Observe(snap *platform.Snapshot) {
 	}
 	facts := map[uint32]*uidFacts{}
 	need := map[uint32]map[uint64]bool{} // uid → socket inodes whose holders are wanted
-	// Unconnected UDP sockets on ephemeral ports are dropped first: see
-	// isListener.
+	// Young unconnected UDP sockets on ephemeral ports are dropped first:
+	// see isListener.
 	kept := g.listeners[:0]
+	seen := make(map[uint64]bool, len(g.dgramSeen))
 	for _, l := range g.listeners {
-		if g.isListener(l) {
+		if g.isListener(l, snap.Time, seen) {
 			kept = append(kept, l)
+		}
+	}
+	for c := range g.dgramSeen {
+		if !seen[c] {
+			delete(g.dgramSeen, c) // closed: forget it
 		}
 	}
 	g.listeners = kept
@@ -405,7 +471,14 @@ func (g *listenGuard) Observe(snap *platform.Snapshot) {
 	}
 	// Kill now rather than after the rules: the tick's latency from
 	// listen() to the kill is the interval plus what comes before this.
+	// A listener no process visibly holds is closed by the kernel.
 	for _, o := range g.offences {
+		if len(o.holders) == 0 {
+			if g.closeSocket(snap, o) {
+				g.acted = true
+			}
+			continue
+		}
 		for _, p := range o.holders {
 			if g.kill(snap, o, p) {
 				g.acted = true
@@ -428,13 +501,28 @@ func (g *listenGuard) Observe(snap *platform.Snapshot) {
 }
 
 // isListener reports whether a dumped socket counts as a listener. An
-// unconnected UDP socket on a port of the kernel's ephemeral range does
-// not: a client that sends without connect(2) (statsd clients, some
-// resolvers) gets exactly such a socket from the kernel, and it cannot be
-// told from a server. An explicit bind() to such a port is still refused
-// by the bind hook.
-func (g *listenGuard) isListener(l platform.Listener) bool {
-	return l.Proto != platform.UDP || g.ephHi == 0 || l.Port < g.ephLo || l.Port > g.ephHi
+// unconnected UDP or UDP-Lite socket on a port of the kernel's ephemeral
+// range counts only once it has been there dgramClientGrace: a client
+// that sends without connect(2) (statsd clients, some resolvers) gets
+// exactly such a socket from the kernel for a query or a few, and a server
+// looks the same but stays. (An explicit bind() to such a port is refused
+// at once by the bind hook where it runs.) seen collects the cookies of
+// the sockets on probation.
+func (g *listenGuard) isListener(l platform.Listener, now time.Time, seen map[uint64]bool) bool {
+	if !l.Proto.Datagram() || g.ephHi == 0 || l.Port < g.ephLo || l.Port > g.ephHi {
+		return true
+	}
+	key := l.Cookie
+	if key == 0 {
+		key = l.Inode // FreeBSD: no cookie; the socket's kernel address
+	}
+	seen[key] = true
+	first, ok := g.dgramSeen[key]
+	if !ok {
+		g.dgramSeen[key] = now
+		return false
+	}
+	return now.Sub(first) >= dgramClientGrace
 }
 
 // unauthorized reports whether a listener breaks the listen blocks that
@@ -529,7 +617,23 @@ func (g *listenGuard) Tick(snap *platform.Snapshot) {
 			g.lost = n
 		}
 	}
+	var listed map[uint64]bool
 	for k, at := range g.attempted {
+		if k.id == (platform.ProcID{}) {
+			// A socket closed (or to close) without a holder: remembered
+			// while it is listed, so that a monitor or skipped line is
+			// said once.
+			if listed == nil {
+				listed = make(map[uint64]bool, len(g.listeners))
+				for _, l := range g.listeners {
+					listed[l.Inode] = true
+				}
+			}
+			if !listed[k.inode] {
+				delete(g.attempted, k)
+			}
+			continue
+		}
 		if snap.Time.Sub(at) >= retryKillAfter && !g.d.sampler.Alive(k.id) {
 			delete(g.attempted, k)
 		}
@@ -605,6 +709,80 @@ func (g *listenGuard) kill(snap *platform.Snapshot, o offence, p *platform.Proce
 	return true
 }
 
+// closeSocket closes an offending listener that no process of its owner
+// visibly holds, through the enforcer (SOCK_DESTROY by cookie). It is
+// never silent: a close that fails, or that monitor mode only describes,
+// is journalled too. It reports whether it wrote a line.
+func (g *listenGuard) closeSocket(snap *platform.Snapshot, o offence) bool {
+	key := attemptKey{inode: o.l.Inode}
+	if at, ok := g.attempted[key]; ok && (at.IsZero() || snap.Time.Sub(at) < retryCloseAfter) {
+		return false
+	}
+	l, mode := g.governing(o.listens)
+	d, pol := g.d, g.pol
+	ev := report.Event{
+		Time: snap.Time, Host: snap.Host.Hostname, Rule: l.Name, RuleAt: l.At(), Step: 1,
+		Action: enforce.ActCloseSocket, Mode: mode, UID: o.l.UID,
+		Proto: o.l.Proto.String(), Addr: o.l.Addr.String(), Port: o.l.Port,
+	}
+	name, groups := g.account(snap, o.l.UID)
+	ev.User = name
+	res := d.enf.CloseSocket(enforce.CloseSocket{
+		Listener: o.l, DryRun: mode == policy.ModeMonitor,
+		Check: func() string {
+			if len(pol.ListensFor(o.l.UID, name, groups)) == 0 {
+				return "no longer governed by a listen block"
+			}
+			return ""
+		},
+	})
+	ev.Outcome = res.Outcome
+	ev.Reason = g.offenceText(o) + "; no process of the user holds it visibly (a private descriptor table or a socket in flight)"
+	switch res.Outcome {
+	case enforce.Done:
+		ev.Reason += ": the kernel closed it (SOCK_DESTROY)"
+	case enforce.Failed:
+		ev.Reason += ": closing it failed: " + res.Reason
+	default:
+		ev.Reason += ": " + res.Reason
+	}
+	switch res.Outcome {
+	case enforce.Done:
+		// Judged afresh if it shows up again: a holder may listen() on
+		// the same socket again, which binds it anew.
+		delete(g.attempted, key)
+	case enforce.Failed:
+		g.attempted[key] = snap.Time
+	default:
+		g.attempted[key] = time.Time{}
+	}
+	d.write(&ev)
+	return true
+}
+
+// governing returns the block that acts on an offence: the first that
+// enforces, else the first, with its effective mode.
+func (g *listenGuard) governing(listens []*policy.Listen) (*policy.Listen, string) {
+	for _, x := range listens {
+		if g.mode(x) == policy.ModeEnforce {
+			return x, policy.ModeEnforce
+		}
+	}
+	return listens[0], policy.ModeMonitor
+}
+
+// offenceText says what is wrong with a listener, for the audit line.
+func (g *listenGuard) offenceText(o offence) string {
+	if len(o.listens) == 1 {
+		return fmt.Sprintf("listening on %s, which listen %q does not allow", o.l, o.listens[0].Name)
+	}
+	var names []string
+	for _, x := range o.listens {
+		names = append(names, fmt.Sprintf("%q", x.Name))
+	}
+	return fmt.Sprintf("listening on %s, which none of listen %s allows", o.l, strings.Join(names, ", "))
+}
+
 // writeRefusals journals the refusals merged since the last call, one
 // line per process and bind (with a count), at most maxRefusalLines; the
 // rest are summed up per uid. It reports whether it wrote anything.
@@ -644,6 +822,10 @@ func (g *listenGuard) writeRefusals(now time.Time) bool {
 	return true
 }
 
+// refuseListenAction is the audit log's action for a listen() the LSM
+// hook refused (refuse-bind for a bind()).
+const refuseListenAction = "refuse-listen"
+
 func (g *listenGuard) refusalEvent(host string, c *refusalCount) *report.Event {
 	r := c.r
 	ev := &report.Event{
@@ -660,10 +842,18 @@ func (g *listenGuard) refusalEvent(host string, c *refusalCount) *report.Event {
 		ev.Rule, ev.RuleAt = blocks[0].Name, blocks[0].At()
 		name = fmt.Sprintf("listen %q", blocks[0].Name)
 	}
-	ev.Reason = fmt.Sprintf("bind() to %s refused with EPERM: %s does not allow it", r.Where(), name)
+	call := "bind() to " + r.Where()
+	if r.Listen {
+		ev.Action = refuseListenAction
+		call = "listen() on " + r.Where()
+		if r.Port == 0 {
+			call = "listen() on an unbound socket (" + r.Where() + ", the kernel would pick a port of its ephemeral range)"
+		}
+	}
+	ev.Reason = fmt.Sprintf("%s refused with EPERM: %s does not allow it", call, name)
 	if !r.Refused {
 		ev.Mode, ev.Outcome = policy.ModeMonitor, report.OutcomeWouldDo
-		ev.Reason = fmt.Sprintf("would refuse bind() to %s with EPERM: %s does not allow it", r.Where(), name)
+		ev.Reason = fmt.Sprintf("would refuse %s with EPERM: %s does not allow it", call, name)
 	}
 	if c.count > 1 {
 		ev.Reason += fmt.Sprintf(" (%d times)", c.count)

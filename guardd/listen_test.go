@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/platform"
@@ -165,5 +167,62 @@ rule "r" {
 	p = parsePolicy(t, strings.ReplaceAll(src, "allow = [", "block = \"kill\"\n  allow = ["))
 	if err := g.Validate(p); err != nil {
 		t.Errorf("Validate of kill-only blocks: %v", err)
+	}
+}
+
+func TestCoversAnyAddr(t *testing.T) {
+	anyAddr := func(lo, hi uint16) enforce.BindAllow { return enforce.BindAllow{PortLo: lo, PortHi: hi} }
+	lo4 := enforce.BindAllow{Addr: netip.MustParseAddr("127.0.0.1"), PortLo: 1, PortHi: 65535}
+	for _, tc := range []struct {
+		allow []enforce.BindAllow
+		want  bool
+	}{
+		{nil, false},
+		{[]enforce.BindAllow{anyAddr(32768, 60999)}, true},
+		{[]enforce.BindAllow{anyAddr(1024, 65535)}, true},
+		{[]enforce.BindAllow{anyAddr(40000, 60999), anyAddr(32768, 39999)}, true},  // adjacent, out of order
+		{[]enforce.BindAllow{anyAddr(32768, 40000), anyAddr(40002, 60999)}, false}, // 40001 missing
+		{[]enforce.BindAllow{anyAddr(32768, 60998)}, false},
+		{[]enforce.BindAllow{lo4}, false}, // one address only: the autobound socket listens on all
+	} {
+		if got := coversAnyAddr(tc.allow, 32768, 60999); got != tc.want {
+			t.Errorf("%v: %v, want %v", tc.allow, got, tc.want)
+		}
+	}
+}
+
+// TestDatagramProbation: an unconnected UDP or UDP-Lite socket on an
+// ephemeral port counts as a listener once it has stayed
+// dgramClientGrace; TCP, and ports outside the range, count at once.
+func TestDatagramProbation(t *testing.T) {
+	g := &listenGuard{ephLo: 32768, ephHi: 60999, dgramSeen: map[uint64]time.Time{}}
+	t0 := time.Unix(1000, 0)
+	udp := platform.Listener{Proto: platform.UDP, Port: 40000, Cookie: 7}
+	lite := platform.Listener{Proto: platform.UDPLite, Port: 50000, Cookie: 8}
+	noCookie := platform.Listener{Proto: platform.UDP, Port: 40001, Inode: 99}
+	for _, l := range []platform.Listener{
+		{Proto: platform.TCP, Port: 40000, Cookie: 1},
+		{Proto: platform.UDP, Port: 5353, Cookie: 2},
+	} {
+		if !g.isListener(l, t0, map[uint64]bool{}) {
+			t.Errorf("%+v: not a listener at once", l)
+		}
+	}
+	for _, step := range []struct {
+		at   time.Duration
+		want bool
+	}{{0, false}, {dgramClientGrace - time.Millisecond, false}, {dgramClientGrace, true}, {time.Hour, true}} {
+		for _, l := range []platform.Listener{udp, lite, noCookie} {
+			seen := map[uint64]bool{}
+			if got := g.isListener(l, t0.Add(step.at), seen); got != step.want {
+				t.Errorf("%v after %v: %v, want %v", l.Proto, step.at, got, step.want)
+			}
+			if len(seen) != 1 {
+				t.Errorf("seen = %v", seen)
+			}
+		}
+	}
+	if _, ok := g.dgramSeen[99]; !ok {
+		t.Error("a socket without a cookie is not kept by inode")
 	}
 }

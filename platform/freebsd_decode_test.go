@@ -209,6 +209,13 @@ func TestParsePcblist(t *testing.T) {
 			t.Errorf("%s:\n got  %q %+v\n want %q %+v", name, got, pl, w.listeners, w.pl)
 		}
 	}
+	// UDP-Lite's pcblist has UDP's layout: the same fixture as UDP-Lite.
+	var lite []string
+	if _, err := ParsePcblist(readFixture(t, filepath.Join("freebsd", "udp-pcblist-amd64-fbsd14")), UDPLite, func(l Listener) {
+		lite = append(lite, l.String())
+	}); err != nil || !slices.Equal(lite, []string{"0.0.0.0:53/udplite", "[::1]:5353/udplite"}) {
+		t.Errorf("udplite: %q %v", lite, err)
+	}
 	// An AF_INET6 socket connected to an IPv4-mapped address switches to
 	// INP_IPV4; one with no family flag at all has no address yet.
 	for _, tc := range []struct {

@@ -13,8 +13,9 @@ type Proto uint8
 
 // Protocols a Listener may have.
 const (
-	TCP Proto = 6  // IPPROTO_TCP
-	UDP Proto = 17 // IPPROTO_UDP
+	TCP     Proto = 6   // IPPROTO_TCP (MPTCP listeners show as their TCP subflow's listener, same inode)
+	UDP     Proto = 17  // IPPROTO_UDP
+	UDPLite Proto = 136 // IPPROTO_UDPLITE: a datagram socket like UDP, dumped apart
 )
 
 func (p Proto) String() string {
@@ -23,19 +24,30 @@ func (p Proto) String() string {
 		return "tcp"
 	case UDP:
 		return "udp"
+	case UDPLite:
+		return "udplite"
 	}
 	return "proto" + strconv.Itoa(int(p))
 }
 
 // Listener is a socket that accepts traffic from others: a TCP socket in
-// LISTEN state, or a UDP socket bound to a local port and not connected.
+// LISTEN state, or a UDP or UDP-Lite socket bound to a local port and not
+// connected.
 type Listener struct {
 	Proto Proto
 	Addr  netip.Addr // local address; IPv6 sockets keep their form (::, ::ffff:127.0.0.1)
 	Port  uint16     // local port, host order
 	UID   uint32     // owner: the fsuid of the process that created the socket
 	Inode uint64     // socket inode: /proc/PID/fd/N links to "socket:[Inode]"
+	// Cookie is the kernel's id of the socket (sock_gen_cookie), unique
+	// until reboot: what SOCK_DESTROY is asked to close, so that a new
+	// socket on the same port is never closed in its place.
+	Cookie uint64
 }
+
+// Datagram reports whether the protocol is UDP-like (bound and unconnected
+// is listening).
+func (p Proto) Datagram() bool { return p == UDP || p == UDPLite }
 
 // AddrPort formats the local address as an admin writes it: 0.0.0.0:8080,
 // [::1]:53.
@@ -73,13 +85,17 @@ type DiagRequest struct {
 }
 
 // listenerRequests are the dumps of one listener sample: listening TCP
-// sockets and unconnected UDP sockets (a bound, unconnected UDP socket is in
-// state TCP_CLOSE, a connected one in TCP_ESTABLISHED), IPv4 and IPv6.
+// sockets and unconnected UDP and UDP-Lite sockets (a bound, unconnected
+// UDP socket is in state TCP_CLOSE, a connected one in TCP_ESTABLISHED),
+// IPv4 and IPv6. MPTCP needs no dump of its own: an MPTCP listener has a
+// TCP subflow listener on the same port and inode, in the TCP dump.
 var listenerRequests = [...]DiagRequest{
 	{Family: diagAfInet, Proto: TCP, States: 1 << diagTcpListen},
 	{Family: diagAfInet6, Proto: TCP, States: 1 << diagTcpListen},
 	{Family: diagAfInet, Proto: UDP, States: 1 << diagTcpClose},
 	{Family: diagAfInet6, Proto: UDP, States: 1 << diagTcpClose},
+	{Family: diagAfInet, Proto: UDPLite, States: 1 << diagTcpClose},
+	{Family: diagAfInet6, Proto: UDPLite, States: 1 << diagTcpClose},
 }
 
 // AppendDiagRequest appends the netlink message of r (nlmsghdr followed by
@@ -108,6 +124,10 @@ func AppendDiagRequest(b []byte, r DiagRequest) []byte {
 var ErrDumpInterrupted = errors.New("sock_diag dump interrupted")
 
 const diagNlmFDumpIntr = 0x10
+
+// errDiagUnknown is a request the kernel has no handler for (a protocol
+// it was built without).
+var errDiagUnknown = errors.New("sock_diag: protocol not supported by this kernel")
 
 // ParseDiagMessages decodes the netlink messages of one recv(2) of an
 // inet_diag dump answering request seq. It calls fn for each socket and
@@ -143,6 +163,9 @@ func ParseDiagMessages(b []byte, seq uint32, proto Proto, fn func(Listener)) (do
 			// NLMSG_DONE carries an int: a negative errno when the dump failed.
 			if len(payload) >= 4 {
 				if e := int32(ne.Uint32(payload)); e < 0 {
+					if e == -2 || e == -22 {
+						return true, fmt.Errorf("%w: errno %d", errDiagUnknown, -e)
+					}
 					return true, fmt.Errorf("sock_diag: dump failed: errno %d", -e)
 				}
 			}
@@ -152,7 +175,11 @@ func ParseDiagMessages(b []byte, seq uint32, proto Proto, fn func(Listener)) (do
 				return false, errors.New("sock_diag: short error message")
 			}
 			if e := int32(ne.Uint32(payload)); e != 0 {
-				return true, fmt.Errorf("sock_diag: request refused: errno %d", -e)
+				err := fmt.Errorf("sock_diag: request refused: errno %d", -e)
+				if e == -2 || e == -22 { // ENOENT, EINVAL: no handler for the protocol
+					err = fmt.Errorf("%w: errno %d", errDiagUnknown, -e)
+				}
+				return true, err
 			}
 			return true, nil // an acknowledgement
 		case diagSockDiagByFamily:
@@ -191,6 +218,8 @@ func parseInetDiagMsg(b []byte, proto Proto) (l Listener, ok bool, err error) {
 	default:
 		return l, false, fmt.Errorf("sock_diag: address family %d", family)
 	}
+	// idiag_cookie: two u32 in host order, the low half first.
+	l.Cookie = uint64(ne.Uint32(b[44:])) | uint64(ne.Uint32(b[48:]))<<32
 	l.UID = ne.Uint32(b[64:])
 	l.Inode = uint64(ne.Uint32(b[68:]))
 	switch {
@@ -198,7 +227,7 @@ func parseInetDiagMsg(b []byte, proto Proto) (l Listener, ok bool, err error) {
 		return l, false, nil
 	case proto == TCP && state != diagTcpListen:
 		return l, false, nil
-	case proto == UDP && state != diagTcpClose:
+	case proto.Datagram() && state != diagTcpClose:
 		return l, false, nil
 	}
 	return l, true, nil

@@ -123,3 +123,21 @@ func readProcNet(b *testing.B) int {
 	}
 	return n
 }
+
+// BenchmarkSocketScan: one Scan of the test process, whose threads share
+// one table (the common case: each thread is compared with kcmp, no
+// other table is read).
+//
+//	go test -run '^$' -bench SocketScan -count 1 ./platform/
+func BenchmarkSocketScan(b *testing.B) {
+	s := NewSocketScanner()
+	self := int32(os.Getpid())
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.Scan(self, func(uint64) bool { return true }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ents, _ := os.ReadDir("/proc/self/task")
+	b.ReportMetric(float64(len(ents)), "threads")
+}

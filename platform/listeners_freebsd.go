@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // ListenerDumper lists the host's listening sockets from
 // net.inet.tcp.pcblist and net.inet.udp.pcblist (IPv4 and IPv6 sockets
-// alike: FreeBSD keeps both in one table per protocol), with each
+// alike: FreeBSD keeps both in one table per protocol), and
+// net.inet.udplite.pcblist where the kernel has UDP-Lite, with each
 // socket's owner (so_uid) and kernel address (Listener.Inode). See
 // ParsePcblist for the layouts and their checks.
 //
@@ -46,10 +49,13 @@ func (d *ListenerDumper) Dump(dst []Listener) ([]Listener, error) {
 	for _, p := range [...]struct {
 		name  string
 		proto Proto
-	}{{"net.inet.tcp.pcblist", TCP}, {"net.inet.udp.pcblist", UDP}} {
+	}{{"net.inet.tcp.pcblist", TCP}, {"net.inet.udp.pcblist", UDP}, {"net.inet.udplite.pcblist", UDPLite}} {
 		for try := 0; ; try++ {
 			n := len(dst)
 			b, err := sysctlByName(p.name, &d.buf)
+			if p.proto == UDPLite && errors.Is(err, unix.ENOENT) {
+				break // a kernel without UDP-Lite
+			}
 			if err != nil {
 				return dst, err
 			}

@@ -23,6 +23,9 @@ type ListenerDumper struct {
 	seq uint32
 	req []byte
 	buf []byte
+	// unsupported: requests the kernel refused as unknown (no UDP-Lite
+	// in this kernel): skipped from then on, never fatal.
+	unsupported [len(listenerRequests)]bool
 
 	raw func(req DiagRequest, b []byte) // sees every answer as received (fixture capture)
 }
@@ -63,7 +66,10 @@ func (d *ListenerDumper) Dump(dst []Listener) ([]Listener, error) {
 	if d.fd < 0 {
 		return dst, errors.New("sock_diag: dumper closed")
 	}
-	for _, r := range listenerRequests {
+	for i, r := range listenerRequests {
+		if d.unsupported[i] {
+			continue
+		}
 		for try := 0; ; try++ {
 			n := len(dst)
 			var err error
@@ -71,6 +77,10 @@ func (d *ListenerDumper) Dump(dst []Listener) ([]Listener, error) {
 			if errors.Is(err, ErrDumpInterrupted) && try < 3 {
 				dst = dst[:n] // sockets came or went meanwhile: dump again
 				continue
+			}
+			if r.Proto == UDPLite && errors.Is(err, errDiagUnknown) {
+				d.unsupported[i] = true // a kernel without UDP-Lite
+				dst, err = dst[:n], nil
 			}
 			if err != nil {
 				return dst[:n], fmt.Errorf("%s/%s: %w", familyName(r.Family), r.Proto, err)
@@ -125,6 +135,7 @@ func (d *ListenerDumper) dump(dst []Listener, r DiagRequest) ([]Listener, error)
 type SocketScanner struct {
 	dirBuf  []byte
 	linkBuf []byte
+	tids    []int32
 }
 
 // NewSocketScanner returns a scanner.
@@ -133,13 +144,95 @@ func NewSocketScanner() *SocketScanner {
 }
 
 // Scan calls fn with the inode of each socket among pid's open
-// descriptors, until fn returns false. It returns ErrGone when the process
-// does not exist.
+// descriptors, until fn returns false: those of /proc/PID/fd, and those of
+// every thread that has a descriptor table of its own (unshare(2) with
+// CLONE_FILES: /proc/PID/fd shows the main thread's table only), found by
+// kcmp(2) KCMP_FILES. A socket in two tables is reported twice. It returns
+// ErrGone when the process does not exist.
 func (s *SocketScanner) Scan(pid int32, fn func(inode uint64) bool) error {
-	dir := "/proc/" + strconv.Itoa(int(pid)) + "/fd"
+	p := "/proc/" + strconv.Itoa(int(pid))
+	stop, err := s.scanDir(p+"/fd", fn)
+	if err != nil || stop {
+		return err
+	}
+	tids, err := s.privateTables(pid, p+"/task")
+	if err != nil {
+		return nil // the process's own table was read; threads come and go
+	}
+	for _, tid := range tids {
+		stop, err := s.scanDir(p+"/task/"+strconv.Itoa(int(tid))+"/fd", fn)
+		if stop {
+			return nil
+		}
+		_ = err // the thread ended meanwhile
+	}
+	return nil
+}
+
+// privateTables returns the threads of pid (the leader excluded) whose
+// descriptor table is not the leader's. A kernel without kcmp(2) (no
+// CONFIG_KCMP) gets every thread, so that nothing hides there either.
+func (s *SocketScanner) privateTables(pid int32, taskDir string) ([]int32, error) {
+	fd, err := unix.Open(taskDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	s.tids = s.tids[:0]
+	for {
+		n, err := unix.Getdents(fd, s.dirBuf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n <= 0 {
+			break
+		}
+		forEachDirent(s.dirBuf[:n], func(name []byte) {
+			if tid, ok := parseUint(name); ok && tid != uint64(pid) && tid < 1<<31 {
+				s.tids = append(s.tids, int32(tid))
+			}
+		})
+	}
+	out := s.tids[:0]
+	for _, tid := range s.tids {
+		const kcmpFiles = 2
+		r, _, e := unix.Syscall6(unix.SYS_KCMP, uintptr(pid), uintptr(tid), kcmpFiles, 0, 0, 0)
+		switch {
+		case e == 0 && r == 0: // the leader's table: already read
+		case e == unix.ESRCH: // gone
+		default: // a table of its own, or no kcmp here
+			out = append(out, tid)
+		}
+	}
+	return out, nil
+}
+
+// forEachDirent calls fn with the name of each linux_dirent64 in b.
+func forEachDirent(b []byte, fn func(name []byte)) {
+	for len(b) >= 19 {
+		reclen := int(binary.NativeEndian.Uint16(b[16:18]))
+		if reclen < 19 || reclen > len(b) {
+			return
+		}
+		name := b[19:reclen]
+		if i := indexNUL(name); i >= 0 {
+			name = name[:i]
+		}
+		b = b[reclen:]
+		if len(name) > 0 && name[0] != '.' {
+			fn(name)
+		}
+	}
+}
+
+// scanDir reads one fd directory; stop is true when fn asked to stop.
+func (s *SocketScanner) scanDir(dir string, fn func(inode uint64) bool) (stop bool, err error) {
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return goneOr(err, "open "+dir)
+		return false, goneOr(err, "open "+dir)
 	}
 	defer unix.Close(fd)
 	for {
@@ -148,16 +241,16 @@ func (s *SocketScanner) Scan(pid int32, fn func(inode uint64) bool) error {
 			continue
 		}
 		if err != nil {
-			return goneOr(err, "read "+dir)
+			return false, goneOr(err, "read "+dir)
 		}
 		if n <= 0 {
-			return nil
+			return false, nil
 		}
 		b := s.dirBuf[:n]
 		for len(b) >= 19 {
 			reclen := int(binary.NativeEndian.Uint16(b[16:18]))
 			if reclen < 19 || reclen > len(b) {
-				return errors.New("read " + dir + ": malformed dirent")
+				return false, errors.New("read " + dir + ": malformed dirent")
 			}
 			name := b[19:reclen]
 			if i := indexNUL(name); i >= 0 {
@@ -173,7 +266,7 @@ func (s *SocketScanner) Scan(pid int32, fn func(inode uint64) bool) error {
 				continue // closed meanwhile
 			}
 			if inode, ok := ParseSocketLink(s.linkBuf[:m]); ok && !fn(inode) {
-				return nil
+				return true, nil
 			}
 		}
 	}

@@ -320,3 +320,148 @@ func TestEphemeralPortsAndCgroup(t *testing.T) {
 		t.Errorf("FindCgroup2Root() = %s: not a cgroup2 filesystem (%v)", root, err)
 	}
 }
+
+// TestListenerDumperEveryFamily: what a customer can listen on besides
+// TCP and UDP: UDP-Lite (IPv4 and IPv6), MPTCP (seen as its TCP subflow
+// listener, same inode), a UDP socket the kernel bound to an ephemeral
+// port at its first sendto(2). Each comes with the cookie that SOCK_DESTROY
+// needs.
+func TestListenerDumperEveryFamily(t *testing.T) {
+	type sock struct {
+		what  string
+		proto Proto
+		fd    int
+	}
+	var socks []sock
+	open := func(what string, proto Proto, family, typ, protocol int, sa unix.Sockaddr, listen bool) {
+		fd, err := unix.Socket(family, typ|unix.SOCK_CLOEXEC, protocol)
+		if err != nil {
+			t.Logf("%s: %v (not in this kernel)", what, err)
+			return
+		}
+		t.Cleanup(func() { unix.Close(fd) })
+		if sa != nil {
+			if err := unix.Bind(fd, sa); err != nil {
+				t.Fatalf("%s: bind: %v", what, err)
+			}
+		}
+		if listen {
+			if err := unix.Listen(fd, 1); err != nil {
+				t.Fatalf("%s: listen: %v", what, err)
+			}
+		}
+		socks = append(socks, sock{what, proto, fd})
+	}
+	lo4 := &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}
+	lo6 := &unix.SockaddrInet6{Addr: [16]byte{15: 1}}
+	open("udplite4", UDPLite, unix.AF_INET, unix.SOCK_DGRAM, unix.IPPROTO_UDPLITE, lo4, false)
+	open("udplite6", UDPLite, unix.AF_INET6, unix.SOCK_DGRAM, unix.IPPROTO_UDPLITE, lo6, false)
+	open("mptcp", TCP, unix.AF_INET, unix.SOCK_STREAM, unix.IPPROTO_MPTCP, lo4, true)
+	open("udp6 autobound", UDP, unix.AF_INET6, unix.SOCK_DGRAM, 0, nil, false)
+	// The autobound socket: its first sendto binds it (to the discard
+	// port of loopback: nothing listens there, nothing is sent off-host).
+	if err := unix.Sendto(socks[len(socks)-1].fd, []byte("x"), 0, &unix.SockaddrInet6{Port: 9, Addr: [16]byte{15: 1}}); err != nil {
+		t.Fatalf("sendto: %v", err)
+	}
+	d, err := NewListenerDumper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ls, err := d.Dump(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byInode := map[uint64]Listener{}
+	cookies := map[uint64]bool{}
+	for _, l := range ls {
+		byInode[l.Inode] = l
+		if cookies[l.Cookie] {
+			t.Errorf("cookie %d twice", l.Cookie)
+		}
+		cookies[l.Cookie] = true
+	}
+	for _, s := range socks {
+		sa, err := unix.Getsockname(s.fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var port int
+		switch a := sa.(type) {
+		case *unix.SockaddrInet4:
+			port = a.Port
+		case *unix.SockaddrInet6:
+			port = a.Port
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(s.fd, &st); err != nil {
+			t.Fatal(err)
+		}
+		l, ok := byInode[st.Ino]
+		switch {
+		case !ok:
+			t.Errorf("%s (port %d, inode %d) not dumped", s.what, port, st.Ino)
+		case l.Proto != s.proto || int(l.Port) != port || l.Cookie == 0 || l.UID != uint32(os.Geteuid()):
+			t.Errorf("%s dumped as %+v, want %s port %d with a cookie", s.what, l, s.proto, port)
+		}
+	}
+}
+
+// TestSocketScannerPrivateTable: a socket held only in a thread's private
+// descriptor table (unshare(CLONE_FILES)) is not in /proc/PID/fd — the
+// hiding works — and Scan finds it all the same.
+func TestSocketScannerPrivateTable(t *testing.T) {
+	type result struct {
+		inode uint64
+		err   error
+	}
+	got, done := make(chan result), make(chan struct{})
+	var hide func()
+	hide = func() {
+		// Never unlocked: the thread, with its private table, ends with
+		// the goroutine instead of returning to the runtime's pool.
+		runtime.LockOSThread()
+		if unix.Gettid() == os.Getpid() {
+			// The main thread: its table is what /proc/PID/fd shows.
+			// Hold it, and hide from another thread.
+			go hide()
+			<-done
+			return
+		}
+		if err := unix.Unshare(unix.CLONE_FILES); err != nil {
+			got <- result{err: err}
+			return
+		}
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer unix.Close(fd)
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			got <- result{err: err}
+			return
+		}
+		got <- result{inode: st.Ino}
+		<-done
+	}
+	go hide()
+	r := <-got
+	defer close(done)
+	if r.err != nil {
+		t.Skipf("cannot make a private descriptor table: %v", r.err)
+	}
+	self := int32(os.Getpid())
+	s := NewSocketScanner()
+	inLeader := false
+	if _, err := s.scanDir("/proc/self/fd", func(i uint64) bool { inLeader = inLeader || i == r.inode; return true }); err != nil {
+		t.Fatal(err)
+	}
+	if inLeader {
+		t.Fatal("the socket shows in /proc/PID/fd: the table is not private")
+	}
+	if ok, err := s.Holds(self, r.inode); !ok || err != nil {
+		t.Errorf("Holds(self, socket of a private table) = %v, %v", ok, err)
+	}
+}

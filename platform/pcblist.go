@@ -118,7 +118,7 @@ func ParsePcblist(b []byte, proto Proto, fn func(Listener)) (PcbList, error) {
 				return pl, fmt.Errorf("pcblist: xt_len %d: unknown layout (an xtcpcb holds an xinpcb of %d bytes)", n, XinpcbSize)
 			}
 			inp = rec[8 : 8+XinpcbSize]
-		case UDP:
+		case UDP, UDPLite: // UDP-Lite's pcblist is UDP's layout
 			if n != XinpcbSize {
 				return pl, fmt.Errorf("pcblist: xi_len %d: unknown layout (guardd knows %d)", n, XinpcbSize)
 			}
@@ -170,7 +170,7 @@ func decodeXinpcb(inp []byte, proto Proto) (l Listener, ok bool, err error) {
 		return l, false, nil
 	case proto == TCP:
 		return l, int16(le.Uint16(so[xsoOptions:]))&bsdSOAcceptConn != 0, nil
-	default: // UDP: bound, not connected
+	default: // UDP, UDP-Lite: bound, not connected
 		return l, fport == 0, nil
 	}
 }

@@ -18,7 +18,7 @@ package main
 //	offender bindloop N ADDR PORT             bind() a fresh socket N times (closing each); print
 //	                                          "ns-per-bind X" and "errors E"
 //
-// PROTO is tcp or udp; ADDR an IPv4 or IPv6 address (:: and ::ffff:a.b.c.d
+// PROTO is tcp, udp or udplite; ADDR an IPv4 or IPv6 address (:: and ::ffff:a.b.c.d
 // included). They print their result lines before "ready PID NICE", but for
 // listen onsignal.
 
@@ -86,16 +86,18 @@ func listenMode(args []string) {
 		ready()
 		<-start
 	}
-	typ := unix.SOCK_STREAM
+	typ, proto := unix.SOCK_STREAM, 0
 	switch args[0] {
 	case "tcp":
 	case "udp":
 		typ = unix.SOCK_DGRAM
+	case "udplite":
+		typ, proto = unix.SOCK_DGRAM, unix.IPPROTO_UDPLITE
 	default:
 		fail("listen: protocol %q", args[0])
 	}
 	family, sa := sockaddr(args[1], atoi(args[2]))
-	fd, err := unix.Socket(family, typ, 0) // no CLOEXEC: a shared socket goes to the child
+	fd, err := unix.Socket(family, typ, proto) // no CLOEXEC: a shared socket goes to the child
 	if err != nil {
 		fail("socket: %v", err)
 	}
