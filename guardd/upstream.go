@@ -229,22 +229,27 @@ func summarize(snap *platform.Snapshot, p *policy.Policy, top int) *report.HostS
 	if counted {
 		s.TopInodes = rank(func(a, b *platform.UserStats) bool { return a.Inodes > b.Inodes }, func(u *platform.UserStats) bool { return u.Inodes > 0 })
 	}
-	// The longest-running customer processes: accounts the policy may act
-	// on (not protected, not system), oldest first.
+	// The longest-running customer processes: accounts of the policy's
+	// classes that it may act on (not protected, not system), oldest
+	// first. Membership is decided once per uid.
 	var long []*platform.Process
+	customer := map[uint32]bool{}
 	for _, pr := range snap.Procs {
 		if pr.Kernel || pr.State == 'Z' {
 			continue
 		}
-		u := snap.Users[pr.UID]
-		var groups []string
-		if u != nil {
-			groups = u.Groups
+		is, seen := customer[pr.UID]
+		if !seen {
+			var groups []string
+			if u := snap.Users[pr.UID]; u != nil {
+				groups = u.Groups
+			}
+			is = p.ProtectedAccount(pr.UID, pr.User, groups) == "" && len(p.ClassesOf(pr.UID, pr.User, groups)) > 0
+			customer[pr.UID] = is
 		}
-		if p.ProtectedAccount(pr.UID, pr.User, groups) != "" {
-			continue
+		if is {
+			long = append(long, pr)
 		}
-		long = append(long, pr)
 	}
 	sort.Slice(long, func(i, j int) bool {
 		if long[i].Age != long[j].Age {
