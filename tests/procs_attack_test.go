@@ -4,8 +4,10 @@ package tests
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -78,6 +80,69 @@ rule "tmp-exe" {
 	for _, ev := range g.Audit(t) {
 		if int(ev.PID) == att.PID && ev.Outcome == "skipped" {
 			t.Errorf("a step on the pthread_exit process was skipped: %+v", ev)
+		}
+	}
+}
+
+// bashWaiting returns a bash script that waits for the file gate, then
+// does then (a command line), leaving a shell that stays a shell: a
+// loop of sleeps (bash -c would exec a single command in its place).
+func bashWaiting(gate, then string) string {
+	return fmt.Sprintf(`while [ ! -e %s ]; do sleep 0.1; done; %s`, gate, then)
+}
+
+// exec of a binary with the same name keeps comm, which was all the
+// sampler looked at: `exec /tmp/kit/bash` from bash must still be seen as
+// a new executable (the proc connector's exec event). Control: a bash that
+// never execs is not temp-exe.
+func TestExecUnderSameNameIsSeen(t *testing.T) {
+	t.Parallel()
+	u := NewUser(t)
+	dir := ExecDir(t)
+	kit := filepath.Join(dir, "kit")
+	if err := os.Mkdir(kit, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	kitBash := filepath.Join(kit, "bash")
+	CopyFile(t, "/bin/bash", kitBash, 0o755)
+	gate := filepath.Join(dir, "go")
+	loop := `while :; do sleep 1; done`
+	att := StartOffender(t, u, "exec", "--", "/bin/bash", "-c", bashWaiting(gate, "exec "+kitBash+" -c '"+loop+"'"))
+	control := StartOffender(t, u, "exec", "--", "/bin/bash", "-c", bashWaiting(gate, loop))
+	g := StartGuardd(t, Class(u)+fmt.Sprintf(`rule "seen" {
+  class = "c"
+  when  = glob(proc.exe, ["/usr/bin/bash", "/bin/bash"]) && proc.age_seconds > 0
+  report {}
+}
+
+rule "temp-exe" {
+  class = "c"
+  when  = glob(proc.exe, [%q])
+  report {}
+}
+`, kit+"/**"))
+	// guardd knows both as /usr/bin/bash before the exec.
+	g.WaitAudit(t, Action("seen", "report", "done", att.PID), Deadline)
+	g.WaitAudit(t, Action("seen", "report", "done", control.PID), Deadline)
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !Eventually(Deadline, func() bool { exe, _ := Exe(att.PID); return exe == kitBash }) {
+		t.Fatalf("the attacker never exec'd %s", kitBash)
+	}
+	if st, err := ReadStat(att.PID); err != nil || st.Comm != "bash" {
+		t.Fatalf("after exec: comm %q (%v), want bash still", st.Comm, err)
+	}
+	ev := g.WaitAudit(t, Action("temp-exe", "report", "done", att.PID), Deadline)
+	if ev.Exe != kitBash || ev.Comm != "bash" {
+		t.Errorf("temp-exe event: exe %q comm %q, want %q bash", ev.Exe, ev.Comm, kitBash)
+	}
+	if !strings.Contains(ev.Cmdline, kitBash) {
+		t.Errorf("temp-exe event: cmdline %q, want the new one (%s …)", ev.Cmdline, kitBash)
+	}
+	for _, ev := range g.Audit(t) {
+		if ev.Rule == "temp-exe" && int(ev.PID) == control.PID {
+			t.Errorf("the control bash was taken for temp-exe: %+v", ev)
 		}
 	}
 }
