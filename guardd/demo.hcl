@@ -17,8 +17,12 @@ class "customers" {
 protect {
   exes = [
     "/usr/sbin/sshd",
+    "/usr/lib/openssh/sshd-session",
+    "/usr/libexec/openssh/sshd-session",
     "/usr/lib/openssh/sftp-server",
     "/usr/libexec/openssh/sftp-server",
+    "/usr/sbin/dovecot",
+    "/usr/local/sbin/dovecot",
     "/usr/lib/dovecot/**",
     "/usr/libexec/dovecot/**",
     "/usr/local/libexec/dovecot/**",

@@ -146,3 +146,109 @@ rule "temp-exe" {
 		}
 	}
 }
+
+// childWithExe waits for a child of ppid running exe and returns its pid.
+func childWithExe(t *testing.T, ppid int, exe string) int {
+	t.Helper()
+	var pid int
+	ok := Eventually(Deadline, func() bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", ppid, ppid))
+		if err != nil {
+			return false
+		}
+		for _, f := range strings.Fields(string(b)) {
+			var c int
+			fmt.Sscan(f, &c)
+			if e, _ := Exe(c); e == exe {
+				pid = c
+				return true
+			}
+		}
+		return false
+	})
+	if !ok {
+		t.Fatalf("no child of %d runs %s", ppid, exe)
+	}
+	return pid
+}
+
+// protect { exes } protects a process only when a protected root service
+// started it and nothing of the customer's is loaded into it. Attacks: a
+// protected binary with a customer's library preloaded (LD_PRELOAD into
+// /usr/bin/sleep, started the way a protected service starts its
+// workers), the protected binary started by the customer's own shell, and
+// a protected process that execs customer code under the same name.
+// Control: the protected binary started by a root parent that runs a
+// protected executable and setuid()s to the customer (as sshd does).
+func TestProtectedExeNeedsProvenance(t *testing.T) {
+	t.Parallel()
+	u := NewUser(t)
+	dir := ExecDir(t)
+	burnSO := buildC(t, "burn_preload.c", dir, "burn.so", "-shared", "-fPIC")
+	prot := filepath.Join(dir, "protected-burner")
+	CopyFile(t, offenderBin, prot, 0o755)
+	protBash := filepath.Join(dir, "protected-bash")
+	CopyFile(t, "/bin/bash", protBash, 0o755)
+	kitBash := filepath.Join(dir, "kit", "bash")
+	if err := os.Mkdir(filepath.Dir(kitBash), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	CopyFile(t, "/bin/bash", kitBash, 0o755)
+	gate := filepath.Join(dir, "go")
+
+	// The reaper is root and runs offenderBin, protected below: the
+	// service master of this test.
+	preload := StartOffenderSpec(t, u, OffenderSpec{Exe: "/usr/bin/sleep", Args: []string{"1000"}, Env: []string{"LD_PRELOAD=" + burnSO}, Reaped: true, Nice: BurnerNice})
+	control := StartOffenderSpec(t, u, OffenderSpec{Exe: prot, Args: []string{"burn"}, Reaped: true, Nice: BurnerNice})
+	shell := StartOffender(t, u, "exec", "--", "/bin/bash", "-c", prot+" burn; true")
+	own := childWithExe(t, shell.PID, prot)
+	execer := StartOffenderSpec(t, u, OffenderSpec{Exe: prot, Reaped: true,
+		Args: []string{"exec", "--", protBash, "-c", bashWaiting(gate, "exec "+kitBash+" -c 'while :; do sleep 1; done'")}})
+	if !Eventually(Deadline, func() bool { e, _ := Exe(execer.PID); return e == protBash }) {
+		t.Fatalf("the execer never ran %s", protBash)
+	}
+
+	g := StartGuardd(t, Class(u)+fmt.Sprintf("protect {\n  exes = [%q, %q, %q, %q]\n}\n\n", offenderBin, prot, "/usr/bin/sleep", protBash)+
+		reniceRule("hog", "")+fmt.Sprintf(`
+rule "bash" {
+  class = "c"
+  when  = glob(proc.exe, [%q, %q])
+  report {}
+}
+`, protBash, kitBash))
+
+	g.WaitAudit(t, Action("hog", "renice", "done", preload.PID), Deadline)
+	g.WaitAudit(t, Action("hog", "renice", "done", own), Deadline)
+	// Both burned since before guardd started, as did the control: the
+	// ticks that acted on them saw it too, and the execer before its exec.
+	for _, ev := range g.Audit(t) {
+		if int(ev.PID) == control.PID || int(ev.PID) == execer.PID {
+			t.Errorf("an audit line names a protected process: %+v", ev)
+		}
+	}
+	if n := Nice(t, control.PID); n != control.InitialNice {
+		t.Errorf("protected burner nice = %d, want %d (untouched)", n, control.InitialNice)
+	}
+
+	out, errOut, code := RunGuardd(t, "explain", "--policy", g.PolicyPath, "--window", "1s", fmt.Sprint(preload.PID))
+	if code != 0 || !strings.Contains(out, "not protected") || !strings.Contains(out, burnSO) {
+		t.Errorf("guardd explain of the preloaded sleep: exit %d, want it to say why it is not protected (maps %s):\n%s%s", code, burnSO, out, errOut)
+	}
+	out, errOut, code = RunGuardd(t, "explain", "--policy", g.PolicyPath, "--window", "1s", fmt.Sprint(control.PID))
+	if code != 0 || !strings.Contains(out, "started by root process") {
+		t.Errorf("guardd explain of the protected burner: exit %d, want it protected as started by root:\n%s%s", code, out, errOut)
+	}
+
+	// The protected process execs customer code, comm unchanged: no longer
+	// protected.
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ev := g.WaitAudit(t, Action("bash", "report", "done", execer.PID), Deadline)
+	if ev.Exe != kitBash {
+		t.Errorf("after the exec: event exe %q, want %q", ev.Exe, kitBash)
+	}
+	if !Alive(control.ID) {
+		t.Error("the protected burner died")
+	}
+}
