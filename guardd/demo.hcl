@@ -44,6 +44,16 @@ rule "cpu-hog" {
   }
 }
 
+rule "user-cpu-hog" {
+  class    = "customers"
+  when     = user.cpu_percent > 80
+  for      = "3s"
+  cooldown = "1h"
+  renice {
+    nice = 19
+  }
+}
+
 rule "long-runner" {
   class = "customers"
   when  = proc.age_seconds > 25 && proc.state != "Z"

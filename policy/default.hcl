@@ -62,6 +62,21 @@ rule "cpu-hog" {
 # Customer processes may not run for more than a day (cron jobs and CGI
 # scripts that hang, forgotten daemons). Zombies cannot be killed; their
 # parents are.
+# A customer whose processes together burn more than 80 % of a core for 10
+# minutes gets the lowest priority on all of them (their children inherit
+# it). This catches what cpu-hog cannot: a burner that hands its work to a
+# new process before cpu-hog's 5 minutes are up (pid hopping), and many
+# processes that each stay under 80 %. Renice only: nothing is killed.
+rule "user-cpu-hog" {
+  class    = "customers"
+  when     = user.cpu_percent > 80
+  for      = "10m"
+  cooldown = "1h"
+  renice {
+    nice = 19
+  }
+}
+
 rule "long-runner" {
   class = "customers"
   when  = proc.age_seconds > 86400 && proc.state != "Z"

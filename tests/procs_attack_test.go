@@ -252,3 +252,61 @@ rule "bash" {
 		t.Error("the protected burner died")
 	}
 }
+
+// A burner that hands its work to a new process every second never
+// burns long under one pid: a per-process rule's `for` restarts with every
+// pid and never completes. The per-user rule sees the user burn all along.
+// Control: another user's single short burst, shorter than the `for`, does
+// not trigger it.
+func TestPidHopperTriggersUserRule(t *testing.T) {
+	t.Parallel()
+	hopUser, burstUser := NewUser(t), NewUser(t)
+	hopper := StartOffenderSpec(t, hopUser, OffenderSpec{Args: []string{"hop", "-every", "1s"}, Reaped: true, Nice: BurnerNice})
+	burst := StartOffenderSpec(t, burstUser, OffenderSpec{Args: []string{"burst", "-for", "2s"}, Nice: BurnerNice})
+	g := StartGuardd(t, Class(hopUser, burstUser)+fmt.Sprintf(`rule "hog" {
+  class = "c"
+  when  = proc.cpu_percent > %d
+  for   = "4s"
+  report {}
+}
+
+rule "user-cpu" {
+  class    = "c"
+  when     = user.cpu_percent > %d
+  for      = "4s"
+  cooldown = "1h"
+  renice {
+    nice = 19
+  }
+}
+`, HogPercent, HogPercent))
+	ev := g.WaitAudit(t, func(e Event) bool {
+		return e.Rule == "user-cpu" && e.Action == "renice" && e.Outcome == "done" && e.UID == hopUser.UID
+	}, Deadline)
+	t.Logf("user-cpu: %v on pid %d (the hopper started as %d)", ev.Values, ev.PID, hopper.PID)
+	if int(ev.PID) == hopper.PID {
+		t.Errorf("the user rule acted on the first hopper process %d: it should have hopped on within the 4s", hopper.PID)
+	}
+	// The copies inherit the nice value: the hopping user stays reniced.
+	if !Eventually(Deadline, func() bool {
+		for _, pid := range PIDsOfUID(hopUser.UID) {
+			if st, err := ReadStat(pid); err == nil && st.Comm == "offender" && st.Nice == 19 && pid != int(ev.PID) {
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Error("no later hopper process runs at nice 19")
+	}
+	for _, e := range g.Audit(t) {
+		if e.UID == burstUser.UID && e.Rule == "user-cpu" {
+			t.Errorf("the short burst triggered the user rule: %+v", e)
+		}
+		if e.UID == hopUser.UID && e.Rule == "hog" {
+			t.Errorf("the per-process rule caught a hopper process (it should hop faster than its for): %+v", e)
+		}
+	}
+	if st, err := ReadStat(burst.PID); err != nil || st.Nice != burst.InitialNice {
+		t.Errorf("burst process nice %d (%v), want %d", st.Nice, err, burst.InitialNice)
+	}
+}
