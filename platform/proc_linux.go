@@ -105,7 +105,7 @@ func readProcess(proc int, pid int32, acc *Accounts, depth int) (*Process, error
 		readLibraries(proc, dir, p, buf)
 		if p.PPID > 0 && depth < maxParentReads {
 			if pp, err := readProcess(proc, p.PPID, acc, depth+1); err == nil {
-				if !pp.Inspected || pp.UID == 0 || pp.EUID == 0 {
+				if pp.Inspection == nil || pp.UID == 0 || pp.EUID == 0 {
 					pp.Parent = nil // as far as the policy looks
 				}
 				p.Parent = pp

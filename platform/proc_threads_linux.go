@@ -196,8 +196,8 @@ func countAllFDs(proc int, pid int32, threads int32, skipLeader bool, buf []byte
 // readLibraries reads the mapped files and the loader environment of the
 // process in dir (relative to /proc) into p.
 func readLibraries(proc int, dir string, p *Process, buf []byte) {
-	p.Inspected = true
-	p.Libraries, p.LoaderEnv = nil, nil // fresh: a copy of the old may still be read
+	in := &Inspection{} // fresh: a copy of the old may still be read
+	p.Inspection = in
 	if b, err := readWhole(proc, dir+"/maps", buf, 4<<20); err == nil {
 		paths, deleted := ParseMaps(b, p.Exe)
 		for i, path := range paths {
@@ -206,11 +206,11 @@ func readLibraries(proc int, dir string, p *Process, buf []byte) {
 			if !mf.Deleted && unix.Stat(path, &st) == nil {
 				mf.Owner = int64(st.Uid)
 			}
-			p.Libraries = append(p.Libraries, mf)
+			in.Libraries = append(in.Libraries, mf)
 		}
 	}
 	if b, err := readWhole(proc, dir+"/environ", buf, 256<<10); err == nil {
-		p.LoaderEnv = ParseLoaderEnv(b)
+		in.LoaderEnv = ParseLoaderEnv(b)
 	}
 }
 

@@ -71,12 +71,11 @@ type Process struct {
 	// with this one by ReadProcess, for inspected processes); nil when
 	// there is none or it is not known.
 	Parent *Process
-	// Inspected: the executable is one the inspector watches
-	// (SetExeInspector), so Libraries and LoaderEnv were read, at exec and
-	// again every 30 s.
-	Inspected bool
-	Libraries []MappedFile // mapped files other than Exe, each path once
-	LoaderEnv []string     // LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT of its environment, "NAME=value"
+	// Inspection is what else runs in the process, for one whose
+	// executable the inspector watches (SetExeInspector); read at exec and
+	// again every 30 s. nil when not inspected. (A pointer: most processes
+	// have none, and there are tens of thousands.)
+	Inspection *Inspection
 
 	// WaitChannel names what a sleeping process waits for, where the
 	// sampler reads it at no cost: FreeBSD's wait message (ki_wmesg:
@@ -95,6 +94,13 @@ type Process struct {
 	LockWait        time.Duration // how long it has been blocked on a lock (as observed); 0 when not waiting
 	LockBlocking    int32         // processes waiting on locks this one holds
 	LockBlockingFor time.Duration // the longest of those waits
+}
+
+// Inspection is what a process maps and is told to load besides its
+// executable.
+type Inspection struct {
+	Libraries []MappedFile // mapped files other than Exe, each path once
+	LoaderEnv []string     // LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT of its environment, "NAME=value"
 }
 
 // MaxCmdline bounds the command line kept per process: memory stays bounded

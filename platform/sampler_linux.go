@@ -81,7 +81,7 @@ type entry struct {
 	needCmdline bool   // not read yet (see readCmdline)
 	execd       bool   // an exec event names it: re-read what changes at exec
 	tid         int32  // a live thread to read from while the leader has exited; 0 otherwise
-	inspectGen  uint64 // the inspector generation Inspected was decided under
+	inspectGen  uint32 // the inspector generation Inspection was decided under
 	ino         uint64 // inode of /proc/PID when listed: a reused pid gets a new one
 	gen         uint64
 	ticks       uint64 // utime+stime at the last read
@@ -389,14 +389,14 @@ func (s *Sampler) refresh(e *entry, now, boot time.Time) bool {
 			if uid := e.p.UID; s.readIDs(e) && e.p.UID != uid {
 				s.readExeCmdline(e)
 			}
-			if e.p.Inspected {
+			if e.p.Inspection != nil {
 				s.inspect(e) // libraries loaded since (dlopen)
 			}
 			e.staticTicks = e.ticks
 		}
 		e.staticAt = s.at + staticRecheck
 	default:
-		if in := exeInspector.Load(); in != nil && in.gen != e.inspectGen {
+		if in := exeInspector.Load(); in != nil && uint32(in.gen) != e.inspectGen {
 			s.inspect(e) // the policy's protected executables changed
 		}
 	}
@@ -539,9 +539,9 @@ func (s *Sampler) readTaskState(e *entry) bool {
 // whose executable the inspector watches, and forgets them otherwise.
 func (s *Sampler) inspect(e *entry) {
 	ok, gen := inspects(e.p.Exe)
-	e.inspectGen = gen
+	e.inspectGen = uint32(gen)
 	if !ok {
-		e.p.Inspected, e.p.Libraries, e.p.LoaderEnv = false, nil, nil
+		e.p.Inspection = nil
 		return
 	}
 	readLibraries(s.procFD, taskDir(e.p.PID, e.tid), &e.p, s.buf)

@@ -12,7 +12,7 @@ import (
 // /usr/sbin/sshd or sftp-server, or LD_PRELOAD code into it.
 //
 // A process is protected by `exes` when it runs a protected executable
-// and, where the platform inspected it (Process.Inspected: Linux, with
+// and, where the platform inspected it (Process.Inspection: Linux, with
 // guardd's inspector watching the protected executables):
 //
 //  1. its parent is either a root process (real and effective uid 0, not
@@ -81,7 +81,7 @@ func (p *Policy) exeProtection(proc *platform.Process) exeVerdict {
 	if g == nil {
 		return exeVerdict{}
 	}
-	if !proc.Inspected {
+	if proc.Inspection == nil {
 		// The platform cannot tell where it came from: the path alone.
 		return exeVerdict{glob: g}
 	}
@@ -113,7 +113,7 @@ func (p *Policy) provenance(proc *platform.Process, g *Glob, depth int) exeVerdi
 	default:
 		v.by = parent
 		pg := p.Protect.matchExe(parent.Exe)
-		if pg == nil || !parent.Inspected || p.provenance(parent, pg, depth+1).lost != lostNone {
+		if pg == nil || parent.Inspection == nil || p.provenance(parent, pg, depth+1).lost != lostNone {
 			v.lost = lostUserParent
 		}
 	}
@@ -123,13 +123,14 @@ func (p *Policy) provenance(proc *platform.Process, g *Glob, depth int) exeVerdi
 // customerCode returns the first mapped file or loader variable of proc
 // that is a customer's.
 func (p *Policy) customerCode(proc *platform.Process) (string, bool) {
-	for i := range proc.Libraries {
-		l := &proc.Libraries[i]
+	in := proc.Inspection
+	for i := range in.Libraries {
+		l := &in.Libraries[i]
 		if inCustomerDir(l.Path) || l.Owner >= 0 && (uint32(l.Owner) == proc.UID || uint32(l.Owner) >= p.MinUID) {
 			return l.Path, true
 		}
 	}
-	for _, kv := range proc.LoaderEnv {
+	for _, kv := range in.LoaderEnv {
 		name, val, _ := strings.Cut(kv, "=")
 		for _, e := range strings.FieldsFunc(val, func(r rune) bool { return r == ':' || r == ' ' || r == ';' }) {
 			if e == "" || e[0] != '/' || inCustomerDir(e) {

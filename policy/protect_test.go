@@ -25,8 +25,8 @@ rule "any" {
 // the inspector watches.
 func inspected(pid, ppid int32, uid uint32, exe string, parent *platform.Process) *platform.Process {
 	p := fakeProc()
-	p.PID, p.PPID, p.UID, p.EUID, p.Exe, p.Parent, p.Inspected = pid, ppid, uid, uid, exe, parent, true
-	p.Libraries = []platform.MappedFile{{Path: "/usr/lib/x86_64-linux-gnu/libc.so.6", Owner: 0}}
+	p.PID, p.PPID, p.UID, p.EUID, p.Exe, p.Parent = pid, ppid, uid, uid, exe, parent
+	p.Inspection = &platform.Inspection{Libraries: []platform.MappedFile{{Path: "/usr/lib/x86_64-linux-gnu/libc.so.6", Owner: 0}}}
 	return p
 }
 
@@ -53,37 +53,37 @@ func TestProtectByProvenance(t *testing.T) {
 		{"parent unknown", inspected(971, 555, 2000, "/usr/sbin/sshd", nil), "", "not known"},
 		{"session with a preloaded library in /tmp", func() *platform.Process {
 			s := inspected(902, 800, 2000, "/usr/sbin/sshd", master)
-			s.Libraries = append(s.Libraries, platform.MappedFile{Path: "/tmp/burn.so", Owner: 0})
+			s.Inspection.Libraries = append(s.Inspection.Libraries, platform.MappedFile{Path: "/tmp/burn.so", Owner: 0})
 			return s
 		}(), "", `maps "/tmp/burn.so"`},
 		{"session with a library the customer owns", func() *platform.Process {
 			s := inspected(903, 800, 2000, "/usr/sbin/sshd", master)
-			s.Libraries = append(s.Libraries, platform.MappedFile{Path: "/srv/www/lib.so", Owner: 2000})
+			s.Inspection.Libraries = append(s.Inspection.Libraries, platform.MappedFile{Path: "/srv/www/lib.so", Owner: 2000})
 			return s
 		}(), "", `maps "/srv/www/lib.so"`},
 		{"session with LD_PRELOAD from home", func() *platform.Process {
 			s := inspected(904, 800, 2000, "/usr/sbin/sshd", master)
-			s.LoaderEnv = []string{"LD_PRELOAD=/home/alice/x.so"}
+			s.Inspection.LoaderEnv = []string{"LD_PRELOAD=/home/alice/x.so"}
 			return s
 		}(), "", "LD_PRELOAD=/home/alice/x.so"},
 		{"session with a relative LD_LIBRARY_PATH", func() *platform.Process {
 			s := inspected(905, 800, 2000, "/usr/sbin/sshd", master)
-			s.LoaderEnv = []string{"LD_LIBRARY_PATH=lib"}
+			s.Inspection.LoaderEnv = []string{"LD_LIBRARY_PATH=lib"}
 			return s
 		}(), "", "LD_LIBRARY_PATH=lib"},
 		{"session with a system LD_PRELOAD", func() *platform.Process {
 			s := inspected(906, 800, 2000, "/usr/sbin/sshd", master)
-			s.LoaderEnv = []string{"LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"}
+			s.Inspection.LoaderEnv = []string{"LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"}
 			return s
 		}(), "started by root process 800", ""},
 		{"sftp-server under a session that lost protection", func() *platform.Process {
 			s := inspected(907, 800, 2000, "/usr/sbin/sshd", master)
-			s.Libraries = append(s.Libraries, platform.MappedFile{Path: "/dev/shm/x", Owner: 2000})
+			s.Inspection.Libraries = append(s.Inspection.Libraries, platform.MappedFile{Path: "/dev/shm/x", Owner: 2000})
 			return inspected(908, 907, 2000, "/usr/lib/openssh/sftp-server", s)
 		}(), "", "nor protected itself"},
 		{"not inspected (no provenance on this platform): the path alone", func() *platform.Process {
 			s := inspected(909, 950, 2000, "/usr/sbin/sshd", bash)
-			s.Inspected = false
+			s.Inspection = nil
 			return s
 		}(), "protected executable /usr/sbin/sshd", ""},
 	} {
