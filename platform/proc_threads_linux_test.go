@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -109,5 +110,62 @@ func TestSamplerLeaderExited(t *testing.T) {
 			t.Errorf("%s: ReadProcess: LeaderExited %v state %c exe %q FDs %d FDTables %d, want %v, live, %q, >= %d, %d",
 				c.name, fresh.LeaderExited, fresh.State, fresh.Exe, fresh.FDs, fresh.FDTables, c.exited, exe, c.fds, c.tables)
 		}
+	}
+}
+
+// An exec that keeps comm (a bash that execs another copy of bash) is
+// seen on the next sample once NoteExec names the process, whatever its
+// idleness; NoteExec is called from another goroutine, as guardd's event
+// reader does (run with -race).
+func TestSamplerNoteExec(t *testing.T) {
+	dir := t.TempDir()
+	kit := filepath.Join(dir, "bash")
+	b, err := os.ReadFile("/bin/bash")
+	if err != nil {
+		t.Skip(err)
+	}
+	if err := os.WriteFile(kit, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	gate := filepath.Join(dir, "go")
+	cmd := exec.Command("/bin/bash", "-c", "while [ ! -e "+gate+" ]; do sleep 0.05; done; exec "+kit+" -c 'while :; do sleep 1; done'")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	pid := int32(cmd.Process.Pid)
+	s := newSampler(t, nil)
+	if p := mustFind(t, sample(t, s), pid); p.Exe != "/usr/bin/bash" && p.Exe != "/bin/bash" {
+		t.Fatalf("before the exec: exe %q", p.Exe)
+	}
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if exe, _ := os.Readlink("/proc/" + strconv.Itoa(int(pid)) + "/exe"); exe == kit {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the shell never exec'd")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Without the note the sampler keeps the old exe (same comm).
+	if p := mustFind(t, sample(t, s), pid); p.Comm != "bash" || p.Exe == kit {
+		t.Fatalf("without an exec event: comm %q exe %q, want bash and the old exe (what the note is for)", p.Comm, p.Exe)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 1000 {
+			s.NoteExec(int32(100000 + i)) // others' events, concurrently
+		}
+		s.NoteExec(pid)
+	}()
+	<-done
+	p := mustFind(t, sample(t, s), pid)
+	if p.Exe != kit || !strings.Contains(p.Cmdline, kit) {
+		t.Errorf("after NoteExec: exe %q cmdline %q, want %q and its command line", p.Exe, p.Cmdline, kit)
 	}
 }
