@@ -40,10 +40,13 @@ func TestPthreadExitBurnerIsActedOn(t *testing.T) {
 	dir := ExecDir(t)
 	exe := buildC(t, "pthread_exit.c", dir, "pthread_exit", "-lpthread")
 	att := StartOffenderSpec(t, u, OffenderSpec{Exe: exe, Args: []string{"burn", "1500", "unshare"}, Nice: BurnerNice})
+	sleeper := StartOffenderSpec(t, u, OffenderSpec{Exe: exe, Args: []string{"sleep"}})
 	control := StartBurner(t, u)
 	// The leader exits right after "ready": wait for it to show so.
-	if !Eventually(Deadline, func() bool { st, err := ReadStat(att.PID); return err == nil && st.State == 'Z' && st.Threads > 1 }) {
-		t.Fatalf("pthread_exit offender %d: leader not shown as exited", att.PID)
+	for _, o := range []*Offender{att, sleeper} {
+		if !Eventually(Deadline, func() bool { st, err := ReadStat(o.PID); return err == nil && st.State == 'Z' && st.Threads > 1 }) {
+			t.Fatalf("pthread_exit offender %d: leader not shown as exited", o.PID)
+		}
 	}
 	g := StartGuardd(t, Class(u)+hogRule(`renice {
     nice = 19
@@ -63,6 +66,12 @@ rule "tmp-exe" {
   when  = glob(proc.exe, [%q])
   report {}
 }
+
+rule "long-runner" {
+  class = "c"
+  when  = proc.age_seconds > 1 && proc.state != "Z"
+  report {}
+}
 `, dir+"/**"))
 
 	g.WaitAudit(t, Action("hog", "renice", "done", control.PID), Deadline)
@@ -75,6 +84,12 @@ rule "tmp-exe" {
 		t.Errorf("fds event: proc.fds = %v, want >= 1500 (the thread's private table)", fds.Values["proc.fds"])
 	}
 	g.WaitAudit(t, Action("tmp-exe", "report", "done", att.PID), Deadline)
+	// The default long-runner's "not a zombie" does not spare it: the
+	// state is its live thread's.
+	lr := g.WaitAudit(t, Action("long-runner", "report", "done", sleeper.PID), Deadline)
+	if st, _ := lr.Values["proc.state"].(string); st == "Z" || st == "" {
+		t.Errorf("long-runner event: proc.state %q, want the live thread's", st)
+	}
 	g.WaitAudit(t, Action("hog", "kill", "done", att.PID), Deadline)
 	WaitGone(t, att.ID, Deadline)
 	for _, ev := range g.Audit(t) {
