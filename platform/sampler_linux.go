@@ -386,10 +386,14 @@ func (s *Sampler) refresh(e *entry, now, boot time.Time) bool {
 		s.inspect(e)
 	case s.at >= e.staticAt: // a slow recheck for setuid(), if it ran
 		if e.ticks != e.staticTicks {
-			if uid := e.p.UID; s.readIDs(e) && e.p.UID != uid {
-				s.readExeCmdline(e)
-			}
-			if e.p.Inspection != nil {
+			uid, exe := e.p.UID, e.p.Exe
+			ok := s.readIDs(e)
+			s.readExe(e) // an exec that kept comm, where no event told (none, or lost)
+			switch {
+			case ok && e.p.UID != uid || e.p.Exe != exe:
+				s.readCmdline(e)
+				s.inspect(e)
+			case e.p.Inspection != nil:
 				s.inspect(e) // libraries loaded since (dlopen)
 			}
 			e.staticTicks = e.ticks
