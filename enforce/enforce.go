@@ -145,7 +145,10 @@ func (e *Enforcer) Do(a Action) Result {
 			return Result{Outcome: Skipped, Reason: why, Proc: fresh}
 		}
 	}
-	if fresh.State == 'Z' && a.Kind != ActReport {
+	// A leader that exited while its threads run shows as a zombie, but
+	// the process is alive and its pidfd reaches every thread (the sampler
+	// then reports a live thread's state, not Z).
+	if fresh.State == 'Z' && !fresh.LeaderExited && a.Kind != ActReport {
 		return Result{Outcome: Skipped, Reason: "zombie: only its parent can reap it", Proc: fresh}
 	}
 	if a.DryRun {

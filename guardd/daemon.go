@@ -414,6 +414,7 @@ func (d *daemonState) install(p *policy.Policy) {
 	}
 	d.enf.MinUID = p.MinUID
 	d.sampler.FDInterval = p.FDInterval
+	platform.SetExeInspector(p.Protect.MatchExe) // protection by exe needs where a process came from
 }
 
 func (d *daemonState) status() string {

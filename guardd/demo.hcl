@@ -17,8 +17,12 @@ class "customers" {
 protect {
   exes = [
     "/usr/sbin/sshd",
+    "/usr/lib/openssh/sshd-session",
+    "/usr/libexec/openssh/sshd-session",
     "/usr/lib/openssh/sftp-server",
     "/usr/libexec/openssh/sftp-server",
+    "/usr/sbin/dovecot",
+    "/usr/local/sbin/dovecot",
     "/usr/lib/dovecot/**",
     "/usr/libexec/dovecot/**",
     "/usr/local/libexec/dovecot/**",
@@ -37,6 +41,18 @@ rule "cpu-hog" {
     after  = "4s"
     signal = "TERM"
     grace  = "2s"
+  }
+}
+
+# Longer than the demo's burners live: renicing every process of a user
+# mid-storm would only slow the demo down.
+rule "user-cpu-hog" {
+  class    = "customers"
+  when     = user.cpu_percent > 80
+  for      = "30s"
+  cooldown = "1h"
+  renice {
+    nice = 19
   }
 }
 

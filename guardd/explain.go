@@ -41,6 +41,7 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return &exitError{code: 1, err: fmt.Errorf("policy %s is not valid", src)}
 	}
 	acc := platform.NewAccounts()
+	platform.SetExeInspector(pol.Protect.MatchExe) // as the daemon: protection by exe needs provenance
 	s, err := platform.NewSampler(acc)
 	if err != nil {
 		return err
@@ -94,6 +95,9 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		prot = "guardd itself"
 	}
 	fmt.Fprintf(w, "protected\t%s\n", orNone(prot))
+	if why := pol.ExeUnprotected(p); why != "" && prot == "" {
+		fmt.Fprintf(w, "not protected\t%s\n", why)
+	}
 	fmt.Fprintf(w, "policy\t%s (mode %s)\n", src, pol.Mode)
 	w.Flush()
 

@@ -160,6 +160,10 @@ func (f *forkStorm) readEvents() {
 }
 
 func (f *forkStorm) handle(ev platform.ProcEvent) {
+	if ev.Kind == platform.EventExec {
+		f.d.sampler.NoteExec(ev.TGID) // exe, protection, temp-exe: even when comm stays
+		return
+	}
 	now := time.Now()
 	uid, ok := f.tracker.Handle(ev, now, realUID)
 	if !ok {

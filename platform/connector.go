@@ -199,9 +199,9 @@ func connectorSubscribe(portID uint32, listen bool, events uint32) []byte {
 	return b
 }
 
-// ConnectorEvents are the events guardd needs: forks, uid changes and
-// exits (exec and comm events are most of the rest, and unused).
-const ConnectorEvents = uint32(EventFork | EventUID | EventExit)
+// ConnectorEvents are the events guardd needs: forks, execs, uid changes
+// and exits (comm events are most of the rest, and unused).
+const ConnectorEvents = uint32(EventFork | EventExec | EventUID | EventExit)
 
 // kernelAtLeast reports whether a uname release string ("6.18.44-...") is
 // at least major.minor.

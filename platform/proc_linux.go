@@ -17,11 +17,24 @@ import (
 // exist. It is on the path of every action (BenchmarkReadProcess), so it
 // reads with openat on a kept /proc descriptor, one read and a close per
 // file, not os.ReadFile's extra fstat and poller registration.
+//
+// A process whose leader exited (pthread_exit) is read from a live thread;
+// one whose executable the inspector watches (SetExeInspector) gets its
+// mapped files, loader environment and parent read too, the parent's own
+// parent as far as the parent is inspected and not root.
 func ReadProcess(pid int32, acc *Accounts) (*Process, error) {
 	proc, err := procDir()
 	if err != nil {
 		return nil, err
 	}
+	return readProcess(proc, pid, acc, 0)
+}
+
+// maxParentReads bounds the ancestors ReadProcess reads along with an
+// inspected process.
+const maxParentReads = 8
+
+func readProcess(proc int, pid int32, acc *Accounts, depth int) (*Process, error) {
 	dir := strconv.Itoa(int(pid))
 	buf := make([]byte, 4096) // one buffer per call: callers run concurrently
 	n, err := readProcAt(proc, dir+"/stat", buf)
@@ -33,6 +46,17 @@ func ReadProcess(pid int32, acc *Accounts) (*Process, error) {
 		return nil, err
 	}
 	comm := string(st.Comm) // st.Comm points into buf, which is read into next
+	state, exited := st.State, false
+	if leaderExited(&st) {
+		// The leader's stat sums every thread's CPU; the rest is a live
+		// thread's.
+		if tid := liveThread(proc, pid, buf); tid != 0 {
+			var tst Stat
+			if m, err := readProcAt(proc, taskDir(pid, tid)+"/stat", buf); err == nil && ParseStat(buf[:m], &tst) == nil && tst.State != 'Z' && tst.State != 'X' {
+				dir, state, exited = taskDir(pid, tid), tst.State, true
+			}
+		}
+	}
 	n, err = readProcAt(proc, dir+"/status", buf)
 	if err != nil {
 		return nil, goneOr(err, "read status")
@@ -51,13 +75,15 @@ func ReadProcess(pid int32, acc *Accounts) (*Process, error) {
 		UID:     ids.UID,
 		EUID:    ids.EUID,
 		GID:     ids.GID,
-		State:   st.State,
+		State:   state,
 		Comm:    comm,
 		CPUTime: time.Duration(st.UTime+st.STime) * (time.Second / clockTicks),
 		Threads: st.Threads,
 		Nice:    st.Nice,
 		Kernel:  st.Flags&PFKthread != 0,
 		FDs:     -1,
+
+		LeaderExited: exited,
 	}
 	p.RSSBytes = uint64(max(st.RSSPages, 0)) * uint64(os.Getpagesize())
 	p.Started = boot.Add(time.Duration(st.StartTime) * (time.Second / clockTicks))
@@ -73,9 +99,18 @@ func ReadProcess(pid int32, acc *Accounts) (*Process, error) {
 	if n, err := readProcAt(proc, dir+"/cmdline", buf); err == nil {
 		p.Cmdline = ParseCmdline(buf[:n], MaxCmdline)
 	}
-	var fst unix.Stat_t
-	if unix.Fstatat(proc, dir+"/fd", &fst, 0) == nil && fst.Size > 0 {
-		p.FDs = int32(min(fst.Size, 1<<31-1))
+	var sc fdScratch
+	p.FDs, p.FDTables = countAllFDs(proc, pid, p.Threads, exited, buf, &sc)
+	if ok, _ := inspects(p.Exe); ok && !p.Kernel {
+		readLibraries(proc, dir, p, buf)
+		if p.PPID > 0 && depth < maxParentReads {
+			if pp, err := readProcess(proc, p.PPID, acc, depth+1); err == nil {
+				if pp.Inspection == nil || pp.UID == 0 || pp.EUID == 0 {
+					pp.Parent = nil // as far as the policy looks
+				}
+				p.Parent = pp
+			}
+		}
 	}
 	return p, nil
 }

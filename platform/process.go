@@ -57,6 +57,26 @@ type Process struct {
 
 	Kernel bool // a kernel thread (no mm, no exe)
 
+	// LeaderExited: the main thread exited (pthread_exit) while other
+	// threads run. The kernel then shows the leader as a zombie with no
+	// exe, command line or descriptors; State, Exe, Cmdline and FDs are
+	// read from a live thread instead, and the process is alive.
+	LeaderExited bool
+	// FDTables is how many distinct descriptor tables the threads have: 1,
+	// or more where a thread unshared its table (unshare(CLONE_FILES)).
+	// FDs counts the descriptors of all of them. 0 until counted.
+	FDTables int32
+
+	// Parent is the process PPID names, in the same sample (or read along
+	// with this one by ReadProcess, for inspected processes); nil when
+	// there is none or it is not known.
+	Parent *Process
+	// Inspection is what else runs in the process, for one whose
+	// executable the inspector watches (SetExeInspector); read at exec and
+	// again every 30 s. nil when not inspected. (A pointer: most processes
+	// have none, and there are tens of thousands.)
+	Inspection *Inspection
+
 	// WaitChannel names what a sleeping process waits for, where the
 	// sampler reads it at no cost: FreeBSD's wait message (ki_wmesg:
 	// "select", "nanslp", "lockf" for an advisory lock request …). ""
@@ -74,6 +94,13 @@ type Process struct {
 	LockWait        time.Duration // how long it has been blocked on a lock (as observed); 0 when not waiting
 	LockBlocking    int32         // processes waiting on locks this one holds
 	LockBlockingFor time.Duration // the longest of those waits
+}
+
+// Inspection is what a process maps and is told to load besides its
+// executable.
+type Inspection struct {
+	Libraries []MappedFile // mapped files other than Exe, each path once
+	LoaderEnv []string     // LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT of its environment, "NAME=value"
 }
 
 // MaxCmdline bounds the command line kept per process: memory stays bounded

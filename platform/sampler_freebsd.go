@@ -43,6 +43,8 @@ type Sampler struct {
 	snap     Snapshot
 	users    map[uint32]*UserStats
 	closed   bool
+	notes    execNotes
+	execd    map[int32]bool // exec events taken from notes for this sample
 }
 
 type bsdEntry struct {
@@ -138,6 +140,7 @@ func (s *Sampler) Sample() (*Snapshot, error) {
 	}
 	s.last = now
 	s.gen++
+	s.execd = s.notes.take(s.execd)
 	fdEvery := s.FDInterval
 	if fdEvery <= 0 {
 		fdEvery = 10 * time.Second
@@ -173,7 +176,7 @@ func (s *Sampler) Sample() (*Snapshot, error) {
 			s.apply(e, k, now, boot)
 			e.p.CPUPercent = cpuPercentMicros(e.runtime-min(oldRuntime, e.runtime), now.Sub(lastRead))
 			switch {
-			case e.p.Comm != oldComm || e.p.UID != oldUID: // exec or setuid
+			case e.p.Comm != oldComm || e.p.UID != oldUID || s.execd[k.PID]: // exec or setuid
 				s.readStatic(e)
 				e.staticRuntime = e.runtime
 			case !now.Before(e.staticAt):
@@ -429,3 +432,8 @@ func BootID() (string, error) {
 	}
 	return fmt.Sprintf("boottime-%d.%06d", us/1e6, us%1e6), nil
 }
+
+// NoteExec tells the sampler that pid called execve (a kqueue
+// NOTE_EXEC): the next sample re-reads its path and arguments even if
+// its comm stayed the same. It is safe to call from another goroutine.
+func (s *Sampler) NoteExec(pid int32) { s.notes.note(pid) }

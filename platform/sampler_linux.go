@@ -50,6 +50,10 @@ type Sampler struct {
 	buf      []byte
 	stat     Stat // scratch, so parsing allocates nothing
 	dirBuf   []byte
+	taskBuf  []byte // for task and fd directories, read while dirBuf lists /proc
+	fdsc     fdScratch
+	execd    map[int32]bool // exec events taken from notes for this sample
+	notes    execNotes
 	last     time.Time     // monotonic time of the previous sample
 	epoch    time.Time     // what entries' times count from
 	boot     time.Time     // wall-clock boot time, as last taken
@@ -75,6 +79,9 @@ type entry struct {
 	statFD      int32  // -1 when the descriptor limit was reached: open per read
 	idle        uint8  // ticks between reads (1 … maxIdleSkip)
 	needCmdline bool   // not read yet (see readCmdline)
+	execd       bool   // an exec event names it: re-read what changes at exec
+	tid         int32  // a live thread to read from while the leader has exited; 0 otherwise
+	inspectGen  uint32 // the inspector generation Inspection was decided under
 	ino         uint64 // inode of /proc/PID when listed: a reused pid gets a new one
 	gen         uint64
 	ticks       uint64 // utime+stime at the last read
@@ -104,6 +111,7 @@ func NewSampler(acc *Accounts) (*Sampler, error) {
 		entries:  make(map[int32]*entry),
 		buf:      make([]byte, 4096),
 		dirBuf:   make([]byte, 32<<10),
+		taskBuf:  make([]byte, 8<<10),
 		pageSize: uint64(os.Getpagesize()),
 		users:    make(map[uint32]*UserStats),
 	}
@@ -175,8 +183,12 @@ func (s *Sampler) Sample() (*Snapshot, error) {
 
 	procs := s.snap.Procs[:0]
 	kthreads := 0
+	s.execd = s.notes.take(s.execd)
 	err = s.listPIDs(func(pid int32, ino uint64) {
 		e := s.entries[pid]
+		if e != nil && len(s.execd) > 0 && s.execd[pid] {
+			e.execd, e.nextRead = true, s.gen // read it now, whatever its idleness
+		}
 		if e != nil && e.ino != ino {
 			// A new /proc/PID inode: the pid names a new process, or the
 			// kernel dropped and rebuilt the dentry. The start time tells.
@@ -215,7 +227,7 @@ func (s *Sampler) Sample() (*Snapshot, error) {
 		}
 		if s.at >= e.fdsAt {
 			if e.p.FDs < 0 || e.ticks != e.fdsTicks {
-				e.p.FDs = s.countFDs(pid)
+				e.p.FDs, e.p.FDTables = countAllFDs(s.procFD, pid, e.p.Threads, e.p.LeaderExited, s.taskBuf, &s.fdsc)
 				e.fdsTicks = e.ticks
 			}
 			e.fdsAt = s.at + fdEvery
@@ -319,8 +331,12 @@ func (s *Sampler) discover(pid int32, ino uint64, now, boot time.Time, interval 
 	}
 	e.idle, e.nextRead = 1, s.gen+1
 	if !e.p.Kernel {
+		if leaderExited(st) {
+			s.followThread(e)
+		}
 		s.readIDs(e)
 		s.readExe(e)
+		s.inspect(e)
 		e.needCmdline = true
 		e.staticTicks = e.ticks
 		// Spread the periodic rechecks of processes discovered together.
@@ -339,7 +355,20 @@ func (s *Sampler) refresh(e *entry, now, boot time.Time) bool {
 		return false
 	}
 	oldComm, oldTicks, lastRead := e.p.Comm, e.ticks, e.readAt
+	exited := leaderExited(st)
 	e.applyStat(st, now, s.at, boot, s.pageSize)
+	execd := e.execd || e.p.Comm != oldComm
+	e.execd = false
+	switch {
+	case exited:
+		// The leader's stat still sums the CPU of every thread; the
+		// state, exe and command line are a live thread's.
+		if e.tid == 0 || !s.readTaskState(e) {
+			execd = s.followThread(e) || execd
+		}
+	case e.tid != 0: // cannot happen to a leader, but a stale tid must not stay
+		e.tid, e.p.LeaderExited = 0, false
+	}
 	e.p.CPUPercent = cpuPercent(e.ticks-min(oldTicks, e.ticks), s.at-lastRead)
 	if e.ticks == oldTicks && e.p.State != 'R' && e.p.State != 'D' {
 		e.idle = min(e.idle*2, maxIdleSkip)
@@ -351,17 +380,29 @@ func (s *Sampler) refresh(e *entry, now, boot time.Time) bool {
 		s.readCmdline(e)
 	}
 	switch {
-	case e.p.Comm != oldComm: // exec
+	case execd: // an exec event, or a new comm
 		s.readIDs(e)
 		s.readExeCmdline(e)
+		s.inspect(e)
 	case s.at >= e.staticAt: // a slow recheck for setuid(), if it ran
 		if e.ticks != e.staticTicks {
-			if uid := e.p.UID; s.readIDs(e) && e.p.UID != uid {
-				s.readExeCmdline(e)
+			uid, exe := e.p.UID, e.p.Exe
+			ok := s.readIDs(e)
+			s.readExe(e) // an exec that kept comm, where no event told (none, or lost)
+			switch {
+			case ok && e.p.UID != uid || e.p.Exe != exe:
+				s.readCmdline(e)
+				s.inspect(e)
+			case e.p.Inspection != nil:
+				s.inspect(e) // libraries loaded since (dlopen)
 			}
 			e.staticTicks = e.ticks
 		}
 		e.staticAt = s.at + staticRecheck
+	default:
+		if in := exeInspector.Load(); in != nil && uint32(in.gen) != e.inspectGen {
+			s.inspect(e) // the policy's protected executables changed
+		}
 	}
 	e.gen = s.gen
 	return true
@@ -418,7 +459,7 @@ func cpuPercent(ticks uint64, over time.Duration) float64 {
 // readIDs reads the credentials and user name; false when unreadable.
 func (s *Sampler) readIDs(e *entry) bool {
 	p := &e.p
-	n, err := s.readAt(p.PID, "status")
+	n, err := s.readTask(e, "status")
 	if err != nil || n <= 0 {
 		return false
 	}
@@ -440,7 +481,7 @@ func (s *Sampler) readExeCmdline(e *entry) {
 
 func (s *Sampler) readExe(e *entry) {
 	p := &e.p
-	if n, err := unix.Readlinkat(s.procFD, strconv.Itoa(int(p.PID))+"/exe", s.buf); err == nil {
+	if n, err := unix.Readlinkat(s.procFD, taskDir(p.PID, e.tid)+"/exe", s.buf); err == nil {
 		exe, deleted := ParseExeLink(string(s.buf[:n]))
 		p.Exe = unique.Make(exe).Value()
 		p.ExeDeleted = deleted
@@ -454,26 +495,60 @@ func (s *Sampler) readExe(e *entry) {
 func (s *Sampler) readCmdline(e *entry) {
 	p := &e.p
 	e.needCmdline = false
-	if n, err := s.readAt(p.PID, "cmdline"); err == nil {
+	if n, err := s.readTask(e, "cmdline"); err == nil {
 		p.Cmdline = unique.Make(ParseCmdline(s.buf[:n], MaxCmdline)).Value()
 	}
 }
 
-// countFDs returns the number of open descriptors of pid, or -1.
-func (s *Sampler) countFDs(pid int32) int32 {
-	var st unix.Stat_t
-	if err := unix.Fstatat(s.procFD, strconv.Itoa(int(pid))+"/fd", &st, 0); err != nil {
-		return -1
+// readTask reads /proc/PID/name, or the live thread's when the leader
+// exited, into s.buf.
+func (s *Sampler) readTask(e *entry, name string) (int, error) {
+	if e.tid == 0 {
+		return s.readAt(e.p.PID, name)
 	}
-	if st.Size > 0 {
-		return int32(min(st.Size, 1<<31-1))
-	}
-	// Kernels before 6.2 report size 0: count the entries instead.
-	n, err := countDir(s.procFD, strconv.Itoa(int(pid))+"/fd", s.dirBuf)
+	fd, err := unix.Openat(s.procFD, taskDir(e.p.PID, e.tid)+"/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1
+		return 0, err
 	}
-	return int32(n)
+	defer unix.Close(fd)
+	return unix.Read(fd, s.buf)
+}
+
+// followThread picks a live thread of a process whose leader exited and
+// reads its state; it reports whether it found one (what the leader showed
+// of exe and command line is then to be re-read from it).
+func (s *Sampler) followThread(e *entry) bool {
+	e.tid = liveThread(s.procFD, e.p.PID, s.taskBuf)
+	if e.tid == 0 || !s.readTaskState(e) {
+		e.tid, e.p.LeaderExited = 0, false
+		return false
+	}
+	e.p.LeaderExited = true
+	return true
+}
+
+// readTaskState reads the state of e's live thread into e.p.State; false
+// when that thread is gone.
+func (s *Sampler) readTaskState(e *entry) bool {
+	n, err := s.readTask(e, "stat")
+	var st Stat
+	if err != nil || n <= 0 || ParseStat(s.buf[:n], &st) != nil || st.State == 'Z' || st.State == 'X' {
+		return false
+	}
+	e.p.State = st.State
+	return true
+}
+
+// inspect reads the mapped files and loader environment of a process
+// whose executable the inspector watches, and forgets them otherwise.
+func (s *Sampler) inspect(e *entry) {
+	ok, gen := inspects(e.p.Exe)
+	e.inspectGen = uint32(gen)
+	if !ok {
+		e.p.Inspection = nil
+		return
+	}
+	readLibraries(s.procFD, taskDir(e.p.PID, e.tid), &e.p, s.buf)
 }
 
 func countDir(dirfd int, path string, buf []byte) (int, error) {
@@ -577,6 +652,13 @@ func bootTime() (time.Time, error) {
 	}
 	return best.Round(0), nil // wall clock only: a step of it must show
 }
+
+// NoteExec tells the sampler that pid called execve (a proc connector
+// event): the next sample re-reads its credentials, executable, command
+// line and inspection even if its comm stayed the same (a customer's
+// `exec /tmp/kit/bash` from bash keeps "bash"). Unlike the rest of the
+// Sampler, it is safe to call from another goroutine.
+func (s *Sampler) NoteExec(pid int32) { s.notes.note(pid) }
 
 // Alive reports whether the process id was alive at the last sample.
 func (s *Sampler) Alive(id ProcID) bool {

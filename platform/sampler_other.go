@@ -25,5 +25,8 @@ func ReadProcess(int32, *Accounts) (*Process, error) { return nil, ErrUnsupporte
 // Ancestors returns nothing on this OS.
 func Ancestors(int32) []int32 { return nil }
 
+// NoteExec does nothing on this OS.
+func (*Sampler) NoteExec(int32) {}
+
 // Alive reports false on this OS.
 func (*Sampler) Alive(ProcID) bool { return false }

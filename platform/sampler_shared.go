@@ -1,14 +1,17 @@
 package platform
 
-import "time"
+import (
+	"sync"
+	"time"
+)
 
 // What the samplers of every OS share: the per-user aggregation of a
 // sample and the spreading of periodic per-process work.
 
 // aggregateUsers recomputes users (kept between samples so their names
 // and groups are looked up once) from procs: counts, zombies, CPU, memory
-// and descriptors per real uid, and each process's children and zombie
-// children. parent returns the process a ppid names in this sample, or nil
+// and descriptors per real uid, and each process's parent, children and
+// zombie children. parent returns the process a ppid names in this sample, or nil
 // when there is none whose children count. A user with no process for two
 // samples in a row is dropped.
 func aggregateUsers(users map[uint32]*UserStats, procs []*Process, parent func(ppid int32) *Process, acc *Accounts) {
@@ -23,7 +26,9 @@ func aggregateUsers(users map[uint32]*UserStats, procs []*Process, parent func(p
 		p.Children, p.Zombies = 0, 0
 	}
 	for _, p := range procs {
-		if pp := parent(p.PPID); pp != nil {
+		pp := parent(p.PPID)
+		p.Parent = pp
+		if pp != nil {
 			pp.Children++
 			if p.State == 'Z' {
 				pp.Zombies++
@@ -58,4 +63,38 @@ func aggregateUsers(users map[uint32]*UserStats, procs []*Process, parent func(p
 func spread(pid int32, d time.Duration) time.Duration {
 	frac := uint64(uint32(pid)*2654435761) % 1024 // Knuth's multiplicative hash
 	return d/2 + time.Duration(frac)*d/1024
+}
+
+// maxExecNotes bounds the exec events kept between two samples: past it
+// the rest wait for the comm check or the periodic recheck.
+const maxExecNotes = 1 << 16
+
+// execNotes collects the pids that exec events named since the last
+// sample. It is safe for concurrent use: events come from their own
+// goroutine.
+type execNotes struct {
+	mu   sync.Mutex // guards pids
+	pids map[int32]bool
+}
+
+func (n *execNotes) note(pid int32) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.pids == nil {
+		n.pids = map[int32]bool{}
+	}
+	if len(n.pids) < maxExecNotes {
+		n.pids[pid] = true
+	}
+}
+
+// take returns the pids noted so far and starts a new set, reusing spare
+// (the set taken the time before) for it.
+func (n *execNotes) take(spare map[int32]bool) map[int32]bool {
+	clear(spare)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	got := n.pids
+	n.pids = spare
+	return got
 }

@@ -20,12 +20,21 @@ class "customers" {
 
 # Never touched, whatever a rule says. Executables are matched by the path of
 # the running binary (/proc/PID/exe), never by its name: a customer can call
-# a process "sshd", but cannot make it run /usr/sbin/sshd.
+# a process "sshd", but cannot make it run /usr/sbin/sshd. Nor does running
+# one protect: a process is protected by its executable only when a root
+# process running a protected executable (the service's master) started it,
+# or a process so protected did (sftp-server under a session), and nothing a
+# customer can write is loaded into it (LD_PRELOAD). So the masters are
+# listed too.
 protect {
   exes = [
     "/usr/sbin/sshd",                 # login sessions run as the customer
+    "/usr/lib/openssh/sshd-session",  # OpenSSH 9.8 and later
+    "/usr/libexec/openssh/sshd-session",
     "/usr/lib/openssh/sftp-server",
     "/usr/libexec/openssh/sftp-server",
+    "/usr/sbin/dovecot",              # the master (root): what starts the below
+    "/usr/local/sbin/dovecot",
     "/usr/lib/dovecot/**",            # IMAP/POP3 processes run as the mail user for hours
     "/usr/libexec/dovecot/**",
     "/usr/local/libexec/dovecot/**",
@@ -53,6 +62,21 @@ rule "cpu-hog" {
 # Customer processes may not run for more than a day (cron jobs and CGI
 # scripts that hang, forgotten daemons). Zombies cannot be killed; their
 # parents are.
+# A customer whose processes together burn more than 80 % of a core for 10
+# minutes gets the lowest priority on all of them (their children inherit
+# it). This catches what cpu-hog cannot: a burner that hands its work to a
+# new process before cpu-hog's 5 minutes are up (pid hopping), and many
+# processes that each stay under 80 %. Renice only: nothing is killed.
+rule "user-cpu-hog" {
+  class    = "customers"
+  when     = user.cpu_percent > 80
+  for      = "10m"
+  cooldown = "1h"
+  renice {
+    nice = 19
+  }
+}
+
 rule "long-runner" {
   class = "customers"
   when  = proc.age_seconds > 86400 && proc.state != "Z"

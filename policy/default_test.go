@@ -30,7 +30,7 @@ func TestDefaultPolicy(t *testing.T) {
 	for _, r := range p.Rules {
 		names = append(names, r.Name)
 	}
-	for _, want := range []string{"cpu-hog", "long-runner", "fd-leak", "temp-exe", "fork-storm", "zombies", "lock-waiter", "lock-holder", "tmp-spewer", "disk-full"} {
+	for _, want := range []string{"cpu-hog", "user-cpu-hog", "long-runner", "fd-leak", "temp-exe", "fork-storm", "zombies", "lock-waiter", "lock-holder", "tmp-spewer", "disk-full"} {
 		if p.Rule(want) == nil {
 			t.Errorf("no rule %q (have %v)", want, names)
 		}
@@ -45,7 +45,7 @@ func TestDefaultPolicy(t *testing.T) {
 		}
 		wantScope := ScopeProcess
 		switch r.Name {
-		case "fork-storm", "tmp-spewer":
+		case "fork-storm", "tmp-spewer", "user-cpu-hog":
 			wantScope = ScopeUser
 		case "disk-full":
 			if r.Class != nil || r.Scope != ScopeFilesystem {

@@ -37,14 +37,15 @@ func (p *Policy) ProtectedAccount(uid uint32, user string, groups []string) stri
 
 // ProtectedProcess says why a process is never acted on, or "" when it may
 // be: its account, pid 1, a root effective uid (a setuid program run by a
-// customer), or its executable path.
+// customer), or a protected executable it runs as a protected service
+// started it (policy/protect.go).
 func (p *Policy) ProtectedProcess(proc *platform.Process, groups []string) string {
 	if why := p.ProtectedAccount(proc.UID, proc.User, groups); why != "" {
 		return why
 	}
 	why, exe := p.protectedProcess(proc)
-	if exe != nil {
-		return "protected executable " + exe.Pattern
+	if exe.protected() {
+		return exe.protects()
 	}
 	return why
 }
@@ -53,23 +54,16 @@ func (p *Policy) ProtectedProcess(proc *platform.Process, groups []string) strin
 // allocating: Evaluate asks it for every process on every tick, and on a
 // host full of sshd and dovecot sessions the reason string cost an
 // allocation each time.
-func (p *Policy) protectedProcess(proc *platform.Process) (why string, exe *Glob) {
+func (p *Policy) protectedProcess(proc *platform.Process) (why string, exe exeVerdict) {
 	switch {
 	case proc.PID == 1:
-		return "pid 1", nil
+		return "pid 1", exeVerdict{}
 	case proc.Kernel:
-		return "kernel thread", nil
+		return "kernel thread", exeVerdict{}
 	case proc.EUID == 0 || proc.EUID < p.MinUID:
-		return "runs with a system effective uid", nil
+		return "runs with a system effective uid", exeVerdict{}
 	}
-	if proc.Exe != "" {
-		for i := range p.Protect.Exes {
-			if p.Protect.Exes[i].Match(proc.Exe) {
-				return "", &p.Protect.Exes[i]
-			}
-		}
-	}
-	return "", nil
+	return "", p.exeProtection(proc)
 }
 
 // ClassesOf returns the classes an account belongs to.
@@ -157,7 +151,7 @@ func (ev *Evaluator) evaluate(snap *platform.Snapshot, emit func(*Match), usersO
 			}
 			u := snap.Users[proc.UID]
 			// The account is known not protected (f.protected).
-			if why, exe := p.protectedProcess(proc); why != "" || exe != nil {
+			if why, exe := p.protectedProcess(proc); why != "" || exe.protected() {
 				continue
 			}
 			env.Proc, env.User = proc, u

@@ -352,7 +352,8 @@ func TestZombieWithProtectedParentIsReported(t *testing.T) {
 	exe := filepath.Join(dir, "protected-parent")
 	CopyFile(t, offenderBin, exe, 0o755)
 	parent := StartOffenderSpec(t, u, OffenderSpec{Reaped: true, Exe: exe, Args: []string{"zombies", "5"}})
-	g := StartGuardd(t, Class(u)+fmt.Sprintf("protect {\n  exes = [%q]\n}\n\n", exe)+`rule "zombies" {
+	// offenderBin: the root reaper is the protected service that started it.
+	g := StartGuardd(t, Class(u)+fmt.Sprintf("protect {\n  exes = [%q, %q]\n}\n\n", exe, offenderBin)+`rule "zombies" {
   class = "c"
   when  = user.zombies >= 5
   reap {

@@ -132,17 +132,22 @@ func TestLongRunnerIsKilled(t *testing.T) {
 	WaitGone(t, sleeper.ID, Deadline)
 }
 
+// A protected executable, started as a service starts its workers: by a
+// root parent that runs a protected executable and setuid()s (here the
+// root reaper, offenderBin). Control: a burner the test binary (root, not
+// protected) started, running offenderBin, protected too: running a
+// protected binary is not enough (policy/protect.go).
 func TestProtectedExeIsNeverTouched(t *testing.T) {
 	t.Parallel()
 	u := NewUser(t)
 	exe := filepath.Join(ExecDir(t), "protected-burner")
 	CopyFile(t, offenderBin, exe, 0o755)
-	prot := StartOffenderSpec(t, u, OffenderSpec{Exe: exe, Args: []string{"burn"}, Nice: BurnerNice})
+	prot := StartOffenderSpec(t, u, OffenderSpec{Exe: exe, Args: []string{"burn"}, Nice: BurnerNice, Reaped: true})
 	control := StartBurner(t, u)
 	if got, _ := Exe(prot.PID); got != exe {
 		t.Fatalf("protected burner runs %q, want %q", got, exe)
 	}
-	g := StartGuardd(t, Class(u)+fmt.Sprintf("protect {\n  exes = [%q]\n}\n\n", exe)+reniceRule("hog", ""))
+	g := StartGuardd(t, Class(u)+fmt.Sprintf("protect {\n  exes = [%q, %q]\n}\n\n", exe, offenderBin)+reniceRule("hog", ""))
 
 	// Both burned since before guardd started: the tick that acts on the
 	// control has seen the protected one too.

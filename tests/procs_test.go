@@ -50,6 +50,7 @@ type OffenderSpec struct {
 	Argv0 string   // default: Exe
 	Args  []string // offender flags and mode, e.g. -threads 2 burn
 	Nice  int      // start at this nice value (0: inherit the test's)
+	Env   []string // more environment (the reaper passes it on), e.g. LD_PRELOAD=…
 	// Reaped runs the offender under a root subreaper (offender reaper),
 	// which reaps everything the offender leaves: fork bombs and zombie
 	// factories orphan processes, and this sandbox's init does not reap.
@@ -112,7 +113,7 @@ func startOffender(t testing.TB, u *User, s OffenderSpec) (*Offender, error) {
 			Path: s.Exe,
 			Args: append([]string{s.Argv0}, s.Args...),
 			Dir:  "/",
-			Env:  []string{"PATH=/usr/bin:/bin", "GOMAXPROCS=2"},
+			Env:  append([]string{"PATH=/usr/bin:/bin", "GOMAXPROCS=2"}, s.Env...),
 			SysProcAttr: &syscall.SysProcAttr{
 				Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: []uint32{}},
 				Setpgid:    true,
@@ -324,6 +325,7 @@ type Stat struct {
 	State     byte
 	PPID      int
 	Nice      int
+	Threads   int
 	StartTime uint64
 }
 
@@ -348,11 +350,12 @@ func ReadStat(pid int) (Stat, error) {
 	if err1 != nil || err2 != nil {
 		return Stat{}, fmt.Errorf("/proc/%d/stat: bad nice or starttime", pid)
 	}
-	ppid, err := strconv.Atoi(f[4-3])
-	if err != nil {
-		return Stat{}, fmt.Errorf("/proc/%d/stat: bad ppid", pid)
+	ppid, err1 := strconv.Atoi(f[4-3])
+	threads, err2 := strconv.Atoi(f[20-3])
+	if err1 != nil || err2 != nil {
+		return Stat{}, fmt.Errorf("/proc/%d/stat: bad ppid or num_threads", pid)
 	}
-	s.Nice, s.StartTime, s.PPID = nice, start, ppid
+	s.Nice, s.StartTime, s.PPID, s.Threads = nice, start, ppid, threads
 	return s, nil
 }
 
@@ -367,10 +370,11 @@ func Nice(t testing.TB, pid int) int {
 }
 
 // Alive reports whether the process id still names a live (not zombie)
-// process.
+// process. A zombie leader with threads left is alive: its main thread
+// exited (pthread_exit), the process did not.
 func Alive(id ProcID) bool {
 	st, err := ReadStat(int(id.PID))
-	return err == nil && st.StartTime == id.StartTime && st.State != 'Z' && st.State != 'X'
+	return err == nil && st.StartTime == id.StartTime && (st.State != 'Z' && st.State != 'X' || st.Threads > 1)
 }
 
 // WaitGone waits until id no longer names a live process: the pid is gone,
@@ -382,18 +386,40 @@ func WaitGone(t testing.TB, id ProcID, deadline time.Duration) {
 	}
 }
 
-// Cmdline returns argv of the process.
+// Cmdline returns argv of the process (of a live thread when its main
+// thread has exited: the leader's reads empty).
 func Cmdline(pid int) ([]string, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	var b []byte
+	var err error
+	for _, dir := range taskDirs(pid) {
+		if b, err = os.ReadFile(filepath.Join(dir, "cmdline")); err == nil && len(b) > 0 {
+			break
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
 	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00"), nil
 }
 
-// Exe returns the executable path of the process.
+// Exe returns the executable path of the process (of a live thread when
+// its main thread has exited).
 func Exe(pid int) (string, error) {
-	return os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "exe"))
+	var exe string
+	var err error
+	for _, dir := range taskDirs(pid) {
+		if exe, err = os.Readlink(filepath.Join(dir, "exe")); err == nil {
+			break
+		}
+	}
+	return exe, err
+}
+
+// taskDirs returns /proc/PID, then the /proc/PID/task/TID of its threads.
+func taskDirs(pid int) []string {
+	dir := filepath.Join("/proc", strconv.Itoa(pid))
+	tids, _ := filepath.Glob(filepath.Join(dir, "task", "[0-9]*"))
+	return append([]string{dir}, tids...)
 }
 
 // lastPIDMu serializes this binary's writes to ns_last_pid with the fork
