@@ -88,6 +88,10 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if p.LocksHeld > 0 || p.LockWait > 0 {
 		fmt.Fprintf(w, "file locks\t%d held, blocking %d (for %s), waiting %s (timed since explain began)\n",
 			p.LocksHeld, p.LockBlocking, p.LockBlockingFor.Round(time.Millisecond), p.LockWait.Round(time.Millisecond))
+		if p.LockBlockingOthers > 0 || p.LockForeign > 0 {
+			fmt.Fprintf(w, "\tof them %d of other uids (for %s); %d of its locks on files of other uids (waited on for %s)\n",
+				p.LockBlockingOthers, p.LockBlockingOthersFor.Round(time.Millisecond), p.LockForeign, p.LockForeignFor.Round(time.Millisecond))
+		}
 	}
 	var classes []string
 	for _, c := range pol.ClassesOf(p.UID, p.User, u.Groups) {
