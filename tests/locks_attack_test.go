@@ -3,43 +3,58 @@
 package tests
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/guardd/guardd/report"
 )
 
-// The default policy's lock ladder (policy/default.hcl), with seconds for
-// minutes: the holder of another uid's file (or of a lock other uids wait
-// on) is ended first; an idle holder its own processes wait on is
-// reported; a waiter is ended only when its wait outlasts both.
+// The default policy's lock ladder, taken from `guardd default-policy`
+// with seconds for minutes: the holder of another uid's file (or of a lock
+// other uids wait on) is ended first; an idle holder its own processes
+// wait on is reported; a waiter is ended only when its wait outlasts both.
 const (
 	squatForeignLimit = 2
 	squatOthersLimit  = 4
 	squatWaiterLimit  = 10
 )
 
-var lockLadderRules = `rule "lock-squatter" {
-  class = "c"
-  when  = proc.lock_foreign_seconds > 2 || proc.lock_blocking_others_seconds > 4
-  kill {}
+// defaultLockRules returns the embedded default policy's lock rules for
+// class "c", with the test's limits.
+func defaultLockRules(t testing.TB) string {
+	t.Helper()
+	out, _, code := RunGuardd(t, "default-policy")
+	if code != 0 {
+		t.Fatal("guardd default-policy failed")
+	}
+	var keep []string
+	for _, block := range []string{`rule "lock-squatter"`, `rule "lock-waiter"`, `rule "lock-holder"`} {
+		i := strings.Index(out, block)
+		if i < 0 {
+			t.Fatalf("the default policy has no %s", block)
+		}
+		end := strings.Index(out[i:], "\n}\n")
+		keep = append(keep, out[i:i+end+3])
+	}
+	text := strings.ReplaceAll(strings.Join(keep, "\n"), `"customers"`, `"c"`)
+	for _, r := range [][2]string{
+		{"proc.lock_foreign_seconds > 60", fmt.Sprintf("proc.lock_foreign_seconds > %d", squatForeignLimit)},
+		{"proc.lock_blocking_others_seconds > 300", fmt.Sprintf("proc.lock_blocking_others_seconds > %d", squatOthersLimit)},
+		{"proc.lock_wait_seconds > 600", fmt.Sprintf("proc.lock_wait_seconds > %d", squatWaiterLimit)},
+		{"proc.lock_blocking_seconds > 300", "proc.lock_blocking_seconds > 2"},
+	} {
+		if !strings.Contains(text, r[0]) {
+			t.Fatalf("the default lock rules no longer read %q:\n%s", r[0], text)
+		}
+		text = strings.ReplaceAll(text, r[0], r[1])
+	}
+	return text
 }
-
-rule "lock-waiter" {
-  class = "c"
-  when  = proc.lock_wait_seconds > 10
-  kill {}
-}
-
-rule "lock-holder" {
-  class = "c"
-  when  = proc.lock_blocking > 0 && proc.lock_blocking_seconds > 2 && proc.cpu_percent < 5
-  report {}
-}
-`
 
 // TestLockSquatterIsKilledNotItsVictim: an attacker locks a victim's lock
 // file against it — flock(LOCK_EX) or a POSIX read lock through a
@@ -76,7 +91,7 @@ func TestLockSquatterIsKilledNotItsVictim(t *testing.T) {
 			if tc.attackerOwn {
 				os.Chmod(file, 0o666) // the victim's job opens it read-write
 			}
-			g := StartGuardd(t, Class(attacker, victim)+lockLadderRules)
+			g := StartGuardd(t, Class(attacker, victim)+defaultLockRules(t))
 			holder := StartOffender(t, attacker, "lock-hold-ro", "-kind", tc.kind, file)
 			waitFrom := time.Now()
 			waiter := StartOffender(t, victim, "lock-wait", "-kind", tc.kind, file)
@@ -118,7 +133,7 @@ func TestLockOwnHolderKeepsTheLadder(t *testing.T) {
 	t.Parallel()
 	u := NewUser(t)
 	file := filepath.Join(SharedDir(t), "own.lock")
-	g := StartGuardd(t, Class(u)+lockLadderRules)
+	g := StartGuardd(t, Class(u)+defaultLockRules(t))
 	holder := StartOffender(t, u, "lock-hold", "-kind", "flock", file)
 	waitFrom := time.Now()
 	waiter := StartOffender(t, u, "lock-wait", "-kind", "flock", file)
