@@ -66,6 +66,8 @@ type LockObserver struct {
 	anonSeen int               // anonymous requests at the last scan
 	anonAt   time.Time
 	facts    []LockFact
+	procOf   []*Process // per line of locks: its process (this Observe only)
+	heldOf   []*seen    // per held line: its first sight
 	byPID    map[int32]*Process
 	fdLocks  map[int32]map[lockRange]bool // this Observe: the locks each process's fdinfo shows
 }
@@ -234,8 +236,13 @@ func (o *LockObserver) apply(snap *Snapshot, now time.Time) {
 	}
 
 	o.facts = slices.Grow(o.facts[:0], len(o.locks))
-	procOf := make([]*Process, len(o.locks))
-	heldOf := make([]*seen, len(o.locks))
+	// Per-line scratch, kept across reads (a read with 1,000 locks would
+	// otherwise allocate 16 KB) and cleared after, so that no process of
+	// this snapshot is held on to.
+	o.procOf = slices.Grow(o.procOf[:0], len(o.locks))[:len(o.locks)]
+	o.heldOf = slices.Grow(o.heldOf[:0], len(o.locks))[:len(o.locks)]
+	procOf, heldOf := o.procOf, o.heldOf
+	defer func() { clear(procOf); clear(heldOf) }()
 	for i := range o.locks {
 		l := &o.locks[i]
 		fact := LockFact{Lock: *l}
