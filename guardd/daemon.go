@@ -735,6 +735,7 @@ func (d *daemonState) actOn(p *platform.Process, m *policy.Match, st policy.Step
 			f.ListenPorts = observed.ListenPorts
 			// Nor can a lock wait, measured across ticks (read this tick).
 			f.LocksHeld, f.LockWait, f.LockBlocking, f.LockBlockingFor = observed.LocksHeld, observed.LockWait, observed.LockBlocking, observed.LockBlockingFor
+			f.LockBlockingOthers, f.LockBlockingOthersFor, f.LockForeign, f.LockForeignFor = observed.LockBlockingOthers, observed.LockBlockingOthersFor, observed.LockForeign, observed.LockForeignFor
 			if f.FDs < 0 {
 				f.FDs = observed.FDs
 			}

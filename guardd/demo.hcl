@@ -105,6 +105,12 @@ inodes {
   period = "10s"
 }
 
+rule "lock-squatter" {
+  class = "customers"
+  when  = proc.lock_foreign_seconds > 2 || proc.lock_blocking_others_seconds > 3
+  kill {}
+}
+
 rule "lock-waiter" {
   class = "customers"
   when  = proc.lock_wait_seconds > 4

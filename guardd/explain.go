@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/guardd/guardd/internal/printable"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
 )
@@ -74,16 +75,24 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return &exitError{code: 1, err: fmt.Errorf("no process %d", pid)}
 	}
 	u := snap.Users[p.UID]
+	// The process's names are the customer's to choose: escaped
+	// (terminal escape sequences, newlines), like everything printed here
+	// that came from the host.
+	esc := printable.Escape
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "process\t%d (started %s, %s ago)\n", p.PID, p.Started.Format(time.RFC3339), p.Age.Round(time.Second))
-	fmt.Fprintf(w, "user\t%s (uid %d, groups %s)\n", p.User, p.UID, strings.Join(u.Groups, ","))
-	fmt.Fprintf(w, "exe\t%s%s\n", p.Exe, map[bool]string{true: " (deleted)"}[p.ExeDeleted])
-	fmt.Fprintf(w, "comm / cmdline\t%q / %q\n", p.Comm, p.Cmdline)
+	fmt.Fprintf(w, "user\t%s (uid %d, groups %s)\n", esc(p.User), p.UID, esc(strings.Join(u.Groups, ",")))
+	fmt.Fprintf(w, "exe\t%s%s\n", esc(p.Exe), map[bool]string{true: " (deleted)"}[p.ExeDeleted])
+	fmt.Fprintf(w, "comm / cmdline\t\"%s\" / \"%s\"\n", esc(p.Comm), esc(p.Cmdline))
 	fmt.Fprintf(w, "state, nice\t%s, %d\n", string(p.State), p.Nice)
 	fmt.Fprintf(w, "cpu\t%.1f %% over %s\n", p.CPUPercent, snap.Interval.Round(time.Millisecond))
 	if p.LocksHeld > 0 || p.LockWait > 0 {
 		fmt.Fprintf(w, "file locks\t%d held, blocking %d (for %s), waiting %s (timed since explain began)\n",
 			p.LocksHeld, p.LockBlocking, p.LockBlockingFor.Round(time.Millisecond), p.LockWait.Round(time.Millisecond))
+		if p.LockBlockingOthers > 0 || p.LockForeign > 0 {
+			fmt.Fprintf(w, "\tof them %d of other uids (for %s); %d of its locks on files of other uids (waited on for %s)\n",
+				p.LockBlockingOthers, p.LockBlockingOthersFor.Round(time.Millisecond), p.LockForeign, p.LockForeignFor.Round(time.Millisecond))
+		}
 	}
 	var classes []string
 	for _, c := range pol.ClassesOf(p.UID, p.User, u.Groups) {
@@ -94,9 +103,9 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if p.PID == int32(os.Getpid()) {
 		prot = "guardd itself"
 	}
-	fmt.Fprintf(w, "protected\t%s\n", orNone(prot))
+	fmt.Fprintf(w, "protected\t%s\n", esc(orNone(prot)))
 	if why := pol.ExeUnprotected(p); why != "" && prot == "" {
-		fmt.Fprintf(w, "not protected\t%s\n", why)
+		fmt.Fprintf(w, "not protected\t%s\n", esc(why))
 	}
 	fmt.Fprintf(w, "policy\t%s (mode %s)\n", src, pol.Mode)
 	w.Flush()
@@ -165,9 +174,9 @@ func formatValues(m map[string]any) string {
 	var parts []string
 	for _, k := range keys {
 		if s, ok := m[k].(string); ok {
-			parts = append(parts, fmt.Sprintf("%s=%q", k, s))
+			parts = append(parts, k+`="`+printable.Escape(s)+`"`)
 		} else {
-			parts = append(parts, fmt.Sprintf("%s=%v", k, m[k]))
+			parts = append(parts, printable.Escape(fmt.Sprintf("%s=%v", k, m[k])))
 		}
 	}
 	return strings.Join(parts, " ")

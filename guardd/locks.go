@@ -108,6 +108,10 @@ func lockEvidence(d *daemonState, snap *platform.Snapshot, m *policy.Match, ev *
 			who = append(who, f.Proc.PID, le.Holder)
 		} else {
 			le.Role = "holds"
+			if f.FileUIDKnown {
+				uid := f.FileUID
+				le.FileUID = &uid
+			}
 			who = append(who, f.Proc.PID)
 			for j := range facts {
 				if w := &facts[j]; w.Waiter && w.Root == i && w.Proc != nil {

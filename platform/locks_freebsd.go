@@ -22,8 +22,9 @@ import (
 //     (wait message "lockf", for fcntl F_SETLKW and flock(2) alike), timed
 //     from the first tick that saw it so. kern.lockf lists granted locks
 //     only, so which lock it waits for, and who holds that, is not known.
-//   - LockBlocking and LockBlockingFor stay 0: with no link from a request
-//     to the lock it waits on, no holder can be blamed for a waiter.
+//   - LockBlocking, LockBlockingOthers, LockForeign and their durations
+//     stay 0: with no link from a request to the lock it waits on, no
+//     holder can be blamed for a waiter.
 //
 // A LockObserver is not safe for concurrent use.
 type LockObserver struct {
@@ -69,6 +70,9 @@ type LockFact struct {
 	Proc   *ProcID       // the holder or the waiter; nil when unknown
 	Wait   time.Duration // waiters: how long it has been seen blocked
 	Holder *ProcID       // nil: FreeBSD does not say whom a waiter waits for
+	// The file's owner: never known here (no holder is blamed).
+	FileUID      uint32
+	FileUIDKnown bool
 }
 
 // NewLockObserver returns an observer of kern.lockf and lock waits.
@@ -110,6 +114,7 @@ func (o *LockObserver) Observe(snap *Snapshot) error {
 	byPID := make(map[int32]*Process, len(snap.Procs))
 	for _, p := range snap.Procs {
 		p.LocksHeld, p.LockWait, p.LockBlocking, p.LockBlockingFor = 0, 0, 0, 0
+		p.LockBlockingOthers, p.LockBlockingOthersFor, p.LockForeign, p.LockForeignFor = 0, 0, 0, 0
 		byPID[p.PID] = p
 	}
 	for _, u := range snap.Users {

@@ -15,7 +15,8 @@ import (
 
 // LockObserver reads /proc/locks on every tick and fills the lock fields
 // of a snapshot's processes (LocksHeld, LockWait, LockBlocking,
-// LockBlockingFor) and users (LockWaiters).
+// LockBlockingFor, LockBlockingOthers, LockForeign and their durations)
+// and users (LockWaiters).
 //
 // The kernel keeps no timestamps for locks, so the observer remembers when
 // it first saw each blocked request; a wait lasts as long as guardd has
@@ -28,6 +29,11 @@ import (
 // inherited it) or be shown without a pid at all (OFD: -1); a pid whose
 // current process started after the lock was first seen is a reused pid and
 // is not credited with the lock. Such locks still count for their waiters.
+//
+// Owners: for a held lock that someone waits on, the uid owning the file is
+// looked up once (a stat through a descriptor of the holder or of a
+// waiter, without syncing attributes from a FUSE daemon), so that a
+// holder of another uid's file can be told from one of its own.
 //
 // Waiters: a blocked request names its process, except OFD requests (pid
 // -1). Those are found by looking for tasks asleep in a lock wait
@@ -60,6 +66,8 @@ type LockObserver struct {
 	anonSeen int               // anonymous requests at the last scan
 	anonAt   time.Time
 	facts    []LockFact
+	procOf   []*Process // per line of locks: its process (this Observe only)
+	heldOf   []*seen    // per held line: its first sight
 	byPID    map[int32]*Process
 	fdLocks  map[int32]map[lockRange]bool // this Observe: the locks each process's fdinfo shows
 }
@@ -88,6 +96,10 @@ type seen struct {
 	// checked for the lock, and the verdict.
 	checked ProcID
 	holds   bool
+	// Held locks with waiters: the file's owner, looked up once.
+	ownerLooked bool
+	ownerKnown  bool
+	owner       uint32
 }
 
 // LockFact is one line of /proc/locks as the observer understood it in the
@@ -97,6 +109,10 @@ type LockFact struct {
 	Proc   *ProcID       // the holder or the requester; nil when unknown
 	Wait   time.Duration // requests: how long it has been seen blocked
 	Holder *ProcID       // requests: the holder of the lock at the root of the tree; nil when unknown
+	// Held locks someone waits on: the uid owning the file, when a
+	// descriptor on it could be found.
+	FileUID      uint32
+	FileUIDKnown bool
 }
 
 // NewLockObserver returns an observer of the host's /proc/locks.
@@ -125,6 +141,7 @@ func (o *LockObserver) Facts() []LockFact { return o.facts }
 func (o *LockObserver) Observe(snap *Snapshot) error {
 	for _, p := range snap.Procs {
 		p.LocksHeld, p.LockWait, p.LockBlocking, p.LockBlockingFor = 0, 0, 0, 0
+		p.LockBlockingOthers, p.LockBlockingOthersFor, p.LockForeign, p.LockForeignFor = 0, 0, 0, 0
 	}
 	for _, u := range snap.Users {
 		u.LockWaiters = 0
@@ -219,7 +236,13 @@ func (o *LockObserver) apply(snap *Snapshot, now time.Time) {
 	}
 
 	o.facts = slices.Grow(o.facts[:0], len(o.locks))
-	procOf := make([]*Process, len(o.locks))
+	// Per-line scratch, kept across reads (a read with 1,000 locks would
+	// otherwise allocate 16 KB) and cleared after, so that no process of
+	// this snapshot is held on to.
+	o.procOf = slices.Grow(o.procOf[:0], len(o.locks))[:len(o.locks)]
+	o.heldOf = slices.Grow(o.heldOf[:0], len(o.locks))[:len(o.locks)]
+	procOf, heldOf := o.procOf, o.heldOf
+	defer func() { clear(procOf); clear(heldOf) }()
 	for i := range o.locks {
 		l := &o.locks[i]
 		fact := LockFact{Lock: *l}
@@ -238,6 +261,7 @@ func (o *LockObserver) apply(snap *Snapshot, now time.Time) {
 				o.held[k] = s
 			}
 			s.gen = o.gen
+			heldOf[i] = s
 			// A process that started after the lock was first seen did
 			// not take it: its pid was reused. FLOCK locks and leases
 			// belong to an open file that may have outlived the process
@@ -277,9 +301,15 @@ func (o *LockObserver) apply(snap *Snapshot, now time.Time) {
 	}
 
 	// Holders: how many distinct processes wait in the trees of the locks
-	// they hold, and the longest of those waits.
+	// they hold, and the longest of those waits; of those, the waiters of
+	// other uids, and the locks on files of other uids.
 	type pair struct{ holder, waiter *Process }
+	type held struct {
+		holder *Process
+		root   int
+	}
 	var pairs []pair
+	var foreign []held
 	waiting := map[*Process]bool{}
 	for i := range o.facts {
 		f := &o.facts[i]
@@ -299,9 +329,26 @@ func (o *LockObserver) apply(snap *Snapshot, now time.Time) {
 				u.LockWaiters++
 			}
 		}
-		if h := procOf[f.Root]; h != nil && h != w {
-			pairs = append(pairs, pair{h, w})
-			h.LockBlockingFor = max(h.LockBlockingFor, f.Wait)
+		h := procOf[f.Root]
+		if h == nil || h == w {
+			continue
+		}
+		pairs = append(pairs, pair{h, w})
+		h.LockBlockingFor = max(h.LockBlockingFor, f.Wait)
+		if w.UID != h.UID {
+			h.LockBlockingOthersFor = max(h.LockBlockingOthersFor, f.Wait)
+		}
+		if s := heldOf[f.Root]; s != nil {
+			if !s.ownerLooked {
+				s.ownerLooked = true
+				s.owner, s.ownerKnown = o.fileOwner(o.locks[f.Root].File(), h.PID, w.PID)
+			}
+			root := &o.facts[f.Root]
+			root.FileUID, root.FileUIDKnown = s.owner, s.ownerKnown
+			if s.ownerKnown && s.owner != h.UID {
+				foreign = append(foreign, held{h, f.Root})
+				h.LockForeignFor = max(h.LockForeignFor, f.Wait)
+			}
 		}
 	}
 	seenPair := make(map[pair]bool, len(pairs))
@@ -309,6 +356,18 @@ func (o *LockObserver) apply(snap *Snapshot, now time.Time) {
 		if !seenPair[pr] {
 			seenPair[pr] = true
 			pr.holder.LockBlocking++
+			if pr.waiter.UID != pr.holder.UID {
+				pr.holder.LockBlockingOthers++
+			}
+		}
+	}
+	if len(foreign) > 0 {
+		seenHeld := make(map[held]bool, len(foreign))
+		for _, x := range foreign {
+			if !seenHeld[x] {
+				seenHeld[x] = true
+				x.holder.LockForeign++
+			}
 		}
 	}
 	o.prune()
@@ -435,6 +494,33 @@ func (o *LockObserver) showsLock(pid int32, r lockRange) bool {
 		}
 	}
 	return held[r]
+}
+
+// fileOwner returns the uid owning the file f, through a descriptor on
+// it of one of pids (the holder first, then a waiter). The stat does not
+// ask a FUSE daemon for fresh attributes (AT_STATX_DONT_SYNC): a
+// customer's own filesystem cannot stall the loop this way.
+func (o *LockObserver) fileOwner(f DevIno, pids ...int32) (uint32, bool) {
+	for _, pid := range pids {
+		if pid <= 0 {
+			continue
+		}
+		dir := o.ProcDir + "/" + strconv.Itoa(int(pid)) + "/fd"
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			var st unix.Statx_t
+			if unix.Statx(unix.AT_FDCWD, dir+"/"+e.Name(), unix.AT_STATX_DONT_SYNC, unix.STATX_UID|unix.STATX_INO, &st) != nil {
+				continue
+			}
+			if st.Ino == f.Inode && st.Dev_major == f.Major && st.Dev_minor == f.Minor {
+				return st.Uid, true
+			}
+		}
+	}
+	return 0, false
 }
 
 // LockSyscallFD returns the descriptor a blocked flock(2) or

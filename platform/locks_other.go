@@ -17,9 +17,11 @@ type LockObserver struct {
 // LockFact is one observed lock.
 type LockFact struct {
 	Lock
-	Proc   *ProcID
-	Wait   time.Duration
-	Holder *ProcID
+	Proc         *ProcID
+	Wait         time.Duration
+	Holder       *ProcID
+	FileUID      uint32
+	FileUIDKnown bool
 }
 
 // NewLockObserver returns an observer whose Observe fails with

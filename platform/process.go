@@ -94,6 +94,16 @@ type Process struct {
 	LockWait        time.Duration // how long it has been blocked on a lock (as observed); 0 when not waiting
 	LockBlocking    int32         // processes waiting on locks this one holds
 	LockBlockingFor time.Duration // the longest of those waits
+	// Of those waiters, the ones of other uids: a customer whose lock keeps
+	// other customers waiting.
+	LockBlockingOthers    int32         // processes of other uids waiting on locks this one holds
+	LockBlockingOthersFor time.Duration // the longest of their waits
+	// Locks this process holds on files another uid owns while processes
+	// wait on them: flock(2) needs only a read-only descriptor, so anyone
+	// who can read a file can lock it against its owner. The owner is
+	// looked up only for locks someone waits on.
+	LockForeign    int32         // such locks
+	LockForeignFor time.Duration // the longest wait on them
 }
 
 // Inspection is what a process maps and is told to load besides its

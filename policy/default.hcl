@@ -146,6 +146,24 @@ inodes {
   period = "5m"
 }
 
+# File locks, the holder first. flock(2) works on a read-only descriptor, so
+# any customer can lock another's 0644 lock file, or create the lock file a
+# victim's cron job will use in /tmp first and hold it forever: killing the
+# waiting victim would finish the attack. The ladder:
+#   1. lock-squatter: a holder that keeps a lock on another uid's file while
+#      others wait for a minute, or keeps processes of other uids waiting
+#      for 5 minutes, is ended;
+#   2. lock-holder: a holder idle on a lock its own processes waited on for
+#      5 minutes is reported;
+#   3. lock-waiter: a waiter blocked for 10 minutes is ended -- the last
+#      resort, for a holder nobody can act on (its own lock, a system or
+#      protected process, an OFD lock without a holder).
+rule "lock-squatter" {
+  class = "customers"
+  when  = proc.lock_foreign_seconds > 60 || proc.lock_blocking_others_seconds > 300
+  kill {}
+}
+
 # A process blocked on a file lock for 10 minutes (a CGI script behind
 # another that never releases its lock) will not finish its request: it
 # is ended, so waiters do not pile up for hours holding memory and slots.

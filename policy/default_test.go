@@ -30,7 +30,7 @@ func TestDefaultPolicy(t *testing.T) {
 	for _, r := range p.Rules {
 		names = append(names, r.Name)
 	}
-	for _, want := range []string{"cpu-hog", "user-cpu-hog", "long-runner", "fd-leak", "temp-exe", "fork-storm", "zombies", "lock-waiter", "lock-holder", "tmp-spewer", "disk-full"} {
+	for _, want := range []string{"cpu-hog", "user-cpu-hog", "long-runner", "fd-leak", "temp-exe", "fork-storm", "zombies", "lock-squatter", "lock-waiter", "lock-holder", "tmp-spewer", "disk-full"} {
 		if p.Rule(want) == nil {
 			t.Errorf("no rule %q (have %v)", want, names)
 		}
@@ -131,6 +131,20 @@ func TestDefaultPolicyDecisions(t *testing.T) {
 		{1022, 1500, func(p *platform.Process) { p.LockWait = 9 * time.Minute }, ""},
 		{1023, 1500, func(p *platform.Process) { p.LockBlocking, p.LockBlockingFor, p.CPUPercent = 2, 6*time.Minute, 0 }, "lock-holder"},
 		{1024, 1500, func(p *platform.Process) { p.LockBlocking, p.LockBlockingFor, p.CPUPercent = 2, 6*time.Minute, 30 }, ""}, // busy: working through it
+		// A holder of another uid's file, or of a lock other uids wait on:
+		// the offender, busy or not.
+		{1025, 1500, func(p *platform.Process) {
+			p.LockBlocking, p.LockBlockingFor, p.LockForeign, p.LockForeignFor, p.CPUPercent = 1, 2*time.Minute, 1, 2*time.Minute, 30
+		}, "lock-squatter"},
+		{1026, 1500, func(p *platform.Process) {
+			p.LockBlocking, p.LockBlockingFor, p.LockForeign, p.LockForeignFor = 1, 50*time.Second, 1, 50*time.Second
+		}, ""},
+		{1027, 1500, func(p *platform.Process) {
+			p.LockBlocking, p.LockBlockingFor, p.LockBlockingOthers, p.LockBlockingOthersFor, p.CPUPercent = 1, 6*time.Minute, 1, 6*time.Minute, 0
+		}, "lock-squatter lock-holder"},
+		{1028, 1500, func(p *platform.Process) {
+			p.LockBlockingOthers, p.LockBlockingOthersFor, p.LockBlocking, p.LockBlockingFor = 1, 4*time.Minute, 1, 4*time.Minute
+		}, ""},
 	}
 	snap := &platform.Snapshot{Users: users, Host: host}
 	want := map[int32]string{}
@@ -139,6 +153,7 @@ func TestDefaultPolicyDecisions(t *testing.T) {
 		pr.PID, pr.UID, pr.EUID, pr.User = tc.pid, tc.uid, tc.uid, users[tc.uid].Name
 		pr.CPUPercent, pr.Age, pr.FDs, pr.Exe, pr.ExeDeleted, pr.State = 10, time.Hour, 12, "/usr/bin/php", false, 'S'
 		pr.LocksHeld, pr.LockWait, pr.LockBlocking, pr.LockBlockingFor = 0, 0, 0, 0
+		pr.LockBlockingOthers, pr.LockBlockingOthersFor, pr.LockForeign, pr.LockForeignFor = 0, 0, 0, 0
 		tc.mutate(pr)
 		snap.Procs = append(snap.Procs, pr)
 		users[tc.uid].Procs++

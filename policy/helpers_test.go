@@ -70,10 +70,12 @@ func fakeProc() *platform.Process {
 
 		ListenPorts: []uint16{22, 8080},
 
-		LocksHeld:       2,
-		LockWait:        90 * time.Second,
-		LockBlocking:    3,
-		LockBlockingFor: 600 * time.Second,
+		LocksHeld:          2,
+		LockWait:           90 * time.Second,
+		LockBlocking:       3,
+		LockBlockingFor:    600 * time.Second,
+		LockBlockingOthers: 1, LockBlockingOthersFor: 120 * time.Second,
+		LockForeign: 1, LockForeignFor: 90 * time.Second,
 	}
 }
 

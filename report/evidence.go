@@ -16,6 +16,7 @@ type LockEvidence struct {
 	WaitSeconds float64 `json:"wait_seconds,omitzero"` // waits: how long guardd has seen it blocked
 	Holder      int32   `json:"holder,omitzero"`       // waits: pid of the holder at the root of the queue (0: unknown)
 	Waiters     []int32 `json:"waiters,omitzero"`      // holds: pids blocked on this lock (directly or queued)
+	FileUID     *uint32 `json:"file_uid,omitzero"`     // holds, with waiters: the uid owning the file (a holder of another uid's file is the offender)
 }
 
 // CleanEvidence is what a clean_tmp step removed, or in monitor mode would

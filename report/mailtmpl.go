@@ -16,6 +16,8 @@ import (
 	"text/template"
 	"time"
 	"unicode/utf8"
+
+	"github.com/guardd/guardd/internal/printable"
 )
 
 // The embedded templates: NAME.LANG.tmpl for every built-in rule and
@@ -189,8 +191,13 @@ func (ts *MailTemplates) Names() []string {
 // maxSubject bounds a rendered subject, in characters.
 const maxSubject = 200
 
-// Render executes the template: one subject line and the body.
+// Render executes the template: one subject line and the body. The
+// template sees the data's host-supplied text (commands, paths, names,
+// measured strings) escaped: a newline in a customer's exe path or comm
+// must not become a line of the mail (a forged "Bcc:" line, a fake
+// signature), nor an escape sequence reach a reader's terminal.
 func (mt *MailTemplate) Render(data *MailData) (subject, body string, err error) {
+	data = escapeMailData(data)
 	var b bytes.Buffer
 	if err := mt.t.ExecuteTemplate(&b, "subject", data); err != nil {
 		return "", "", err
@@ -204,6 +211,101 @@ func (mt *MailTemplate) Render(data *MailData) (subject, body string, err error)
 		return "", "", err
 	}
 	return subject, strings.TrimLeft(b.String(), "\n"), nil
+}
+
+// escapeMailData returns data with every string a template can print
+// escaped (printable.Escape); data itself is not changed. Clean text is
+// shared, not copied.
+func escapeMailData(data *MailData) *MailData {
+	if data == nil {
+		return nil
+	}
+	esc := printable.Escape
+	d := *data
+	d.From = esc(d.From)
+	d.Lang = esc(d.Lang)
+	d.To = escapeAll(d.To)
+	if d.Notice != nil {
+		n := *d.Notice
+		for _, f := range []*string{&n.ID, &n.Host, &n.Rule, &n.RuleAt, &n.Template, &n.User, &n.Limit} {
+			*f = esc(*f)
+		}
+		if n.Values != nil {
+			vals := make(map[string]any, len(n.Values))
+			for k, v := range n.Values {
+				if s, ok := v.(string); ok {
+					v = esc(s)
+				}
+				vals[esc(k)] = v
+			}
+			n.Values = vals
+		}
+		if n.Process != nil {
+			p := escapeProcess(*n.Process)
+			n.Process = &p
+		}
+		if n.Processes != nil {
+			ps := make([]ProcessInfo, len(n.Processes))
+			for i, p := range n.Processes {
+				ps[i] = escapeProcess(p)
+			}
+			n.Processes = ps
+		}
+		if n.Actions != nil {
+			as := make([]ActionInfo, len(n.Actions))
+			for i, a := range n.Actions {
+				a.Action, a.Outcome, a.Reason, a.Signal = esc(a.Action), esc(a.Outcome), esc(a.Reason), esc(a.Signal)
+				as[i] = a
+			}
+			n.Actions = as
+		}
+		if n.Next != nil {
+			ns := make([]NextStep, len(n.Next))
+			for i, x := range n.Next {
+				x.Action, x.Signal = esc(x.Action), esc(x.Signal)
+				ns[i] = x
+			}
+			n.Next = ns
+		}
+		d.Notice = &n
+	}
+	if d.Digest != nil {
+		g := *d.Digest
+		if g.Actions != nil {
+			as := make([]DigestCount, len(g.Actions))
+			for i, a := range g.Actions {
+				a.Action, a.Outcome = esc(a.Action), esc(a.Outcome)
+				as[i] = a
+			}
+			g.Actions = as
+		}
+		if g.Processes != nil {
+			ps := make([]DigestProc, len(g.Processes))
+			for i, p := range g.Processes {
+				p.Comm, p.Exe, p.Cmdline = esc(p.Comm), esc(p.Exe), esc(p.Cmdline)
+				ps[i] = p
+			}
+			g.Processes = ps
+		}
+		d.Digest = &g
+	}
+	return &d
+}
+
+func escapeProcess(p ProcessInfo) ProcessInfo {
+	p.Exe, p.Comm, p.Cmdline, p.State = printable.Escape(p.Exe), printable.Escape(p.Comm), printable.Escape(p.Cmdline), printable.Escape(p.State)
+	return p
+}
+
+func escapeAll(ss []string) []string {
+	if ss == nil {
+		return nil
+	}
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = printable.Escape(s)
+	}
+	return out
 }
 
 func templateFuncs(lang string) template.FuncMap {
@@ -279,7 +381,9 @@ func formatValue(v any) string {
 		}
 		return strconv.FormatFloat(x, 'f', 2, 64)
 	case string:
-		return strconv.Quote(truncate(200, x))
+		// Escaped, not strconv.Quote'd: the data is escaped already
+		// (escapeMailData), and Escape leaves escaped text as it is.
+		return `"` + printable.Escape(truncate(200, x)) + `"`
 	default:
 		return fmt.Sprint(v)
 	}

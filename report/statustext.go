@@ -6,11 +6,15 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/guardd/guardd/internal/printable"
 )
 
 // WriteStatusText writes what the status page shows, for a terminal
 // (`guardd top`). With color, filesystems over 80 % and failed actions are
-// red; without, they are marked with "!".
+// red; without, they are marked with "!". Every name that comes from the
+// host (users, commands, mounts, interfaces, sensors) is escaped: a
+// customer's comm or argv may hold terminal escape sequences.
 func WriteStatusText(w io.Writer, s *HostSummary, color bool) error {
 	if s == nil {
 		_, err := fmt.Fprintln(w, "guardd: no status yet (the daemon collects its first picture a few seconds after it starts)")
@@ -30,7 +34,8 @@ func WriteStatusText(w io.Writer, s *HostSummary, color bool) error {
 		return text + " !"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s%s%s  %s  load %.2f %.2f %.2f (%d CPUs)  %d processes, %d users\n", bold, s.Host, reset,
+	esc := printable.Escape
+	fmt.Fprintf(&b, "%s%s%s  %s  load %.2f %.2f %.2f (%d CPUs)  %d processes, %d users\n", bold, esc(s.Host), reset,
 		s.Time.Local().Format("2006-01-02 15:04:05"), s.Load1, s.Load5, s.Load15, s.NCPU, s.Processes, s.Users)
 	fmt.Fprintf(&b, "file table %s (%d of %d)", mark(s.FilesOpenPercent > HotFilesystemPercent, fmt.Sprintf("%.1f%%", s.FilesOpenPercent)), s.FilesOpen, s.FilesMax)
 	if k := s.Sockets; k != nil {
@@ -55,7 +60,7 @@ func WriteStatusText(w io.Writer, s *HostSummary, color bool) error {
 		}
 		fmt.Fprintln(tw, head)
 		for i, u := range rows {
-			fmt.Fprintf(tw, " %d\t%s\t%d\t%.1f\t%d\t%s\t", i+1, u.User, u.UID, u.CPUPercent, u.Processes, formatBytes(u.RSSBytes))
+			fmt.Fprintf(tw, " %d\t%s\t%d\t%.1f\t%d\t%s\t", i+1, esc(u.User), u.UID, u.CPUPercent, u.Processes, formatBytes(u.RSSBytes))
 			if inodes {
 				fmt.Fprintf(tw, "%d\t", u.Inodes)
 			}
@@ -71,8 +76,8 @@ func WriteStatusText(w io.Writer, s *HostSummary, color bool) error {
 	fmt.Fprintf(tw, "\n%sLONGEST-RUNNING CUSTOMER PROCESSES%s\n", bold, reset)
 	fmt.Fprintln(tw, "PID\tUSER\tRUNNING FOR\tCPU%\tMEMORY\tCOMMAND")
 	for _, p := range s.LongRunners {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%.1f\t%s\t%s\n", p.PID, p.User, formatDuration(time.Duration(p.AgeSeconds*float64(time.Second)), "en"),
-			p.CPUPercent, formatBytes(p.RSSBytes), truncate(70, strings.ReplaceAll(orString(p.Cmdline, p.Comm), "\t", " ")))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.1f\t%s\t%s\n", p.PID, esc(p.User), formatDuration(time.Duration(p.AgeSeconds*float64(time.Second)), "en"),
+			p.CPUPercent, formatBytes(p.RSSBytes), truncate(70, esc(orString(p.Cmdline, p.Comm))))
 	}
 	fmt.Fprintf(tw, "\n%sRECENT ACTIONS%s\n", bold, reset)
 	if len(s.Recent) == 0 {
@@ -80,8 +85,8 @@ func WriteStatusText(w io.Writer, s *HostSummary, color bool) error {
 	} else {
 		fmt.Fprintln(tw, "TIME\tRULE\tACTION\tOUTCOME\tUSER\tPID\tPROCESS")
 		for _, ev := range s.Recent {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", ev.Time.Local().Format("15:04:05"), ev.Rule, ev.Action,
-				mark(ev.Outcome == OutcomeFailed, ev.Outcome), ev.User, ev.PID, ev.Comm)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", ev.Time.Local().Format("15:04:05"), esc(ev.Rule), esc(ev.Action),
+				mark(ev.Outcome == OutcomeFailed, esc(ev.Outcome)), esc(ev.User), ev.PID, esc(ev.Comm))
 		}
 	}
 	fmt.Fprintf(tw, "\n%sNETWORK%s\n", bold, reset)
@@ -90,7 +95,7 @@ func WriteStatusText(w io.Writer, s *HostSummary, color bool) error {
 	} else {
 		fmt.Fprintln(tw, "INTERFACE\tIN\tOUT\tRECEIVED\tSENT")
 		for _, n := range s.Network {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.Interface, formatRate(n.RxBytesPerSec), formatRate(n.TxBytesPerSec), formatBytes(n.RxBytes), formatBytes(n.TxBytes))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", esc(n.Interface), formatRate(n.RxBytesPerSec), formatRate(n.TxBytesPerSec), formatBytes(n.RxBytes), formatBytes(n.TxBytes))
 		}
 	}
 	fmt.Fprintf(tw, "\n%sTEMPERATURES AND FANS%s\n", bold, reset)
@@ -98,10 +103,10 @@ func WriteStatusText(w io.Writer, s *HostSummary, color bool) error {
 		fmt.Fprintln(tw, "this hardware exposes no sensors")
 	}
 	for _, x := range s.Temperatures {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", x.Chip, x.Label, mark(x.Crit > 0 && x.Value >= x.Crit, fmt.Sprintf("%.1f °C", x.Value)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", esc(x.Chip), esc(x.Label), mark(x.Crit > 0 && x.Value >= x.Crit, fmt.Sprintf("%.1f °C", x.Value)))
 	}
 	for _, x := range s.Fans {
-		fmt.Fprintf(tw, "%s\t%s\t%.0f RPM\n", x.Chip, x.Label, x.Value)
+		fmt.Fprintf(tw, "%s\t%s\t%.0f RPM\n", esc(x.Chip), esc(x.Label), x.Value)
 	}
 	fmt.Fprintf(tw, "\n%sFILESYSTEMS%s\n", bold, reset)
 	if s.Filesystems == nil {
@@ -109,7 +114,7 @@ func WriteStatusText(w io.Writer, s *HostSummary, color bool) error {
 	} else {
 		fmt.Fprintln(tw, "MOUNTED ON\tTYPE\tSIZE\tUSE%\tINODES")
 		for _, f := range s.Filesystems {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f%%\n", f.Mount, f.Type, formatBytes(f.SizeBytes),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f%%\n", esc(f.Mount), esc(f.Type), formatBytes(f.SizeBytes),
 				mark(f.UsedPercent > HotFilesystemPercent, fmt.Sprintf("%.1f%%", f.UsedPercent)), f.InodesUsedPercent)
 		}
 	}
