@@ -576,6 +576,8 @@ func (d *daemonState) releaseStartupPages() {
 		d.log.Debug("could not release start-up code pages", "err", err)
 	} else if released > 0 {
 		d.log.Debug("released start-up code pages", "mib", float64(released)/(1<<20))
+	} else {
+		d.log.Debug("released no start-up code pages (other processes map them too, or they are out already)")
 	}
 }
 

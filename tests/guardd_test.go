@@ -35,6 +35,7 @@ type Config struct {
 	// Wrap runs guardd through a command that execs it with the arguments
 	// it is given (e.g. unshare, to give it a mount namespace of its own).
 	Wrap []string
+	Bin  string // the guardd binary; "" = the one TestMain built
 }
 
 // Header is the standard guardd block of a test policy: everything guardd
@@ -111,9 +112,13 @@ func StartGuarddConfig(t testing.TB, c Config) *Guardd {
 		g.SetPolicy(t, c.Body)
 	}
 	args := append([]string{"--policy", g.PolicyPath, "--log-format", "json"}, c.Flags...)
-	g.Cmd = exec.Command(guarddBin, args...)
+	bin := guarddBin
+	if c.Bin != "" {
+		bin = c.Bin
+	}
+	g.Cmd = exec.Command(bin, args...)
 	if len(c.Wrap) > 0 {
-		g.Cmd = exec.Command(c.Wrap[0], append(append(c.Wrap[1:], guarddBin), args...)...)
+		g.Cmd = exec.Command(c.Wrap[0], append(append(c.Wrap[1:], bin), args...)...)
 	}
 	g.Cmd.Dir = "/"
 	if c.Env != nil {
