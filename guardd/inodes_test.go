@@ -3,6 +3,8 @@ package main
 import (
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -70,5 +72,53 @@ rule "r" {
 	}
 	if k1, k2 := pathKey("/tmp/a"), pathKey("/tmp/b"); k1 == k2 || k1 != pathKey("/tmp/a") {
 		t.Error("pathKey")
+	}
+}
+
+// TestNewNameOwner: a new name in a directory only its owner can write
+// is the owner's; in a shared sticky directory it is its inode's owner's,
+// but a new hard link there is nobody's growth. Control: a plain file in
+// the shared directory is its owner's.
+func TestNewNameOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: makes files of several owners")
+	}
+	const victim, attacker = 60021, 60022
+	base := t.TempDir()
+	shared := filepath.Join(base, "tmp")
+	own := filepath.Join(base, "attacker")
+	for dir, uid := range map[string]int{shared: 0, own: attacker} {
+		os.Mkdir(dir, 0o755)
+		os.Chown(dir, uid, uid)
+	}
+	os.Chmod(shared, 0o1777)
+	cache := filepath.Join(shared, "cache")
+	os.WriteFile(cache, nil, 0o666)
+	os.Chown(cache, victim, victim)
+	plain := filepath.Join(shared, "plain")
+	os.WriteFile(plain, nil, 0o644)
+	os.Chown(plain, victim, victim)
+	os.Link(cache, filepath.Join(shared, "link"))
+	os.Link(cache, filepath.Join(own, "link"))
+	lstat := func(p string) os.FileInfo {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi
+	}
+	for _, tc := range []struct {
+		dir, name string
+		uid       uint32
+		ok        bool
+	}{
+		{shared, "plain", victim, true},
+		{shared, "link", 0, false},
+		{own, "link", attacker, true},
+	} {
+		uid, ok := newNameOwner(lstat(tc.dir), lstat(filepath.Join(tc.dir, tc.name)))
+		if uid != tc.uid || ok != tc.ok {
+			t.Errorf("%s/%s: %d %v, want %d %v", filepath.Base(tc.dir), tc.name, uid, ok, tc.uid, tc.ok)
+		}
 	}
 }
