@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"strconv"
 	"strings"
@@ -138,34 +139,61 @@ func (c *cleaner) old(st *unix.Stat_t) bool {
 	return newest < c.cutoff.UnixNano()
 }
 
+// maxCleanPasses bounds the readings of one directory (see walk).
+const maxCleanPasses = 4
+
 // walk cleans one directory and everything below it; it reports whether
 // the directory ended up empty (in dry-run: would end up empty). Entries
 // are acted on as getdents returns them, one batch at a time, removals
-// included: the directory's position is never moved by hand, and
-// removing names already returned does not change which of the others
-// are returned (readdir(3): only entries added or removed since the
-// directory was opened may or may not show). A name that did not show
-// waits for the next cleanup.
+// included, and the position is never moved by hand. Removing names
+// while reading may still hide others from the same reading (readdir(3)
+// leaves it unspecified; tmpfs on Linux 6.18 skipped 304 of a million
+// names here), so a directory that lost names and still has entries is
+// read again, until a reading removes nothing (at most maxCleanPasses);
+// what was kept, and the errors, are the last reading's, but for the
+// races seen (KeptChanged), which add up.
 func (c *cleaner) walk(dirfd int, dev uint64, dir []string, depth int) (emptied bool) {
-	if c.cancelled() {
-		return false
-	}
-	left, seen := 0, 0 // entries that stay; entries gone by
-	err := platform.ReadDirents(dirfd, c.buf(depth), func(nameb []byte, _ uint8, _ uint64) bool {
-		if seen++; seen%cancelEvery == 0 && c.cancelled() {
-			left++
+	kept, errs := maps.Clone(c.res.Kept), c.res.Errors
+	for pass := 1; ; pass++ {
+		if c.cancelled() {
 			return false
 		}
-		if !c.entry(dirfd, dev, dir, string(nameb), depth) {
-			left++
+		if pass > 1 {
+			changed := c.res.Kept[KeptChanged]
+			c.res.Kept, c.res.Errors = maps.Clone(kept), errs
+			if changed > 0 {
+				if c.res.Kept == nil {
+					c.res.Kept = map[string]int64{}
+				}
+				c.res.Kept[KeptChanged] = max(c.res.Kept[KeptChanged], changed)
+			}
 		}
-		return true
-	})
-	if err != nil {
-		c.res.fail(fmt.Errorf("list %s: %w", c.path(dir), err))
-		return false
+		removed := c.res.Files + c.res.Dirs
+		left, seen := 0, 0 // entries that stay; entries gone by
+		err := platform.ReadDirents(dirfd, c.buf(depth), func(nameb []byte, _ uint8, _ uint64) bool {
+			if seen++; seen%cancelEvery == 0 && c.cancelled() {
+				left++
+				return false
+			}
+			if !c.entry(dirfd, dev, dir, string(nameb), depth) {
+				left++
+			}
+			return true
+		})
+		if err != nil {
+			c.res.fail(fmt.Errorf("list %s: %w", c.path(dir), err))
+			return false
+		}
+		switch {
+		case c.res.Stopped:
+			return false
+		case left == 0:
+			return true
+		case c.dryRun || c.res.Files+c.res.Dirs == removed || pass == maxCleanPasses:
+			// Dry-run removes nothing, so it hides nothing.
+			return false
+		}
 	}
-	return left == 0 && !c.res.Stopped
 }
 
 // entry cleans one entry of a directory; it reports whether it went.

@@ -368,7 +368,12 @@ func TestCleanTmpRaces(t *testing.T) {
 	age(t, filepath.Join(tree, "dir-swap"), 2*day)
 
 	var fired []string
+	once := map[string]bool{} // a directory that lost names is read again: race each name once
 	restore := enforce.SetCleanHook(func(stage string, dirfd int, name string) {
+		if once[stage+name] {
+			return
+		}
+		once[stage+name] = true
 		switch {
 		case stage == "remove" && name == "file-race":
 			fired = append(fired, "file-race")
@@ -479,20 +484,38 @@ func TestCleanTmpHardLinkFraming(t *testing.T) {
 	if exists(filepath.Join(tree, "plain")) {
 		t.Error("alice's plain old file was not removed")
 	}
-	if r.Files != 1 || r.Bytes != 5 || r.Kept[enforce.KeptHardLinked] != 502 || r.Errors != 0 {
-		t.Errorf("result %+v, want 1 file of 5 bytes, 502 kept as hard-linked (the cache's 501 names, racy)", r)
+	// The directory lost a name, so it is read again: racy and its new
+	// link show as kept then.
+	if r.Files != 1 || r.Bytes != 5 || r.Kept[enforce.KeptHardLinked] != 503 || r.Errors != 0 {
+		t.Errorf("result %+v, want 1 file of 5 bytes, 503 kept as hard-linked (the cache's 501 names, racy and its link)", r)
 	}
 }
 
 // TestCleanTmpWideDirectory: 30,000 names in one directory, a third of
-// them alice's old files, removed while the directory is read: every one
-// of hers goes in one run, nothing of bob's. Control: bob's and her new
-// files are all still there.
+// them alice's old files, removed while the directory is read, on ext4
+// (/tmp here) and tmpfs (/dev/shm): every one of hers goes in one run,
+// nothing of bob's. Control: bob's and her new files are all still there.
 func TestCleanTmpWideDirectory(t *testing.T) {
 	needRoot(t)
 	holdUsersLock(t)
 	alice, bob := newTestUser(t), newTestUser(t)
-	base := cleanBase(t)
+	for _, base := range []string{cleanBase(t), shmBase(t)} {
+		t.Run(filepath.Dir(base), func(t *testing.T) { cleanWide(t, base, alice, bob) })
+	}
+}
+
+// shmBase is cleanBase on /dev/shm (tmpfs), or skips.
+func shmBase(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/dev/shm", "guardd-clean-")
+	if err != nil {
+		t.Skipf("no /dev/shm: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+func cleanWide(t *testing.T, base string, alice, bob *testUser) {
 	tree := filepath.Join(base, "tree")
 	mkdir(t, tree, 0, 0o1777)
 	const n = 30000
