@@ -148,8 +148,8 @@ const maxCleanPasses = 4
 // included, and the position is never moved by hand. Removing names
 // while reading may still hide others from the same reading (readdir(3)
 // leaves it unspecified; tmpfs on Linux 6.18 skipped 304 of a million
-// names here), so a directory that lost names and still has entries is
-// read again, until a reading removes nothing (at most maxCleanPasses);
+// names here), so a directory that lost names is read again, until a
+// reading removes nothing (at most maxCleanPasses);
 // what was kept, and the errors, are the last reading's, but for the
 // races seen (KeptChanged), which add up.
 func (c *cleaner) walk(dirfd int, dev uint64, dir []string, depth int) (emptied bool) {
@@ -187,11 +187,9 @@ func (c *cleaner) walk(dirfd int, dev uint64, dir []string, depth int) (emptied 
 		switch {
 		case c.res.Stopped:
 			return false
-		case left == 0:
-			return true
 		case c.dryRun || c.res.Files+c.res.Dirs == removed || pass == maxCleanPasses:
 			// Dry-run removes nothing, so it hides nothing.
-			return false
+			return left == 0
 		}
 	}
 }
