@@ -3,9 +3,11 @@
 package tests
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -83,5 +85,46 @@ rule "growth" {
 	}
 	if c := takeCensus(t, tree, spewer.UID, victim.UID); c.oldA != 0 || c.oldB != links+1 {
 		t.Errorf("after the cleanup: %+v, want none of the spewer's old files and every name of the victim's", c)
+	}
+}
+
+// TestWideTreeUnderDescriptorLimit: a customer makes 3,000 subdirectories
+// of a temp tree, a file in each, and guardd runs with a limit of 1,024
+// descriptors. Once the count opened every subdirectory before walking
+// any, ran out of descriptors, left most of them uncounted (said at debug
+// level only), and the rest of guardd hit EMFILE. Now every name is
+// counted, to the inode, and nothing in the log says a descriptor ran
+// out. Control: a chain of 300 directories in another tree really is
+// deeper than the count goes (256 levels), and that tree is said at warn
+// level, with why, to be not wholly counted.
+func TestWideTreeUnderDescriptorLimit(t *testing.T) {
+	t.Parallel()
+	u := NewUser(t)
+	wide, deep := SharedDir(t), SharedDir(t)
+	StartOffender(t, u, "make-tree", "-dirs", "3000", "-files", "1", wide)
+	StartOffender(t, u, "make-tree", "-deep", "300", deep)
+	// 3,000 directories and their files, and the chain's first 256 names
+	// (the directories the count walks, down to 255 levels, list them).
+	const want = 3000 + 3000 + 256
+	g := StartGuarddConfig(t, Config{
+		Wrap: []string{"prlimit", "--nofile=1024:1024", "--"},
+		Body: Class(u) + fmt.Sprintf("inodes {\n  dirs   = [%q, %q]\n  period = \"10s\"\n}\n\n", wide, deep) + `rule "inodes" {
+  class = "c"
+  when  = user.inodes > 0
+  report {}
+}
+`})
+	ev := g.WaitAudit(t, Action("inodes", "report", "done", 0), Deadline)
+	if n, ok := ev.Values["user.inodes"].(float64); ev.UID != u.UID || !ok || n != want {
+		t.Errorf("user.inodes of %d: %v, want %d", ev.UID, ev.Values["user.inodes"], want)
+	}
+	short := g.WaitLog(t, Msg("inodes: a tree was not wholly counted"), Deadline)
+	if short.Level != "WARN" || short.Attrs["tree"] != deep || !strings.Contains(fmt.Sprint(short.Attrs["why"]), "deeper than 256 levels") {
+		t.Errorf("the deep tree's warning: %s", short.Raw)
+	}
+	for _, l := range g.Lines() {
+		if strings.Contains(l.Raw, "too many open files") || strings.Contains(l.Raw, "not wholly counted") && l.Attrs["tree"] != deep {
+			t.Errorf("log: %s", l.Raw)
+		}
 	}
 }
