@@ -3,6 +3,8 @@
 package platform
 
 import (
+	"encoding/binary"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -415,4 +417,67 @@ func TestInodeCounterCreators(t *testing.T) {
 			}
 		}
 	}
+}
+
+// dirent builds one linux_dirent64 record.
+func dirent(ino uint64, typ uint8, name string) []byte {
+	reclen := (19 + len(name) + 1 + 7) &^ 7
+	b := make([]byte, reclen)
+	binary.NativeEndian.PutUint64(b[0:], ino)
+	binary.NativeEndian.PutUint64(b[8:], uint64(reclen)) // d_off: unused by the decoder
+	binary.NativeEndian.PutUint16(b[16:], uint16(reclen))
+	b[18] = typ
+	copy(b[19:], name)
+	return b
+}
+
+// TestDecodeDirents: names, types and inodes come out as built, . and ..
+// are left out, fn can stop the batch, and malformed records are errors.
+func TestDecodeDirents(t *testing.T) {
+	batch := slices.Concat(dirent(2, unix.DT_DIR, "."), dirent(1, unix.DT_DIR, ".."),
+		dirent(11, unix.DT_REG, "a) b\nc"), dirent(12, unix.DT_DIR, "sub"), dirent(13, unix.DT_LNK, "\xff\x1b[2J"))
+	var got []string
+	more, err := decodeDirents(batch, func(name []byte, cname *byte, typ uint8, ino uint64) bool {
+		if *cname != name[0] {
+			t.Errorf("cname does not point at %q", name)
+		}
+		got = append(got, fmt.Sprintf("%d %d %q", ino, typ, name))
+		return true
+	})
+	want := []string{`11 8 "a) b\nc"`, `12 4 "sub"`, `13 10 "\xff\x1b[2J"`}
+	if !more || err != nil || !slices.Equal(got, want) {
+		t.Errorf("decoded %q, %v, %v; want %q", got, more, err, want)
+	}
+	n := 0
+	if more, err := decodeDirents(batch, func([]byte, *byte, uint8, uint64) bool { n++; return false }); more || err != nil || n != 1 {
+		t.Errorf("stopped: %d calls, %v, %v", n, more, err)
+	}
+	bad := dirent(1, unix.DT_REG, "x")
+	binary.NativeEndian.PutUint16(bad[16:], 200) // past the batch
+	if _, err := decodeDirents(bad, func([]byte, *byte, uint8, uint64) bool { return true }); err == nil {
+		t.Error("a record longer than the batch was accepted")
+	}
+	unterminated := dirent(1, unix.DT_REG, "x")
+	for i := 19; i < len(unterminated); i++ {
+		unterminated[i] = 'y'
+	}
+	if _, err := decodeDirents(unterminated, func([]byte, *byte, uint8, uint64) bool { return true }); err == nil {
+		t.Error("a name without its NUL was accepted")
+	}
+}
+
+// FuzzDecodeDirents: any batch decodes without a panic, and every name
+// handed out lies inside the batch, holds no NUL, and is never . or ..
+func FuzzDecodeDirents(f *testing.F) {
+	f.Add(slices.Concat(dirent(2, unix.DT_DIR, "."), dirent(11, unix.DT_REG, "a\nb")))
+	f.Add(dirent(1, unix.DT_UNKNOWN, ""))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		decodeDirents(b, func(name []byte, cname *byte, _ uint8, _ uint64) bool {
+			if len(name) > len(b) || slices.Contains(name, 0) || string(name) == "." || string(name) == ".." {
+				t.Fatalf("name %q from %x", name, b)
+			}
+			return true
+		})
+	})
 }
