@@ -29,7 +29,7 @@ type Clean struct {
 // Reasons an entry of the user was kept, as CleanResult.Kept counts them.
 const (
 	KeptOpen       = "open by a process of another user"
-	KeptHardLinked = "hard link with names outside the trees"
+	KeptHardLinked = "more than one name (hard links are never removed)"
 	KeptNotFile    = "not a regular file, symlink or directory"
 	KeptChanged    = "changed between the check and the removal"
 	KeptOtherFS    = "on another filesystem (a mount point)"

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"strconv"
 	"strings"
@@ -13,19 +14,29 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// cleanHook, when set (by tests only), runs at the two moments a customer
+// cleanHook, when set (by tests only), runs at the moments a customer
 // racing the cleaner could exploit: "open" right before a subdirectory is
-// opened, "remove" after the final re-check and right before unlinkat. The
-// tests swap entries for symlinks there, to prove that the race is
+// opened, "recheck" right before the final re-check of an entry judged to
+// go, "remove" after it and right before unlinkat. The tests swap entries
+// for symlinks and add hard links there, to prove that the race is
 // harmless.
 var cleanHook func(stage string, dirfd int, name string)
 
-// maxCleanDepth bounds the recursion (one descriptor per level).
+// maxCleanDepth bounds the recursion (one descriptor and one getdents
+// buffer per level).
 const maxCleanDepth = 256
 
-// maxDeferredLinks bounds the hard-linked entries remembered until the
-// end of the walk; beyond it they are kept.
-const maxDeferredLinks = 100000
+// The getdents buffers: the top directory's, and each level's below. A
+// directory is acted on one batch at a time, so a million names in one
+// directory cost one buffer, not a million strings.
+const (
+	cleanBufTop  = 32 << 10
+	cleanBufDeep = 8 << 10
+)
+
+// cancelEvery is how many entries of one directory go by between looks at
+// Cancel (a directory of a million names takes seconds).
+const cancelEvery = 4096
 
 // CleanTmp carries out a clean_tmp action. It is the single point where
 // temp files are removed, and where dry-run is decided.
@@ -40,10 +51,11 @@ const maxDeferredLinks = 100000
 // removed as a name, never followed; an entry swapped after the re-check
 // is removed as a name in the customer's directory, its target untouched.
 // Only entries owned by the user go; a regular file open by a process of
-// another user (by inode, from /proc/PID/fdinfo) stays; a file with
-// several hard links goes only when all its names were seen in the trees
-// (names elsewhere may be another user's); sockets, FIFOs and devices stay;
-// a directory goes only when emptied.
+// another user (by inode, from /proc/PID/fdinfo) stays; a file with more
+// than one name (hard links) stays, every name of it: anybody may link a
+// file it can read and write, so another name may be a victim's own, and
+// which one is cannot be told; sockets, FIFOs and devices stay; a
+// directory goes only when emptied.
 func (e *Enforcer) CleanTmp(c Clean) CleanResult {
 	floor := c.MinUID
 	if floor == 0 {
@@ -78,15 +90,11 @@ func (e *Enforcer) CleanTmp(c Clean) CleanResult {
 			trees[i].Close()
 		}
 	}()
-	cl := &cleaner{uid: c.UID, cutoff: now.Add(-c.OlderThan), dryRun: c.DryRun, open: open, res: &res, cancel: c.Cancel,
-		links: map[[2]uint64]*linkGroup{}, buf: make([]byte, 32<<10)}
+	cl := &cleaner{uid: c.UID, cutoff: now.Add(-c.OlderThan), dryRun: c.DryRun, open: open, res: &res, cancel: c.Cancel}
 	for i, t := range trees {
 		res.Trees = append(res.Trees, t.Path)
 		cl.tree = i
 		cl.walk(t.FD, t.Dev, nil, 0)
-	}
-	if !res.Stopped {
-		cl.finishLinks(trees)
 	}
 	return res
 }
@@ -97,24 +105,31 @@ type cleaner struct {
 	dryRun bool
 	open   map[uint64]bool // inode numbers open by other users' processes
 	res    *CleanResult
-	buf    []byte
+	bufs   [][]byte // getdents buffers, by depth
 	cancel <-chan struct{}
-
-	tree     int                      // index of the tree being walked
-	links    map[[2]uint64]*linkGroup // the user's old hard-linked files, by device and inode
-	deferred int
+	tree   int // index of the tree being walked
 }
 
-// linkGroup is the names of one hard-linked inode seen in the trees.
-type linkGroup struct {
-	st    unix.Stat_t
-	names []linkName
+// buf returns the getdents buffer of a depth.
+func (c *cleaner) buf(depth int) []byte {
+	for len(c.bufs) <= depth {
+		size := cleanBufDeep
+		if len(c.bufs) == 0 {
+			size = cleanBufTop
+		}
+		c.bufs = append(c.bufs, make([]byte, size))
+	}
+	return c.bufs[depth]
 }
 
-type linkName struct {
-	tree int
-	dir  []string // path from the tree's top
-	name string
+func (c *cleaner) cancelled() bool {
+	select {
+	case <-c.cancel:
+		c.res.Stopped = true
+		return true
+	default:
+		return false
+	}
 }
 
 // old reports an entry not accessed and not modified since the cutoff
@@ -124,79 +139,107 @@ func (c *cleaner) old(st *unix.Stat_t) bool {
 	return newest < c.cutoff.UnixNano()
 }
 
+// maxCleanPasses bounds the readings of one directory (see walk).
+const maxCleanPasses = 4
+
 // walk cleans one directory and everything below it; it reports whether
-// the directory ended up empty (in dry-run: would end up empty).
+// the directory ended up empty (in dry-run: would end up empty). Entries
+// are acted on as getdents returns them, one batch at a time, removals
+// included, and the position is never moved by hand. Removing names
+// while reading may still hide others from the same reading (readdir(3)
+// leaves it unspecified; tmpfs on Linux 6.18 skipped 304 of a million
+// names here), so a directory that lost names is read again, until a
+// reading removes nothing (at most maxCleanPasses);
+// what was kept, and the errors, are the last reading's, but for the
+// races seen (KeptChanged), which add up.
 func (c *cleaner) walk(dirfd int, dev uint64, dir []string, depth int) (emptied bool) {
-	select {
-	case <-c.cancel:
-		c.res.Stopped = true
-		return false
-	default:
+	kept, errs := maps.Clone(c.res.Kept), c.res.Errors
+	for pass := 1; ; pass++ {
+		if c.cancelled() {
+			return false
+		}
+		if pass > 1 {
+			changed := c.res.Kept[KeptChanged]
+			c.res.Kept, c.res.Errors = maps.Clone(kept), errs
+			if changed > 0 {
+				if c.res.Kept == nil {
+					c.res.Kept = map[string]int64{}
+				}
+				c.res.Kept[KeptChanged] = max(c.res.Kept[KeptChanged], changed)
+			}
+		}
+		removed := c.res.Files + c.res.Dirs
+		left, seen := 0, 0 // entries that stay; entries gone by
+		err := platform.ReadDirents(dirfd, c.buf(depth), func(nameb []byte, _ uint8, _ uint64) bool {
+			if seen++; seen%cancelEvery == 0 && c.cancelled() {
+				left++
+				return false
+			}
+			if !c.entry(dirfd, dev, dir, string(nameb), depth) {
+				left++
+			}
+			return true
+		})
+		if err != nil {
+			c.res.fail(fmt.Errorf("list %s: %w", c.path(dir), err))
+			return false
+		}
+		switch {
+		case c.res.Stopped:
+			return false
+		case c.dryRun || c.res.Files+c.res.Dirs == removed || pass == maxCleanPasses:
+			// Dry-run removes nothing, so it hides nothing.
+			return left == 0
+		}
 	}
-	var names []string
-	if err := platform.ReadDirents(dirfd, c.buf, func(name []byte, _ uint8, _ uint64) bool {
-		names = append(names, string(name))
+}
+
+// entry cleans one entry of a directory; it reports whether it went.
+func (c *cleaner) entry(dirfd int, dev uint64, dir []string, name string, depth int) bool {
+	var st unix.Stat_t
+	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return true // gone meanwhile
+		}
+		c.res.fail(fmt.Errorf("stat %s: %w", c.path(append(dir, name)), err))
+		return false
+	}
+	mine := st.Uid == c.uid
+	if st.Dev != dev {
+		if mine {
+			c.res.keep(KeptOtherFS)
+		}
+		return false
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return c.dir(dirfd, dev, dir, name, &st, depth)
+	case unix.S_IFREG, unix.S_IFLNK:
+		if !mine || !c.old(&st) {
+			return false
+		}
+		if st.Nlink > 1 {
+			c.res.keep(KeptHardLinked)
+			return false
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFREG && c.open[st.Ino] {
+			c.res.keep(KeptOpen)
+			return false
+		}
+		if !c.remove(dirfd, name, &st) {
+			return false
+		}
+		c.res.Files++
+		if st.Mode&unix.S_IFMT == unix.S_IFREG {
+			c.res.Bytes += st.Size
+		}
 		return true
-	}); err != nil {
-		c.res.fail(fmt.Errorf("list %s: %w", c.path(dir), err))
+	default:
+		if mine && c.old(&st) {
+			c.res.keep(KeptNotFile)
+		}
 		return false
 	}
-	left := 0 // entries that stay
-	for _, name := range names {
-		var st unix.Stat_t
-		if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			if !errors.Is(err, unix.ENOENT) {
-				c.res.fail(fmt.Errorf("stat %s: %w", c.path(append(dir, name)), err))
-				left++
-			}
-			continue
-		}
-		mine := st.Uid == c.uid
-		if st.Dev != dev {
-			if mine {
-				c.res.keep(KeptOtherFS)
-			}
-			left++
-			continue
-		}
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFDIR:
-			if !c.dir(dirfd, dev, dir, name, &st, depth) {
-				left++
-			}
-		case unix.S_IFREG, unix.S_IFLNK:
-			if !mine || !c.old(&st) {
-				left++
-				continue
-			}
-			if st.Mode&unix.S_IFMT == unix.S_IFREG {
-				if c.open[st.Ino] {
-					c.res.keep(KeptOpen)
-					left++
-					continue
-				}
-				if st.Nlink > 1 {
-					c.deferLink(dir, name, &st)
-					left++ // decided at the end
-					continue
-				}
-			}
-			if c.remove(dirfd, name, &st) {
-				c.res.Files++
-				if st.Mode&unix.S_IFMT == unix.S_IFREG {
-					c.res.Bytes += st.Size
-				}
-			} else {
-				left++
-			}
-		default:
-			if mine && c.old(&st) {
-				c.res.keep(KeptNotFile)
-			}
-			left++
-		}
-	}
-	return left == 0
 }
 
 // dir walks a subdirectory, then removes it if it is the user's, old and
@@ -253,6 +296,9 @@ func (c *cleaner) dir(parent int, dev uint64, dir []string, name string, st *uni
 // never follows it: whatever a racing customer put there meanwhile, only
 // that name in this directory goes.
 func (c *cleaner) remove(dirfd int, name string, judged *unix.Stat_t) bool {
+	if cleanHook != nil {
+		cleanHook("recheck", dirfd, name)
+	}
 	var now unix.Stat_t
 	if err := unix.Fstatat(dirfd, name, &now, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return false // gone already
@@ -262,6 +308,10 @@ func (c *cleaner) remove(dirfd int, name string, judged *unix.Stat_t) bool {
 		return false
 	}
 	isDir := judged.Mode&unix.S_IFMT == unix.S_IFDIR
+	if !isDir && now.Nlink > 1 {
+		c.res.keep(KeptHardLinked) // linked since it was judged
+		return false
+	}
 	if cleanHook != nil {
 		cleanHook("remove", dirfd, name)
 	}
@@ -283,56 +333,6 @@ func (c *cleaner) remove(dirfd int, name string, judged *unix.Stat_t) bool {
 	default:
 		c.res.fail(fmt.Errorf("remove %s: %w", name, err))
 		return false
-	}
-}
-
-func (c *cleaner) deferLink(dir []string, name string, st *unix.Stat_t) {
-	k := [2]uint64{st.Dev, st.Ino}
-	g := c.links[k]
-	if g == nil {
-		if c.deferred >= maxDeferredLinks {
-			c.res.keep(KeptHardLinked)
-			return
-		}
-		g = &linkGroup{st: *st}
-		c.links[k] = g
-	}
-	c.deferred++
-	g.names = append(g.names, linkName{c.tree, append([]string(nil), dir...), name})
-}
-
-// finishLinks removes the hard-linked files whose every name was seen in
-// the trees; the others keep all their names.
-func (c *cleaner) finishLinks(trees []platform.Tree) {
-	for _, g := range c.links {
-		if uint64(len(g.names)) != uint64(g.st.Nlink) {
-			for range g.names {
-				c.res.keep(KeptHardLinked)
-			}
-			continue
-		}
-		removed := 0
-		for _, n := range g.names {
-			fd := trees[n.tree].FD
-			if len(n.dir) > 0 {
-				var err error
-				fd, err = platform.OpenBeneath(trees[n.tree].FD, strings.Join(n.dir, "/"))
-				if err != nil {
-					c.res.keep(KeptChanged)
-					continue
-				}
-			}
-			if c.remove(fd, n.name, &g.st) {
-				removed++
-				c.res.Files++
-			}
-			if fd != trees[n.tree].FD {
-				unix.Close(fd)
-			}
-		}
-		if removed == len(g.names) {
-			c.res.Bytes += g.st.Size
-		}
 	}
 }
 

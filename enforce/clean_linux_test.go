@@ -197,15 +197,17 @@ func TestCleanTmpRemovesOnlyOldFilesOfTheUser(t *testing.T) {
 	f.Close()
 
 	e := enforce.New(1000, nil, nil)
-	removed := []string{"a-old", "a-dir", "a-dir/x", "a-dir/y", "a-dir/sub", "a-dir/sub/z", "a-mixed/a", "b-dir/a-in-b", "a-link1", "a-link2", "a-sym"}
-	kept := []string{"a-new", "a-accessed", "b-old", "a-mixed", "a-mixed/b", "b-dir", "a-fifo", "a-open", "a-linked-out"}
-	wantKept := map[string]int64{enforce.KeptNotFile: 1, enforce.KeptOpen: 1, enforce.KeptHardLinked: 1}
-	const wantBytes = 100 + 10 + 20 + 30 + 1 + 5 + 50
+	// Hard-linked files stay, every name, even when all names are the
+	// user's and in the tree.
+	removed := []string{"a-old", "a-dir", "a-dir/x", "a-dir/y", "a-dir/sub", "a-dir/sub/z", "a-mixed/a", "b-dir/a-in-b", "a-sym"}
+	kept := []string{"a-new", "a-accessed", "b-old", "a-mixed", "a-mixed/b", "b-dir", "a-fifo", "a-open", "a-linked-out", "a-link1", "a-link2"}
+	wantKept := map[string]int64{enforce.KeptNotFile: 1, enforce.KeptOpen: 1, enforce.KeptHardLinked: 3}
+	const wantBytes = 100 + 10 + 20 + 30 + 1 + 5
 
 	check := func(r enforce.CleanResult, outcome string) {
 		t.Helper()
-		if r.Outcome != outcome || r.Files != 9 || r.Dirs != 2 || r.Bytes != wantBytes || r.Errors != 0 {
-			t.Errorf("result %+v, want %s, 9 files, 2 dirs, %d bytes, no errors", r, outcome, wantBytes)
+		if r.Outcome != outcome || r.Files != 7 || r.Dirs != 2 || r.Bytes != wantBytes || r.Errors != 0 {
+			t.Errorf("result %+v, want %s, 7 files, 2 dirs, %d bytes, no errors", r, outcome, wantBytes)
 		}
 		if len(r.Kept) != len(wantKept) {
 			t.Errorf("kept %v, want %v", r.Kept, wantKept)
@@ -243,7 +245,7 @@ func TestCleanTmpRemovesOnlyOldFilesOfTheUser(t *testing.T) {
 	if content(t, secret) != strings.Repeat("x", 12) || !exists(filepath.Join(outside, "other-name")) {
 		t.Error("something outside the tree changed")
 	}
-	if !strings.Contains(res.Summary(), "removed 9 files and 2 directories") {
+	if !strings.Contains(res.Summary(), "removed 7 files and 2 directories") {
 		t.Errorf("summary %q", res.Summary())
 	}
 }
@@ -366,7 +368,12 @@ func TestCleanTmpRaces(t *testing.T) {
 	age(t, filepath.Join(tree, "dir-swap"), 2*day)
 
 	var fired []string
+	once := map[string]bool{} // a directory that lost names is read again: race each name once
 	restore := enforce.SetCleanHook(func(stage string, dirfd int, name string) {
+		if once[stage+name] {
+			return
+		}
+		once[stage+name] = true
 		switch {
 		case stage == "remove" && name == "file-race":
 			fired = append(fired, "file-race")
@@ -420,5 +427,131 @@ func TestCleanTmpRaces(t *testing.T) {
 	// to remove.
 	if _, err := os.Lstat(filepath.Join(tree, "dir-race")); errors.Is(err, os.ErrNotExist) {
 		t.Error("a symlink that is not alice's was removed")
+	}
+}
+
+// TestCleanTmpHardLinkFraming: another user has made 500 hard links to
+// alice's 0666 cache file, in the tree and in a directory of its own, and
+// one more appears right before the last check of another of her files. Were
+// alice (wrongly) cleaned, her files with more than one name keep every
+// name. Control: her plain old file goes.
+func TestCleanTmpHardLinkFraming(t *testing.T) {
+	needRoot(t)
+	holdUsersLock(t)
+	alice, mallory := newTestUser(t), newTestUser(t)
+	a, m := alice.uid, mallory.uid
+	base := cleanBase(t)
+	tree := filepath.Join(base, "tree")
+	mkdir(t, tree, 0, 0o1777)
+	mkdir(t, filepath.Join(tree, "mallory"), m, 0o755)
+	cache := filepath.Join(tree, "cache")
+	mkfile(t, cache, a, 11, 2*day)
+	os.Chmod(cache, 0o666)
+	for i := range 500 {
+		dir := tree
+		if i%2 == 1 {
+			dir = filepath.Join(tree, "mallory")
+		}
+		if err := os.Link(cache, filepath.Join(dir, "l"+strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	age(t, cache, 2*day)
+	mkfile(t, filepath.Join(tree, "racy"), a, 3, 2*day)
+	mkfile(t, filepath.Join(tree, "plain"), a, 5, 2*day)
+	fired := false
+	restore := enforce.SetCleanHook(func(stage string, dirfd int, name string) {
+		if stage == "recheck" && name == "racy" {
+			fired = true
+			if err := unix.Linkat(dirfd, name, dirfd, "racy-link", 0); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	defer restore()
+	r := enforce.New(1000, nil, nil).CleanTmp(enforce.Clean{UID: a, Dirs: []string{tree}, OlderThan: day})
+	restore()
+	if !fired {
+		t.Fatal("the link race did not happen")
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(cache, &st); err != nil || st.Nlink != 501 || content(t, cache) != strings.Repeat("x", 11) {
+		t.Errorf("alice's cache file: %v, %d names, want it intact with 501", err, st.Nlink)
+	}
+	if !exists(filepath.Join(tree, "racy")) || !exists(filepath.Join(tree, "racy-link")) {
+		t.Error("a file linked between the check and the unlink lost a name")
+	}
+	if exists(filepath.Join(tree, "plain")) {
+		t.Error("alice's plain old file was not removed")
+	}
+	// The directory lost a name, so it is read again: racy and its new
+	// link show as kept then.
+	if r.Files != 1 || r.Bytes != 5 || r.Kept[enforce.KeptHardLinked] != 503 || r.Errors != 0 {
+		t.Errorf("result %+v, want 1 file of 5 bytes, 503 kept as hard-linked (the cache's 501 names, racy and its link)", r)
+	}
+}
+
+// TestCleanTmpWideDirectory: 30,000 names in one directory, a third of
+// them alice's old files, removed while the directory is read, on ext4
+// (/tmp here) and tmpfs (/dev/shm): every one of hers goes in one run,
+// nothing of bob's. Control: bob's and her new files are all still there.
+func TestCleanTmpWideDirectory(t *testing.T) {
+	needRoot(t)
+	holdUsersLock(t)
+	alice, bob := newTestUser(t), newTestUser(t)
+	for _, base := range []string{cleanBase(t), shmBase(t)} {
+		t.Run(filepath.Dir(base), func(t *testing.T) { cleanWide(t, base, alice, bob) })
+	}
+}
+
+// shmBase is cleanBase on /dev/shm (tmpfs), or skips.
+func shmBase(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/dev/shm", "guardd-clean-")
+	if err != nil {
+		t.Skipf("no /dev/shm: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+func cleanWide(t *testing.T, base string, alice, bob *testUser) {
+	tree := filepath.Join(base, "tree")
+	mkdir(t, tree, 0, 0o1777)
+	const n = 30000
+	old := unix.NsecToTimespec(time.Now().Add(-2 * day).UnixNano())
+	for i := range n {
+		p := filepath.Join(tree, "f"+strconv.Itoa(i))
+		fd, err := unix.Open(p, unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		uid := alice.uid
+		if i%3 == 1 {
+			uid = bob.uid
+		}
+		unix.Fchown(fd, int(uid), int(uid))
+		if i%3 != 2 {
+			unix.Futimes(fd, []unix.Timeval{unix.NsecToTimeval(old.Nano()), unix.NsecToTimeval(old.Nano())})
+		}
+		unix.Close(fd)
+	}
+	r := enforce.New(1000, nil, nil).CleanTmp(enforce.Clean{UID: alice.uid, Dirs: []string{tree}, OlderThan: day})
+	if r.Files != n/3 || r.Errors != 0 {
+		t.Errorf("removed %d files (%d errors, %q), want %d", r.Files, r.Errors, r.First, n/3)
+	}
+	ents, err := os.ReadDir(tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := map[int]bool{}
+	for _, e := range ents {
+		i, _ := strconv.Atoi(strings.TrimPrefix(e.Name(), "f"))
+		left[i] = true
+	}
+	for i := range n {
+		if left[i] != (i%3 != 0) {
+			t.Fatalf("f%d: left %v, want %v", i, left[i], i%3 != 0)
+		}
 	}
 }

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -21,6 +24,10 @@ import (
 // entries created and removed since, seen through inotify on every
 // directory of the trees (platform.DirWatcher), so growth shows between
 // counts.
+//
+// Names are credited to who made them, as far as that can be told
+// (platform.NameOwner, newNameOwner): a customer's hard links to another's
+// file in /tmp are nobody's growth, and count once in all.
 //
 // user.inodes is the last count plus the entries created since, minus the
 // removals of entries whose owner is known (created since guardd watched);
@@ -170,9 +177,10 @@ func (c *inodeComponent) countLoop(r *inodeRun) {
 	counter := &platform.InodeCounter{MaxDirs: maxWatches + 1}
 	quota := map[string]bool{} // tree path → counted by quotas (probed once)
 	logged := map[string]bool{}
+	short := map[string]string{} // tree → the kind of shortfall last logged
 	for {
 		start := time.Now()
-		c.count(r, counter, quota, logged)
+		c.count(r, counter, quota, logged, short)
 		next := time.NewTimer(r.cfg.Period)
 		select {
 		case <-r.stop:
@@ -193,7 +201,7 @@ func (c *inodeComponent) countLoop(r *inodeRun) {
 }
 
 // count runs one count of every tree and publishes it.
-func (c *inodeComponent) count(r *inodeRun, counter *platform.InodeCounter, quota, logged map[string]bool) {
+func (c *inodeComponent) count(r *inodeRun, counter *platform.InodeCounter, quota, logged map[string]bool, short map[string]string) {
 	start := time.Now()
 	c.mu.Lock()
 	c.since = map[uint32]int64{} // from here the count sees what happens, or the events do
@@ -248,9 +256,7 @@ func (c *inodeComponent) count(r *inodeRun, counter *platform.InodeCounter, quot
 	for uid, n := range res.ByUID {
 		total[uid] += n
 	}
-	if res.Errors > 0 {
-		c.d.log.Debug("inodes: entries that could not be read", "n", res.Errors, "first", res.First)
-	}
+	c.logShort(res.Short, short)
 	complete := r.watcher != nil && len(res.Dirs) <= maxWatches
 	if r.watcher != nil {
 		for _, dir := range res.Dirs {
@@ -267,6 +273,45 @@ func (c *inodeComponent) count(r *inodeRun, counter *platform.InodeCounter, quot
 	c.counted, c.countAt, c.complete = total, start, complete
 	c.mu.Unlock()
 	c.d.log.Debug("inodes: counted", "entries", res.Entries, "users", len(total), "watched", complete, "took", time.Since(start))
+}
+
+// logShort says at warn level which trees a count could not wholly count
+// and why, once per tree and kind of reason (later counts repeat it at
+// debug level), and says when a tree is wholly counted again. short maps
+// a tree to the kind of reason last logged.
+func (c *inodeComponent) logShort(res []platform.Shortfall, short map[string]string) {
+	now := map[string]bool{}
+	for _, s := range res {
+		now[s.Tree] = true
+		lvl, kind := slog.LevelWarn, shortKind(s.First)
+		if k, ok := short[s.Tree]; ok && k == kind {
+			lvl = slog.LevelDebug
+		}
+		short[s.Tree] = kind
+		c.d.log.Log(context.Background(), lvl, "inodes: a tree was not wholly counted; its users' counts are low",
+			"tree", s.Tree, "dirs_not_walked", s.Dirs, "entries_not_read", s.Entries, "why", s.First)
+	}
+	for tree := range short {
+		if !now[tree] {
+			delete(short, tree)
+			c.d.log.Info("inodes: a tree is wholly counted again", "tree", tree)
+		}
+	}
+}
+
+// shortKind is the kind of reason err is, without the paths and numbers
+// that change from count to count.
+func shortKind(err error) string {
+	var errno syscall.Errno
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &errno):
+		return errno.Error()
+	case strings.Contains(err.Error(), "deeper than"):
+		return "too deep"
+	}
+	return "other"
 }
 
 func quotaWhy(err error) string {
@@ -295,13 +340,18 @@ func (c *inodeComponent) event(r *inodeRun, dir string, name []byte, mask uint32
 		if err != nil {
 			return // already gone
 		}
-		uid := ownerOf(fi)
-		c.mu.Lock()
-		c.note(uid, 1)
-		if len(c.recent) < maxRecent {
-			c.recent[pathKey(path)] = uid
+		dfi, err := os.Lstat(dir)
+		if err != nil {
+			return
 		}
-		c.mu.Unlock()
+		if uid, ok := newNameOwner(dfi, fi); ok {
+			c.mu.Lock()
+			c.note(uid, 1)
+			if len(c.recent) < maxRecent {
+				c.recent[pathKey(path)] = uid
+			}
+			c.mu.Unlock()
+		}
 		if fi.IsDir() && r.watcher.Add(path) != nil {
 			c.mu.Lock()
 			c.complete = false
@@ -369,12 +419,27 @@ func pathKey(p string) uint64 {
 	return h
 }
 
-// ownerOf returns a file's owner.
-func ownerOf(fi os.FileInfo) uint32 {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return st.Uid
+// newNameOwner is who made a new name fi in directory dir, as far as that
+// can be told (platform.NameOwner says why): the directory's owner when
+// nobody else can add names there; else the inode's owner, except for a
+// new name of an inode that already had one, which adds no inode and may
+// be anybody's doing (12,000 hard links to a victim's 0666 file in /tmp
+// once made the victim a tmp-spewer): nobody's growth (ok false). A
+// spewer that links each new file twice in /tmp is still seen by the
+// counts, where each inode counts once for its owner.
+func newNameOwner(dir, fi os.FileInfo) (uid uint32, ok bool) {
+	dst, ok1 := dir.Sys().(*syscall.Stat_t)
+	st, ok2 := fi.Sys().(*syscall.Stat_t)
+	if !ok1 || !ok2 {
+		return 0, false
 	}
-	return 0
+	if platform.PrivateDir(dst.Uid, uint32(dst.Mode)) {
+		return dst.Uid, true
+	}
+	if !fi.IsDir() && st.Nlink > 1 {
+		return 0, false
+	}
+	return st.Uid, true
 }
 
 // growth is uid's net entries per minute (c.mu held): from the events of

@@ -1,8 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,5 +77,88 @@ rule "r" {
 	}
 	if k1, k2 := pathKey("/tmp/a"), pathKey("/tmp/b"); k1 == k2 || k1 != pathKey("/tmp/a") {
 		t.Error("pathKey")
+	}
+}
+
+// TestNewNameOwner: a new name in a directory only its owner can write
+// is the owner's; in a shared sticky directory it is its inode's owner's,
+// but a new hard link there is nobody's growth. Control: a plain file in
+// the shared directory is its owner's.
+func TestNewNameOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: makes files of several owners")
+	}
+	const victim, attacker = 60021, 60022
+	base := t.TempDir()
+	shared := filepath.Join(base, "tmp")
+	own := filepath.Join(base, "attacker")
+	for dir, uid := range map[string]int{shared: 0, own: attacker} {
+		os.Mkdir(dir, 0o755)
+		os.Chown(dir, uid, uid)
+	}
+	os.Chmod(shared, 0o1777)
+	cache := filepath.Join(shared, "cache")
+	os.WriteFile(cache, nil, 0o666)
+	os.Chown(cache, victim, victim)
+	plain := filepath.Join(shared, "plain")
+	os.WriteFile(plain, nil, 0o644)
+	os.Chown(plain, victim, victim)
+	os.Link(cache, filepath.Join(shared, "link"))
+	os.Link(cache, filepath.Join(own, "link"))
+	lstat := func(p string) os.FileInfo {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi
+	}
+	for _, tc := range []struct {
+		dir, name string
+		uid       uint32
+		ok        bool
+	}{
+		{shared, "plain", victim, true},
+		{shared, "link", 0, false},
+		{own, "link", attacker, true},
+	} {
+		uid, ok := newNameOwner(lstat(tc.dir), lstat(filepath.Join(tc.dir, tc.name)))
+		if uid != tc.uid || ok != tc.ok {
+			t.Errorf("%s/%s: %d %v, want %d %v", filepath.Base(tc.dir), tc.name, uid, ok, tc.uid, tc.ok)
+		}
+	}
+}
+
+// TestLogShort: a tree not wholly counted is a warning with the reason,
+// once per kind of reason (later counts at debug level), and a new kind
+// warns again; a tree wholly counted again is said once. Control: a count
+// with no shortfall logs nothing.
+func TestLogShort(t *testing.T) {
+	var buf bytes.Buffer
+	d := &daemonState{log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	c := &inodeComponent{d: d}
+	short := map[string]string{}
+	emfile := platform.Shortfall{Tree: "/tmp", Dirs: 2024, First: fmt.Errorf("open /tmp/d1: %w", syscall.EMFILE)}
+	deep := platform.Shortfall{Tree: "/tmp", Dirs: 1, First: errors.New("/tmp/a/b: deeper than 256 levels, not walked")}
+	steps := []struct {
+		res  []platform.Shortfall
+		want string // level and message of the one line, "" for none
+	}{
+		{nil, ""},
+		{[]platform.Shortfall{emfile}, "level=WARN msg=\"inodes: a tree was not wholly counted"},
+		{[]platform.Shortfall{emfile}, "level=DEBUG msg=\"inodes: a tree was not wholly counted"},
+		{[]platform.Shortfall{deep}, "level=WARN msg=\"inodes: a tree was not wholly counted"},
+		{nil, "level=INFO msg=\"inodes: a tree is wholly counted again\" tree=/tmp"},
+		{nil, ""},
+	}
+	for i, st := range steps {
+		buf.Reset()
+		c.logShort(st.res, short)
+		got := strings.TrimSpace(buf.String())
+		if st.want == "" && got != "" || !strings.Contains(got, st.want) || strings.Count(got, "\n") > 0 {
+			t.Errorf("count %d: logged %q, want one line with %q", i, got, st.want)
+		}
+		if len(st.res) > 0 && !strings.Contains(got, "why=") {
+			t.Errorf("count %d: no reason in %q", i, got)
+		}
 	}
 }

@@ -28,6 +28,15 @@ type InodeCount struct {
 	Dirs    []string
 	Errors  int64
 	First   error
+	Short   []Shortfall
+}
+
+// Shortfall is what a count missed of one tree, and why.
+type Shortfall struct {
+	Tree    string
+	Dirs    int64
+	Entries int64
+	First   error
 }
 
 // InodeCounter counts inodes per uid in trees.
