@@ -35,6 +35,10 @@ import (
 // that two demos cannot remove each other's.
 var demoUser, stormUser string
 
+// usersLock is the lock that says gdt-* users are in use (see
+// tests/harness_test.go).
+const usersLock = "/tmp/guardd-gdt-users.lock"
+
 type demoOffender struct {
 	label    string // what it is, for the summary
 	expect   string // what the policy should do to it
@@ -61,6 +65,18 @@ func runDemo(ctx context.Context, guardd string, timeout time.Duration, stdout, 
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	say := func(format string, a ...any) { fmt.Fprintf(stdout, "demo: "+format+"\n", a...) }
+
+	// The test suites remove leftover gdt-* users, and all their
+	// processes, only when no one holds this lock shared: a demo run
+	// beside them holds it too.
+	lock, err := os.OpenFile(usersLock, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_SH); err != nil {
+		return fmt.Errorf("lock %s: %w", usersLock, err)
+	}
 
 	var suffix [3]byte
 	rand.Read(suffix[:])
