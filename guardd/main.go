@@ -63,7 +63,7 @@ Usage:
   guardd default-policy       print the embedded default policy
   guardd explain [flags] PID  show a process's classes, protection and every rule's verdict
   guardd top [flags]          show load, users ranked by CPU/processes/inodes, long runners, actions, traffic
-  guardd demo                 show guardd at work on throwaway offenders (as root)
+  guardd demo [flags]         run guardd-demo: guardd at work on throwaway offenders (as root)
   guardd version              print the version
 
 Run "guardd COMMAND -h" for the flags of a command.
@@ -90,13 +90,6 @@ func main() {
 	}
 	if len(os.Args) > 1 && os.Args[1] == probeSyscallCmd {
 		os.Exit(runSyscallProbe(os.Args[2:]))
-	}
-	if len(os.Args) > 1 && os.Args[1] == "_offender" {
-		if err := runOffender(os.Args[2:]); err != nil {
-			fmt.Fprintln(os.Stderr, "guardd _offender:", err)
-			os.Exit(1)
-		}
-		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
@@ -133,7 +126,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "top":
 		return runTop(ctx, args, stdout, stderr)
 	case "demo":
-		return runDemo(ctx, args, stdout, stderr)
+		return runDemo(args, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionLine())
 		return nil

@@ -109,11 +109,13 @@ func TestSystemdNotify(t *testing.T) {
 	ns.wait(t, "STOPPING=1")
 }
 
-// TestDemo runs `guardd demo` end to end: every offender meets its rule,
-// and the demo removes its user afterwards. Not parallel: the demo's
+// TestDemo runs `guardd demo` end to end (it runs the guardd-demo built
+// next to guardd): every offender meets its rule, and the demo removes its
+// users afterwards. Not parallel: the demo's
 // burners must reach the default policy's 80 % threshold, which the other
 // tests' burners would not leave them.
 func TestDemo(t *testing.T) {
+	needDemoBin(t)
 	cmd := exec.Command(guarddBin, "demo", "--timeout", "100s")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	done := make(chan struct{})

@@ -6,11 +6,11 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
-	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,15 +22,11 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/guardd/guardd/internal/printable"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/report"
 	"golang.org/x/sys/unix"
 )
-
-// demoPolicy is the default policy with shortened times (see demo.hcl).
-//
-//go:embed demo.hcl
-var demoPolicy string
 
 // demoUser is the throwaway account the demo's offenders run as, and
 // stormUser the one whose fork bomb is ended with kill_user (which takes
@@ -38,6 +34,10 @@ var demoPolicy string
 // a leftover is recognisable and safe to remove; each run has its own, so
 // that two demos cannot remove each other's.
 var demoUser, stormUser string
+
+// usersLock is the lock that says gdt-* users are in use (see
+// tests/harness_test.go).
+const usersLock = "/tmp/guardd-gdt-users.lock"
 
 type demoOffender struct {
 	label    string // what it is, for the summary
@@ -59,18 +59,24 @@ type demoOffender struct {
 	exited chan struct{}
 }
 
-func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flagSet("demo", "demo\n\nCreates throwaway users (gdt-demo-*), starts offenders as them (a CPU\nburner, a long runner, a burner that calls itself sshd, a tool run from\n/tmp, a CGI asleep on a lock and one waiting on it, a temp file spewer, a\nserver on port 8080, a zombie factory, a fork bomb), runs guardd on the\ndefault policy with shortened times, shows what happens to each offender\nand why, and removes everything it made, also on Ctrl-C. Needs root.", stderr)
-	timeout := fs.Duration("timeout", 90*time.Second, "give up after this long")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if os.Geteuid() != 0 {
-		return errors.New("demo needs root: it creates a throwaway user and runs guardd")
-	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+// runDemo runs the demo with the daemon binary guardd; it gives up after
+// timeout.
+func runDemo(ctx context.Context, guardd string, timeout time.Duration, stdout, stderr io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	say := func(format string, a ...any) { fmt.Fprintf(stdout, "demo: "+format+"\n", a...) }
+
+	// The test suites remove leftover gdt-* users, and all their
+	// processes, only when no one holds this lock shared: a demo run
+	// beside them holds it too.
+	lock, err := os.OpenFile(usersLock, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_SH); err != nil {
+		return fmt.Errorf("lock %s: %w", usersLock, err)
+	}
 
 	var suffix [3]byte
 	rand.Read(suffix[:])
@@ -183,7 +189,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 
 	say("starting guardd on the default policy with shortened times (%s); its log follows", policyPath)
-	daemonCmd := exec.Command(self, "run", "--policy", policyPath, "--log-format", "text")
+	daemonCmd := exec.Command(guardd, "run", "--policy", policyPath, "--log-format", "text")
 	daemonCmd.Stdout = stdout
 	daemonCmd.Stderr = &prefixWriter{w: stdout, prefix: "  guardd | "}
 	daemonCmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
@@ -234,7 +240,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("offenders still running after %s; see the log above", *timeout)
+				return fmt.Errorf("offenders still running after %s; see the log above", timeout)
 			}
 			say("interrupted; cleaning up")
 			return nil
@@ -267,7 +273,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			}
 			why := formatValues(ev.Values)
 			if ev.Reason != "" {
-				why += " (" + ev.Reason + ")"
+				why += " (" + printable.Escape(ev.Reason) + ")"
 			}
 			fmt.Fprintf(tw, "  %s\t%s\t%s (%s)\t%s\t%s\t%s\n", o.label, o.expect, ev.Rule, ev.RuleAt, action, ev.Outcome, why)
 		}
@@ -466,6 +472,21 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	return len(b), nil
+}
+
+// formatValues is the table's WHY: the rule's values, sorted by name, with
+// customer text (an exe path) escaped.
+func formatValues(m map[string]any) string {
+	keys := slices.Sorted(maps.Keys(m))
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if s, ok := m[k].(string); ok {
+			parts = append(parts, k+`="`+printable.Escape(s)+`"`)
+		} else {
+			parts = append(parts, printable.Escape(fmt.Sprintf("%s=%v", k, m[k])))
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 func boolInt(b bool) int {

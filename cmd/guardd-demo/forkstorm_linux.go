@@ -118,9 +118,9 @@ func reapOrphans() func() {
 				// Only orphans: the demo's own children were started with a
 				// pipe or by exec.Cmd and are waited for there. An orphan's
 				// exe is unreadable once it is a zombie, so tell them by
-				// name: only the fork bomb's and the factory's children
-				// are orphaned.
-				if c := string(st.Comm); c == "bash" || c == "bash-bomb" || c == "true" {
+				// name: only the fork bomb's (its shells and their
+				// sleeps) and the factory's children are orphaned.
+				if c := string(st.Comm); c == "bash" || c == "bash-bomb" || c == "true" || c == "sleep" {
 					var ws unix.WaitStatus
 					unix.Wait4(int(st.PID), &ws, unix.WNOHANG, nil)
 				}

@@ -1,4 +1,4 @@
-# The embedded default policy with times shortened for `guardd demo`, and
+# The embedded default policy with times shortened for guardd-demo, and
 # its class narrowed to the demo's throwaway user. A test keeps its rules in
 # step with default.hcl.
 guardd {
