@@ -114,7 +114,7 @@ func TestNoPidfdReusedPIDNotSignalled(t *testing.T) {
 	}
 	forged.Store(true)
 	fu = awaitFollowUp(t, ch)
-	if fu.Result.Outcome != enforce.Skipped || fu.Action.Signal != "" {
+	if fu.Result.Outcome != enforce.Skipped || fu.Action.Signal != "" || !strings.Contains(fu.Result.Reason, "names another process") {
 		t.Errorf("reap follow-up on a reused pid: %s %q (%s), want skipped with no signal", fu.Result.Outcome, fu.Action.Signal, fu.Result.Reason)
 	}
 	notSignalled(t, z, unix.SIGTERM, "reap follow-up on a reused pid")

@@ -65,8 +65,12 @@ func (e *Enforcer) reapFollowUp(a Action, h *handle, minUID uint32) {
 		}
 	}
 	if alive, _ := h.alive(); !alive {
+		why := "the parent exited; its zombies go to init"
+		if note := h.note(); note != "" {
+			why += fmt.Sprintf(" (%s: pid %d is free or names another process)", note, a.Target.PID)
+		}
 		h.close()
-		report(Skipped, "the parent exited; its zombies go to init", "")
+		report(Skipped, why, "")
 		return
 	}
 	left := zombieChildren(a.Target.PID)
@@ -91,8 +95,9 @@ func (e *Enforcer) reapFollowUp(a Action, h *handle, minUID uint32) {
 		return
 	}
 	if err := h.send("TERM"); err == platform.ErrGone {
+		note := h.note()
 		h.close()
-		report(Skipped, join("the parent exited just before SIGTERM; its zombies go to init", h.note()), "TERM")
+		report(Skipped, join("the parent exited just before SIGTERM; its zombies go to init", note), "")
 		return
 	} else if err != nil {
 		h.close()
