@@ -1,7 +1,6 @@
 package enforce
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -165,9 +164,10 @@ func signal(target platform.ProcID, name string) (*handle, error) {
 	return h, nil
 }
 
-// reniceHook, when set by a test, runs after renice has opened the
-// process's /proc directory and before it lists the threads.
-var reniceHook func()
+// reniceHook, when set by a test, runs inside renice: at "opened" after
+// it checked the process's /proc directory, at "listed" after it listed
+// the threads.
+var reniceHook func(stage string)
 
 // renice sets the nice value of every thread of target: on Linux nice is
 // per thread, and setpriority(PRIO_PROCESS, pid) changes only the thread
@@ -197,7 +197,7 @@ func renice(target platform.ProcID, nice int) (string, error) {
 		return "", platform.ErrGone // the pid was reused before the open
 	}
 	if reniceHook != nil {
-		reniceHook()
+		reniceHook("opened")
 	}
 	tfd, err := unix.Openat(pdir, "task", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -209,6 +209,9 @@ func renice(target platform.ProcID, nice int) (string, error) {
 	if err != nil {
 		return "", platform.ErrGone
 	}
+	if reniceHook != nil {
+		reniceHook("listed")
+	}
 	var firstErr error
 	changed := 0
 	for _, ent := range ents {
@@ -217,9 +220,13 @@ func renice(target platform.ProcID, nice int) (string, error) {
 			continue
 		}
 		// Right before the bare tid goes to setpriority: the thread is
-		// still alive and in target's thread group (read through the
-		// directory bound to target, so never another process's thread).
-		if tg, err := readAt(tfd, ent.Name()+"/status"); err != nil || statusTgid(tg) != target.PID {
+		// still alive and in target's thread group. A lookup relative to
+		// the task directory bound to target finds only target's live
+		// threads (proc_task_lookup checks the thread group; a cached
+		// entry of an exited thread fails revalidation), so never another
+		// process's thread.
+		var sb unix.Stat_t
+		if err := unix.Fstatat(tfd, ent.Name(), &sb, 0); err != nil {
 			continue // the thread (or the whole process) exited meanwhile
 		}
 		err = unix.Setpriority(unix.PRIO_PROCESS, tid, nice)
@@ -254,16 +261,4 @@ func readAt(dirfd int, name string) ([]byte, error) {
 		return nil, err
 	}
 	return buf[:n], nil
-}
-
-// statusTgid is the Tgid line of /proc/PID/task/TID/status, or -1.
-func statusTgid(b []byte) int32 {
-	for line := range bytes.Lines(b) {
-		if rest, ok := bytes.CutPrefix(line, []byte("Tgid:")); ok {
-			if n, err := strconv.Atoi(string(bytes.TrimSpace(rest))); err == nil {
-				return int32(n)
-			}
-		}
-	}
-	return -1
 }

@@ -152,7 +152,7 @@ func sigPending(pid int, sig unix.Signal) bool {
 	return false
 }
 
-func procID(t *testing.T, pid int) platform.ProcID {
+func procID(t testing.TB, pid int) platform.ProcID {
 	t.Helper()
 	p, err := platform.ReadProcess(int32(pid), nil)
 	if err != nil {
@@ -178,7 +178,7 @@ func (h *helper) exited() bool {
 
 // startHelper runs the test binary as a sleeping helper owned by u and
 // waits until it is ready; it is killed when the test ends.
-func startHelper(t *testing.T, u *testUser, bin string) *helper {
+func startHelper(t testing.TB, u *testUser, bin string) *helper {
 	t.Helper()
 	return startHelperMode(t, u, bin, "sleep")
 }
@@ -186,7 +186,7 @@ func startHelper(t *testing.T, u *testUser, bin string) *helper {
 // startHelperMode is startHelper for a helper that sleeps as mode says:
 // "sleep", "ignore-term" (SIGTERM ignored) or "zombies" (three zombie
 // children it never reaps).
-func startHelperMode(t *testing.T, u *testUser, bin, mode string) *helper {
+func startHelperMode(t testing.TB, u *testUser, bin, mode string) *helper {
 	t.Helper()
 	cmd := exec.Command(bin)
 	cmd.Dir = "/"

@@ -24,9 +24,9 @@ func ForgeStartTime(forge func(pid int32) bool) (restore func()) {
 	return func() { readIdentity = old }
 }
 
-// SetReniceHook runs f inside renice, after it opened the process's /proc
-// directory and before it lists the threads.
-func SetReniceHook(f func()) (restore func()) {
+// SetReniceHook runs f inside renice: at "opened" after it checked the
+// process's /proc directory, at "listed" after it listed the threads.
+func SetReniceHook(f func(stage string)) (restore func()) {
 	reniceHook = f
 	return func() { reniceHook = nil }
 }

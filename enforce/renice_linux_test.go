@@ -49,8 +49,9 @@ func samePID(t *testing.T, u *testUser, bin string, pid int) *helper {
 }
 
 // TestReniceNeverHitsReusedPID: the process exits and its pid goes to
-// another process after renice checked it and before it lists the
-// threads; the other process's threads keep their nice value. With and
+// another process after renice checked it, before or after it listed the
+// threads (the new process's main thread then has the tid of the old
+// one's); the other process's threads keep their nice value. With and
 // without pidfds. Control: a renice that nothing interrupts sets every
 // thread of the process.
 func TestReniceNeverHitsReusedPID(t *testing.T) {
@@ -76,10 +77,14 @@ func TestReniceNeverHitsReusedPID(t *testing.T) {
 		t.Errorf("control: %d thread(s): the test needs a multi-threaded target", len(nices))
 	}
 
-	for _, bare := range []bool{false, true} {
-		name := "pidfd"
+	for _, c := range []struct {
+		bare  bool
+		stage string
+	}{{false, "opened"}, {false, "listed"}, {true, "opened"}, {true, "listed"}} {
+		bare := c.bare
+		name := "pidfd/" + c.stage
 		if bare {
-			name = "no pidfd"
+			name = "no pidfd/" + c.stage
 		}
 		t.Run(name, func(t *testing.T) {
 			if bare {
@@ -88,7 +93,10 @@ func TestReniceNeverHitsReusedPID(t *testing.T) {
 			old := startHelper(t, u, bin)
 			id := procID(t, old.pid)
 			var fresh *helper
-			defer enforce.SetReniceHook(func() {
+			defer enforce.SetReniceHook(func(stage string) {
+				if stage != c.stage {
+					return
+				}
 				old.cmd.Process.Kill()
 				<-old.done // reaped: its pid is free
 				fresh = samePID(t, u, bin, old.pid)
