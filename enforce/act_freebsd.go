@@ -75,6 +75,9 @@ func (h *handle) alive() (bool, error) {
 
 func (h *handle) close() {}
 
+// note is what the audit line says about how the handle signals.
+func (h *handle) note() string { return noPidfdNote }
+
 // signal sends a named signal to target and returns the handle, which the
 // caller closes.
 func signal(target platform.ProcID, name string) (*handle, error) {
@@ -91,18 +94,18 @@ func signal(target platform.ProcID, name string) (*handle, error) {
 // renice sets the nice value of target. On FreeBSD nice belongs to the
 // process (setpriority(2) PRIO_PROCESS changes every thread of it),
 // unlike Linux's per-thread nice.
-func renice(target platform.ProcID, nice int) error {
+func renice(target platform.ProcID, nice int) (string, error) {
 	if err := checkStart(target); err != nil {
-		return err
+		return "", err
 	}
 	err := unix.Setpriority(unix.PRIO_PROCESS, int(target.PID), nice)
 	if errors.Is(err, unix.ESRCH) {
-		return platform.ErrGone
+		return "", platform.ErrGone
 	}
 	if err != nil {
-		return fmt.Errorf("setpriority(%d, %d): %w", target.PID, nice, err)
+		return "", fmt.Errorf("setpriority(%d, %d): %w", target.PID, nice, err)
 	}
 	// The pid still named target right after: then it was target that
 	// changed (a new process in between would have had to come and go).
-	return checkStart(target)
+	return "no pidfd: identity re-checked before setpriority", checkStart(target)
 }

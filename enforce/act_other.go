@@ -10,7 +10,8 @@ import (
 type handle struct{}
 
 func signal(platform.ProcID, string) (*handle, error) { return nil, platform.ErrUnsupported }
-func renice(platform.ProcID, int) error               { return platform.ErrUnsupported }
+func renice(platform.ProcID, int) (string, error)     { return "", platform.ErrUnsupported }
 func (h *handle) send(string) error                   { return platform.ErrUnsupported }
 func (h *handle) alive() (bool, error)                { return false, platform.ErrUnsupported }
 func (h *handle) close()                              {}
+func (h *handle) note() string                        { return "" }

@@ -1,14 +1,17 @@
 // Package enforce is the single chokepoint for side effects on processes:
 // renice, signal, stop. Every action re-reads its target, re-checks its
 // identity (pid + start time) and its protection right before acting, acts
-// through a pidfd where the OS has them, and honours dry-run (monitor mode)
-// at this one point. The escalation ledger lives here too.
+// through a pidfd where the OS has them (else re-reads pid and start time
+// right before each signal, and says so in the audit line), and honours
+// dry-run (monitor mode) at this one point. The escalation ledger lives
+// here too.
 package enforce
 
 import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/guardd/guardd/platform"
@@ -63,7 +66,13 @@ type FollowUp struct {
 	Result Result
 }
 
-// Enforcer carries out actions. It is safe for concurrent use.
+// noPidfdNote goes into the audit line of every signal sent without a
+// pidfd (old kernels, FreeBSD).
+const noPidfdNote = "no pidfd: identity re-checked before the signal"
+
+// Enforcer carries out actions. It is safe for concurrent use, except that
+// MinUID is written only by the goroutine (or under the lock) that calls
+// Do: use SetMinUID to change it.
 type Enforcer struct {
 	// MinUID: real or effective uids below it are never touched, whatever
 	// the caller's Check says (uid 0 included).
@@ -76,9 +85,23 @@ type Enforcer struct {
 	self      int32
 	ancestors map[int32]bool
 
-	mu      sync.Mutex // guards pending and stopped
+	// minUID is MinUID for the timers, which run beside a reload.
+	minUID atomic.Uint32
+
+	mu      sync.Mutex // guards pending, reaps and stopped
 	pending map[platform.ProcID]*escalation
+	reaps   map[*reapWait]struct{}
 	stopped bool
+	// firing counts timer callbacks under way, for Close to wait on.
+	firing sync.WaitGroup
+}
+
+// reapWait is a reap's follow-up waiting for its grace period to end.
+type reapWait struct {
+	timer *time.Timer
+	h     *handle
+	a     Action
+	taken bool // guarded by Enforcer.mu: Close reports it and closes h
 }
 
 // escalation is a SIGKILL waiting for a grace period to end.
@@ -86,6 +109,7 @@ type escalation struct {
 	timer  *time.Timer
 	h      *handle
 	action Action // the SIGKILL to come
+	taken  bool   // guarded by Enforcer.mu: Close reports it and closes h
 }
 
 // New returns an enforcer that protects the calling process and its
@@ -98,7 +122,9 @@ func New(minUID uint32, acc *platform.Accounts, onFollowUp func(FollowUp)) *Enfo
 		self:       int32(os.Getpid()),
 		ancestors:  map[int32]bool{},
 		pending:    map[platform.ProcID]*escalation{},
+		reaps:      map[*reapWait]struct{}{},
 	}
+	e.minUID.Store(minUID)
 	for _, pid := range platform.Ancestors(e.self) {
 		e.ancestors[pid] = true
 	}
@@ -108,8 +134,22 @@ func New(minUID uint32, acc *platform.Accounts, onFollowUp func(FollowUp)) *Enfo
 // Exempt reports whether pid is guardd itself or one of its ancestors.
 func (e *Enforcer) Exempt(pid int32) bool { return pid == e.self || e.ancestors[pid] }
 
+// SetMinUID changes MinUID, for the actions to come and for the timers
+// already running: a follow-up honours the stricter of the floor when it
+// was scheduled and the floor when it fires. Call it where Do is called
+// from (the caller's lock).
+func (e *Enforcer) SetMinUID(uid uint32) {
+	e.MinUID = uid
+	e.minUID.Store(uid)
+}
+
 // floor is the protection no policy can lift (DESIGN.md §4, rule 1).
 func (e *Enforcer) floor(p *platform.Process) string {
+	return e.floorAt(p, e.MinUID)
+}
+
+// floorAt is floor with minUID for MinUID.
+func (e *Enforcer) floorAt(p *platform.Process, minUID uint32) string {
 	switch {
 	case p.PID <= 1:
 		return "pid 1"
@@ -119,14 +159,17 @@ func (e *Enforcer) floor(p *platform.Process) string {
 		return "kernel thread"
 	case p.UID == 0 || p.EUID == 0:
 		return "uid 0"
-	case p.UID < e.MinUID || p.EUID < e.MinUID:
-		return fmt.Sprintf("system uid (below %d)", e.MinUID)
+	case p.UID < minUID || p.EUID < minUID:
+		return fmt.Sprintf("system uid (below %d)", minUID)
 	}
 	return ""
 }
 
 // Do carries out one action on one process.
 func (e *Enforcer) Do(a Action) Result {
+	// Do runs where MinUID is written: the timers get it from here when
+	// the caller sets the field instead of calling SetMinUID.
+	e.minUID.Store(e.MinUID)
 	fresh, err := platform.ReadProcess(a.Target.PID, e.Accounts)
 	if err == platform.ErrGone {
 		return Result{Outcome: Skipped, Reason: "process exited"}
@@ -159,17 +202,27 @@ func (e *Enforcer) Do(a Action) Result {
 	case ActReport:
 		return Result{Outcome: Done, Proc: fresh}
 	case ActRenice:
-		err = renice(a.Target, a.Nice)
+		note, err = renice(a.Target, a.Nice)
 	case ActStop:
-		_, err = signal(a.Target, "STOP")
+		var h *handle
+		if h, err = signal(a.Target, "STOP"); err == nil {
+			note = h.note()
+			h.close()
+		}
 	case ActReap:
-		note, err = e.reap(a)
+		note, err = e.reap(a, e.MinUID)
 	case ActKill:
 		var h *handle
 		h, err = signal(a.Target, a.Signal)
+		if err == nil {
+			note = h.note()
+		}
 		if err == nil && a.Grace > 0 && a.Signal != "KILL" {
-			e.escalate(a, h)
-			note = fmt.Sprintf("SIGKILL follows in %s if it is still alive", a.Grace)
+			if e.escalate(a, h) {
+				note = join(note, fmt.Sprintf("SIGKILL follows in %s if it is still alive", a.Grace))
+			} else {
+				note = join(note, "guardd is stopping: no SIGKILL follows")
+			}
 		} else if h != nil {
 			h.close()
 		}
@@ -183,6 +236,17 @@ func (e *Enforcer) Do(a Action) Result {
 		return Result{Outcome: Failed, Reason: err.Error(), Proc: fresh}
 	}
 	return Result{Outcome: Done, Reason: note, Proc: fresh}
+}
+
+// join joins two notes of an audit line.
+func join(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + "; " + b
 }
 
 func describe(a Action) string {
@@ -204,13 +268,15 @@ func describe(a Action) string {
 
 // escalate sends SIGKILL after the grace period unless the process exited.
 // The handle (a pidfd on Linux) keeps naming the same process, so a pid
-// reused in the meantime is never hit.
-func (e *Enforcer) escalate(a Action, h *handle) {
+// reused in the meantime is never hit; without pidfds the handle re-reads
+// the process right before the signal. It returns false, and closes h,
+// once Close has run.
+func (e *Enforcer) escalate(a Action, h *handle) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.stopped {
 		h.close()
-		return
+		return false
 	}
 	if old := e.pending[a.Target]; old != nil && old.timer.Stop() {
 		old.h.close() // a newer signal restarts the grace period
@@ -219,58 +285,94 @@ func (e *Enforcer) escalate(a Action, h *handle) {
 	e.pending[a.Target] = esc
 	esc.timer = time.AfterFunc(a.Grace, func() {
 		e.mu.Lock()
+		if e.stopped {
+			// Close reports this escalation and closes h, unless a newer
+			// one had replaced it.
+			if !esc.taken {
+				h.close()
+			}
+			e.mu.Unlock()
+			return
+		}
 		if e.pending[a.Target] == esc {
 			delete(e.pending, a.Target)
 		}
+		e.firing.Add(1)
 		e.mu.Unlock()
+		defer e.firing.Done()
 		defer h.close()
 		fu := FollowUp{Action: esc.action}
 		switch alive, err := h.alive(); {
 		case err != nil:
 			fu.Result = Result{Outcome: Failed, Reason: err.Error()}
+		case !alive && h.note() != "":
+			fu.Result = Result{Outcome: Skipped, Reason: fmt.Sprintf("exited within the %s grace period after SIG%s (%s: pid %d is free or names another process)", a.Grace, a.Signal, h.note(), a.Target.PID)}
 		case !alive:
 			fu.Result = Result{Outcome: Skipped, Reason: fmt.Sprintf("exited within the %s grace period after SIG%s", a.Grace, a.Signal)}
 		default:
 			if err := h.send("KILL"); err == platform.ErrGone {
-				fu.Result = Result{Outcome: Skipped, Reason: "exited just before SIGKILL"}
+				fu.Result = Result{Outcome: Skipped, Reason: join("exited just before SIGKILL", h.note())}
 			} else if err != nil {
 				fu.Result = Result{Outcome: Failed, Reason: err.Error()}
 			} else {
-				fu.Result = Result{Outcome: Done, Reason: fmt.Sprintf("still alive %s after SIG%s", a.Grace, a.Signal)}
+				fu.Result = Result{Outcome: Done, Reason: join(fmt.Sprintf("still alive %s after SIG%s", a.Grace, a.Signal), h.note())}
 			}
 		}
 		if e.OnFollowUp != nil {
 			e.OnFollowUp(fu)
 		}
 	})
+	return true
 }
 
-// Pending is the number of SIGKILL escalations waiting for their grace
-// period.
+// Pending is the number of follow-ups waiting for their grace period:
+// SIGKILL escalations and reaps.
 func (e *Enforcer) Pending() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return len(e.pending)
+	return len(e.pending) + len(e.reaps)
 }
 
-// Close abandons pending escalations (reported as skipped) and refuses new
-// ones.
+// Close abandons pending follow-ups (reported as skipped), refuses new
+// ones, and waits for those already firing: once it returns, no timer of
+// e sends a signal or calls OnFollowUp. It must not be called from
+// OnFollowUp.
 func (e *Enforcer) Close() {
 	e.mu.Lock()
 	e.stopped = true
-	pending := e.pending
-	e.pending = map[platform.ProcID]*escalation{}
-	e.mu.Unlock()
+	pending, reaps := e.pending, e.reaps
+	e.pending, e.reaps = map[platform.ProcID]*escalation{}, map[*reapWait]struct{}{}
 	for _, esc := range pending {
-		if !esc.timer.Stop() {
-			continue // already firing: it reports itself
-		}
+		esc.taken = true
+	}
+	for rw := range reaps {
+		rw.taken = true
+	}
+	e.mu.Unlock()
+	// Every timer still listed either never fires now or, if it fired
+	// already, finds e stopped and leaves it to us; those that got past
+	// that check are no longer listed and are waited for below.
+	for _, esc := range pending {
+		esc.timer.Stop()
 		esc.h.close()
-		if e.OnFollowUp != nil {
-			e.OnFollowUp(FollowUp{
-				Action: esc.action,
-				Result: Result{Outcome: Skipped, Reason: "guardd stopped before the grace period ended"},
-			})
-		}
+		e.followUp(FollowUp{
+			Action: esc.action,
+			Result: Result{Outcome: Skipped, Reason: "guardd stopped before the grace period ended"},
+		})
+	}
+	for rw := range reaps {
+		rw.timer.Stop()
+		rw.h.close()
+		e.followUp(FollowUp{
+			Action: Action{Kind: ActReap, Target: rw.a.Target, Grace: rw.a.Grace, Tag: rw.a.Tag},
+			Result: Result{Outcome: Skipped, Reason: "guardd stopped before the grace period ended: the parent was not ended"},
+		})
+	}
+	e.firing.Wait()
+}
+
+func (e *Enforcer) followUp(fu FollowUp) {
+	if e.OnFollowUp != nil {
+		e.OnFollowUp(fu)
 	}
 }

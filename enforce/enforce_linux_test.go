@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -26,7 +27,10 @@ import (
 const helperEnv = "GUARDD_ENFORCE_TEST_HELPER"
 
 func init() {
-	if os.Getenv(helperEnv) != "sleep" {
+	mode := os.Getenv(helperEnv)
+	switch mode {
+	case "sleep", "ignore-term", "zombies":
+	default:
 		return
 	}
 	// The safety net first: a helper runs as a throwaway user, and
@@ -35,6 +39,25 @@ func init() {
 	if err := unix.Setrlimit(unix.RLIMIT_NPROC, &lim); err != nil {
 		fmt.Fprintln(os.Stderr, "helper: setrlimit:", err)
 		os.Exit(3)
+	}
+	switch mode {
+	case "ignore-term": // a process that outlives SIGTERM, for the SIGKILL that follows
+		signal.Ignore(syscall.SIGTERM)
+	case "zombies": // a parent that never reaps its children
+		for range 3 {
+			pid, err := syscall.ForkExec("/bin/true", []string{"true"}, &syscall.ProcAttr{})
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "helper: fork:", err)
+				os.Exit(3)
+			}
+			for {
+				b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+				if err != nil || strings.Contains(string(b), ") Z ") {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
 	}
 	fmt.Printf("ready %d\n", os.Getpid())
 	for {
@@ -110,7 +133,10 @@ func TestKillNeverHitsReusedPID(t *testing.T) {
 
 // killPending reports whether SIGKILL is pending for the process (its
 // main thread or its thread group).
-func killPending(pid int) bool {
+func killPending(pid int) bool { return sigPending(pid, unix.SIGKILL) }
+
+// sigPending reports whether sig is pending for the process.
+func sigPending(pid int, sig unix.Signal) bool {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return false
@@ -118,7 +144,7 @@ func killPending(pid int) bool {
 	for line := range strings.Lines(string(b)) {
 		k, v, _ := strings.Cut(line, ":")
 		if k == "SigPnd" || k == "ShdPnd" {
-			if m, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil && m&(1<<(unix.SIGKILL-1)) != 0 {
+			if m, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil && m&(1<<(sig-1)) != 0 {
 				return true
 			}
 		}
@@ -126,7 +152,7 @@ func killPending(pid int) bool {
 	return false
 }
 
-func procID(t *testing.T, pid int) platform.ProcID {
+func procID(t testing.TB, pid int) platform.ProcID {
 	t.Helper()
 	p, err := platform.ReadProcess(int32(pid), nil)
 	if err != nil {
@@ -152,11 +178,19 @@ func (h *helper) exited() bool {
 
 // startHelper runs the test binary as a sleeping helper owned by u and
 // waits until it is ready; it is killed when the test ends.
-func startHelper(t *testing.T, u *testUser, bin string) *helper {
+func startHelper(t testing.TB, u *testUser, bin string) *helper {
+	t.Helper()
+	return startHelperMode(t, u, bin, "sleep")
+}
+
+// startHelperMode is startHelper for a helper that sleeps as mode says:
+// "sleep", "ignore-term" (SIGTERM ignored) or "zombies" (three zombie
+// children it never reaps).
+func startHelperMode(t testing.TB, u *testUser, bin, mode string) *helper {
 	t.Helper()
 	cmd := exec.Command(bin)
 	cmd.Dir = "/"
-	cmd.Env = []string{helperEnv + "=sleep"}
+	cmd.Env = []string{helperEnv + "=" + mode}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Credential: &syscall.Credential{Uid: u.uid, Gid: u.gid, Groups: []uint32{}},
 		Setpgid:    true,

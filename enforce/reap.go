@@ -14,29 +14,48 @@ import (
 // handler will); if zombies are still there after a.Grace, the parent is
 // ended (SIGTERM, SIGKILL after a.Grace more), so that init (or a
 // subreaper) inherits and reaps them. The caller's Check runs again
-// before the parent is ended.
-func (e *Enforcer) reap(a Action) (string, error) {
+// before the parent is ended, and so does the floor, with the stricter of
+// minUID (the caller's when it decided) and the MinUID of the moment: the
+// follow-up reads nothing a reload writes.
+func (e *Enforcer) reap(a Action, minUID uint32) (string, error) {
 	h, err := signal(a.Target, "CHLD")
 	if err != nil {
 		return "", err
 	}
 	zombies := zombieChildren(a.Target.PID)
 	if a.Grace <= 0 {
+		note := h.note()
 		h.close()
-		return fmt.Sprintf("SIGCHLD sent; %d zombie child(ren)", zombies), nil
+		return join(fmt.Sprintf("SIGCHLD sent; %d zombie child(ren)", zombies), note), nil
 	}
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	if e.stopped {
-		e.mu.Unlock()
 		h.close()
 		return "SIGCHLD sent; guardd is stopping", nil
 	}
-	e.mu.Unlock()
-	time.AfterFunc(a.Grace, func() { e.reapFollowUp(a, h) })
-	return fmt.Sprintf("SIGCHLD sent; %d zombie child(ren); the process is ended if they are still there in %s", zombies, a.Grace), nil
+	rw := &reapWait{h: h, a: a}
+	e.reaps[rw] = struct{}{}
+	rw.timer = time.AfterFunc(a.Grace, func() {
+		e.mu.Lock()
+		if e.stopped {
+			if !rw.taken {
+				h.close()
+			}
+			e.mu.Unlock()
+			return // Close reported it
+		}
+		delete(e.reaps, rw)
+		e.firing.Add(1)
+		e.mu.Unlock()
+		defer e.firing.Done()
+		e.reapFollowUp(a, h, minUID)
+	})
+	return join(fmt.Sprintf("SIGCHLD sent; %d zombie child(ren); the process is ended if they are still there in %s", zombies, a.Grace), h.note()), nil
 }
 
-func (e *Enforcer) reapFollowUp(a Action, h *handle) {
+func (e *Enforcer) reapFollowUp(a Action, h *handle, minUID uint32) {
+	minUID = max(minUID, e.minUID.Load())
 	report := func(outcome, reason string, signal string) {
 		if e.OnFollowUp != nil {
 			e.OnFollowUp(FollowUp{
@@ -46,8 +65,12 @@ func (e *Enforcer) reapFollowUp(a Action, h *handle) {
 		}
 	}
 	if alive, _ := h.alive(); !alive {
+		why := "the parent exited; its zombies go to init"
+		if note := h.note(); note != "" {
+			why += fmt.Sprintf(" (%s: pid %d is free or names another process)", note, a.Target.PID)
+		}
 		h.close()
-		report(Skipped, "the parent exited; its zombies go to init", "")
+		report(Skipped, why, "")
 		return
 	}
 	left := zombieChildren(a.Target.PID)
@@ -62,20 +85,28 @@ func (e *Enforcer) reapFollowUp(a Action, h *handle) {
 		h.close()
 		report(Skipped, "the parent exited; its zombies go to init", "")
 		return
-	case e.floor(fresh) != "":
+	case e.floorAt(fresh, minUID) != "":
 		h.close()
-		report(Skipped, fmt.Sprintf("%d zombie(s) left, but their parent is protected (%s): reported only", left, e.floor(fresh)), "")
+		report(Skipped, fmt.Sprintf("%d zombie(s) left, but their parent is protected (%s): reported only", left, e.floorAt(fresh, minUID)), "")
 		return
 	case a.Check != nil && a.Check(fresh) != "":
 		h.close()
 		report(Skipped, fmt.Sprintf("%d zombie(s) left; not ending the parent: %s", left, a.Check(fresh)), "")
 		return
 	}
-	if err := h.send("TERM"); err != nil {
+	if err := h.send("TERM"); err == platform.ErrGone {
+		note := h.note()
+		h.close()
+		report(Skipped, join("the parent exited just before SIGTERM; its zombies go to init", note), "")
+		return
+	} else if err != nil {
 		h.close()
 		report(Failed, err.Error(), "TERM")
 		return
 	}
-	report(Done, fmt.Sprintf("%d zombie(s) still unreaped %s after SIGCHLD: parent ended so init reaps them", left, a.Grace), "TERM")
-	e.escalate(Action{Kind: ActKill, Target: a.Target, Signal: "TERM", Grace: a.Grace, Tag: a.Tag}, h)
+	reason := join(fmt.Sprintf("%d zombie(s) still unreaped %s after SIGCHLD: parent ended so init reaps them", left, a.Grace), h.note())
+	if !e.escalate(Action{Kind: ActKill, Target: a.Target, Signal: "TERM", Grace: a.Grace, Tag: a.Tag}, h) {
+		reason = join(reason, "guardd is stopping: no SIGKILL follows")
+	}
+	report(Done, reason, "TERM")
 }
