@@ -68,9 +68,9 @@ func init() {
 		}
 	})
 
-	RegisterStep(StepSpec{Kind: StepKillUser, Last: true, WholeUser: true})
-	RegisterStep(StepSpec{Kind: StepStopUser, WholeUser: true})
-	RegisterStep(StepSpec{Kind: StepResumeUser, WholeUser: true})
+	RegisterStep(StepSpec{Kind: StepKillUser, Last: true, WholeUser: true, UserOnly: true, PerProcess: StepKill})
+	RegisterStep(StepSpec{Kind: StepStopUser, WholeUser: true, UserOnly: true, PerProcess: StepStop})
+	RegisterStep(StepSpec{Kind: StepResumeUser, WholeUser: true, UserOnly: true})
 	RegisterStep(StepSpec{Kind: StepReap,
 		Attrs: []hcl.AttributeSchema{{Name: "grace"}},
 		Decode: func(d *decoder, st *Step, attrs hcl.Attributes) bool {

@@ -56,7 +56,7 @@ func init() {
 		func(e *Env) float64 { return e.User.InodeGrowthPerMin })
 
 	RegisterBlock("inodes", nil, func(d *decoder, b *hcl.Block, _ []byte) { d.inodesBlock(b) })
-	RegisterStep(StepSpec{Kind: StepCleanTmp,
+	RegisterStep(StepSpec{Kind: StepCleanTmp, UserOnly: true,
 		Attrs: []hcl.AttributeSchema{{Name: "dirs", Required: true}, {Name: "older_than", Required: true}},
 		Decode: func(d *decoder, st *Step, attrs hcl.Attributes) bool {
 			c := &CleanSpec{}

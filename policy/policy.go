@@ -125,7 +125,7 @@ const (
 type Step struct {
 	Kind      StepKind
 	After     time.Duration // since the rule's first step ran; 0 for the first step
-	Nice      int           // renice: -20..19
+	Nice      int           // renice: 0..19 (a step never raises priority)
 	Signal    string        // kill: signal name without SIG, e.g. "TERM"
 	Grace     time.Duration // kill: wait this long for a non-KILL signal, then SIGKILL; 0 = never escalate. reap: wait this long for the parent to reap
 	Notify    *NotifySpec   // notify: which mail (policy/notify.go)
@@ -168,6 +168,13 @@ type Rule struct {
 	Steps     []Step
 	Scope     Scope
 	DeclRange hcl.Range
+
+	ScopeSet bool // the rule declares its scope (`scope = "user"` or "process")
+	// Key names the rule's escalations in flight (the ledger's Key.Rule):
+	// its name and a hash of its scope, condition, `for` and steps, so that
+	// a reload which changes any of them starts the rule afresh
+	// (policy/scope.go).
+	Key string
 }
 
 // At returns the rule's "file:line", for logs and the audit trail.

@@ -46,6 +46,13 @@ type StepSpec struct {
 	// report for a user rule): a user rule made only of such steps needs
 	// no process list, so it may be decided between samples.
 	WholeUser bool
+	// UserOnly marks a step that can only act on the user as a whole
+	// (kill_user, stop_user, resume_user, clean_tmp): a process rule may
+	// not use it, or it would run once per matching process.
+	UserOnly bool
+	// PerProcess names the step a process rule uses instead of a UserOnly
+	// one (kill for kill_user), for the error's hint; "" when there is none.
+	PerProcess StepKind
 }
 
 // stepSpecs in registration order, which is the order the README lists.
