@@ -39,11 +39,15 @@ func TestRuleKey(t *testing.T) {
 		"reindented": func(s string) string {
 			return strings.Replace(s, "proc.cpu_percent > 80", "proc.cpu_percent   >   80", 1)
 		},
-		"comment":  func(s string) string { return strings.Replace(s, "rule \"hog\" {", "# hogs\nrule \"hog\" { # tuned", 1) },
+		"comment": func(s string) string {
+			return strings.Replace(s, "rule \"hog\" {", "# hogs\nrule \"hog\" { # tuned", 1)
+		},
 		"moved":    func(s string) string { return "\n\n\n" + s },
 		"class":    func(s string) string { return strings.Replace(s, `class    = "customers"`, `class    = "others"`, 1) },
 		"cooldown": func(s string) string { return strings.Replace(s, `"1h"`, `"2h"`, 1) },
-		"mode":     func(s string) string { return strings.Replace(s, `for      = "5m"`, "for = \"5m\"\nmode = \"monitor\"", 1) },
+		"mode": func(s string) string {
+			return strings.Replace(s, `for      = "5m"`, "for = \"5m\"\nmode = \"monitor\"", 1)
+		},
 	}
 	for name, edit := range same {
 		if k := mustParse(t, edit(keyBase)).Rule("hog").Key; k != base {
