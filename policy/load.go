@@ -607,6 +607,9 @@ func (d *decoder) finish(parsed bool) {
 		if !pr.modeSet {
 			r.Mode = d.p.Mode
 		}
+		if r.When != nil {
+			r.When.pol = d.p
+		}
 		d.p.Rules = append(d.p.Rules, r)
 	}
 	for _, f := range finishers {
