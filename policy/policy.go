@@ -131,6 +131,12 @@ type Step struct {
 	Notify    *NotifySpec   // notify: which mail (policy/notify.go)
 	Clean     *CleanSpec    // clean_tmp: which trees, how old (policy/inodes.go)
 	DeclRange hcl.Range
+
+	// ResumeAfter (stop_user): SIGCONT every process of the user this long
+	// after the stop, whether or not the condition still holds (a frozen
+	// user's condition often stops holding, and its escalation with it);
+	// 0 = frozen until an admin or a resume_user resumes it.
+	ResumeAfter time.Duration
 }
 
 // Scope says what a rule acts on.
