@@ -105,6 +105,8 @@ type StepDoc struct {
 	Kind  StepKind
 	Attrs []string // `after` last: every step takes it
 	Last  bool     // must be the last step of a rule
+	// UserOnly: only in user rules (StepSpec.UserOnly).
+	UserOnly bool
 }
 
 // Steps lists the step kinds in registration order,
@@ -112,7 +114,7 @@ type StepDoc struct {
 func Steps() []StepDoc {
 	out := make([]StepDoc, 0, len(stepSpecs))
 	for _, sp := range stepSpecs {
-		d := StepDoc{Kind: sp.Kind, Last: sp.Last}
+		d := StepDoc{Kind: sp.Kind, Last: sp.Last, UserOnly: sp.UserOnly}
 		for _, a := range sp.Attrs {
 			d.Attrs = append(d.Attrs, a.Name)
 		}
