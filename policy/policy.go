@@ -213,6 +213,17 @@ func (p *Policy) Class(name string) *Class {
 	return nil
 }
 
+// RuleByKey returns the rule whose Key is key, or nil: an escalation
+// recorded under another version of a rule has no rule.
+func (p *Policy) RuleByKey(key string) *Rule {
+	for _, r := range p.Rules {
+		if r.Key == key {
+			return r
+		}
+	}
+	return nil
+}
+
 // Rule returns the rule called name, or nil.
 func (p *Policy) Rule(name string) *Rule {
 	for _, r := range p.Rules {

@@ -68,6 +68,9 @@ func TestRuleKey(t *testing.T) {
 				"cooldown", "scope = \"process\"\ncooldown", 1)
 		},
 	}
+	if p := mustParse(t, keyBase); p.RuleByKey(base) != p.Rule("hog") || p.RuleByKey("hog") != nil {
+		t.Errorf("RuleByKey(%q) = %v, RuleByKey(\"hog\") = %v", base, p.RuleByKey(base), p.RuleByKey("hog"))
+	}
 	seen := map[string]string{base: "base"}
 	for name, edit := range differ {
 		k := mustParse(t, edit(keyBase)).Rule("hog").Key
