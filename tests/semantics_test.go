@@ -115,3 +115,40 @@ rule "boost" {
 		t.Errorf("the control: guardd check exit %d:\n%s%s", code, out, errOut)
 	}
 }
+
+// scope = "process" makes a rule of only user.* act on each of the user's
+// processes: a report line per process. Control: the same rule without
+// scope reports the user once, with no process.
+func TestDeclaredProcessScope(t *testing.T) {
+	t.Parallel()
+	u := NewUser(t)
+	a := StartOffender(t, u, "sleep")
+	b := StartOffender(t, u, "sleep")
+	g := StartGuardd(t, Class(u)+`rule "each" {
+  class = "c"
+  scope = "process"
+  when  = user.procs >= 2
+  report {}
+}
+
+rule "once" {
+  class = "c"
+  when  = user.procs >= 2
+  report {}
+}
+`)
+	g.WaitAudit(t, Action("each", "report", "done", a.PID), Deadline)
+	g.WaitAudit(t, Action("each", "report", "done", b.PID), Deadline)
+	once := g.WaitAudit(t, Action("once", "report", "done", 0), Deadline)
+	if once.PID != 0 || once.UID != u.UID {
+		t.Errorf("the user rule's report names pid %d, uid %d; want no process, uid %d", once.PID, once.UID, u.UID)
+	}
+	for _, ev := range g.Audit(t) {
+		if ev.Rule == "each" && ev.PID == 0 {
+			t.Errorf("the process rule reported the user as a whole: %+v", ev)
+		}
+		if ev.Rule == "once" && ev.PID != 0 {
+			t.Errorf("the user rule reported a process: %+v", ev)
+		}
+	}
+}
