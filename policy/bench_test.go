@@ -219,8 +219,12 @@ func BenchmarkEvaluatorTick(b *testing.B) {
 	}
 	snap := benchSnapshot()
 	ev := NewEvaluator(p, func(pid int32) bool { return pid == 1 })
-	matches := 0
-	count := func(*Match) { matches++ }
+	matches := 0 // of process rules: those the peer below evaluates per process
+	count := func(m *Match) {
+		if m.Rule.Scope == ScopeProcess {
+			matches++
+		}
+	}
 	ev.Evaluate(snap, count)
 	if matches == 0 {
 		b.Fatal("no matches: the fake host has no offenders")
@@ -253,8 +257,8 @@ func BenchmarkEvaluatorTick(b *testing.B) {
 	var vars []*Var // every variable any rule reads, once
 	seen := map[*Var]bool{}
 	for i, r := range p.Rules {
-		if r.Scope == ScopeFilesystem {
-			continue // evaluated per filesystem, not per process: not in this tick
+		if r.Scope != ScopeProcess {
+			continue // evaluated per user or per filesystem, not per process
 		}
 		exprs[i] = findWhen(b, p, r)
 		for _, v := range r.When.Vars {
@@ -279,7 +283,7 @@ func BenchmarkEvaluatorTick(b *testing.B) {
 			if p.ProtectedProcess(proc, u.Groups) != "" {
 				continue
 			}
-			ctx := peerContext(vars, &Env{Proc: proc, User: u, Host: &snap.Host}, funcs)
+			ctx := peerContext(vars, &Env{Proc: proc, User: u, Host: &snap.Host, pol: p}, funcs)
 			for i, r := range p.Rules {
 				if exprs[i] != nil && r.Scope == ScopeProcess && r.Class.Contains(proc.UID, u.Name, u.Groups) && peerEval(b, exprs[i], ctx) {
 					peerMatches++

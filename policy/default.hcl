@@ -59,9 +59,6 @@ rule "cpu-hog" {
   }
 }
 
-# Customer processes may not run for more than a day (cron jobs and CGI
-# scripts that hang, forgotten daemons). Zombies cannot be killed; their
-# parents are.
 # A customer whose processes together burn more than 80 % of a core for 10
 # minutes gets the lowest priority on all of them (their children inherit
 # it). This catches what cpu-hog cannot: a burner that hands its work to a
@@ -77,9 +74,34 @@ rule "user-cpu-hog" {
   }
 }
 
+# Customer processes may not run for more than a day (cron jobs and CGI
+# scripts that hang, forgotten daemons): after a day and 10 minutes more
+# they are terminated (TERM, then KILL after 10 s). Zombies cannot be
+# killed; their parents are (see zombies). Spared is what a hosting server
+# runs as the customer on purpose, told by where it came from, never by a
+# name the customer chooses:
+#   - php-fpm pool workers: their parent is the root php-fpm master, which
+#     recycles them itself (pm.max_requests); what a worker starts has the
+#     worker for parent and is not spared;
+#   - everything in a live login session: a protected sshd session is among
+#     its ancestors (proc.in_session), e.g. the shell, an attached tmux or
+#     screen client, a long rsync. Once the session ends, what is left is
+#     orphaned and counts like any other process -- so does a detached tmux
+#     or screen server and what runs in it (a customer's IRC bot lives
+#     there). To spare those too, add
+#       && !glob(proc.parent_exe, ["/usr/bin/tmux", "/usr/bin/screen"])
 rule "long-runner" {
   class = "customers"
-  when  = proc.age_seconds > 86400 && proc.state != "Z"
+  when  = (proc.age_seconds > 86400 && proc.state != "Z" && !proc.in_session
+    && !(proc.parent_uid == 0 && glob(proc.parent_exe, [
+      "/usr/sbin/php-fpm*",                      # Debian, Ubuntu, RHEL
+      "/usr/local/sbin/php-fpm*",                # FreeBSD, source builds
+      "/opt/cpanel/ea-php*/root/usr/sbin/php-fpm",
+      "/opt/alt/php*/usr/sbin/php-fpm",          # CloudLinux
+      "/opt/remi/php*/root/usr/sbin/php-fpm",
+      "/opt/plesk/php/*/sbin/php-fpm",
+    ])))
+  for   = "10m"
   kill {}
 }
 

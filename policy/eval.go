@@ -138,7 +138,7 @@ func (ev *Evaluator) evaluate(snap *platform.Snapshot, emit func(*Match), usersO
 		}
 		ev.uids[uid] = f
 	}
-	env := Env{Host: &snap.Host}
+	env := Env{Host: &snap.Host, pol: p}
 	m := &ev.m
 	if procRules != 0 && !usersOnly {
 		for _, proc := range snap.Procs {
@@ -182,7 +182,7 @@ func (ev *Evaluator) evaluate(snap *platform.Snapshot, emit func(*Match), usersO
 		}
 	}
 	if fsRules && !usersOnly {
-		env = Env{Host: &snap.Host}
+		env = Env{Host: &snap.Host, pol: p}
 		for i := range snap.Filesystems {
 			env.FS = &snap.Filesystems[i]
 			for _, r := range p.Rules {
@@ -211,7 +211,7 @@ func (p *Policy) Explain(proc *platform.Process, u *platform.UserStats, host *pl
 	if u == nil {
 		u = &platform.UserStats{UID: proc.UID, Name: proc.User, Procs: 1}
 	}
-	env := &Env{Proc: proc, User: u, Host: host}
+	env := &Env{Proc: proc, User: u, Host: host, pol: p}
 	var out []Verdict
 	for _, r := range p.Rules {
 		if r.Scope == ScopeFilesystem {

@@ -23,14 +23,27 @@ type Condition struct {
 	Vars   []*Var // variables it reads, in order of first use (the evidence)
 	Scope  Scope
 	eval   func(*Env) bool
+	pol    *Policy // the policy of its rule, for an Env built without one (set at load)
 }
 
 // Eval reports whether the condition holds.
-func (c *Condition) Eval(e *Env) bool { return c.eval(e) }
+func (c *Condition) Eval(e *Env) bool { return c.eval(c.env(e)) }
+
+// env is e with the condition's policy, for variables that ask it
+// (proc.in_session); e itself when it has one, as Evaluate's has.
+func (c *Condition) env(e *Env) *Env {
+	if e.pol == nil && c.pol != nil {
+		ec := *e
+		ec.pol = c.pol
+		return &ec
+	}
+	return e
+}
 
 // Values returns the values of the variables the condition reads: the
 // evidence logged with every decision.
 func (c *Condition) Values(e *Env) map[string]any {
+	e = c.env(e)
 	m := make(map[string]any, len(c.Vars))
 	for _, v := range c.Vars {
 		m[v.Name] = v.value(e)

@@ -273,6 +273,9 @@ func TestVariables(t *testing.T) {
 	want := map[string]any{
 		"proc.pid":                4242.0,
 		"proc.ppid":               4000.0,
+		"proc.parent_exe":         "", // fakeProc has no Parent
+		"proc.parent_uid":         -1.0,
+		"proc.in_session":         false,
 		"proc.uid":                1500.0,
 		"proc.user":               "bob",
 		"proc.exe":                "/tmp/.x/xmrig",

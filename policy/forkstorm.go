@@ -18,6 +18,10 @@ const (
 	StepReap       StepKind = "reap"        // have zombies reaped: SIGCHLD to their parent, then end the parent
 )
 
+// MaxResumeAfter bounds stop_user's resume_after: a freeze is for an
+// admin to look, not a suspension.
+const MaxResumeAfter = 24 * time.Hour
+
 // DefaultReapGrace is how long reap waits for a parent to reap its zombies
 // after SIGCHLD before it ends the parent.
 const DefaultReapGrace = 10 * time.Second
@@ -68,9 +72,33 @@ func init() {
 		}
 	})
 
-	RegisterStep(StepSpec{Kind: StepKillUser, Last: true, WholeUser: true})
-	RegisterStep(StepSpec{Kind: StepStopUser, WholeUser: true})
-	RegisterStep(StepSpec{Kind: StepResumeUser, WholeUser: true})
+	RegisterStep(StepSpec{Kind: StepKillUser, Last: true, WholeUser: true, UserOnly: true, PerProcess: StepKill})
+	RegisterStep(StepSpec{Kind: StepStopUser, WholeUser: true, UserOnly: true, PerProcess: StepStop,
+		Attrs: []hcl.AttributeSchema{{Name: "resume_after"}},
+		Decode: func(d *decoder, st *Step, attrs hcl.Attributes) bool {
+			before := len(d.diags)
+			d.durationIn(attrs, "resume_after", time.Second, MaxResumeAfter, &st.ResumeAfter)
+			return !d.diags[before:].HasErrors()
+		}})
+	RegisterStep(StepSpec{Kind: StepResumeUser, WholeUser: true, UserOnly: true})
+	RegisterFinisher(func(d *decoder, _ bool) {
+		for _, r := range d.p.Rules {
+			stopped := false
+			for _, st := range r.Steps {
+				switch {
+				case st.Kind == StepStopUser:
+					stopped = true
+				case st.Kind == StepResumeUser && stopped:
+					// A frozen user's condition often stops holding (it
+					// forks no more, burns no CPU): the escalation then
+					// ends before this step, and the user stays frozen.
+					d.errf(st.DeclRange.Ptr(), "resume_user after stop_user",
+						"Once rule %q has frozen the user, its condition may stop holding and the escalation end before resume_user runs, leaving the user frozen: "+
+							"remove resume_user and write stop_user { resume_after = \"5m\" }, which resumes the user whatever the condition does.", r.Name)
+				}
+			}
+		}
+	})
 	RegisterStep(StepSpec{Kind: StepReap,
 		Attrs: []hcl.AttributeSchema{{Name: "grace"}},
 		Decode: func(d *decoder, st *Step, attrs hcl.Attributes) bool {

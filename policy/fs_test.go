@@ -153,7 +153,7 @@ func TestBadTreePattern(t *testing.T) {
 		"/var/tmp":    "",
 		"/home/*/tmp": "",
 		"/home/?/tmp": "",
-		"/srv/[ab]*":  "",
+		"/srv/[ab]*":  "[, ] and \\ are not allowed",
 		"/dev/shm":    "",
 		"/dev/shm/x":  "",
 		"tmp":         "absolute",
@@ -168,7 +168,7 @@ func TestBadTreePattern(t *testing.T) {
 		"/sys/x":      "kernel interfaces",
 		"/dev":        "kernel interfaces",
 		"/dev/pts":    "kernel interfaces",
-		"/tmp/[":      "Bad pattern",
+		"/tmp/[":      "[, ] and \\ are not allowed",
 	} {
 		got := badTreePattern(p)
 		if want == "" && got != "" || want != "" && !strings.Contains(got, want) {

@@ -107,6 +107,9 @@ func checkPolicy(t *testing.T, p *Policy) {
 			if sp := stepSpecOf(st.Kind); r.Scope == ScopeFilesystem && (sp == nil || !sp.Filesystem) {
 				t.Errorf("filesystem rule %q has a %s step", r.Name, st.Kind)
 			}
+			if sp := stepSpecOf(st.Kind); r.Scope == ScopeProcess && sp != nil && sp.UserOnly {
+				t.Errorf("process rule %q has a %s step", r.Name, st.Kind)
+			}
 			if st.Kind == StepCleanTmp {
 				if st.Clean == nil || len(st.Clean.Dirs) == 0 || st.Clean.OlderThan < MinCleanAge {
 					t.Errorf("rule %q: clean_tmp %+v", r.Name, st.Clean)
@@ -119,8 +122,12 @@ func checkPolicy(t *testing.T, p *Policy) {
 				}
 			}
 		}
-		if r.Index != i || !validName(r.Name) || (r.Mode != ModeEnforce && r.Mode != ModeMonitor) || r.Scope != r.When.Scope {
+		if r.Index != i || !validName(r.Name) || (r.Mode != ModeEnforce && r.Mode != ModeMonitor) ||
+			r.Scope != r.When.Scope && !(r.ScopeSet && r.Scope == ScopeProcess && r.When.Scope == ScopeUser) {
 			t.Errorf("rule %q: index %d, mode %q, scope %s/%s", r.Name, r.Index, r.Mode, r.Scope, r.When.Scope)
+		}
+		if !strings.HasPrefix(r.Key, r.Name+"@") || len(r.Key) != len(r.Name)+13 {
+			t.Errorf("rule %q: key %q", r.Name, r.Key)
 		}
 		if r.For < 0 || r.Cooldown < 0 {
 			t.Errorf("rule %q: for %s, cooldown %s", r.Name, r.For, r.Cooldown)

@@ -6,7 +6,11 @@ import (
 	"strings"
 )
 
-// Glob is a compiled path pattern: "*" matches within one path element,
+// Glob is the policy's one path-pattern dialect: glob(), protect { exes }
+// and (without "**", which a walk cannot bound) the inodes and clean_tmp
+// dirs, which badTreePattern checks with CompileGlob.
+//
+// A Glob is a compiled path pattern: "*" matches within one path element,
 // "**" matches across elements (any depth, also none), "?" matches one
 // character other than '/'; everything else matches itself. path.Match has
 // no "**", and admins write "/home/*/tmp/**". Patterns compile to RE2 so a

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"path"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -196,4 +197,54 @@ func TestCompileGlobErrors(t *testing.T) {
 			t.Errorf("CompileGlob(%q) = %v, want %q", tc.pattern, err, tc.want)
 		}
 	}
+}
+
+// TestTreePatternDialect: a directory pattern that the policy accepts
+// means the same to the walk, which matches element by element with
+// path.Match (platform.OpenTrees), as to Glob, so the policy has one
+// dialect. Its control: "[" and "\" would not, and are refused.
+func TestTreePatternDialect(t *testing.T) {
+	patterns := []string{"/tmp", "/home/*/tmp", "/home/?ob/tmp", "/home/*a*/t?p", "/var/*", "/home/*/.cache/*"}
+	paths := []string{"/tmp", "/home/bob/tmp", "/home/rob/tmp", "/home/alice/tmp", "/home/a/tmp", "/home/bob/tap",
+		"/home/.x/tmp", "/home/é/tmp", "/var/tmp", "/var", "/home/bob/.cache/x", "/home/bob/.cache", "/home/b/o/tmp"}
+	for _, p := range patterns {
+		if why := badTreePattern(p); why != "" {
+			t.Fatalf("%q refused: %s", p, why)
+		}
+		g, err := CompileGlob(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range paths {
+			if got, walk := g.Match(s), elementMatch(p, s); got != walk {
+				t.Errorf("%q on %q: Glob %v, walk %v", p, s, got, walk)
+			}
+		}
+	}
+	for _, p := range []string{"/home/[ab]*/tmp", `/home/\*/tmp`, "/tmp/]", "/home/**/tmp"} {
+		if badTreePattern(p) == "" {
+			t.Errorf("%q accepted", p)
+		}
+	}
+	// The control: where "[" is allowed (glob, exes) it is literal, which
+	// path.Match would not agree with.
+	g, _ := CompileGlob("/opt/[ab]")
+	if ok, _ := path.Match("/opt/[ab]", "/opt/a"); !ok || g.Match("/opt/a") {
+		t.Errorf("the dialects agree on [...]: the refusal above is not needed")
+	}
+}
+
+// elementMatch is what the tree walk does: the same number of elements,
+// each matched by path.Match.
+func elementMatch(pattern, s string) bool {
+	pe, se := strings.Split(pattern, "/"), strings.Split(s, "/")
+	if len(pe) != len(se) {
+		return false
+	}
+	for i := range pe {
+		if ok, _ := path.Match(pe[i], se[i]); !ok {
+			return false
+		}
+	}
+	return true
 }

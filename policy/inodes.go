@@ -26,7 +26,7 @@ import (
 // InodeSettings is the inodes block: the trees whose inodes are counted
 // per uid.
 type InodeSettings struct {
-	Dirs      []string      // absolute patterns; * ? [...] match within one path element
+	Dirs      []string      // absolute patterns in the glob dialect (policy/glob.go), without **
 	Period    time.Duration // a full count of every tree this often
 	Watch     bool          // watch the trees' directories (inotify) to see growth between counts
 	DeclRange hcl.Range
@@ -56,7 +56,7 @@ func init() {
 		func(e *Env) float64 { return e.User.InodeGrowthPerMin })
 
 	RegisterBlock("inodes", nil, func(d *decoder, b *hcl.Block, _ []byte) { d.inodesBlock(b) })
-	RegisterStep(StepSpec{Kind: StepCleanTmp,
+	RegisterStep(StepSpec{Kind: StepCleanTmp, UserOnly: true,
 		Attrs: []hcl.AttributeSchema{{Name: "dirs", Required: true}, {Name: "older_than", Required: true}},
 		Decode: func(d *decoder, st *Step, attrs hcl.Attributes) bool {
 			c := &CleanSpec{}
@@ -138,8 +138,9 @@ func (d *decoder) inodesBlock(b *hcl.Block) {
 }
 
 // treePatterns decodes a list of temp-tree patterns: absolute, clean,
-// with * ? [...] within single path elements (no **: a count or a cleanup
-// must know where it stops), and never a kernel interface or the root.
+// in the one glob dialect of the policy (policy/glob.go) but without **
+// (a count or a cleanup must know where it stops), and never a kernel
+// interface or the root.
 func (d *decoder) treePatterns(a *hcl.Attribute) []string {
 	var out []string
 	for _, it := range d.stringList(a) {
@@ -162,8 +163,12 @@ func badTreePattern(p string) string {
 		return "Write the path in its plain form (" + path.Clean(p) + "): no trailing /, no . or .. elements, no //."
 	case strings.Contains(p, "**"):
 		return "** is not allowed here: * matches within one directory level, e.g. \"/home/*/tmp\"."
+	case strings.ContainsAny(p, `[]\`):
+		// Literal in the glob dialect, but the walk matches each element
+		// with path.Match, which reads them as a class or an escape.
+		return "[, ] and \\ are not allowed in a directory pattern: use * and ? (see glob() in the README)."
 	}
-	if _, err := path.Match(p, ""); err != nil {
+	if _, err := CompileGlob(p); err != nil {
 		return "Bad pattern: " + err.Error() + "."
 	}
 	for _, sys := range []string{"/proc", "/sys", "/dev"} {

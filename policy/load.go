@@ -405,7 +405,7 @@ func parseUIDRange(s string) (UIDRange, error) {
 
 func ruleSchema() *hcl.BodySchema {
 	s := &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
-		{Name: "class"}, {Name: "mode"}, {Name: "when", Required: true}, {Name: "for"}, {Name: "cooldown"}, // class: required but for filesystem rules (checked in ruleBlock)
+		{Name: "class"}, {Name: "mode"}, {Name: "scope"}, {Name: "when", Required: true}, {Name: "for"}, {Name: "cooldown"}, // class: required but for filesystem rules (checked in ruleBlock)
 	}}
 	for _, sp := range stepSpecs {
 		s.Blocks = append(s.Blocks, hcl.BlockHeaderSchema{Type: string(sp.Kind)})
@@ -450,6 +450,7 @@ func (d *decoder) ruleBlock(b *hcl.Block, src []byte) {
 			r.When, r.Scope = cond, cond.Scope
 		}
 	}
+	d.ruleScope(content.Attributes["scope"], r)
 	d.ruleClass(b, content.Attributes, r)
 	if a := content.Attributes["for"]; a != nil {
 		if v, ok := d.duration(a); ok {
@@ -504,6 +505,8 @@ func (d *decoder) ruleBlock(b *hcl.Block, src []byte) {
 			}
 		}
 	}
+	d.userSteps(r)
+	r.Key = r.contentKey()
 	r.Index = len(d.rules)
 	d.rules = append(d.rules, pr)
 }
@@ -525,7 +528,13 @@ func init() {
 			case !ok:
 				return false
 			case v < -20 || v > 19 || v != math.Trunc(v):
-				d.errf(a.Expr.Range().Ptr(), "Nice value out of range", "nice is a whole number from -20 (highest priority) to 19 (lowest); 19 is what a CPU hog should get.")
+				d.errf(a.Expr.Range().Ptr(), "Nice value out of range", "nice is a whole number from 0 to 19 (lowest priority); 19 is what a CPU hog should get.")
+				return false
+			case v < 0:
+				// A guard that raises a customer's priority above everyone
+				// else's is a bug, not a policy.
+				d.errf(a.Expr.Range().Ptr(), "Nice value raises priority",
+					"renice only lowers a customer's priority: nice is a whole number from 0 to 19; 19 is what a CPU hog should get.")
 				return false
 			}
 			st.Nice = int(v)
@@ -597,6 +606,9 @@ func (d *decoder) finish(parsed bool) {
 		}
 		if !pr.modeSet {
 			r.Mode = d.p.Mode
+		}
+		if r.When != nil {
+			r.When.pol = d.p
 		}
 		d.p.Rules = append(d.p.Rules, r)
 	}

@@ -125,12 +125,18 @@ const (
 type Step struct {
 	Kind      StepKind
 	After     time.Duration // since the rule's first step ran; 0 for the first step
-	Nice      int           // renice: -20..19
+	Nice      int           // renice: 0..19 (a step never raises priority)
 	Signal    string        // kill: signal name without SIG, e.g. "TERM"
 	Grace     time.Duration // kill: wait this long for a non-KILL signal, then SIGKILL; 0 = never escalate. reap: wait this long for the parent to reap
 	Notify    *NotifySpec   // notify: which mail (policy/notify.go)
 	Clean     *CleanSpec    // clean_tmp: which trees, how old (policy/inodes.go)
 	DeclRange hcl.Range
+
+	// ResumeAfter (stop_user): SIGCONT every process of the user this long
+	// after the stop, whether or not the condition still holds (a frozen
+	// user's condition often stops holding, and its escalation with it);
+	// 0 = frozen until an admin or a resume_user resumes it.
+	ResumeAfter time.Duration
 }
 
 // Scope says what a rule acts on.
@@ -168,6 +174,13 @@ type Rule struct {
 	Steps     []Step
 	Scope     Scope
 	DeclRange hcl.Range
+
+	ScopeSet bool // the rule declares its scope (`scope = "user"` or "process")
+	// Key names the rule's escalations in flight (the ledger's Key.Rule):
+	// its name and a hash of its scope, condition, `for` and steps, so that
+	// a reload which changes any of them starts the rule afresh
+	// (policy/scope.go).
+	Key string
 }
 
 // At returns the rule's "file:line", for logs and the audit trail.
@@ -195,6 +208,17 @@ func (p *Policy) Class(name string) *Class {
 	for _, c := range p.Classes {
 		if c.Name == name {
 			return c
+		}
+	}
+	return nil
+}
+
+// RuleByKey returns the rule whose Key is key, or nil: an escalation
+// recorded under another version of a rule has no rule.
+func (p *Policy) RuleByKey(key string) *Rule {
+	for _, r := range p.Rules {
+		if r.Key == key {
+			return r
 		}
 	}
 	return nil

@@ -46,6 +46,13 @@ type StepSpec struct {
 	// report for a user rule): a user rule made only of such steps needs
 	// no process list, so it may be decided between samples.
 	WholeUser bool
+	// UserOnly marks a step that can only act on the user as a whole
+	// (kill_user, stop_user, resume_user, clean_tmp): a process rule may
+	// not use it, or it would run once per matching process.
+	UserOnly bool
+	// PerProcess names the step a process rule uses instead of a UserOnly
+	// one (kill for kill_user), for the error's hint; "" when there is none.
+	PerProcess StepKind
 }
 
 // stepSpecs in registration order, which is the order the README lists.
@@ -98,6 +105,8 @@ type StepDoc struct {
 	Kind  StepKind
 	Attrs []string // `after` last: every step takes it
 	Last  bool     // must be the last step of a rule
+	// UserOnly: only in user rules (StepSpec.UserOnly).
+	UserOnly bool
 }
 
 // Steps lists the step kinds in registration order,
@@ -105,7 +114,7 @@ type StepDoc struct {
 func Steps() []StepDoc {
 	out := make([]StepDoc, 0, len(stepSpecs))
 	for _, sp := range stepSpecs {
-		d := StepDoc{Kind: sp.Kind, Last: sp.Last}
+		d := StepDoc{Kind: sp.Kind, Last: sp.Last, UserOnly: sp.UserOnly}
 		for _, a := range sp.Attrs {
 			d.Attrs = append(d.Attrs, a.Name)
 		}

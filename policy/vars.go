@@ -13,6 +13,8 @@ type Env struct {
 	User *platform.UserStats
 	Host *platform.Host
 	FS   *platform.Filesystem
+
+	pol *Policy // what proc.in_session asks about protection; nil: nothing is
 }
 
 type typ int

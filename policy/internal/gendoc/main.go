@@ -95,6 +95,9 @@ func RoffSteps() string {
 		if s.Last {
 			b.WriteString("; must be the last step")
 		}
+		if s.UserOnly {
+			b.WriteString("; user rules only")
+		}
 		b.WriteString(".\n")
 	}
 	return b.String()

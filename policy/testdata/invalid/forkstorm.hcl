@@ -46,3 +46,28 @@ rule "typo" {
   when  = user.fork_per_sec > 5 # ERROR: Did you mean user.forks_per_sec?
   kill_user {}
 }
+
+rule "stop-then-resume" {
+  class = "customers"
+  when  = user.forks_per_sec > 500
+  stop_user {}
+  resume_user { # ERROR: write stop_user { resume_after = "5m" }
+    after = "5m"
+  }
+}
+
+rule "resume-too-late" {
+  class = "customers"
+  when  = user.forks_per_sec > 500
+  stop_user {
+    resume_after = "48h" # ERROR: resume_after must be between 1s and 24h0m0s
+  }
+}
+
+rule "resume-word" {
+  class = "customers"
+  when  = user.forks_per_sec > 500
+  stop_user {
+    resume_after = "later" # ERROR: Bad duration
+  }
+}

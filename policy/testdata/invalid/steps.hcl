@@ -22,7 +22,7 @@ rule "nice-frac" {
   class = "customers"
   when  = proc.cpu_percent > 80
   renice {
-    nice = 1.5 # ERROR: whole number from -20
+    nice = 1.5 # ERROR: whole number from 0
   }
 }
 

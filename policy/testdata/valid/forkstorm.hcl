@@ -26,10 +26,15 @@ rule "fork-storm" {
 rule "freeze-then-thaw" {
   class = "resellers"
   when  = user.procs > 700
-  stop_user {}
-  resume_user {
-    after = "5m"
+  stop_user {
+    resume_after = "5m"
   }
+}
+
+rule "thaw" {
+  class = "resellers"
+  when  = user.procs < 10
+  resume_user {}
 }
 
 rule "zombies" {
