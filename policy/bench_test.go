@@ -2,7 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -268,12 +267,6 @@ func BenchmarkEvaluatorTick(b *testing.B) {
 			}
 		}
 	}
-	var userVars []*Var // what a user rule may read: no proc.*
-	for _, v := range vars {
-		if !strings.HasPrefix(v.Name, "proc.") {
-			userVars = append(userVars, v)
-		}
-	}
 	start := time.Now()
 	peerTicks := max(1, min(b.N, 3))
 	peerMatches := 0
@@ -286,18 +279,6 @@ func BenchmarkEvaluatorTick(b *testing.B) {
 			ctx := peerContext(vars, &Env{Proc: proc, User: u, Host: &snap.Host, pol: p}, funcs)
 			for i, r := range p.Rules {
 				if exprs[i] != nil && r.Scope == ScopeProcess && r.Class.Contains(proc.UID, u.Name, u.Groups) && peerEval(b, exprs[i], ctx) {
-					peerMatches++
-				}
-			}
-		}
-		// User rules: once per user, as ours.
-		for uid, u := range snap.Users {
-			if p.ProtectedAccount(uid, u.Name, u.Groups) != "" {
-				continue
-			}
-			ctx := peerContext(userVars, &Env{User: u, Host: &snap.Host}, funcs)
-			for i, r := range p.Rules {
-				if exprs[i] != nil && r.Scope == ScopeUser && r.Class.Contains(uid, u.Name, u.Groups) && peerEval(b, exprs[i], ctx) {
 					peerMatches++
 				}
 			}
