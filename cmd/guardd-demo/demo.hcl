@@ -58,7 +58,7 @@ rule "user-cpu-hog" {
 
 rule "long-runner" {
   class = "customers"
-  when  = proc.age_seconds > 25 && proc.state != "Z"
+  when  = proc.age_seconds > 25 && proc.state != "Z" && !proc.in_session && !(proc.parent_uid == 0 && glob(proc.parent_exe, ["/usr/sbin/php-fpm*"]))
   kill {}
 }
 
