@@ -66,12 +66,16 @@ type userOS interface {
 	read(pid int32) (*platform.Process, error)
 	signal(id platform.ProcID, sig string) error // through a pidfd, identity re-checked
 	pause()                                      // between rounds that found processes running
+	expired() bool                               // the sweep's time is up
 }
 
-// maxSweepRounds bounds the stop rounds: at sweepPause each, about a second.
+// maxSweepRounds bounds the stop rounds: at sweepPause each, about a
+// second; sweepBudget bounds the whole sweep, which holds up the step
+// (and the decisions waiting behind it) meanwhile.
 const (
 	maxSweepRounds = 50
 	sweepPause     = 20 * time.Millisecond
+	sweepBudget    = 3 * time.Second
 )
 
 // stopSweep stops every process of the user and returns them once two
@@ -80,6 +84,9 @@ func stopSweep(o userOS) (procs []userProc, rounds int, err error) {
 	var prev []userProc
 	var lastErr error
 	for rounds = 1; rounds <= maxSweepRounds; rounds++ {
+		if rounds > 1 && o.expired() {
+			break
+		}
 		if _, err := o.stopAll(); err != nil {
 			lastErr = err // the customer may have killed the helper: another round
 		}
@@ -96,7 +103,7 @@ func stopSweep(o userOS) (procs []userProc, rounds int, err error) {
 			o.pause()
 		}
 	}
-	rounds--
+	rounds = min(rounds-1, maxSweepRounds)
 	n := 0
 	for _, p := range prev {
 		if !p.settled() {
@@ -106,6 +113,9 @@ func stopSweep(o userOS) (procs []userProc, rounds int, err error) {
 	why := fmt.Sprintf("%d process(es) still running after %d stop rounds", n, rounds)
 	if n == 0 {
 		why = fmt.Sprintf("the set of processes still changing after %d stop rounds", rounds)
+	}
+	if o.expired() {
+		why += fmt.Sprintf(" (out of time: %s)", sweepBudget)
 	}
 	if lastErr != nil {
 		why += " (last helper error: " + lastErr.Error() + ")"
@@ -256,7 +266,7 @@ func (e *Enforcer) KillUser(uid, gid uint32, spare *Spare, dryRun bool) UserResu
 	if dryRun {
 		return UserResult{Outcome: WouldDo, Reason: fmt.Sprintf("would stop every process of uid %d, kill those not protected and resume the protected ones", uid)}
 	}
-	return e.sweepUser(&hostUser{e: e, uid: uid, gid: gid}, uid, spare, true)
+	return e.sweepUser(newHostUser(e, uid, gid), uid, spare, true)
 }
 
 // StopUser stops every process of uid, then resumes those spare protects
@@ -268,14 +278,21 @@ func (e *Enforcer) StopUser(uid, gid uint32, spare *Spare, dryRun bool) UserResu
 	if dryRun {
 		return UserResult{Outcome: WouldDo, Reason: fmt.Sprintf("would stop every process of uid %d and resume the protected ones", uid)}
 	}
-	return e.sweepUser(&hostUser{e: e, uid: uid, gid: gid}, uid, spare, false)
+	return e.sweepUser(newHostUser(e, uid, gid), uid, spare, false)
 }
 
 // hostUser is userOS on the host.
 type hostUser struct {
 	e        *Enforcer
 	uid, gid uint32
+	deadline time.Time
 }
+
+func newHostUser(e *Enforcer, uid, gid uint32) *hostUser {
+	return &hostUser{e: e, uid: uid, gid: gid, deadline: time.Now().Add(sweepBudget)}
+}
+
+func (h *hostUser) expired() bool { return time.Now().After(h.deadline) }
 
 func (h *hostUser) stopAll() (bool, error) {
 	run, err := h.e.runHelperWatched(HelperSignalUser, strconv.FormatUint(uint64(h.uid), 10), strconv.FormatUint(uint64(h.gid), 10), "STOP")

@@ -17,6 +17,7 @@ type fakeUser struct {
 	stopCalls int
 	failStops int // the first stopAll calls fail (the customer killed the helper)
 	signals   []string
+	budget    int // the time is up after this many stop rounds; 0: never
 }
 
 type fakeProc struct {
@@ -87,6 +88,8 @@ func (f *fakeUser) signal(id platform.ProcID, sig string) error {
 
 func (f *fakeUser) pause() {}
 
+func (f *fakeUser) expired() bool { return f.budget > 0 && f.stopCalls >= f.budget }
+
 func proc(pid int32, exe string) *fakeProc {
 	return &fakeProc{userProc: userProc{ID: platform.ProcID{PID: 100 + pid, StartTime: uint64(pid) * 7}, State: 'R', EUID: 2000, Exe: exe}}
 }
@@ -124,6 +127,15 @@ func TestStopSweepGivesUp(t *testing.T) {
 	_, rounds, err := stopSweep(f)
 	if err == nil || rounds != maxSweepRounds || !strings.Contains(err.Error(), "1 process(es) still running") {
 		t.Errorf("never-stopping process: rounds %d, err %v; want %d rounds and an error naming it", rounds, err, maxSweepRounds)
+	}
+}
+
+func TestStopSweepStopsAtItsBudget(t *testing.T) {
+	f := &fakeUser{procs: []*fakeProc{proc(1, "/bin/sh")}, budget: 3}
+	f.procs[0].wakeAt = maxSweepRounds + 10
+	_, rounds, err := stopSweep(f)
+	if err == nil || rounds != 3 || !strings.Contains(err.Error(), "out of time") {
+		t.Errorf("rounds %d, err %v; want 3 rounds and out of time", rounds, err)
 	}
 }
 
