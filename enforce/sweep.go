@@ -141,7 +141,7 @@ func sameSet(a, b []userProc) bool {
 
 // sweepUser stops the user's processes and kills (kill) or leaves stopped
 // the ones not spared, then continues the spared ones.
-func (e *Enforcer) sweepUser(o userOS, uid uint32, spare *Spare, kill bool) UserResult {
+func (e *Enforcer) sweepUser(o userOS, uid, minUID uint32, spare *Spare, kill bool) UserResult {
 	start := time.Now()
 	procs, rounds, sweepErr := stopSweep(o)
 	var spared []string
@@ -152,7 +152,7 @@ func (e *Enforcer) sweepUser(o userOS, uid uint32, spare *Spare, kill bool) User
 		if p.dead() {
 			continue
 		}
-		why := e.spareWhy(o, p, spare)
+		why := e.spareWhy(o, p, minUID, spare)
 		if why == "gone" {
 			gone++
 			continue
@@ -224,11 +224,11 @@ func (e *Enforcer) sweepUser(o userOS, uid uint32, spare *Spare, kill bool) User
 
 // spareWhy says why p is spared, "gone" when it exited or its pid names
 // another process now, or "" when it is to be acted on.
-func (e *Enforcer) spareWhy(o userOS, p userProc, spare *Spare) string {
+func (e *Enforcer) spareWhy(o userOS, p userProc, minUID uint32, spare *Spare) string {
 	switch {
 	case e.Exempt(p.ID.PID):
 		return "guardd itself or its ancestor"
-	case p.EUID == 0 || p.EUID < e.MinUID:
+	case p.EUID == 0 || p.EUID < minUID:
 		return "runs with a system effective uid"
 	case spare == nil || spare.Protected == nil:
 		return ""
@@ -239,8 +239,8 @@ func (e *Enforcer) spareWhy(o userOS, p userProc, spare *Spare) string {
 	if err != nil || fresh.StartTime != p.ID.StartTime {
 		return "gone"
 	}
-	if why := e.floor(fresh); why != "" {
-		return why
+	if fresh.EUID == 0 || fresh.EUID < minUID {
+		return "runs with a system effective uid" // became setuid since the listing
 	}
 	return spare.Protected(fresh)
 }
@@ -260,25 +260,43 @@ func (e *Enforcer) KillUser(uid, gid uint32, spare *Spare, dryRun bool) UserResu
 	if spare == nil {
 		return e.SignalUser(uid, gid, "KILL", dryRun)
 	}
-	if uid == 0 || uid < e.MinUID {
-		return UserResult{Outcome: Skipped, Reason: fmt.Sprintf("protected: system uid %d", uid)}
+	res, run := e.PrepareUserSweep(uid, gid, spare, true, dryRun)
+	if run != nil {
+		res = run()
 	}
-	if dryRun {
-		return UserResult{Outcome: WouldDo, Reason: fmt.Sprintf("would stop every process of uid %d, kill those not protected and resume the protected ones", uid)}
-	}
-	return e.sweepUser(newHostUser(e, uid, gid), uid, spare, true)
+	return res
 }
 
 // StopUser stops every process of uid, then resumes those spare protects
 // (nil: none).
 func (e *Enforcer) StopUser(uid, gid uint32, spare *Spare, dryRun bool) UserResult {
-	if uid == 0 || uid < e.MinUID {
-		return UserResult{Outcome: Skipped, Reason: fmt.Sprintf("protected: system uid %d", uid)}
+	res, run := e.PrepareUserSweep(uid, gid, spare, false, dryRun)
+	if run != nil {
+		res = run()
+	}
+	return res
+}
+
+// PrepareUserSweep is KillUser's sweep (kill) or StopUser's, in two parts
+// for a caller that runs the sweep on a goroutine of its own: the checks
+// and the enforcer's settings are read now, on the caller's goroutine; run
+// does the rest and may be called from any goroutine. When the result is
+// known at once (a system uid, dry-run) run is nil.
+func (e *Enforcer) PrepareUserSweep(uid, gid uint32, spare *Spare, kill, dryRun bool) (res UserResult, run func() UserResult) {
+	minUID := e.MinUID
+	if uid == 0 || uid < minUID {
+		return UserResult{Outcome: Skipped, Reason: fmt.Sprintf("protected: system uid %d", uid)}, nil
 	}
 	if dryRun {
-		return UserResult{Outcome: WouldDo, Reason: fmt.Sprintf("would stop every process of uid %d and resume the protected ones", uid)}
+		what := "kill those not protected and resume the protected ones"
+		if !kill {
+			what = "resume the protected ones"
+		}
+		return UserResult{Outcome: WouldDo, Reason: fmt.Sprintf("would stop every process of uid %d, %s", uid, what)}, nil
 	}
-	return e.sweepUser(newHostUser(e, uid, gid), uid, spare, false)
+	return UserResult{}, func() UserResult {
+		return e.sweepUser(newHostUser(e, uid, gid), uid, minUID, spare, kill)
+	}
 }
 
 // hostUser is userOS on the host.

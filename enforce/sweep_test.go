@@ -152,7 +152,7 @@ func TestSweepKillSparesProtected(t *testing.T) {
 	f.procs[0].protected = "started by root process /usr/sbin/sshd"
 	// pid 3 runs sshd but is the customer's own: judged, not protected.
 	f.procs[3].EUID = 0 // a setuid program: the floor spares it
-	res := testEnforcer().sweepUser(f, 2000, spareFake, true)
+	res := testEnforcer().sweepUser(f, 2000, 1000, spareFake, true)
 	if res.Outcome != Done || !strings.Contains(res.Reason, "killed 2 process(es)") || !strings.Contains(res.Reason, "pid 101 (started by root") {
 		t.Errorf("result %+v", res)
 	}
@@ -167,7 +167,7 @@ func TestSweepKillSparesProtected(t *testing.T) {
 func TestSweepStopResumesProtected(t *testing.T) {
 	f := &fakeUser{procs: []*fakeProc{proc(1, "/usr/sbin/sshd"), proc(2, "/bin/sh")}}
 	f.procs[0].protected = "started by root process /usr/sbin/sshd"
-	res := testEnforcer().sweepUser(f, 2000, spareFake, false)
+	res := testEnforcer().sweepUser(f, 2000, 1000, spareFake, false)
 	if res.Outcome != Done || !strings.Contains(res.Reason, "stopped 1 process(es)") {
 		t.Errorf("result %+v", res)
 	}
@@ -183,22 +183,22 @@ func TestSweepOutcomes(t *testing.T) {
 	// Everything protected: skipped, not failed (nothing to retry).
 	f := &fakeUser{procs: []*fakeProc{proc(1, "/usr/sbin/sshd")}}
 	f.procs[0].protected = "protected"
-	if res := testEnforcer().sweepUser(f, 2000, spareFake, true); res.Outcome != Skipped {
+	if res := testEnforcer().sweepUser(f, 2000, 1000, spareFake, true); res.Outcome != Skipped {
 		t.Errorf("all protected: %+v, want skipped", res)
 	}
 	// Nobody there: failed.
-	if res := testEnforcer().sweepUser(&fakeUser{}, 2000, spareFake, true); res.Outcome != Failed || !strings.Contains(res.Reason, "no process") {
+	if res := testEnforcer().sweepUser(&fakeUser{}, 2000, 1000, spareFake, true); res.Outcome != Failed || !strings.Contains(res.Reason, "no process") {
 		t.Errorf("no process: %+v, want failed", res)
 	}
 	// A candidate whose pid was reused when read: not killed, not spared.
 	f = &fakeUser{procs: []*fakeProc{proc(1, "/usr/sbin/sshd")}}
 	f.procs[0].reused = true
-	if res := testEnforcer().sweepUser(f, 2000, spareFake, true); res.Outcome != Failed || len(f.signals) != 0 {
+	if res := testEnforcer().sweepUser(f, 2000, 1000, spareFake, true); res.Outcome != Failed || len(f.signals) != 0 {
 		t.Errorf("reused pid: %+v, signals %v; want failed and no signal", res, f.signals)
 	}
 	// No Spare: every process is killed.
 	f = &fakeUser{procs: []*fakeProc{proc(1, "/usr/sbin/sshd"), proc(2, "/bin/sh")}}
-	if res := testEnforcer().sweepUser(f, 2000, nil, true); res.Outcome != Done || !strings.Contains(res.Reason, "killed 2") {
+	if res := testEnforcer().sweepUser(f, 2000, 1000, nil, true); res.Outcome != Done || !strings.Contains(res.Reason, "killed 2") {
 		t.Errorf("no spare: %+v", res)
 	}
 }

@@ -409,15 +409,18 @@ func userSignalStep(sig string) stepHandler {
 			dry := m.Rule.Mode == policy.ModeMonitor
 			var res enforce.UserResult
 			switch sig {
-			case "KILL":
-				if spare, mayHave := d.userSpare(snap, uid); mayHave {
-					res = d.enf.KillUser(uid, gid, spare, dry)
-				} else {
+			case "KILL", "STOP":
+				spare, mayHave := d.userSpare(snap, uid)
+				if sig == "KILL" && !mayHave {
 					res = d.enf.KillUser(uid, gid, nil, dry) // the fast path: kill(-1) as the user
+					break
 				}
-			case "STOP":
-				spare, _ := d.userSpare(snap, uid)
-				res = d.enf.StopUser(uid, gid, spare, dry)
+				r, run := d.enf.PrepareUserSweep(uid, gid, spare, sig == "KILL", dry)
+				if run != nil {
+					d.sweepOffLock(m, ev, run) // writes the audit line when done
+					return
+				}
+				res = r
 			default:
 				res = d.enf.SignalUser(uid, gid, sig, dry)
 			}

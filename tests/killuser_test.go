@@ -110,14 +110,14 @@ func TestKillUserOutlastsStopper(t *testing.T) {
 				session = StartOffenderSpec(t, u, OffenderSpec{Reaped: true, Args: []string{"sleep", "session"}})
 			}
 			StartOffenderSpec(t, u, OffenderSpec{Exe: own, Reaped: true, Args: []string{"-nproc", "100", "fork-until", started}})
+			if !Eventually(Deadline, func() bool { return liveProcs(u.UID) > 60 }) {
+				t.Fatalf("the forker made only %d processes", liveProcs(u.UID))
+			}
 			canary := StartOffenderSpec(t, u, OffenderSpec{Exe: own, Args: []string{"sleep", "canary"}})
 			StartOffenderSpec(t, u, OffenderSpec{Exe: own, Args: []string{"stop-all", gate}})
 			writeFile(t, gate, "")
 			if !Eventually(Deadline, func() bool { st, err := ReadStat(canary.PID); return err == nil && st.State == 'T' }) {
 				t.Fatal("the stopper never stopped the canary: the attack is not on")
-			}
-			if !Eventually(Deadline, func() bool { return liveProcs(u.UID) > 60 }) {
-				t.Fatalf("the forker made only %d processes", liveProcs(u.UID))
 			}
 
 			g := StartGuardd(t, Class(u)+protectOffender()+stormRule(1000, 50))
