@@ -125,12 +125,38 @@ func listUser(uid uint32) ([]userProc, error) {
 			continue
 		}
 		p := userProc{ID: platform.ProcID{PID: s.PID, StartTime: s.StartTime}, State: s.State, EUID: ids.EUID}
+		if s.State == 'Z' && s.Threads > 1 {
+			// The main thread exited (pthread_exit) and the others run on:
+			// a live process, in the state of a live thread.
+			p.State = liveThreadState(e.Name())
+		}
 		if link, err := os.Readlink("/proc/" + e.Name() + "/exe"); err == nil {
 			p.Exe, _ = platform.ParseExeLink(link)
 		}
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// liveThreadState is the state of a live thread of the process pid whose
+// leader is a zombie, or 'Z' when there is none.
+func liveThreadState(pid string) byte {
+	tasks, err := os.ReadDir("/proc/" + pid + "/task")
+	if err != nil {
+		return 'Z'
+	}
+	for _, t := range tasks {
+		if t.Name() == pid {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + pid + "/task/" + t.Name() + "/stat")
+		var s platform.Stat
+		if err != nil || platform.ParseStat(b, &s) != nil || s.State == 'Z' || s.State == 'X' {
+			continue
+		}
+		return s.State
+	}
+	return 'Z'
 }
 
 // SetProcCap sets RLIMIT_NPROC (soft and hard) of one process to n,

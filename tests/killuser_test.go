@@ -60,6 +60,12 @@ func TestKillUserSparesProtectedSession(t *testing.T) {
 	dir := ExecDir(t)
 	trigger := filepath.Join(dir, "go")
 	session := StartOffenderSpec(t, u, OffenderSpec{Reaped: true, Args: []string{"sleep", "session"}})
+	// Hidden beside the bomb: a process whose main thread exited shows a
+	// zombie leader; kill(-1) ends it, and so must the sweep.
+	hidden := StartOffenderSpec(t, u, OffenderSpec{Exe: buildC(t, "pthread_exit.c", dir, "pthread_exit", "-lpthread"), Args: []string{"sleep"}})
+	if !Eventually(Deadline, func() bool { st, err := ReadStat(hidden.PID); return err == nil && st.State == 'Z' && st.Threads > 1 }) {
+		t.Fatalf("pthread_exit offender %d: leader not shown as exited", hidden.PID)
+	}
 	bomb := bashBomb(t, u, trigger)
 	ctlBomb := bashBomb(t, ctl, trigger)
 	g := StartGuardd(t, Class(u, ctl)+protectOffender()+capLimit(150)+stormRule(100, 60))
@@ -79,6 +85,9 @@ func TestKillUserSparesProtectedSession(t *testing.T) {
 	t.Logf("with a protected session: %s after the trigger: %q", time.Since(start).Round(time.Millisecond), ev.Reason)
 	t.Logf("control: %q", ctlEv.Reason)
 	checkRunning(t, session, "the protected session")
+	if !Eventually(Deadline, func() bool { return !Alive(hidden.ID) }) {
+		t.Errorf("the process with an exited main thread (pid %d) survived kill_user", hidden.PID)
+	}
 	if !strings.Contains(ev.Reason, "through pidfds") || !strings.Contains(ev.Reason, fmt.Sprintf("pid %d (", session.PID)) {
 		t.Errorf("kill_user with a protected session: reason %q, want the pidfd kills and the spared session named", ev.Reason)
 	}
