@@ -72,7 +72,7 @@ func (c *protectSeen) Observe(snap *platform.Snapshot) {
 	defer c.mu.Unlock()
 	clear(c.uids)
 	for _, p := range snap.Procs {
-		if !c.uids[p.UID] && mayBeProtected(pol, p) {
+		if mayBeProtected(pol, p) {
 			c.uids[p.UID] = true
 		}
 	}
