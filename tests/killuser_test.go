@@ -139,3 +139,49 @@ func TestKillUserOutlastsStopper(t *testing.T) {
 		})
 	}
 }
+
+// TestKillUserSweepRunsBesideTheLoop: a kill_user sweep that cannot
+// settle (a vfork parent waits in the kernel with its SIGSTOP pending, so
+// the sweep runs its whole budget) does not hold up another user's fork
+// storm: that storm's kill_user is journalled while the sweep still runs.
+// The sweep still ends the unprotected processes and spares the session.
+func TestKillUserSweepRunsBesideTheLoop(t *testing.T) {
+	t.Parallel()
+	a, b := NewUser(t), NewUser(t)
+	dir := ExecDir(t)
+	trigger := filepath.Join(dir, "go")
+	session := StartOffenderSpec(t, a, OffenderSpec{Reaped: true, Args: []string{"sleep", "session"}})
+	vf := buildC(t, "vfork_hang.c", dir, "vfork_hang")
+	hang := StartOffenderSpec(t, a, OffenderSpec{Exe: vf, Reaped: true})
+	child := childWithExe(t, hang.PID, vf)
+	if !Eventually(Deadline, func() bool { st, err := ReadStat(hang.PID); return err == nil && st.State == 'D' }) {
+		t.Fatalf("vfork parent %d never waited in the kernel", hang.PID)
+	}
+	bashBomb(t, b, trigger)
+	g := StartGuardd(t, fmt.Sprintf("class \"a\" {\n  users = [%q]\n}\n\nclass \"c\" {\n  users = [%q]\n}\n\n", a.Name, b.Name)+
+		protectOffender()+capLimit(150)+stormRule(100, 60)+`rule "hang" {
+  class    = "a"
+  when     = user.procs >= 3
+  cooldown = "1h"
+  kill_user {}
+}
+`)
+	// The sweep has stopped the vfork child: it is under way.
+	if !Eventually(Deadline, func() bool { st, err := ReadStat(child); return err == nil && st.State == 'T' }) {
+		t.Fatalf("the sweep never stopped the vfork child %d", child)
+	}
+	start := time.Now()
+	writeFile(t, trigger, "")
+	storm := g.WaitAudit(t, Action("fork-storm", "kill_user", "done", 0), Deadline)
+	sweep := g.WaitAudit(t, Action("hang", "kill_user", "done", 0), Deadline)
+	t.Logf("storm of %s ended %s after the trigger (%q); sweep of %s: %q", b.Name, storm.Time.Sub(start).Round(time.Millisecond), storm.Reason, a.Name, sweep.Reason)
+	if !storm.Time.Before(sweep.Time) {
+		t.Errorf("the storm's kill_user (%s) waited for the other user's sweep (%s)", storm.Time, sweep.Time)
+	}
+	if !strings.Contains(sweep.Reason, "1 process(es) still running after") {
+		t.Errorf("sweep reason %q, want it to say a process never stopped (the vfork parent)", sweep.Reason)
+	}
+	waitOnly(t, b, nil)
+	waitOnly(t, a, session)
+	checkRunning(t, session, "the protected session")
+}
