@@ -50,6 +50,7 @@ type Spare struct {
 // userProc is one process of a user as the sweep lists it.
 type userProc struct {
 	ID         platform.ProcID
+	PPID       int32
 	State      byte
 	EUID       uint32
 	Exe        string
@@ -317,7 +318,13 @@ func (h *hostUser) stopAll() (bool, error) {
 	return run.none, err
 }
 
-func (h *hostUser) list() ([]userProc, error) { return listUser(h.uid) }
+// list leaves out guardd's own helpers (a process cap being set as the
+// user, say): guardd's children, which the watcher continues when they are
+// stopped, and no customer process can be.
+func (h *hostUser) list() ([]userProc, error) {
+	procs, err := listUser(h.uid)
+	return slices.DeleteFunc(procs, func(p userProc) bool { return p.PPID == h.e.self }), err
+}
 
 func (h *hostUser) read(pid int32) (*platform.Process, error) {
 	return platform.ReadProcess(pid, h.e.Accounts)

@@ -143,7 +143,7 @@ func listUser(uid uint32) ([]userProc, error) {
 		if p.Exiting {
 			st = 'X'
 		}
-		out = append(out, userProc{ID: p.ProcID, State: st, EUID: p.EUID, ExeUnknown: true})
+		out = append(out, userProc{ID: p.ProcID, PPID: p.PPID, State: st, EUID: p.EUID, ExeUnknown: true})
 	}
 	return out, nil
 }

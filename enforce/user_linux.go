@@ -124,7 +124,7 @@ func listUser(uid uint32) ([]userProc, error) {
 		if err != nil || platform.ParseStat(st, &s) != nil {
 			continue
 		}
-		p := userProc{ID: platform.ProcID{PID: s.PID, StartTime: s.StartTime}, State: s.State, EUID: ids.EUID}
+		p := userProc{ID: platform.ProcID{PID: s.PID, StartTime: s.StartTime}, PPID: s.PPID, State: s.State, EUID: ids.EUID}
 		if s.State == 'Z' && s.Threads > 1 {
 			// The main thread exited (pthread_exit) and the others run on:
 			// a live process, in the state of a live thread.
