@@ -122,8 +122,9 @@ func TestKillUserOutlastsStopper(t *testing.T) {
 			if !Eventually(Deadline, func() bool { return liveProcs(u.UID) > 60 }) {
 				t.Fatalf("the forker made only %d processes", liveProcs(u.UID))
 			}
-			canary := StartOffenderSpec(t, u, OffenderSpec{Exe: own, Args: []string{"sleep", "canary"}})
-			StartOffenderSpec(t, u, OffenderSpec{Exe: own, Args: []string{"stop-all", gate}})
+			// A net above the forker's: the user is at about 100 tasks now.
+			canary := StartOffenderSpec(t, u, OffenderSpec{Exe: own, Args: []string{"-nproc", "300", "sleep", "canary"}})
+			StartOffenderSpec(t, u, OffenderSpec{Exe: own, Args: []string{"-nproc", "300", "stop-all", gate}})
 			writeFile(t, gate, "")
 			if !Eventually(Deadline, func() bool { st, err := ReadStat(canary.PID); return err == nil && st.State == 'T' }) {
 				t.Fatal("the stopper never stopped the canary: the attack is not on")
