@@ -173,7 +173,8 @@ func (e *Enforcer) runHelperWatched(args ...string) (helperRun, error) {
 			continue
 		}
 		if wpid == pid {
-			break // exited, and reaped
+			cmd.Process.Release() // reaped here, not by Wait: free its pidfd
+			break
 		}
 		if !killed && time.Now().After(deadline) {
 			unix.Kill(pid, unix.SIGKILL) // not reaped: pid is still the helper
