@@ -68,6 +68,7 @@ type userOS interface {
 	signal(id platform.ProcID, sig string) error // through a pidfd, identity re-checked
 	pause()                                      // between rounds that found processes running
 	expired() bool                               // the sweep's time is up
+	interference() string                        // what the user did to the helpers, for the audit line; "" for nothing
 }
 
 // maxSweepRounds bounds the stop rounds: at sweepPause each, about a
@@ -212,6 +213,9 @@ func (e *Enforcer) sweepUser(o userOS, uid, minUID uint32, spare *Spare, kill bo
 	if sweepErr != nil {
 		fmt.Fprintf(&b, "; %v", sweepErr)
 	}
+	if s := o.interference(); s != "" {
+		b.WriteString("; " + s)
+	}
 	switch {
 	case acted > 0:
 		return UserResult{Outcome: Done, Reason: b.String()}
@@ -305,6 +309,15 @@ type hostUser struct {
 	e        *Enforcer
 	uid, gid uint32
 	deadline time.Time
+
+	continued, failed int // helper runs found stopped and continued; helper runs that failed
+}
+
+func (h *hostUser) interference() string {
+	if h.continued == 0 && h.failed == 0 {
+		return ""
+	}
+	return fmt.Sprintf("helpers found stopped and continued %d time(s), failed %d time(s)", h.continued, h.failed)
 }
 
 func newHostUser(e *Enforcer, uid, gid uint32) *hostUser {
@@ -315,6 +328,10 @@ func (h *hostUser) expired() bool { return time.Now().After(h.deadline) }
 
 func (h *hostUser) stopAll() (bool, error) {
 	run, err := h.e.runHelperWatched(HelperSignalUser, strconv.FormatUint(uint64(h.uid), 10), strconv.FormatUint(uint64(h.gid), 10), "STOP")
+	h.continued += run.continued
+	if err != nil {
+		h.failed++
+	}
 	return run.none, err
 }
 

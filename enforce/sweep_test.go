@@ -88,6 +88,13 @@ func (f *fakeUser) signal(id platform.ProcID, sig string) error {
 
 func (f *fakeUser) pause() {}
 
+func (f *fakeUser) interference() string {
+	if f.failStops == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d helper(s) killed", min(f.failStops, f.stopCalls))
+}
+
 func (f *fakeUser) expired() bool { return f.budget > 0 && f.stopCalls >= f.budget }
 
 func proc(pid int32, exe string) *fakeProc {
@@ -144,6 +151,11 @@ func TestStopSweepSurvivesKilledHelper(t *testing.T) {
 	procs, _, err := stopSweep(f)
 	if err != nil || len(procs) != 1 || procs[0].State != 'T' {
 		t.Errorf("after three killed helpers: %v, %v; want the process stopped", procs, err)
+	}
+	// The audit line says what the user did.
+	f = &fakeUser{procs: []*fakeProc{proc(1, "/bin/sh")}, failStops: 2}
+	if res := testEnforcer().sweepUser(f, 2000, 1000, nil, true); res.Outcome != Done || !strings.Contains(res.Reason, "2 helper(s) killed") {
+		t.Errorf("result %+v, want done and the killed helpers named", res)
 	}
 }
 
