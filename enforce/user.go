@@ -4,8 +4,9 @@ package enforce
 
 import (
 	"bytes"
-	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -63,9 +64,10 @@ type UserResult struct {
 }
 
 // SignalUser sends a signal ("KILL", "STOP" or "CONT") to every process of
-// uid at once, through the helper. STOP repeats until a sweep finds every
-// process of the user stopped. uid 0 and uids below MinUID are refused
-// whatever the caller says.
+// uid at once, through the helper: kill(-1) as the user, which spares
+// nothing the user owns. KILL is the fast path of kill_user, for a user
+// with no protected process; StopUser and KillUser spare protected ones.
+// uid 0 and uids below MinUID are refused whatever the caller says.
 func (e *Enforcer) SignalUser(uid, gid uint32, sig string, dryRun bool) UserResult {
 	if uid == 0 || uid < e.MinUID {
 		return UserResult{Outcome: Skipped, Reason: fmt.Sprintf("protected: system uid %d", uid)}
@@ -77,38 +79,129 @@ func (e *Enforcer) SignalUser(uid, gid uint32, sig string, dryRun bool) UserResu
 		return UserResult{Outcome: WouldDo, Reason: fmt.Sprintf("would send SIG%s to every process of uid %d", sig, uid)}
 	}
 	start := time.Now()
-	if _, err := e.runHelper(HelperSignalUser, strconv.FormatUint(uint64(uid), 10), strconv.FormatUint(uint64(gid), 10), sig); err != nil {
+	run, err := e.runHelperWatched(HelperSignalUser, strconv.FormatUint(uint64(uid), 10), strconv.FormatUint(uint64(gid), 10), sig)
+	if err != nil {
 		return UserResult{Outcome: Failed, Reason: err.Error()}
 	}
-	return UserResult{Outcome: Done, Reason: fmt.Sprintf("SIG%s to every process of uid %d (helper took %s)", sig, uid, time.Since(start).Round(time.Millisecond))}
+	if run.none {
+		// kill(2) found no process to signal: nothing was done, and the
+		// step must not count as run (DESIGN.md §4, rule 5).
+		return UserResult{Outcome: Failed, Reason: fmt.Sprintf("no process of uid %d to send SIG%s to", uid, sig)}
+	}
+	return UserResult{Outcome: Done, Reason: fmt.Sprintf("SIG%s to every process of uid %d (helper took %s%s)", sig, uid, time.Since(start).Round(time.Millisecond), run.note())}
 }
+
+// helperRun is what the parent saw of one helper run.
+type helperRun struct {
+	stdout    string
+	none      bool // the helper's kill(-1) found no process (exit status helperNone)
+	continued int  // times the helper was found stopped and continued
+}
+
+func (r helperRun) note() string {
+	if r.continued == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; stopped by the user %d time(s) and continued", r.continued)
+}
+
+// helperNone is the helper's exit status when kill(-1) signalled nobody.
+const helperNone = 3
 
 // runHelper runs guardd's own binary (helperExecutable) as a helper
 // command and returns its standard output.
 func (e *Enforcer) runHelper(args ...string) (string, error) {
+	r, err := e.runHelperWatched(args...)
+	return r.stdout, err
+}
+
+// runHelperWatched runs a helper and watches it until it exits. Once the
+// helper has dropped to the customer's uid the customer may signal it: a
+// helper found stopped is continued (guardd is root and may), and one the
+// customer killed, or that outlives helperTimeout, is a failed run the
+// caller may retry. Only this goroutine signals and reaps the helper, so no
+// signal can reach a reused pid; it polls wait4 with WNOHANG for that reason
+// (a blocking wait would need a second goroutine to enforce the timeout).
+func (e *Enforcer) runHelperWatched(args ...string) (helperRun, error) {
+	var run helperRun
 	exe, err := helperExecutable()
 	if err != nil {
-		return "", fmt.Errorf("helper %s: %w", args[0], err)
+		return run, fmt.Errorf("helper %s: %w", args[0], err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), helperTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, exe, args...)
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return run, fmt.Errorf("helper %s: %w", args[0], err)
+	}
+	defer outR.Close()
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outW.Close()
+		return run, fmt.Errorf("helper %s: %w", args[0], err)
+	}
+	defer errR.Close()
+	cmd := exec.Command(exe, args...)
 	cmd.Env = []string{}
 	cmd.Dir = "/"
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Stdout, cmd.Stderr = outW, errW // *os.File: passed as is, no copying goroutine of exec's
 	err = startRealtime(cmd)
-	if err == nil {
-		err = cmd.Wait()
-	}
+	outW.Close()
+	errW.Close()
 	if err != nil {
+		return run, fmt.Errorf("helper %s: %w", args[0], err)
+	}
+	var stdout, stderr bytes.Buffer
+	copied := make(chan struct{}, 2)
+	go func() { io.Copy(&stdout, outR); copied <- struct{}{} }()
+	go func() { io.Copy(&stderr, errR); copied <- struct{}{} }()
+
+	pid := cmd.Process.Pid
+	deadline := time.Now().Add(helperTimeout)
+	pause := 50 * time.Microsecond
+	var ws unix.WaitStatus
+	killed := false
+	for {
+		wpid, err := unix.Wait4(pid, &ws, unix.WUNTRACED|unix.WNOHANG, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return run, fmt.Errorf("helper %s: wait: %w", args[0], err)
+		}
+		if wpid == pid && ws.Stopped() {
+			run.continued++
+			unix.Kill(pid, unix.SIGCONT) // not reaped: pid is still the helper
+			continue
+		}
+		if wpid == pid {
+			cmd.Process.Release() // reaped here, not by Wait: free its pidfd
+			break
+		}
+		if !killed && time.Now().After(deadline) {
+			unix.Kill(pid, unix.SIGKILL) // not reaped: pid is still the helper
+			killed = true
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, 5*time.Millisecond)
+	}
+	<-copied
+	<-copied
+	run.stdout = stdout.String()
+	switch {
+	case killed:
+		return run, fmt.Errorf("helper %s: still running after %s: killed", args[0], helperTimeout)
+	case ws.Signaled():
+		return run, fmt.Errorf("helper %s: killed by %s (by the user it acted as?)%s", args[0], unix.SignalName(ws.Signal()), run.note())
+	case ws.ExitStatus() == helperNone:
+		run.none = true
+		return run, nil
+	case ws.ExitStatus() != 0:
 		msg := strings.TrimSpace(stderr.String())
 		if msg == "" {
-			msg = err.Error()
+			msg = fmt.Sprintf("exit status %d", ws.ExitStatus())
 		}
-		return "", fmt.Errorf("helper %s: %s", args[0], msg)
+		return run, fmt.Errorf("helper %s: %s", args[0], msg)
 	}
-	return stdout.String(), nil
+	return run, nil
 }
 
 // RunHelper runs a helper command (os.Args[1:] of the re-executed binary)
@@ -124,12 +217,18 @@ func RunHelper(args []string) int {
 	default:
 		err = fmt.Errorf("unknown helper %q", args[0])
 	}
+	if errors.Is(err, errNoProcess) {
+		return helperNone
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return 0
 }
+
+// errNoProcess: the helper's kill(-1) found no process to signal (ESRCH).
+var errNoProcess = errors.New("no process to signal")
 
 func parseIDs(args []string, n int) ([]uint32, error) {
 	if len(args) < n {

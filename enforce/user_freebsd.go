@@ -106,24 +106,46 @@ func helperSignalUser(args []string) error {
 	if err := becomeUser(uid, ids[1]); err != nil {
 		return err
 	}
-	if err := unix.Kill(-1, sig); err != nil && !errors.Is(err, unix.ESRCH) {
+	if err := unix.Kill(-1, sig); errors.Is(err, unix.ESRCH) {
+		return errNoProcess
+	} else if err != nil {
 		return fmt.Errorf("kill(-1, SIG%s): %w", args[2], err)
 	}
-	if sig != unix.SIGSTOP && sig != unix.SIGKILL {
-		return nil
+	if sig != unix.SIGKILL {
+		return nil // SIGSTOP: guardd sweeps until every process is stopped (user.go)
 	}
-	// SIGSTOP: a process in uninterruptible sleep stops only when it
-	// wakes. SIGKILL: a child that a racing fork created after the walk.
-	// Sweep until the user has none left running (STOP) or alive (KILL).
-	running := sig == unix.SIGSTOP
-	for i := 0; i < 50 && countUserProcs(uid, running) > 0; i++ {
+	// SIGKILL: a child that a racing fork created after the walk. Sweep
+	// until the user has none left alive.
+	for i := 0; i < 50 && countUserProcs(uid, false) > 0; i++ {
 		time.Sleep(20 * time.Millisecond)
 		unix.Kill(-1, sig)
 	}
-	if n := countUserProcs(uid, running); n > 0 {
-		return fmt.Errorf("%d process(es) of uid %d still not %s after a second of sweeps", n, uid, map[bool]string{true: "stopped", false: "dead"}[running])
+	if n := countUserProcs(uid, false); n > 0 {
+		return fmt.Errorf("%d process(es) of uid %d still alive after a second of sweeps", n, uid)
 	}
 	return nil
+}
+
+// listUser lists the processes whose real uid is uid. The executable is
+// left empty (ExeUnknown): kern.proc.pathname per process is what
+// ReadProcess reads anyway, for the processes the sweep judges.
+func listUser(uid uint32) ([]userProc, error) {
+	procs, err := platform.ListProcBriefs(true, uid)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]userProc, 0, len(procs))
+	for _, p := range procs {
+		if p.UID != uid || p.Kernel {
+			continue
+		}
+		st := p.State
+		if p.Exiting {
+			st = 'X'
+		}
+		out = append(out, userProc{ID: p.ProcID, PPID: p.PPID, State: st, EUID: p.EUID, ExeUnknown: true})
+	}
+	return out, nil
 }
 
 // countUserProcs counts the processes whose real uid is uid, neither

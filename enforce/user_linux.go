@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/guardd/guardd/platform"
 	"golang.org/x/sys/unix"
@@ -83,36 +82,33 @@ func helperSignalUser(args []string) error {
 	if !ok {
 		return fmt.Errorf("unknown signal %q", args[2])
 	}
-	uid := ids[0]
-	// No counting before the kill: every moment counts in a storm.
-	if err := becomeUser(uid, ids[1]); err != nil {
+	// No counting before the kill: every moment counts in a storm. One
+	// kill(-1) and exit: anything longer (the sweep until every process is
+	// stopped) runs in guardd, as root, where the customer cannot stop it.
+	if err := becomeUser(ids[0], ids[1]); err != nil {
 		return err
 	}
-	if err := unix.Kill(-1, sig); err != nil && !errors.Is(err, unix.ESRCH) {
+	// Leaving uid 0 made the helper non-dumpable already (suid_dumpable 0);
+	// say so explicitly: the customer must not ptrace it.
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	if err := unix.Kill(-1, sig); errors.Is(err, unix.ESRCH) {
+		return errNoProcess
+	} else if err != nil {
 		return fmt.Errorf("kill(-1, SIG%s): %w", args[2], err)
-	}
-	if sig == unix.SIGSTOP {
-		// A process in uninterruptible sleep stops only when it wakes;
-		// sweep until every process of the user is stopped.
-		for i := 0; i < 50 && countUserProcs(uid, true) > 0; i++ {
-			time.Sleep(20 * time.Millisecond)
-			unix.Kill(-1, sig)
-		}
-		if n := countUserProcs(uid, true); n > 0 {
-			return fmt.Errorf("%d process(es) of uid %d still not stopped after a second of sweeps", n, uid)
-		}
 	}
 	return nil
 }
 
-// countUserProcs counts the processes whose real uid is uid (the helper
-// itself excluded); with running, only those neither stopped nor dead.
-func countUserProcs(uid uint32, running bool) int {
-	ents, _ := os.ReadDir("/proc")
-	self := strconv.Itoa(os.Getpid())
-	n := 0
+// listUser lists the processes whose real uid is uid, with their state,
+// effective uid and executable (the sweep's view: no more is read of each).
+func listUser(uid uint32) ([]userProc, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var out []userProc
 	for _, e := range ents {
-		if _, err := strconv.Atoi(e.Name()); err != nil || e.Name() == self {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
 			continue
 		}
 		b, err := os.ReadFile("/proc/" + e.Name() + "/status")
@@ -123,19 +119,44 @@ func countUserProcs(uid uint32, running bool) int {
 		if err != nil || ids.UID != uid {
 			continue
 		}
-		if running {
-			st, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-			var s platform.Stat
-			if err != nil || platform.ParseStat(st, &s) != nil {
-				continue
-			}
-			if s.State == 'T' || s.State == 't' || s.State == 'Z' || s.State == 'X' {
-				continue
-			}
+		st, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		var s platform.Stat
+		if err != nil || platform.ParseStat(st, &s) != nil {
+			continue
 		}
-		n++
+		p := userProc{ID: platform.ProcID{PID: s.PID, StartTime: s.StartTime}, PPID: s.PPID, State: s.State, EUID: ids.EUID}
+		if s.State == 'Z' && s.Threads > 1 {
+			// The main thread exited (pthread_exit) and the others run on:
+			// a live process, in the state of a live thread.
+			p.State = liveThreadState(e.Name())
+		}
+		if link, err := os.Readlink("/proc/" + e.Name() + "/exe"); err == nil {
+			p.Exe, _ = platform.ParseExeLink(link)
+		}
+		out = append(out, p)
 	}
-	return n
+	return out, nil
+}
+
+// liveThreadState is the state of a live thread of the process pid whose
+// leader is a zombie, or 'Z' when there is none.
+func liveThreadState(pid string) byte {
+	tasks, err := os.ReadDir("/proc/" + pid + "/task")
+	if err != nil {
+		return 'Z'
+	}
+	for _, t := range tasks {
+		if t.Name() == pid {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + pid + "/task/" + t.Name() + "/stat")
+		var s platform.Stat
+		if err != nil || platform.ParseStat(b, &s) != nil || s.State == 'Z' || s.State == 'X' {
+			continue
+		}
+		return s.State
+	}
+	return 'Z'
 }
 
 // SetProcCap sets RLIMIT_NPROC (soft and hard) of one process to n,

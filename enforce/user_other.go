@@ -21,6 +21,23 @@ func (e *Enforcer) SignalUser(uid, gid uint32, sig string, dryRun bool) UserResu
 	return UserResult{Outcome: Failed, Reason: platform.ErrUnsupported.Error()}
 }
 
+// Spare says which of a user's processes kill_user and stop_user leave
+// running (sweep.go).
+type Spare struct {
+	Candidate func(exe string, euid uint32) bool
+	Protected func(fresh *platform.Process) string
+}
+
+// KillUser is not implemented on this OS yet.
+func (e *Enforcer) KillUser(uid, gid uint32, spare *Spare, dryRun bool) UserResult {
+	return UserResult{Outcome: Failed, Reason: platform.ErrUnsupported.Error()}
+}
+
+// StopUser is not implemented on this OS yet.
+func (e *Enforcer) StopUser(uid, gid uint32, spare *Spare, dryRun bool) UserResult {
+	return UserResult{Outcome: Failed, Reason: platform.ErrUnsupported.Error()}
+}
+
 // RunHelper is not implemented on this OS yet.
 func RunHelper(args []string) int { return 1 }
 

@@ -387,8 +387,10 @@ func (d *daemonState) isWholeUserRule(name string) bool {
 	return r != nil && r.Scope == policy.ScopeUser && r.WholeUser()
 }
 
-// userSignalStep handles kill_user, stop_user and resume_user: one signal
-// to every process of the user at once, through the enforcer's helper.
+// userSignalStep handles kill_user, stop_user and resume_user. kill_user
+// and stop_user spare what the policy protects (killuser.go); kill_user of
+// a user with nothing protectable, and resume_user, are one signal to
+// every process of the user at once, through the enforcer's helper.
 func userSignalStep(sig string) stepHandler {
 	return func(d *daemonState, snap *platform.Snapshot, m *policy.Match, st policy.Step, base report.Event) {
 		ev := base
@@ -404,7 +406,24 @@ func userSignalStep(sig string) stepHandler {
 		if why := d.pol.ProtectedAccount(uid, m.User.Name, m.User.Groups); why != "" {
 			ev.Outcome, ev.Reason = report.OutcomeSkipped, "protected: "+why
 		} else {
-			res := d.enf.SignalUser(uid, gid, sig, m.Rule.Mode == policy.ModeMonitor)
+			dry := m.Rule.Mode == policy.ModeMonitor
+			var res enforce.UserResult
+			switch sig {
+			case "KILL", "STOP":
+				spare, mayHave := d.userSpare(snap, uid)
+				if sig == "KILL" && !mayHave {
+					res = d.enf.KillUser(uid, gid, nil, dry) // the fast path: kill(-1) as the user
+					break
+				}
+				r, run := d.enf.PrepareUserSweep(uid, gid, spare, sig == "KILL", dry)
+				if run != nil {
+					d.sweepOffLock(m, ev, run) // writes the audit line when done
+					return
+				}
+				res = r
+			default:
+				res = d.enf.SignalUser(uid, gid, sig, dry)
+			}
 			ev.Outcome, ev.Reason = res.Outcome, res.Reason
 		}
 		d.acted++
