@@ -102,6 +102,13 @@ func helperSignalUser(args []string) error {
 	if !ok {
 		return fmt.Errorf("unknown signal %q", args[2])
 	}
+	// A session of its own first: kill(2) lets SIGCONT reach any process
+	// of the sender's session whatever its uid, so in guardd's session a
+	// resume_user of one customer would also resume another's frozen
+	// processes started there (seen in the tests, where they share one).
+	if _, err := unix.Setsid(); err != nil {
+		return fmt.Errorf("setsid: %w", err)
+	}
 	uid := ids[0]
 	if err := becomeUser(uid, ids[1]); err != nil {
 		return err

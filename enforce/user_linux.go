@@ -85,6 +85,13 @@ func helperSignalUser(args []string) error {
 	// No counting before the kill: every moment counts in a storm. One
 	// kill(-1) and exit: anything longer (the sweep until every process is
 	// stopped) runs in guardd, as root, where the customer cannot stop it.
+	// A session of its own first: kill(2) lets SIGCONT reach any process
+	// of the sender's session whatever its uid, so in guardd's session a
+	// resume_user of one customer would also resume another's frozen
+	// processes started there (seen in the tests, where they share one).
+	if _, err := unix.Setsid(); err != nil {
+		return fmt.Errorf("setsid: %w", err)
+	}
 	if err := becomeUser(ids[0], ids[1]); err != nil {
 		return err
 	}

@@ -309,6 +309,64 @@ func TestStopAndResumeUser(t *testing.T) {
 	}
 }
 
+// TestStopUserResumeAfter: stop_user { resume_after } resumes the user on
+// time although the frozen user's condition stays true and no rule
+// resumes it; a stop without resume_after (TestStopAndResumeUser) is the
+// control that stays frozen until resume_user. The second user, frozen
+// for an hour, must stay frozen through the first one's resume (a
+// kill(-1, SIGCONT) in guardd's session once reached every process of the
+// session, whatever its uid), and is resumed when guardd stops.
+func TestStopUserResumeAfter(t *testing.T) {
+	t.Parallel()
+	u := NewUser(t)
+	v := NewUser(t)
+	var offs, longOffs []*Offender
+	for range 3 {
+		offs = append(offs, StartOffender(t, u, "sleep"))
+		longOffs = append(longOffs, StartOffender(t, v, "sleep"))
+	}
+	g := StartGuardd(t, Class(u, v)+`rule "freeze" {
+  class    = "c"
+  when     = user.procs >= 3 && user.name == "`+u.Name+`"
+  cooldown = "1h"
+  stop_user {
+    resume_after = "2s"
+  }
+}
+
+rule "freeze-long" {
+  class    = "c"
+  when     = user.procs >= 3 && user.name == "`+v.Name+`"
+  cooldown = "1h"
+  stop_user {
+    resume_after = "1h"
+  }
+}
+`)
+	stopped := g.WaitAudit(t, Action("freeze", "stop_user", "done", 0), Deadline)
+	resumed := g.WaitAudit(t, Action("freeze", "resume_user", "done", 0), Deadline)
+	if d := resumed.Time.Sub(stopped.Time); d < 2*time.Second {
+		t.Errorf("resumed %v after the stop, before resume_after (2s)", d)
+	}
+	for _, o := range offs {
+		if !Eventually(Deadline, func() bool { st, err := ReadStat(o.PID); return err == nil && st.State != 'T' }) {
+			t.Errorf("process %d still stopped after resume_after", o.PID)
+		}
+	}
+	g.WaitAudit(t, Action("freeze-long", "stop_user", "done", 0), Deadline)
+	for _, o := range longOffs {
+		if st, err := ReadStat(o.PID); err != nil || st.State != 'T' {
+			t.Errorf("process %d of the 1h freeze: state %c (%v), want T", o.PID, st.State, err)
+		}
+	}
+	g.Stop(t)
+	for _, o := range longOffs {
+		if !Eventually(Deadline, func() bool { st, err := ReadStat(o.PID); return err == nil && st.State != 'T' }) {
+			t.Errorf("process %d still stopped after guardd stopped", o.PID)
+		}
+	}
+}
+
 // TestZombiesAreReaped: a parent that reaps on SIGCHLD reaps its zombies
 // after reap's SIGCHLD and lives on; one that does not is ended, so that
 // its zombies are reaped (by the subreaper standing in for init).
