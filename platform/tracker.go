@@ -143,6 +143,22 @@ func (t *Tracker) Sync(snap *Snapshot) {
 			t.user(uid).live = s.Procs - s.Zombies
 		}
 	}
+	// Users of the past go: with accounts that come and go (one uid per
+	// build job, say) the map would only grow. A user the sample does not
+	// show and whose events left no live process and no fork in the window
+	// has nothing to count.
+	for uid, u := range t.users {
+		if snap.Users[uid] == nil && u.live <= 0 && u.forksSince(snap.Time) == 0 {
+			delete(t.users, uid)
+		}
+	}
+}
+
+// UserCount is the number of uids the tracker keeps counts for.
+func (t *Tracker) UserCount() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.users)
 }
 
 // Live returns the number of live (not exited) processes of uid.
