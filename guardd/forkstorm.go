@@ -405,8 +405,8 @@ func (d *daemonState) userTick(now time.Time) {
 		}
 	}
 	d.decideMu.Lock()
-	defer d.decideMu.Unlock()
 	if d.userBase == nil || fs == nil {
+		d.decideMu.Unlock()
 		return
 	}
 	snap := platform.Snapshot{Time: now, Host: d.hostBase, Users: make(map[uint32]*platform.UserStats, len(d.userBase))}
@@ -419,8 +419,13 @@ func (d *daemonState) userTick(now time.Time) {
 		u.ForksPerSec = forks
 		snap.Users[uid] = &u
 	})
-	if n := d.decide(&snap, d.eval.EvaluateUsers, d.isWholeUserRule); n > 0 {
-		d.saveLedger(true)
+	n := d.decide(&snap, d.eval.EvaluateUsers, d.isWholeUserRule)
+	if n > 0 {
+		d.snapshotLedger(true)
+	}
+	d.decideMu.Unlock()
+	if n > 0 {
+		d.persist(true) // after deciding: the disk never delays a decision
 	}
 }
 
