@@ -428,7 +428,12 @@ func (d *daemonState) install(p *policy.Policy) {
 		}
 		d.timings[r.Name] = t
 	}
-	d.enf.MinUID = p.MinUID
+	// The enforcer's timers read MinUID at the end of a grace: written
+	// only when it changes (a reload that changes min_uid during a grace
+	// still races there until enforce keeps it atomically).
+	if d.enf.MinUID != p.MinUID {
+		d.enf.MinUID = p.MinUID
+	}
 	d.sampler.FDInterval = p.FDInterval
 	platform.SetExeInspector(p.Protect.MatchExe) // protection by exe needs where a process came from
 }

@@ -497,6 +497,9 @@ func reapStep(d *daemonState, snap *platform.Snapshot, m *policy.Match, st polic
 		}
 	}
 	owner := m.User.UID
+	// Check runs again from the enforcer's timer at the end of the grace,
+	// while a reload may replace d.pol: it keeps the policy it was given.
+	pol := d.pol
 	for _, parent := range parents {
 		ev := base
 		fillProc(&ev, parent)
@@ -509,7 +512,7 @@ func reapStep(d *daemonState, snap *platform.Snapshot, m *policy.Match, st polic
 				if fresh.UID != owner {
 					return fmt.Sprintf("the zombies' parent belongs to uid %d, not to their owner: reported only", fresh.UID)
 				}
-				if why := d.pol.ProtectedProcess(fresh, d.accounts.Groups(fresh.UID)); why != "" {
+				if why := pol.ProtectedProcess(fresh, d.accounts.Groups(fresh.UID)); why != "" {
 					return "the zombies' parent is protected (" + why + "): reported only"
 				}
 				return ""
