@@ -96,9 +96,11 @@ func runDaemon(ctx context.Context, args []string, stderr io.Writer) error {
 	return d.run(ctx)
 }
 
-// daemonState is the running daemon. Everything but the audit pointer is
-// owned by the loop goroutine: reloads happen in the loop, between ticks,
-// so a tick always sees one whole policy.
+// daemonState is the running daemon. Reloads happen in the loop, between
+// ticks, so a tick always sees one whole policy; the fast path shares
+// what it decides with under decideMu, and persist runs without it.
+// Closures that outlive a step (the enforcer's follow-up checks, run from
+// its timers) capture the policy they were made with, never d.pol.
 type daemonState struct {
 	log  *slog.Logger
 	opts runOptions
