@@ -97,8 +97,9 @@ func runDaemon(ctx context.Context, args []string, stderr io.Writer) error {
 }
 
 // daemonState is the running daemon. Reloads happen in the loop, between
-// ticks, so a tick always sees one whole policy; the fast path shares
-// what it decides with under decideMu, and persist runs without it.
+// ticks, so a tick always sees one whole policy; the loop and the
+// fork-storm fast path decide under decideMu, and persist writes to disk
+// after it.
 // Closures that outlive a step (the enforcer's follow-up checks, run from
 // its timers) capture the policy they were made with, never d.pol.
 type daemonState struct {
