@@ -148,7 +148,7 @@ func (t *Tracker) Sync(snap *Snapshot) {
 	// show and whose events left no live process and no fork in the window
 	// has nothing to count.
 	for uid, u := range t.users {
-		if snap.Users[uid] == nil && u.live <= 0 && u.forksSince(snap.Time) == 0 {
+		if snap.Users[uid] == nil && u.live <= 0 && !u.forkedSince(snap.Time.Add(-forkWindow)) {
 			delete(t.users, uid)
 		}
 	}
@@ -191,6 +191,19 @@ func (u *userTrack) forksSince(now time.Time) uint32 {
 		}
 	}
 	return n
+}
+
+// forkedSince reports whether the user forked after t, as far as the
+// buckets tell; also forks stamped after the sample's time (the events
+// go on while a sample is read), which forksSince leaves out.
+func (u *userTrack) forkedSince(t time.Time) bool {
+	from := t.UnixNano() / int64(bucketWidth)
+	for i := range u.forks {
+		if u.epoch[i] >= from && u.forks[i] > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Users calls fn for every uid the tracker knows, with its live count and

@@ -194,8 +194,18 @@ func TestTrackerPrunesUsersOfThePast(t *testing.T) {
 	if f := tr.ForksPerSec(1002, later); f != 1 {
 		t.Errorf("the recent forker's rate is %v, want 1", f)
 	}
-	// Its fork leaves the window: it goes too.
-	tr.Sync(&Snapshot{Time: later.Add(2 * time.Second), Users: map[uint32]*UserStats{1001: {UID: 1001, Procs: 2}}})
+	// Forks stamped after the sample's time (events go on while a sample
+	// is read) keep their user: a storm of short processes starting then
+	// must not lose its count.
+	after := later.Add(2 * time.Second)
+	tr.Handle(ProcEvent{Kind: EventFork, PID: 903, TGID: 903, ParentTGID: 1004}, after.Add(100*time.Millisecond), resolve)
+	tr.Handle(ProcEvent{Kind: EventExit, PID: 903, TGID: 903}, after.Add(100*time.Millisecond), resolve)
+	tr.Sync(&Snapshot{Time: after, Users: map[uint32]*UserStats{1001: {UID: 1001, Procs: 2}}})
+	if f := tr.ForksPerSec(1004, after.Add(200*time.Millisecond)); f != 1 {
+		t.Errorf("a fork after the sample's time was pruned with its user: rate %v, want 1", f)
+	}
+	// Their forks leave the window: they go too.
+	tr.Sync(&Snapshot{Time: after.Add(2 * time.Second), Users: map[uint32]*UserStats{1001: {UID: 1001, Procs: 2}}})
 	if n := tr.UserCount(); n != 1 {
 		t.Errorf("%d users once the last fork left the window, want 1 (the one with processes)", n)
 	}
