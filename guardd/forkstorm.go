@@ -296,8 +296,11 @@ func (f *forkStorm) Observe(snap *platform.Snapshot) {
 		g := group{p.UID, p.GID}
 		batch[g] = append(batch[g], p.PID)
 	}
-	if f.d.ticks%16 == 0 {
+	if f.d.ticks%16 == 0 && len(f.capped) > 0 {
+		// Its size before the sweep: what the events left (a leak shows).
+		known := len(f.capped)
 		f.sweepCapped(snap)
+		f.d.log.Debug("capped processes", "known", known, "after_sweep", len(f.capped))
 	}
 	f.mu.Unlock()
 	// The helper batch runs beside the loop: a helper takes milliseconds,

@@ -3,8 +3,13 @@
 package tests
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestReloadDuringReapGrace: reloads while a reap's grace runs. The
@@ -63,4 +68,41 @@ func TestReloadDuringReapGrace(t *testing.T) {
 	WaitGone(t, rude.ID, Deadline)
 	g.Stop(t) // fails on a data race in guardd's log
 	t.Logf("%d reloads during the grace", reloads)
+}
+
+// TestCappedMapStaysBounded: the real check beside the unit test
+// TestCappedMapReturnsToItsSize in guardd/. A capped shell of a test user
+// runs 3,000 short processes one after the other; each is a capped
+// parent's child, so guardd notes it as capped at its fork. Once they have
+// exited, guardd's count of capped processes (its debug line, taken before
+// the periodic sweep) is back to the shell's few, not 3,000. The control:
+// the shell itself is capped and counted.
+func TestCappedMapStaysBounded(t *testing.T) {
+	t.Parallel()
+	const short = 3000
+	u := NewUser(t)
+	dir := ExecDir(t)
+	trigger := filepath.Join(dir, "go")
+	script := fmt.Sprintf(`while [ ! -e %s ]; do /bin/sleep 0.05; done; i=0; while [ $i -lt %d ]; do /bin/true; i=$((i+1)); done; exec /bin/sleep 600`, trigger, short)
+	sh := StartOffenderSpec(t, u, OffenderSpec{Args: []string{"exec", "--", "/bin/sh", "-c", script}})
+	g := StartGuarddConfig(t, Config{Body: Class(u) + capLimit(50), Flags: []string{"--log-level", "debug"}})
+	waitCapped(t, sh.PID, 50)
+	writeFile(t, trigger, "")
+	// The loop is done when the shell has become sleep (same pid).
+	if !Eventually(4*Deadline, func() bool {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(sh.PID) + "/comm")
+		return err == nil && strings.TrimSpace(string(b)) == "sleep"
+	}) {
+		t.Fatalf("the shell did not finish its %d processes", short)
+	}
+	done := time.Now()
+	line := g.WaitLog(t, func(l LogLine) bool { return l.Msg == "capped processes" && l.Time.After(done) }, Deadline)
+	known, _ := line.Attrs["known"].(float64)
+	t.Logf("capped processes after %d short ones: %v", short, line.Attrs)
+	if known < 1 {
+		t.Errorf("control: guardd counts %v capped processes, want at least the shell", known)
+	}
+	if known > 20 {
+		t.Errorf("guardd still counts %v capped processes after %d short ones exited: entries leak", known, short)
+	}
 }
