@@ -151,6 +151,11 @@ type daemonState struct {
 	nextSave        *ledgerSave
 	ledgerSaveAgain atomic.Bool // the last save failed: save at the next tick even if clean
 	beforePersist   func()      // tests: a slow disk; nil otherwise
+	// persistSoon's: a run is queued, the audit log wants an fsync, and
+	// the runs in flight (waited for at shutdown).
+	persistQueued atomic.Bool
+	persistAudit  atomic.Bool
+	persisting    sync.WaitGroup
 }
 
 // ledgerSave is a snapshot of the ledger waiting to be written.
@@ -311,6 +316,7 @@ func (d *daemonState) run(ctx context.Context) error {
 	d.decideMu.Lock()
 	d.snapshotLedger(true)
 	d.decideMu.Unlock()
+	d.persisting.Wait()
 	d.persist(true)
 	return nil
 }
@@ -627,6 +633,26 @@ func (d *daemonState) keepUserBase(snap *platform.Snapshot) {
 	d.hostBase = snap.Host
 }
 
+// persistSoon is persist beside the caller: the fast path goes back to
+// deciding at once, also while a slow disk holds a persist. A request
+// while one is queued folds into it; so at most one runs and one waits.
+func (d *daemonState) persistSoon(syncAudit bool) {
+	if syncAudit {
+		d.persistAudit.Store(true)
+	}
+	if d.persistQueued.Swap(true) {
+		return // the queued run takes this request's snapshot and fsync
+	}
+	d.persisting.Add(1)
+	go func() {
+		defer d.persisting.Done()
+		d.persistMu.Lock() // wait here, not in persist: a request meanwhile folds into this run
+		d.persistQueued.Store(false)
+		d.persistLocked(d.persistAudit.Swap(false))
+		d.persistMu.Unlock()
+	}()
+}
+
 // snapshotLedger copies the ledger for the next persist; with sync, the
 // save is fsynced (a step ran). A newer snapshot replaces one not written
 // yet, keeping its sync. Called with decideMu held.
@@ -648,6 +674,10 @@ func (d *daemonState) snapshotLedger(sync bool) {
 func (d *daemonState) persist(syncAudit bool) {
 	d.persistMu.Lock()
 	defer d.persistMu.Unlock()
+	d.persistLocked(syncAudit)
+}
+
+func (d *daemonState) persistLocked(syncAudit bool) {
 	if d.beforePersist != nil {
 		d.beforePersist()
 	}

@@ -428,7 +428,7 @@ func (d *daemonState) userTick(now time.Time) {
 	}
 	d.decideMu.Unlock()
 	if n > 0 {
-		d.persist(true) // after deciding: the disk never delays a decision
+		d.persistSoon(true) // beside the fast path: the disk never delays a decision
 	}
 }
 

@@ -17,10 +17,11 @@ import (
 
 // A slow disk does not delay the fork-storm fast path: while a tick's
 // audit fsync and ledger save hang (a test hook stands in for the
-// disk), the fast path decides and acts on another user. Afterwards
-// both actions are in the audit log and the ledger file holds both
-// escalations (one writer, newest snapshot). The control: the tick's
-// own decision came before its persist.
+// disk), the fast path decides and acts on another user, and then, its
+// own persist queued behind the hanging one, on a third. Afterwards
+// every action is in the audit log and the ledger file holds every
+// escalation (one writer, newest snapshot). The control: the tick's own
+// decision came before its persist.
 func TestSlowDiskDoesNotDelayFastPath(t *testing.T) {
 	pol, diags := policy.Parse(map[string][]byte{"p.hcl": []byte(`
 class "c" { uids = ["1000-1999"] }
@@ -94,23 +95,38 @@ rule "storm" {
 		t.Fatal("the tick never reached its persist")
 	}
 
-	// The tick hangs on the disk. A fork storm of uid 1600 now.
-	fs.tracker.Sync(&platform.Snapshot{Time: now, Users: map[uint32]*platform.UserStats{1600: {UID: 1600, Procs: 400}}})
+	// The tick hangs on the disk. Fork storms of uid 1600, then of 1700,
+	// decided one after the other by one goroutine, as the daemon's fast
+	// path does.
+	storms := make(chan uint32)
 	fastDone := make(chan struct{})
 	go func() {
 		defer close(fastDone)
-		d.userTick(now.Add(time.Second))
-	}()
-	select {
-	case uid := <-decided:
-		if uid != 1600 {
-			t.Fatalf("the fast path acted on uid %d, want 1600", uid)
+		for uid := range storms {
+			users := map[uint32]*platform.UserStats{1600: {UID: 1600, Procs: 400}}
+			if uid == 1700 {
+				users[1700] = &platform.UserStats{UID: 1700, Procs: 400}
+			}
+			fs.tracker.Sync(&platform.Snapshot{Time: now, Users: users})
+			d.userTick(now.Add(time.Second))
 		}
-	case <-fastDone:
-		t.Fatal("the fast path returned without acting on the storm")
-	case <-deadline:
-		t.Fatal("the fast path's decision waited for the tick's disk writes (audit fsync, ledger save under decideMu)")
+	}()
+	for _, want := range []uint32{1600, 1700} {
+		select {
+		case storms <- want:
+		case <-deadline:
+			t.Fatalf("the fast path is still busy with the storm before uid %d's: it waits for the disk", want)
+		}
+		select {
+		case uid := <-decided:
+			if uid != want {
+				t.Fatalf("the fast path acted on uid %d, want %d", uid, want)
+			}
+		case <-deadline:
+			t.Fatalf("the fast path's decision on uid %d waited for the disk (an fsync or ledger save ahead of it)", want)
+		}
 	}
+	close(storms)
 	close(release)
 	released = true
 	for _, c := range []chan struct{}{tickDone, fastDone} {
@@ -121,18 +137,19 @@ rule "storm" {
 		}
 	}
 
+	d.persisting.Wait() // the fast path's own persists
 	b, err := os.ReadFile(filepath.Join(dir, "audit.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(string(b), `"action":"kill_user"`); n != 2 {
-		t.Errorf("audit log has %d kill_user lines, want 2:\n%s", n, b)
+	if n := strings.Count(string(b), `"action":"kill_user"`); n != 3 {
+		t.Errorf("audit log has %d kill_user lines, want 3:\n%s", n, b)
 	}
 	l, err := enforce.LoadLedger(d.ledgerPath(pol), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, uid := range []uint32{1500, 1600} {
+	for _, uid := range []uint32{1500, 1600, 1700} {
 		if _, ok := l.Since(enforce.Key{Rule: "storm", UID: uid}); !ok {
 			t.Errorf("saved ledger lacks uid %d's escalation (%d entries): a snapshot was lost or an older one won", uid, l.Len())
 		}
