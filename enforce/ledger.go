@@ -1,12 +1,14 @@
 package enforce
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -206,20 +208,65 @@ func (l *Ledger) Dirty() bool { return l.dirty }
 // Save writes the ledger atomically (temp file, rename); with sync it
 // also fsyncs, for changes that must survive a crash (a step ran).
 func (l *Ledger) Save(path, bootID string, now time.Time, sync bool) error {
-	f := ledgerFile{Version: ledgerVersion, BootID: bootID, Saved: now}
-	for k, e := range l.entries {
-		f.Entries = append(f.Entries, ledgerItem{k, *e})
+	s := l.Snapshot(bootID, now)
+	if err := s.Write(path, sync); err != nil {
+		l.dirty = true // try again at the next save
+		return err
 	}
-	sort.Slice(f.Entries, func(i, j int) bool { return f.Entries[i].Key.String() < f.Entries[j].Key.String() })
-	b, err := json.Marshal(&f)
+	return nil
+}
+
+// LedgerSnapshot is a copy of the ledger to be written later: taken
+// under the lock that guards the ledger, written without it, so that
+// deciding never waits for the disk.
+type LedgerSnapshot struct {
+	f ledgerFile
+}
+
+// Snapshot copies the ledger for Write and marks it clean: a change after
+// it makes the ledger dirty again. A caller whose Write fails must save
+// again later (the ledger does not know).
+func (l *Ledger) Snapshot(bootID string, now time.Time) *LedgerSnapshot {
+	s := &LedgerSnapshot{f: ledgerFile{Version: ledgerVersion, BootID: bootID, Saved: now,
+		Entries: make([]ledgerItem, 0, len(l.entries))}}
+	for k, e := range l.entries {
+		s.f.Entries = append(s.f.Entries, ledgerItem{k, *e})
+	}
+	l.dirty = false
+	return s
+}
+
+// Write writes the snapshot atomically (temp file, rename); with sync it
+// also fsyncs. Entries are sorted so that the same ledger gives the same
+// file.
+func (s *LedgerSnapshot) Write(path string, sync bool) error {
+	slices.SortFunc(s.f.Entries, func(a, b ledgerItem) int { return compareKeys(&a.Key, &b.Key) })
+	b, err := json.Marshal(&s.f)
 	if err != nil {
 		return fmt.Errorf("save ledger: %w", err)
 	}
 	if err := writeAtomic(path, b, sync); err != nil {
 		return fmt.Errorf("save ledger: %w", err)
 	}
-	l.dirty = false
 	return nil
+}
+
+// compareKeys orders keys field by field: no string is built per
+// comparison.
+func compareKeys(a, b *Key) int {
+	if c := strings.Compare(a.Rule, b.Rule); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.UID, b.UID); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.PID, b.PID); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.StartTime, b.StartTime); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Subject, b.Subject)
 }
 
 // LoadLedger reads a saved ledger. Process entries from another boot are

@@ -1,8 +1,10 @@
 package enforce
 
 import (
+	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -210,5 +212,57 @@ func TestLedgerUndoneLaterStep(t *testing.T) {
 	want := []string{"0s:1", "10s:2", "15s:2", "20s:2"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+// A snapshot is the ledger as it was: changes after it neither reach the
+// file nor are lost (the ledger is dirty again), and the file is sorted
+// the same whatever the map's order.
+func TestLedgerSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	tm := &Timing{Cooldown: time.Hour, After: []time.Duration{0}}
+	timing := func(string) *Timing { return tm }
+	a := Key{Rule: "r", PID: 7, StartTime: 99, UID: 1000}
+	b := Key{Rule: "r", UID: 1000}
+	c := Key{Rule: "q", UID: 1001}
+	l := NewLedger()
+	l.Advance(at(0), []Held{{a, tm}, {b, tm}}, timing)
+	s := l.Snapshot("boot", at(0))
+	if l.Dirty() {
+		t.Fatal("dirty right after a snapshot")
+	}
+	l.Advance(at(1), []Held{{a, tm}, {b, tm}, {c, tm}}, timing)
+	if !l.Dirty() {
+		t.Fatal("a change after the snapshot left the ledger clean")
+	}
+	path := filepath.Join(dir, "ledger.json")
+	if err := s.Write(path, true); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadLedger(path, "boot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Len() != 2 {
+		t.Fatalf("snapshot wrote %d entries, want the 2 it was taken with", got.Len())
+	}
+	if _, ok := got.Since(c); ok {
+		t.Error("an entry added after the snapshot was written with it")
+	}
+	var want []byte
+	for i := range 20 { // map order varies: the bytes must not
+		p := filepath.Join(dir, "again.json")
+		if err := l.Save(p, "boot", at(1), false); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(p)
+		if i == 0 {
+			want = b
+		} else if string(b) != string(want) {
+			t.Fatal("two saves of one ledger differ")
+		}
+	}
+	if !strings.Contains(string(want), `"rule":"q"`) || strings.Index(string(want), `"rule":"q"`) > strings.Index(string(want), `"rule":"r"`) {
+		t.Errorf("entries not sorted by rule: %s", want)
 	}
 }

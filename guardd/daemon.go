@@ -96,9 +96,12 @@ func runDaemon(ctx context.Context, args []string, stderr io.Writer) error {
 	return d.run(ctx)
 }
 
-// daemonState is the running daemon. Everything but the audit pointer is
-// owned by the loop goroutine: reloads happen in the loop, between ticks,
-// so a tick always sees one whole policy.
+// daemonState is the running daemon. Reloads happen in the loop, between
+// ticks, so a tick always sees one whole policy; the loop and the
+// fork-storm fast path decide under decideMu, and persist writes to disk
+// after it.
+// Closures that outlive a step (the enforcer's follow-up checks, run from
+// its timers) capture the policy they were made with, never d.pol.
 type daemonState struct {
 	log  *slog.Logger
 	opts runOptions
@@ -139,6 +142,27 @@ type daemonState struct {
 	decideMu sync.Mutex
 	userBase map[uint32]platform.UserStats // the last sample's users, for the fast path
 	hostBase platform.Host
+
+	// What deciding leaves for the disk (persist): the audit log's fsync
+	// and the ledger's save run after decideMu is released, so the fast
+	// path never waits for a slow disk behind a tick.
+	persistMu       sync.Mutex // one writer: held while persisting
+	saveMu          sync.Mutex // guards nextSave
+	nextSave        *ledgerSave
+	ledgerSaveAgain atomic.Bool // the last save failed: save at the next tick even if clean
+	beforePersist   func()      // tests: a slow disk; nil otherwise
+	// persistSoon's: a run is queued, the audit log wants an fsync, and
+	// the runs in flight (waited for at shutdown).
+	persistQueued atomic.Bool
+	persistAudit  atomic.Bool
+	persisting    sync.WaitGroup
+}
+
+// ledgerSave is a snapshot of the ledger waiting to be written.
+type ledgerSave struct {
+	snap *enforce.LedgerSnapshot
+	path string
+	sync bool
 }
 
 // WakeUsers asks the loop to evaluate the user-scope rules now, on the
@@ -290,9 +314,10 @@ func (d *daemonState) run(ctx context.Context) error {
 	d.log.Info("stopping", "pending_escalations", d.enf.Pending())
 	d.enf.Close()
 	d.decideMu.Lock()
-	d.saveLedger(true)
+	d.snapshotLedger(true)
 	d.decideMu.Unlock()
-	d.audit.Load().Sync()
+	d.persisting.Wait()
+	d.persist(true)
 	return nil
 }
 
@@ -412,7 +437,12 @@ func (d *daemonState) install(p *policy.Policy) {
 		}
 		d.timings[r.Name] = t
 	}
-	d.enf.MinUID = p.MinUID
+	// The enforcer's timers read MinUID at the end of a grace: written
+	// only when it changes (a reload that changes min_uid during a grace
+	// still races there until enforce keeps it atomically).
+	if d.enf.MinUID != p.MinUID {
+		d.enf.MinUID = p.MinUID
+	}
 	d.sampler.FDInterval = p.FDInterval
 	platform.SetExeInspector(p.Protect.MatchExe) // protection by exe needs where a process came from
 }
@@ -520,9 +550,8 @@ func (d *daemonState) decide(snap *platform.Snapshot, evaluate func(*platform.Sn
 			d.log.Warn("step did nothing: it does not count as done and is tried again", "rule", m.Rule.Name,
 				"step", dd.Step+1, "action", m.Rule.Steps[dd.Step].Kind, "subject", dd.Key.String(), "retry_in", retryUndone)
 		}
-		d.audit.Load().Sync()
 	}
-	return len(due)
+	return len(due) // the caller persists (audit fsync, ledger) after decideMu
 }
 
 // tick runs one observe → decide → act → tell cycle. Observing runs
@@ -540,22 +569,7 @@ func (d *daemonState) tick(now time.Time) {
 	for _, c := range d.components {
 		c.Observe(snap)
 	}
-	d.decideMu.Lock()
-	d.keepUserBase(snap)
-	due := d.decide(snap, d.eval.Evaluate, nil)
-	if d.ticks%16 == 0 {
-		d.ledger.Forget(func(pid int32, start uint64) bool {
-			return d.sampler.Alive(platform.ProcID{PID: pid, StartTime: start})
-		})
-	}
-	if d.ledger.Dirty() {
-		d.saveLedger(due > 0)
-	}
-	acted, matches, escalations := d.acted, len(d.matches), d.ledger.Len()
-	if now.Sub(d.lastStats) >= time.Minute {
-		d.lastStats, d.acted = now, 0
-	}
-	d.decideMu.Unlock()
+	acted, matches, escalations := d.decideTick(snap, now)
 	for _, c := range d.components {
 		c.Tick(snap)
 	}
@@ -567,6 +581,30 @@ func (d *daemonState) tick(now time.Time) {
 		d.log.Debug("tick", "procs", len(snap.Procs), "users", len(snap.Users), "matches", matches,
 			"escalations", escalations, "acted", acted, "took", time.Since(now))
 	}
+}
+
+// decideTick is the tick's decide and act: under decideMu, then, without
+// it, what it journalled is made durable before the components' Tick
+// reports it (DESIGN.md §4, rule 7).
+func (d *daemonState) decideTick(snap *platform.Snapshot, now time.Time) (acted uint64, matches, escalations int) {
+	d.decideMu.Lock()
+	d.keepUserBase(snap)
+	due := d.decide(snap, d.eval.Evaluate, nil)
+	if d.ticks%16 == 0 {
+		d.ledger.Forget(func(pid int32, start uint64) bool {
+			return d.sampler.Alive(platform.ProcID{PID: pid, StartTime: start})
+		})
+	}
+	if d.ledger.Dirty() || d.ledgerSaveAgain.Swap(false) {
+		d.snapshotLedger(due > 0)
+	}
+	acted, matches, escalations = d.acted, len(d.matches), d.ledger.Len()
+	if now.Sub(d.lastStats) >= time.Minute {
+		d.lastStats, d.acted = now, 0
+	}
+	d.decideMu.Unlock()
+	d.persist(due > 0)
+	return acted, matches, escalations
 }
 
 // releaseStartupPages pages out guardd's own code and read-only data
@@ -595,8 +633,66 @@ func (d *daemonState) keepUserBase(snap *platform.Snapshot) {
 	d.hostBase = snap.Host
 }
 
-func (d *daemonState) saveLedger(sync bool) {
-	if err := d.ledger.Save(d.ledgerPath(d.pol), d.bootID, time.Now(), sync); err != nil {
+// persistSoon is persist beside the caller: the fast path goes back to
+// deciding at once, also while a slow disk holds a persist. A request
+// while one is queued folds into it; so at most one runs and one waits.
+func (d *daemonState) persistSoon(syncAudit bool) {
+	if syncAudit {
+		d.persistAudit.Store(true)
+	}
+	if d.persistQueued.Swap(true) {
+		return // the queued run takes this request's snapshot and fsync
+	}
+	d.persisting.Add(1)
+	go func() {
+		defer d.persisting.Done()
+		d.persistMu.Lock() // wait here, not in persist: a request meanwhile folds into this run
+		d.persistQueued.Store(false)
+		d.persistLocked(d.persistAudit.Swap(false))
+		d.persistMu.Unlock()
+	}()
+}
+
+// snapshotLedger copies the ledger for the next persist; with sync, the
+// save is fsynced (a step ran). A newer snapshot replaces one not written
+// yet, keeping its sync. Called with decideMu held.
+func (d *daemonState) snapshotLedger(sync bool) {
+	s := &ledgerSave{snap: d.ledger.Snapshot(d.bootID, time.Now()), path: d.ledgerPath(d.pol), sync: sync}
+	d.saveMu.Lock()
+	if d.nextSave != nil {
+		s.sync = s.sync || d.nextSave.sync
+	}
+	d.nextSave = s
+	d.saveMu.Unlock()
+}
+
+// persist fsyncs the audit log (syncAudit: lines of steps were written)
+// and writes the newest ledger snapshot, if any. Called without decideMu:
+// a slow disk holds back only other persists. One writer at a time, and
+// always the newest snapshot, so an older one never overwrites a newer.
+// The audit log goes first: a step the ledger says ran is journalled.
+func (d *daemonState) persist(syncAudit bool) {
+	d.persistMu.Lock()
+	defer d.persistMu.Unlock()
+	d.persistLocked(syncAudit)
+}
+
+func (d *daemonState) persistLocked(syncAudit bool) {
+	if d.beforePersist != nil {
+		d.beforePersist()
+	}
+	if syncAudit {
+		d.audit.Load().Sync()
+	}
+	d.saveMu.Lock()
+	s := d.nextSave
+	d.nextSave = nil
+	d.saveMu.Unlock()
+	if s == nil {
+		return
+	}
+	if err := s.snap.Write(s.path, s.sync); err != nil {
+		d.ledgerSaveAgain.Store(true)
 		d.log.Error("cannot save escalation state", "err", err)
 	}
 }

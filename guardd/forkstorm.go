@@ -56,7 +56,12 @@ type forkStorm struct {
 	capOf   map[uint32]int  // uid → its process cap, 0 for none (cache, cleared on reload)
 	// capped holds the processes known to carry their cap: pid → start
 	// time (0 until a sample confirms it). A child inherits its parent's
-	// limits at fork, so a capped parent's children need no syscall.
+	// limits at fork, so a capped parent's children need no syscall. An
+	// entry names one process, never a pid: a confirmed one by its start
+	// time; an unconfirmed one because every fork event sets or deletes
+	// the child's entry, every exit event deletes it, and lost events
+	// drop the unconfirmed ones (forgetUnconfirmed), so a reused pid
+	// never finds its predecessor's.
 	capped   map[int32]uint64
 	capping  atomic.Bool // a helper batch is running
 	stopPoll chan struct{}
@@ -149,6 +154,7 @@ func (f *forkStorm) readEvents() {
 		case errors.Is(err, platform.ErrEventsLost):
 			// The counts are corrected by the next tick's Sync; wake it now.
 			f.tracker.Lost()
+			f.forgetUnconfirmed()
 			f.d.Wake()
 		case errors.Is(err, os.ErrClosed):
 			return
@@ -167,25 +173,45 @@ func (f *forkStorm) handle(ev platform.ProcEvent) {
 	now := time.Now()
 	uid, ok := f.tracker.Handle(ev, now, realUID)
 	if !ok {
+		if ev.IsProcess() && (ev.Kind == platform.EventFork || ev.Kind == platform.EventExit) {
+			f.mu.Lock()
+			delete(f.capped, ev.TGID) // the pid names a new process, or none
+			f.mu.Unlock()
+		}
 		return
 	}
-	watched, cap := f.account(uid)
+	f.mu.Lock()
+	watched, cap := f.accountLocked(uid)
 	// A forked child inherits its parent's limits, so only a process that
 	// enters a capped account by changing its uid (php-fpm workers,
 	// suexec) needs capping between ticks.
-	switch {
-	case ev.Kind == platform.EventFork && cap > 0:
-		f.mu.Lock()
-		if _, ok := f.capped[ev.ParentTGID]; ok {
+	if ev.Kind == platform.EventFork {
+		if _, inherited := f.capped[ev.ParentTGID]; inherited && cap > 0 {
 			f.capped[ev.TGID] = 0
+		} else {
+			delete(f.capped, ev.TGID) // a reused pid: not its predecessor's cap
 		}
-		f.mu.Unlock()
-	case ev.Kind == platform.EventUID && cap > 0 && !f.noCapSysResource.Load():
+	}
+	f.mu.Unlock()
+	if ev.Kind == platform.EventUID && cap > 0 && !f.noCapSysResource.Load() {
 		f.capNow(ev.TGID, cap)
 	}
 	if watched && ev.Kind == platform.EventFork {
 		if last := f.lastWake.Load(); now.UnixNano()-last >= int64(userWakeEvery) && f.lastWake.CompareAndSwap(last, now.UnixNano()) {
 			f.d.WakeUsers()
+		}
+	}
+}
+
+// forgetUnconfirmed drops the entries of capped that only events vouch
+// for: after lost events, one may name a pid whose exit was lost and
+// which now names another process. The next sample caps them anew.
+func (f *forkStorm) forgetUnconfirmed() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for pid, start := range f.capped {
+		if start == 0 {
+			delete(f.capped, pid)
 		}
 	}
 }
@@ -270,12 +296,11 @@ func (f *forkStorm) Observe(snap *platform.Snapshot) {
 		g := group{p.UID, p.GID}
 		batch[g] = append(batch[g], p.PID)
 	}
-	if f.d.ticks%16 == 0 {
-		for pid, start := range f.capped {
-			if start != 0 && !f.d.sampler.Alive(platform.ProcID{PID: pid, StartTime: start}) {
-				delete(f.capped, pid)
-			}
-		}
+	if f.d.ticks%16 == 0 && len(f.capped) > 0 {
+		// Its size before the sweep: what the events left (a leak shows).
+		known := len(f.capped)
+		f.sweepCapped(snap)
+		f.d.log.Debug("capped processes", "known", known, "after_sweep", len(f.capped))
 	}
 	f.mu.Unlock()
 	// The helper batch runs beside the loop: a helper takes milliseconds,
@@ -299,6 +324,28 @@ func (f *forkStorm) Observe(snap *platform.Snapshot) {
 			f.mu.Unlock()
 		}
 	}()
+}
+
+// sweepCapped drops the entries of capped that name no process of the
+// sample: exits the events missed, and unconfirmed entries the helper
+// left for processes that exited while it ran. An entry for a process
+// forked since the sample goes too; that costs it one more cap, never a
+// missing one. Called with f.mu held.
+func (f *forkStorm) sweepCapped(snap *platform.Snapshot) {
+	if len(f.capped) == 0 {
+		return
+	}
+	inSample := make(map[int32]uint64, len(f.capped))
+	for _, p := range snap.Procs {
+		if _, ok := f.capped[p.PID]; ok {
+			inSample[p.PID] = p.StartTime
+		}
+	}
+	for pid, start := range f.capped {
+		if st, ok := inSample[pid]; !ok || (start != 0 && st != start) {
+			delete(f.capped, pid)
+		}
+	}
 }
 
 // poll stands in for process events where the proc connector is missing:
@@ -361,8 +408,8 @@ func (d *daemonState) userTick(now time.Time) {
 		}
 	}
 	d.decideMu.Lock()
-	defer d.decideMu.Unlock()
 	if d.userBase == nil || fs == nil {
+		d.decideMu.Unlock()
 		return
 	}
 	snap := platform.Snapshot{Time: now, Host: d.hostBase, Users: make(map[uint32]*platform.UserStats, len(d.userBase))}
@@ -375,8 +422,13 @@ func (d *daemonState) userTick(now time.Time) {
 		u.ForksPerSec = forks
 		snap.Users[uid] = &u
 	})
-	if n := d.decide(&snap, d.eval.EvaluateUsers, d.isWholeUserRule); n > 0 {
-		d.saveLedger(true)
+	n := d.decide(&snap, d.eval.EvaluateUsers, d.isWholeUserRule)
+	if n > 0 {
+		d.snapshotLedger(true)
+	}
+	d.decideMu.Unlock()
+	if n > 0 {
+		d.persistSoon(true) // beside the fast path: the disk never delays a decision
 	}
 }
 
@@ -467,6 +519,9 @@ func reapStep(d *daemonState, snap *platform.Snapshot, m *policy.Match, st polic
 		}
 	}
 	owner := m.User.UID
+	// Check runs again from the enforcer's timer at the end of the grace,
+	// while a reload may replace d.pol: it keeps the policy it was given.
+	pol := d.pol
 	for _, parent := range parents {
 		ev := base
 		fillProc(&ev, parent)
@@ -479,7 +534,7 @@ func reapStep(d *daemonState, snap *platform.Snapshot, m *policy.Match, st polic
 				if fresh.UID != owner {
 					return fmt.Sprintf("the zombies' parent belongs to uid %d, not to their owner: reported only", fresh.UID)
 				}
-				if why := d.pol.ProtectedProcess(fresh, d.accounts.Groups(fresh.UID)); why != "" {
+				if why := pol.ProtectedProcess(fresh, d.accounts.Groups(fresh.UID)); why != "" {
 					return "the zombies' parent is protected (" + why + "): reported only"
 				}
 				return ""

@@ -143,6 +143,22 @@ func (t *Tracker) Sync(snap *Snapshot) {
 			t.user(uid).live = s.Procs - s.Zombies
 		}
 	}
+	// Users of the past go: with accounts that come and go (one uid per
+	// build job, say) the map would only grow. A user the sample does not
+	// show and whose events left no live process and no fork in the window
+	// has nothing to count.
+	for uid, u := range t.users {
+		if snap.Users[uid] == nil && u.live <= 0 && !u.forkedSince(snap.Time.Add(-forkWindow)) {
+			delete(t.users, uid)
+		}
+	}
+}
+
+// UserCount is the number of uids the tracker keeps counts for.
+func (t *Tracker) UserCount() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.users)
 }
 
 // Live returns the number of live (not exited) processes of uid.
@@ -175,6 +191,19 @@ func (u *userTrack) forksSince(now time.Time) uint32 {
 		}
 	}
 	return n
+}
+
+// forkedSince reports whether the user forked after t, as far as the
+// buckets tell; also forks stamped after the sample's time (the events
+// go on while a sample is read), which forksSince leaves out.
+func (u *userTrack) forkedSince(t time.Time) bool {
+	from := t.UnixNano() / int64(bucketWidth)
+	for i := range u.forks {
+		if u.epoch[i] >= from && u.forks[i] > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Users calls fn for every uid the tracker knows, with its live count and

@@ -144,3 +144,69 @@ func TestConnectorSubscribe(t *testing.T) {
 		}
 	}
 }
+
+// Tracker.users is pruned: 5,000 short-lived accounts (one process each,
+// forked and exited) leave nothing once a sample no longer shows them and
+// their forks are out of the window. The controls: a user with a live
+// process, one the sample shows (zombies only) and one that forked within
+// the window are kept.
+func TestTrackerPrunesUsersOfThePast(t *testing.T) {
+	tr := NewTracker()
+	t0 := time.Unix(1_700_000_000, 0)
+	resolve := func(pid int32) (uint32, bool) { return uint32(pid), true } // parent pid = its uid
+	for i := range 5000 {
+		uid := int32(20000 + i)
+		tr.Handle(ProcEvent{Kind: EventFork, PID: 1_000_000 + uid, TGID: 1_000_000 + uid, ParentTGID: uid}, t0, resolve)
+		tr.Handle(ProcEvent{Kind: EventExit, PID: 1_000_000 + uid, TGID: 1_000_000 + uid}, t0, resolve)
+	}
+	// The controls.
+	tr.Handle(ProcEvent{Kind: EventFork, PID: 900, TGID: 900, ParentTGID: 1001}, t0, resolve) // lives on
+	later := t0.Add(5 * time.Second)
+	tr.Handle(ProcEvent{Kind: EventFork, PID: 901, TGID: 901, ParentTGID: 1002}, later, resolve)
+	tr.Handle(ProcEvent{Kind: EventExit, PID: 901, TGID: 901}, later, resolve) // forked just now
+	if n := tr.UserCount(); n < 5000 {
+		t.Fatalf("%d users before the sample, want every one of 5,000+", n)
+	}
+	tr.Sync(&Snapshot{
+		Time: later,
+		Procs: []*Process{
+			{ProcID: ProcID{PID: 900}, UID: 1001, State: 'S'},
+			{ProcID: ProcID{PID: 1001}, UID: 1001, State: 'S'},
+			{ProcID: ProcID{PID: 902}, UID: 1003, State: 'Z'},
+		},
+		Users: map[uint32]*UserStats{
+			1001: {UID: 1001, Procs: 2},
+			1003: {UID: 1003, Procs: 1, Zombies: 1},
+		},
+	})
+	// Pruned at once: the fork window of a sample 5 s after the forks is empty.
+	var kept []uint32
+	tr.Users(later, func(uid uint32, live int32, forks float64) { kept = append(kept, uid) })
+	want := map[uint32]bool{1001: true, 1002: true, 1003: true}
+	if len(kept) != len(want) {
+		t.Fatalf("after the sample the tracker keeps %d users (%v), want %d", len(kept), kept[:min(len(kept), 10)], len(want))
+	}
+	for _, uid := range kept {
+		if !want[uid] {
+			t.Errorf("uid %d kept: it has no process and no recent fork", uid)
+		}
+	}
+	if f := tr.ForksPerSec(1002, later); f != 1 {
+		t.Errorf("the recent forker's rate is %v, want 1", f)
+	}
+	// Forks stamped after the sample's time (events go on while a sample
+	// is read) keep their user: a storm of short processes starting then
+	// must not lose its count.
+	after := later.Add(2 * time.Second)
+	tr.Handle(ProcEvent{Kind: EventFork, PID: 903, TGID: 903, ParentTGID: 1004}, after.Add(100*time.Millisecond), resolve)
+	tr.Handle(ProcEvent{Kind: EventExit, PID: 903, TGID: 903}, after.Add(100*time.Millisecond), resolve)
+	tr.Sync(&Snapshot{Time: after, Users: map[uint32]*UserStats{1001: {UID: 1001, Procs: 2}}})
+	if f := tr.ForksPerSec(1004, after.Add(200*time.Millisecond)); f != 1 {
+		t.Errorf("a fork after the sample's time was pruned with its user: rate %v, want 1", f)
+	}
+	// Their forks leave the window: they go too.
+	tr.Sync(&Snapshot{Time: after.Add(2 * time.Second), Users: map[uint32]*UserStats{1001: {UID: 1001, Procs: 2}}})
+	if n := tr.UserCount(); n != 1 {
+		t.Errorf("%d users once the last fork left the window, want 1 (the one with processes)", n)
+	}
+}

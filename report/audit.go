@@ -75,6 +75,8 @@ type AuditLog struct {
 	// open so that a tail in this process (Next) can read each to its end
 	// in order, also when the log was rotated twice between two polls.
 	left []leftFile
+
+	beforeSync func() // tests: a slow disk, called outside mu; nil otherwise
 }
 
 type leftFile struct {
@@ -232,14 +234,24 @@ func (a *AuditLog) Reopen() error {
 	return nil
 }
 
-// Sync flushes written events to stable storage.
+// Sync flushes written events to stable storage. The fsync runs outside
+// the log's lock: a Write (the fork-storm fast path journalling a kill)
+// never waits behind a slow disk. An *os.File is safe for a concurrent
+// Close; a file closed meanwhile was fsynced by Close or Reopen.
 func (a *AuditLog) Sync() error {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.f == nil {
+	f := a.f
+	a.mu.Unlock()
+	if f == nil {
 		return nil
 	}
-	return a.f.Sync()
+	if a.beforeSync != nil {
+		a.beforeSync()
+	}
+	if err := f.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
+		return err
+	}
+	return nil
 }
 
 // Close closes the log.
@@ -249,6 +261,7 @@ func (a *AuditLog) Close() error {
 	if a.f == nil {
 		return nil
 	}
+	a.f.Sync() // what was written is on disk (a reload that moves the log closes the old one)
 	err := a.f.Close()
 	a.f = nil
 	for _, l := range a.left {
