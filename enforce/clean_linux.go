@@ -59,7 +59,7 @@ const cancelEvery = 4096
 func (e *Enforcer) CleanTmp(c Clean) CleanResult {
 	floor := c.MinUID
 	if floor == 0 {
-		floor = e.MinUID
+		floor = e.minUID.Load() // clean_tmp runs beside the loop: never the plain field
 	}
 	switch {
 	case c.UID == 0:

@@ -437,11 +437,11 @@ func (d *daemonState) install(p *policy.Policy) {
 		}
 		d.timings[r.Name] = t
 	}
-	// The enforcer's timers read MinUID at the end of a grace: written
-	// only when it changes (a reload that changes min_uid during a grace
-	// still races there until enforce keeps it atomically).
+	// The enforcer's timers read min_uid at the end of a grace: SetMinUID
+	// keeps it where they read it atomically (and they apply the stricter
+	// of it and the value they were scheduled with).
 	if d.enf.MinUID != p.MinUID {
-		d.enf.MinUID = p.MinUID
+		d.enf.SetMinUID(p.MinUID)
 	}
 	d.sampler.FDInterval = p.FDInterval
 	platform.SetExeInspector(p.Protect.MatchExe) // protection by exe needs where a process came from
