@@ -435,7 +435,7 @@ func (d *daemonState) install(p *policy.Policy) {
 		for _, s := range r.Steps {
 			t.After = append(t.After, s.After)
 		}
-		d.timings[r.Name] = t
+		d.timings[r.Key] = t // escalations are keyed by the rule's content: an edited rule starts afresh
 	}
 	// The enforcer's timers read min_uid at the end of a grace: SetMinUID
 	// keeps it where they read it atomically (and they apply the stricter
@@ -509,11 +509,11 @@ func (d *daemonState) decide(snap *platform.Snapshot, evaluate func(*platform.Sn
 	d.matches = d.matches[:0]
 	d.held = d.held[:0]
 	evaluate(snap, func(m *policy.Match) {
-		if evaluated != nil && !evaluated(m.Rule.Name) {
+		if evaluated != nil && !evaluated(m.Rule.Key) {
 			return
 		}
 		d.matches = append(d.matches, *m)
-		k := enforce.Key{Rule: m.Rule.Name}
+		k := enforce.Key{Rule: m.Rule.Key}
 		switch {
 		case m.FS != nil:
 			k.Subject = "fs:" + m.FS.Mount // a filesystem rule: no user, no process
@@ -522,7 +522,7 @@ func (d *daemonState) decide(snap *platform.Snapshot, evaluate func(*platform.Sn
 		default:
 			k.UID = m.User.UID
 		}
-		d.held = append(d.held, enforce.Held{Key: k, Timing: d.timings[m.Rule.Name]})
+		d.held = append(d.held, enforce.Held{Key: k, Timing: d.timings[m.Rule.Key]})
 	})
 	due := d.ledger.AdvanceSome(snap.Time, d.held, func(rule string) *enforce.Timing { return d.timings[rule] }, evaluated)
 	if len(due) > 0 {

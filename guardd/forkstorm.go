@@ -434,8 +434,8 @@ func (d *daemonState) userTick(now time.Time) {
 
 // isWholeUserRule reports whether a rule is a user-scope rule whose steps
 // all act on the user as a whole: those the fast path may decide.
-func (d *daemonState) isWholeUserRule(name string) bool {
-	r := d.pol.Rule(name)
+func (d *daemonState) isWholeUserRule(key string) bool {
+	r := d.pol.RuleByKey(key)
 	return r != nil && r.Scope == policy.ScopeUser && r.WholeUser()
 }
 

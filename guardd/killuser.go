@@ -154,7 +154,7 @@ func (d *daemonState) sweepOffLock(m *policy.Match, ev report.Event, run func() 
 	if t := d.tally.Load(); t != nil {
 		t.did.Store(true)
 	}
-	k := enforce.Key{Rule: m.Rule.Name, UID: uid} // as decide keys it
+	k := enforce.Key{Rule: m.Rule.Key, UID: uid} // as decide keys it
 	if m.Proc != nil {
 		k.PID, k.StartTime = m.Proc.PID, m.Proc.StartTime
 	}

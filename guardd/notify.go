@@ -88,7 +88,7 @@ func (t *teller) notice(d *daemonState, snap *platform.Snapshot, m *policy.Match
 		p := processInfo(m.Proc)
 		n.Process = &p
 	}
-	if since, ok := d.ledger.Since(key); ok {
+	if since, ok := d.ledger.Since(enforce.Key{Rule: r.Key, UID: key.UID, PID: key.PID, StartTime: key.StartTime}); ok {
 		n.Since = since
 	}
 	n.Actions = t.actions.take(key)

@@ -45,7 +45,7 @@ rule "storm" {
 		accounts: platform.NewAccounts(), ticks: 1}
 	d.audit.Store(audit)
 	d.eval = policy.NewEvaluator(pol, func(int32) bool { return false })
-	d.timings = map[string]*enforce.Timing{"storm": {Cooldown: time.Hour, After: []time.Duration{0}}}
+	d.timings = map[string]*enforce.Timing{pol.Rule("storm").Key: {Cooldown: time.Hour, After: []time.Duration{0}}}
 	fs := &forkStorm{d: d, tracker: platform.NewTracker(), capped: map[int32]uint64{}}
 	fs.pol.Store(pol)
 	d.components = []component{fs}
@@ -150,7 +150,7 @@ rule "storm" {
 		t.Fatal(err)
 	}
 	for _, uid := range []uint32{1500, 1600, 1700} {
-		if _, ok := l.Since(enforce.Key{Rule: "storm", UID: uid}); !ok {
+		if _, ok := l.Since(enforce.Key{Rule: pol.Rule("storm").Key, UID: uid}); !ok {
 			t.Errorf("saved ledger lacks uid %d's escalation (%d entries): a snapshot was lost or an older one won", uid, l.Len())
 		}
 	}

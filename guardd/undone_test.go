@@ -45,7 +45,7 @@ rule "storm" {
 		for _, s := range r.Steps {
 			tm.After = append(tm.After, s.After)
 		}
-		d.timings[r.Name] = tm
+		d.timings[r.Key] = tm
 	}
 	outcome := report.OutcomeFailed
 	calls := 0

@@ -531,6 +531,37 @@ func TestEscalationSurvivesRestart(t *testing.T) {
 	}
 }
 
+// TestEditedRuleStartsAfresh: escalations are keyed by the rule's
+// content, so a rule edited across a restart (its kill step now later)
+// starts over at step 1 instead of reinterpreting the saved step;
+// TestEscalationSurvivesRestart, with the rule unchanged, is the control.
+func TestEditedRuleStartsAfresh(t *testing.T) {
+	t.Parallel()
+	u := NewUser(t)
+	hog := StartBurner(t, u)
+	steps := func(after string) string {
+		return `for = "1s"
+  renice {
+    nice = 19
+  }
+  kill {
+    after  = "` + after + `"
+    signal = "KILL"
+  }`
+	}
+	cfg := Config{Dir: t.TempDir(), Body: Class(u) + hogRule(steps("6s"))}
+	g1 := StartGuarddConfig(t, cfg)
+	g1.WaitAudit(t, Action("hog", "renice", "done", hog.PID), Deadline)
+	g1.Stop(t)
+
+	cfg.Body = Class(u) + hogRule(steps("1h"))
+	g2 := StartGuarddConfig(t, cfg)
+	started := g2.WaitLog(t, Msg("guardd started"), Deadline)
+	renice := Action("hog", "renice", "done", hog.PID)
+	// The audit log is shared with the first daemon: its renice is older.
+	g2.WaitAudit(t, func(ev Event) bool { return renice(ev) && !ev.Time.Before(started.Time) }, Deadline)
+}
+
 // TestRateEscalationSurvivesRestart is TestEscalationSurvivesRestart with
 // a condition on a rate alone, as admins write them (proc.cpu_percent >
 // 80): the restarted daemon must not start the escalation over.
