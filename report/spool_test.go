@@ -372,6 +372,8 @@ func TestDispatcherRetriesUntilDeliveredInOrder(t *testing.T) {
 		t.Errorf("delivered %s, want 1,2,3,4", got)
 	}
 	waitFor(t, "the queue to drain", func() bool { return len(queued(t, sp, "q")) == 0 })
+	// The counters follow the spool's delete: wait for the last batch's.
+	waitFor(t, "four delivered in the stats", func() bool { return st.Delivered.Load() >= 4 })
 	if st.Delivered.Load() != 4 || st.Failures.Load() != 4 || st.Dropped.Load() != 0 {
 		t.Errorf("stats delivered %d failures %d dropped %d, want 4 4 0", st.Delivered.Load(), st.Failures.Load(), st.Dropped.Load())
 	}
