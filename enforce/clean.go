@@ -19,9 +19,9 @@ type Clean struct {
 	OlderThan time.Duration
 	Now       time.Time // "older than" counts back from here; zero: time.Now()
 	DryRun    bool      // monitor mode: do every check, remove nothing, count what would go
-	// MinUID is the floor to apply (uids below it are never touched);
-	// 0: the enforcer's. A caller on another goroutine passes the value it
-	// read, since the enforcer's may change on a policy reload.
+	// MinUID: the floor applies the stricter of it and the enforcer's
+	// min_uid of the moment (0: the enforcer's alone). A caller on another
+	// goroutine passes the value it read when it decided.
 	MinUID uint32
 	Cancel <-chan struct{} // closed: stop at the next directory (guardd is stopping)
 }

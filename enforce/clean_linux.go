@@ -57,26 +57,28 @@ const cancelEvery = 4096
 // which one is cannot be told; sockets, FIFOs and devices stay; a
 // directory goes only when emptied.
 func (e *Enforcer) CleanTmp(c Clean) CleanResult {
-	floor := c.MinUID
-	if floor == 0 {
-		floor = e.minUID.Load() // clean_tmp runs beside the loop: never the plain field
+	if why := e.floor(uidTarget(TargetTree, c.UID), c.MinUID); why != "" {
+		return CleanResult{Outcome: Skipped, Reason: protected(why)}
 	}
-	switch {
-	case c.UID == 0:
-		return CleanResult{Outcome: Skipped, Reason: "protected: uid 0"}
-	case c.UID < floor:
-		return CleanResult{Outcome: Skipped, Reason: fmt.Sprintf("protected: system uid (below %d)", floor)}
-	case c.OlderThan <= 0:
+	if c.OlderThan <= 0 {
 		return CleanResult{Outcome: Failed, Reason: "older_than must be positive"}
 	}
+	// Dry-run is decided here and nowhere else: the walk checks and counts
+	// in both modes, and removes only when c.DryRun is false.
+	res := e.host().clean(e, c)
+	if c.DryRun && res.Outcome == Done {
+		res.Outcome = WouldDo
+	}
+	return res
+}
+
+// cleanTrees is CleanTmp's walk, for a uid that passed the floor.
+func (e *Enforcer) cleanTrees(c Clean) CleanResult {
 	now := c.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
 	res := CleanResult{Outcome: Done}
-	if c.DryRun {
-		res.Outcome = WouldDo
-	}
 	open, err := openByOthers(c.UID)
 	if err != nil {
 		return CleanResult{Outcome: Failed, Reason: "list files open by other users: " + err.Error()}

@@ -9,3 +9,7 @@ import "github.com/guardd/guardd/platform"
 func (e *Enforcer) CleanTmp(c Clean) CleanResult {
 	return CleanResult{Outcome: Failed, Reason: platform.ErrUnsupported.Error()}
 }
+
+func (e *Enforcer) cleanTrees(Clean) CleanResult {
+	return CleanResult{Outcome: Failed, Reason: platform.ErrUnsupported.Error()}
+}
