@@ -1,10 +1,3 @@
-// Package enforce is the single chokepoint for side effects on processes:
-// renice, signal, stop. Every action re-reads its target, re-checks its
-// identity (pid + start time) and its protection right before acting, acts
-// through a pidfd where the OS has them (else re-reads pid and start time
-// right before each signal, and says so in the audit line), and honours
-// dry-run (monitor mode) at this one point. The escalation ledger lives
-// here too.
 package enforce
 
 import (
