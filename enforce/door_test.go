@@ -113,7 +113,7 @@ type entry struct {
 	name   string
 	kind   string // TargetProcess, TargetUser, …
 	member bool   // the case is a process inside a user's sweep
-	noDry  bool   // it has no dry-run (process caps are a safety net)
+	noDry  bool   // it has no dry-run (in monitor mode guardd sets no process caps)
 	effect string // the call it makes on the host once let through ("" for StopUser's member: it stays stopped)
 	// skip: the case cannot be told to this entry point (SetProcCap is
 	// handed a pid and one uid, not a kernel flag).

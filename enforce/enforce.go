@@ -294,6 +294,10 @@ func (e *Enforcer) escalate(a Action, h *handle) bool {
 			fu.Result = Result{Outcome: Skipped, Reason: fmt.Sprintf("exited within the %s grace period after SIG%s (%s: pid %d is free or names another process)", a.Grace, a.Signal, h.note(), a.Target.PID)}
 		case !alive:
 			fu.Result = Result{Outcome: Skipped, Reason: fmt.Sprintf("exited within the %s grace period after SIG%s", a.Grace, a.Signal)}
+		case e.floorNow(a.Target) != "":
+			// A reload raised min_uid, or the process became root
+			// (a setuid exec), during the grace.
+			fu.Result = Result{Outcome: Skipped, Reason: fmt.Sprintf("still alive %s after SIG%s, but %s: no SIGKILL", a.Grace, a.Signal, protected(e.floorNow(a.Target)))}
 		default:
 			if err := h.send("KILL"); err == platform.ErrGone {
 				fu.Result = Result{Outcome: Skipped, Reason: join("exited just before SIGKILL", h.note())}
@@ -308,6 +312,17 @@ func (e *Enforcer) escalate(a Action, h *handle) bool {
 		}
 	})
 	return true
+}
+
+// floorNow is the floor on id read afresh, for a follow-up: "" when it
+// may be acted on. A process that cannot be read, or whose pid names
+// another process now, is left to the handle (which names the original).
+func (e *Enforcer) floorNow(id platform.ProcID) string {
+	fresh, err := e.host().readProcess(e, id.PID)
+	if err != nil || fresh.StartTime != id.StartTime {
+		return ""
+	}
+	return e.floor(freshTarget(fresh), 0)
 }
 
 // Pending is the number of follow-ups waiting for their grace period:

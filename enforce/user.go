@@ -252,7 +252,7 @@ func parseIDs(args []string, n int) ([]uint32, error) {
 // One helper serves a whole batch; with no pids it only becomes the user
 // (the self-check's probe). A floored uid, or a pid the floor refuses
 // (pid 1, guardd and its ancestors), is left out with an error naming
-// why; caps are a safety net, so monitor mode sets them too.
+// why. No dry-run argument: in monitor mode the caller sets no caps.
 func (e *Enforcer) ProcCapAsUser(uid, gid uint32, n int, pids []int32) error {
 	if why := e.floor(uidTarget(TargetUser, uid), 0); why != "" {
 		return fmt.Errorf("process cap of uid %d: %s", uid, protected(why))
@@ -276,8 +276,8 @@ func (e *Enforcer) ProcCapAsUser(uid, gid uint32, n int, pids []int32) error {
 }
 
 // SetProcCap caps one process of uid at n processes (setProcCap, per OS):
-// the floor on the pid and uid first. Caps are a safety net: monitor mode
-// sets them too, so there is no dry-run here.
+// the floor on the pid and uid first. No dry-run argument: in monitor
+// mode the caller sets no caps.
 func (e *Enforcer) SetProcCap(id platform.ProcID, uid uint32, n int) error {
 	t := procTarget(id.PID)
 	t.uid, t.euid, t.known = uid, uid, true
