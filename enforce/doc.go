@@ -36,7 +36,7 @@
 //	CloseSocket           a socket: uid + cookie
 //
 // What the entry points do to the host once a target passed goes through
-// doorOS (door.go); tests swap in a fake there. The bind and listen hooks
+// doorOS (door_host.go); tests swap in a fake there. The bind and listen hooks
 // (bindhook*.go) are kernel programs, not actions on a target: the
 // program itself never refuses uid 0 or a uid below min_uid.
 //
