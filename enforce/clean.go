@@ -19,9 +19,9 @@ type Clean struct {
 	OlderThan time.Duration
 	Now       time.Time // "older than" counts back from here; zero: time.Now()
 	DryRun    bool      // monitor mode: do every check, remove nothing, count what would go
-	// MinUID is the floor to apply (uids below it are never touched);
-	// 0: the enforcer's. A caller on another goroutine passes the value it
-	// read, since the enforcer's may change on a policy reload.
+	// MinUID: the floor applies the stricter of it and the enforcer's
+	// min_uid of the moment (0: the enforcer's alone). A caller on another
+	// goroutine passes the value it read when it decided.
 	MinUID uint32
 	Cancel <-chan struct{} // closed: stop at the next directory (guardd is stopping)
 }
@@ -90,4 +90,38 @@ func (r *CleanResult) Summary() string {
 		s += "; stopped before the end (guardd is stopping)"
 	}
 	return s
+}
+
+// CleanTmp carries out a clean_tmp action. It is the single point where
+// temp files are removed, and where dry-run is decided.
+//
+// Safety (DESIGN.md §4 rule 4): every tree is opened without following a
+// symlink (platform.OpenTrees); below it every directory is opened
+// relative to its parent's descriptor with openat2(RESOLVE_BENEATH |
+// RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV) and checked to be the directory
+// that was examined; entries are examined with fstatat(AT_SYMLINK_NOFOLLOW)
+// and removed with unlinkat relative to the same descriptor, after a last
+// re-check that the name still names the inode judged. So a symlink is
+// removed as a name, never followed; an entry swapped after the re-check
+// is removed as a name in the customer's directory, its target untouched.
+// Only entries owned by the user go; a regular file open by a process of
+// another user (by inode, from /proc/PID/fdinfo) stays; a file with more
+// than one name (hard links) stays, every name of it: anybody may link a
+// file it can read and write, so another name may be a victim's own, and
+// which one is cannot be told; sockets, FIFOs and devices stay; a
+// directory goes only when emptied.
+func (e *Enforcer) CleanTmp(c Clean) CleanResult {
+	if why := e.floor(uidTarget(TargetTree, c.UID), c.MinUID); why != "" {
+		return CleanResult{Outcome: Skipped, Reason: protected(why)}
+	}
+	if c.OlderThan <= 0 {
+		return CleanResult{Outcome: Failed, Reason: "older_than must be positive"}
+	}
+	// Dry-run is decided here and nowhere else: the walk checks and counts
+	// in both modes, and removes only when c.DryRun is false.
+	res := e.host().clean(e, c)
+	if c.DryRun && res.Outcome == Done {
+		res.Outcome = WouldDo
+	}
+	return res
 }

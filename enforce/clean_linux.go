@@ -38,45 +38,13 @@ const (
 // Cancel (a directory of a million names takes seconds).
 const cancelEvery = 4096
 
-// CleanTmp carries out a clean_tmp action. It is the single point where
-// temp files are removed, and where dry-run is decided.
-//
-// Safety (DESIGN.md §4 rule 4): every tree is opened without following a
-// symlink (platform.OpenTrees); below it every directory is opened
-// relative to its parent's descriptor with openat2(RESOLVE_BENEATH |
-// RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV) and checked to be the directory
-// that was examined; entries are examined with fstatat(AT_SYMLINK_NOFOLLOW)
-// and removed with unlinkat relative to the same descriptor, after a last
-// re-check that the name still names the inode judged. So a symlink is
-// removed as a name, never followed; an entry swapped after the re-check
-// is removed as a name in the customer's directory, its target untouched.
-// Only entries owned by the user go; a regular file open by a process of
-// another user (by inode, from /proc/PID/fdinfo) stays; a file with more
-// than one name (hard links) stays, every name of it: anybody may link a
-// file it can read and write, so another name may be a victim's own, and
-// which one is cannot be told; sockets, FIFOs and devices stay; a
-// directory goes only when emptied.
-func (e *Enforcer) CleanTmp(c Clean) CleanResult {
-	floor := c.MinUID
-	if floor == 0 {
-		floor = e.minUID.Load() // clean_tmp runs beside the loop: never the plain field
-	}
-	switch {
-	case c.UID == 0:
-		return CleanResult{Outcome: Skipped, Reason: "protected: uid 0"}
-	case c.UID < floor:
-		return CleanResult{Outcome: Skipped, Reason: fmt.Sprintf("protected: system uid (below %d)", floor)}
-	case c.OlderThan <= 0:
-		return CleanResult{Outcome: Failed, Reason: "older_than must be positive"}
-	}
+// cleanTrees is CleanTmp's walk, for a uid that passed the floor.
+func (e *Enforcer) cleanTrees(c Clean) CleanResult {
 	now := c.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
 	res := CleanResult{Outcome: Done}
-	if c.DryRun {
-		res.Outcome = WouldDo
-	}
 	open, err := openByOthers(c.UID)
 	if err != nil {
 		return CleanResult{Outcome: Failed, Reason: "list files open by other users: " + err.Error()}

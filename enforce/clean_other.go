@@ -4,8 +4,8 @@ package enforce
 
 import "github.com/guardd/guardd/platform"
 
-// CleanTmp is not implemented on this OS yet: it needs openat2-like
+// cleanTrees is not implemented on this OS yet: it needs openat2-like
 // resolution (FreeBSD: O_RESOLVE_BENEATH and a mount check per directory).
-func (e *Enforcer) CleanTmp(c Clean) CleanResult {
+func (e *Enforcer) cleanTrees(Clean) CleanResult {
 	return CleanResult{Outcome: Failed, Reason: platform.ErrUnsupported.Error()}
 }

@@ -1,10 +1,3 @@
-// Package enforce is the single chokepoint for side effects on processes:
-// renice, signal, stop. Every action re-reads its target, re-checks its
-// identity (pid + start time) and its protection right before acting, acts
-// through a pidfd where the OS has them (else re-reads pid and start time
-// right before each signal, and says so in the audit line), and honours
-// dry-run (monitor mode) at this one point. The escalation ledger lives
-// here too.
 package enforce
 
 import (
@@ -83,7 +76,8 @@ type Enforcer struct {
 	OnFollowUp func(FollowUp)
 
 	self      int32
-	ancestors map[int32]bool
+	ancestors map[int32]bool // read once, in New: a re-parented guardd keeps them
+	os        doorOS         // nil: the host (tests put a fake here)
 
 	// minUID is MinUID for the timers, which run beside a reload.
 	minUID atomic.Uint32
@@ -143,34 +137,19 @@ func (e *Enforcer) SetMinUID(uid uint32) {
 	e.minUID.Store(uid)
 }
 
-// floor is the protection no policy can lift (DESIGN.md §4, rule 1).
-func (e *Enforcer) floor(p *platform.Process) string {
-	return e.floorAt(p, e.MinUID)
-}
-
-// floorAt is floor with minUID for MinUID.
-func (e *Enforcer) floorAt(p *platform.Process, minUID uint32) string {
-	switch {
-	case p.PID <= 1:
-		return "pid 1"
-	case e.Exempt(p.PID):
-		return "guardd itself or its ancestor"
-	case p.Kernel:
-		return "kernel thread"
-	case p.UID == 0 || p.EUID == 0:
-		return "uid 0"
-	case p.UID < minUID || p.EUID < minUID:
-		return fmt.Sprintf("system uid (below %d)", minUID)
-	}
-	return ""
-}
-
-// Do carries out one action on one process.
+// Do carries out one action on one process. The order is the door's
+// (doc.go): the floor on the pid, the identity re-check (pid and start
+// time read afresh) with the floor on what was read and the caller's
+// Check, dry-run, act; the caller journals the Result.
 func (e *Enforcer) Do(a Action) Result {
 	// Do runs where MinUID is written: the timers get it from here when
 	// the caller sets the field instead of calling SetMinUID.
 	e.minUID.Store(e.MinUID)
-	fresh, err := platform.ReadProcess(a.Target.PID, e.Accounts)
+	if why := e.floor(procTarget(a.Target.PID), 0); why != "" {
+		return Result{Outcome: Skipped, Reason: protected(why)}
+	}
+	o := e.host()
+	fresh, err := o.readProcess(e, a.Target.PID)
 	if err == platform.ErrGone {
 		return Result{Outcome: Skipped, Reason: "process exited"}
 	}
@@ -180,8 +159,8 @@ func (e *Enforcer) Do(a Action) Result {
 	if fresh.StartTime != a.Target.StartTime {
 		return Result{Outcome: Skipped, Reason: fmt.Sprintf("process exited; pid %d now names another process", a.Target.PID)}
 	}
-	if why := e.floor(fresh); why != "" {
-		return Result{Outcome: Skipped, Reason: "protected: " + why, Proc: fresh}
+	if why := e.floor(freshTarget(fresh), 0); why != "" {
+		return Result{Outcome: Skipped, Reason: protected(why), Proc: fresh}
 	}
 	if a.Check != nil {
 		if why := a.Check(fresh); why != "" {
@@ -197,10 +176,22 @@ func (e *Enforcer) Do(a Action) Result {
 	if a.DryRun {
 		return Result{Outcome: WouldDo, Reason: describe(a), Proc: fresh}
 	}
-	var note string
-	switch a.Kind {
-	case ActReport:
+	if a.Kind == ActReport {
 		return Result{Outcome: Done, Proc: fresh}
+	}
+	note, err := o.act(e, a)
+	switch {
+	case err == platform.ErrGone:
+		return Result{Outcome: Skipped, Reason: "process exited", Proc: fresh}
+	case err != nil:
+		return Result{Outcome: Failed, Reason: err.Error(), Proc: fresh}
+	}
+	return Result{Outcome: Done, Reason: note, Proc: fresh}
+}
+
+// act is Do's effect on the host, for a process that passed every check.
+func (e *Enforcer) act(a Action) (note string, err error) {
+	switch a.Kind {
 	case ActRenice:
 		note, err = renice(a.Target, a.Nice)
 	case ActStop:
@@ -210,7 +201,7 @@ func (e *Enforcer) Do(a Action) Result {
 			h.close()
 		}
 	case ActReap:
-		note, err = e.reap(a, e.MinUID)
+		note, err = e.reap(a, e.minUID.Load())
 	case ActKill:
 		var h *handle
 		h, err = signal(a.Target, a.Signal)
@@ -229,13 +220,7 @@ func (e *Enforcer) Do(a Action) Result {
 	default:
 		err = fmt.Errorf("unknown action %q", a.Kind)
 	}
-	switch {
-	case err == platform.ErrGone:
-		return Result{Outcome: Skipped, Reason: "process exited", Proc: fresh}
-	case err != nil:
-		return Result{Outcome: Failed, Reason: err.Error(), Proc: fresh}
-	}
-	return Result{Outcome: Done, Reason: note, Proc: fresh}
+	return note, err
 }
 
 // join joins two notes of an audit line.
@@ -309,6 +294,10 @@ func (e *Enforcer) escalate(a Action, h *handle) bool {
 			fu.Result = Result{Outcome: Skipped, Reason: fmt.Sprintf("exited within the %s grace period after SIG%s (%s: pid %d is free or names another process)", a.Grace, a.Signal, h.note(), a.Target.PID)}
 		case !alive:
 			fu.Result = Result{Outcome: Skipped, Reason: fmt.Sprintf("exited within the %s grace period after SIG%s", a.Grace, a.Signal)}
+		case e.floorNow(a.Target) != "":
+			// A reload raised min_uid, or the process became root
+			// (a setuid exec), during the grace.
+			fu.Result = Result{Outcome: Skipped, Reason: fmt.Sprintf("still alive %s after SIG%s, but %s: no SIGKILL", a.Grace, a.Signal, protected(e.floorNow(a.Target)))}
 		default:
 			if err := h.send("KILL"); err == platform.ErrGone {
 				fu.Result = Result{Outcome: Skipped, Reason: join("exited just before SIGKILL", h.note())}
@@ -323,6 +312,17 @@ func (e *Enforcer) escalate(a Action, h *handle) bool {
 		}
 	})
 	return true
+}
+
+// floorNow is the floor on id read afresh, for a follow-up: "" when it
+// may be acted on. A process that cannot be read, or whose pid names
+// another process now, is left to the handle (which names the original).
+func (e *Enforcer) floorNow(id platform.ProcID) string {
+	fresh, err := e.host().readProcess(e, id.PID)
+	if err != nil || fresh.StartTime != id.StartTime {
+		return ""
+	}
+	return e.floor(freshTarget(fresh), 0)
 }
 
 // Pending is the number of follow-ups waiting for their grace period:

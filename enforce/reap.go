@@ -55,7 +55,6 @@ func (e *Enforcer) reap(a Action, minUID uint32) (string, error) {
 }
 
 func (e *Enforcer) reapFollowUp(a Action, h *handle, minUID uint32) {
-	minUID = max(minUID, e.minUID.Load())
 	report := func(outcome, reason string, signal string) {
 		if e.OnFollowUp != nil {
 			e.OnFollowUp(FollowUp{
@@ -79,15 +78,15 @@ func (e *Enforcer) reapFollowUp(a Action, h *handle, minUID uint32) {
 		report(Skipped, "the parent reaped its zombies after SIGCHLD", "")
 		return
 	}
-	fresh, err := platform.ReadProcess(a.Target.PID, e.Accounts)
+	fresh, err := e.host().readProcess(e, a.Target.PID)
 	switch {
 	case err != nil || fresh.StartTime != a.Target.StartTime:
 		h.close()
 		report(Skipped, "the parent exited; its zombies go to init", "")
 		return
-	case e.floorAt(fresh, minUID) != "":
+	case e.floor(freshTarget(fresh), minUID) != "":
 		h.close()
-		report(Skipped, fmt.Sprintf("%d zombie(s) left, but their parent is protected (%s): reported only", left, e.floorAt(fresh, minUID)), "")
+		report(Skipped, fmt.Sprintf("%d zombie(s) left, but their parent is protected (%s): reported only", left, e.floor(freshTarget(fresh), minUID)), "")
 		return
 	case a.Check != nil && a.Check(fresh) != "":
 		h.close()

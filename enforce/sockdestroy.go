@@ -100,12 +100,13 @@ func parseAck(b []byte, seq uint32) (errno int32, err error) {
 	return 0, fmt.Errorf("sock_diag: no acknowledgement")
 }
 
-// CloseSocket closes one socket by its cookie. Sockets of uid 0 and of
-// uids below MinUID are never closed.
+// CloseSocket closes one socket by its cookie: the floor on its uid, the
+// caller's Check, dry-run, SOCK_DESTROY (the kernel checks the cookie, so
+// only this very socket is closed).
 func (e *Enforcer) CloseSocket(c CloseSocket) Result {
 	l := c.Listener
-	if l.UID == 0 || l.UID < e.MinUID {
-		return Result{Outcome: Skipped, Reason: fmt.Sprintf("protected: system uid %d", l.UID)}
+	if why := e.floor(uidTarget(TargetSocket, l.UID), 0); why != "" {
+		return Result{Outcome: Skipped, Reason: protected(why)}
 	}
 	if c.Check != nil {
 		if why := c.Check(); why != "" {
@@ -115,7 +116,7 @@ func (e *Enforcer) CloseSocket(c CloseSocket) Result {
 	if c.DryRun {
 		return Result{Outcome: WouldDo, Reason: "would close the socket (SOCK_DESTROY)"}
 	}
-	if err := destroySocket(l); err != nil {
+	if err := e.host().destroySocket(l); err != nil {
 		if err == platform.ErrGone {
 			return Result{Outcome: Skipped, Reason: "the socket was closed meanwhile"}
 		}

@@ -24,8 +24,8 @@ import (
 //     against fork (user.go), so the set stops growing with the first
 //     round; later rounds catch processes that were in uninterruptible
 //     sleep (they stop when they wake);
-//  2. judges each process: the floor (a system effective uid, guardd
-//     itself) and the caller's Spare (the policy's protection, re-decided
+//  2. judges each process: the floor (door.go: a system effective uid,
+//     guardd itself and its ancestors, pid 1) and the caller's Spare (the policy's protection, re-decided
 //     on the process read afresh);
 //  3. kills every process not spared through its pidfd (pid and start time
 //     re-checked), for kill_user; leaves them stopped for stop_user;
@@ -154,7 +154,7 @@ func (e *Enforcer) sweepUser(o userOS, uid, minUID uint32, spare *Spare, kill bo
 		if p.dead() {
 			continue
 		}
-		why := e.spareWhy(o, p, minUID, spare)
+		why := e.spareWhy(o, p, uid, minUID, spare)
 		if why == "gone" {
 			gone++
 			continue
@@ -229,12 +229,11 @@ func (e *Enforcer) sweepUser(o userOS, uid, minUID uint32, spare *Spare, kill bo
 
 // spareWhy says why p is spared, "gone" when it exited or its pid names
 // another process now, or "" when it is to be acted on.
-func (e *Enforcer) spareWhy(o userOS, p userProc, minUID uint32, spare *Spare) string {
+func (e *Enforcer) spareWhy(o userOS, p userProc, uid, minUID uint32, spare *Spare) string {
+	if why := e.floor(target{kind: TargetProcess, pid: p.ID.PID, uid: uid, euid: p.EUID, known: true}, minUID); why != "" {
+		return why
+	}
 	switch {
-	case e.Exempt(p.ID.PID):
-		return "guardd itself or its ancestor"
-	case p.EUID == 0 || p.EUID < minUID:
-		return "runs with a system effective uid"
 	case spare == nil || spare.Protected == nil:
 		return ""
 	case !p.ExeUnknown && spare.Candidate != nil && !spare.Candidate(p.Exe, p.EUID):
@@ -244,8 +243,8 @@ func (e *Enforcer) spareWhy(o userOS, p userProc, minUID uint32, spare *Spare) s
 	if err != nil || fresh.StartTime != p.ID.StartTime {
 		return "gone"
 	}
-	if fresh.EUID == 0 || fresh.EUID < minUID {
-		return "runs with a system effective uid" // became setuid since the listing
+	if why := e.floor(freshTarget(fresh), minUID); why != "" {
+		return why // became setuid since the listing
 	}
 	return spare.Protected(fresh)
 }
@@ -288,9 +287,9 @@ func (e *Enforcer) StopUser(uid, gid uint32, spare *Spare, dryRun bool) UserResu
 // does the rest and may be called from any goroutine. When the result is
 // known at once (a system uid, dry-run) run is nil.
 func (e *Enforcer) PrepareUserSweep(uid, gid uint32, spare *Spare, kill, dryRun bool) (res UserResult, run func() UserResult) {
-	minUID := e.MinUID
-	if uid == 0 || uid < minUID {
-		return UserResult{Outcome: Skipped, Reason: fmt.Sprintf("protected: system uid %d", uid)}, nil
+	minUID := e.minUID.Load()
+	if why := e.floor(uidTarget(TargetUser, uid), minUID); why != "" {
+		return UserResult{Outcome: Skipped, Reason: protected(why)}, nil
 	}
 	if dryRun {
 		what := "kill those not protected and resume the protected ones"
@@ -300,7 +299,7 @@ func (e *Enforcer) PrepareUserSweep(uid, gid uint32, spare *Spare, kill, dryRun 
 		return UserResult{Outcome: WouldDo, Reason: fmt.Sprintf("would stop every process of uid %d, %s", uid, what)}, nil
 	}
 	return UserResult{}, func() UserResult {
-		return e.sweepUser(newHostUser(e, uid, gid), uid, minUID, spare, kill)
+		return e.sweepUser(e.host().newUser(e, uid, gid), uid, minUID, spare, kill)
 	}
 }
 

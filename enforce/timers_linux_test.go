@@ -53,6 +53,47 @@ func TestReapFollowUpSeesReload(t *testing.T) {
 	awaitExit(t, z, "control reap")
 }
 
+// TestKillFollowUpSeesReload: a reload that raises min_uid above a
+// process's uid during its SIGTERM grace keeps the SIGKILL from being sent
+// (the follow-up passes the floor again). Control: with the floor left
+// alone the SIGKILL follows and the process ends.
+func TestKillFollowUpSeesReload(t *testing.T) {
+	if unix.Geteuid() != 0 {
+		t.Skip("needs root: runs its targets as a throwaway user")
+	}
+	holdUsersLock(t)
+	u := newTestUser(t)
+	bin := helperBinary(t)
+	ch, on := followUps()
+	e := enforce.New(1000, nil, on)
+	t.Cleanup(e.Close)
+
+	k := startHelperMode(t, u, bin, "ignore-term")
+	term := enforce.Action{Kind: enforce.ActKill, Target: procID(t, k.pid), Signal: "TERM", Grace: 200 * time.Millisecond}
+	if r := e.Do(term); r.Outcome != enforce.Done {
+		t.Fatalf("SIGTERM: %s (%s)", r.Outcome, r.Reason)
+	}
+	e.SetMinUID(u.uid + 1) // the reload, during the grace
+	fu := awaitFollowUp(t, ch)
+	if want := "system uid (below " + strconv.Itoa(int(u.uid+1)) + ")"; fu.Result.Outcome != enforce.Skipped || !strings.Contains(fu.Result.Reason, want) {
+		t.Errorf("SIGKILL follow-up after min_uid rose above its uid: %s (%s), want skipped: %s", fu.Result.Outcome, fu.Result.Reason, want)
+	}
+	notSignalled(t, k, unix.SIGKILL, "SIGKILL follow-up under a raised min_uid")
+	if k.exited() {
+		t.Error("the process ended under a raised min_uid")
+	}
+
+	// Control.
+	e.SetMinUID(1000)
+	if r := e.Do(term); r.Outcome != enforce.Done {
+		t.Fatalf("control SIGTERM: %s (%s)", r.Outcome, r.Reason)
+	}
+	if fu := awaitFollowUp(t, ch); fu.Result.Outcome != enforce.Done {
+		t.Errorf("control SIGKILL follow-up: %s (%s), want done", fu.Result.Outcome, fu.Result.Reason)
+	}
+	awaitExit(t, k, "control SIGKILL")
+}
+
 // TestCloseStopsPendingTimers: Close reports a pending reap and a pending
 // SIGKILL as skipped, and neither fires after: the parent of zombies and
 // the process that ignores SIGTERM are both left alone. New follow-ups are

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/guardd/guardd/platform"
 	"golang.org/x/sys/unix"
 )
 
@@ -67,10 +68,10 @@ type UserResult struct {
 // uid at once, through the helper: kill(-1) as the user, which spares
 // nothing the user owns. KILL is the fast path of kill_user, for a user
 // with no protected process; StopUser and KillUser spare protected ones.
-// uid 0 and uids below MinUID are refused whatever the caller says.
+// Order: the floor on uid, the signal's name, dry-run, the helper.
 func (e *Enforcer) SignalUser(uid, gid uint32, sig string, dryRun bool) UserResult {
-	if uid == 0 || uid < e.MinUID {
-		return UserResult{Outcome: Skipped, Reason: fmt.Sprintf("protected: system uid %d", uid)}
+	if why := e.floor(uidTarget(TargetUser, uid), 0); why != "" {
+		return UserResult{Outcome: Skipped, Reason: protected(why)}
 	}
 	if _, ok := signalNumbers[sig]; !ok {
 		return UserResult{Outcome: Failed, Reason: "unknown signal " + sig}
@@ -79,7 +80,7 @@ func (e *Enforcer) SignalUser(uid, gid uint32, sig string, dryRun bool) UserResu
 		return UserResult{Outcome: WouldDo, Reason: fmt.Sprintf("would send SIG%s to every process of uid %d", sig, uid)}
 	}
 	start := time.Now()
-	run, err := e.runHelperWatched(HelperSignalUser, strconv.FormatUint(uint64(uid), 10), strconv.FormatUint(uint64(gid), 10), sig)
+	run, err := e.host().signalUser(e, uid, gid, sig)
 	if err != nil {
 		return UserResult{Outcome: Failed, Reason: err.Error()}
 	}
@@ -248,15 +249,40 @@ func parseIDs(args []string, n int) ([]uint32, error) {
 // ProcCapAsUser sets the process cap of pids, all of uid and gid, through
 // a helper that becomes the user: prlimit(2) lets a process change the
 // limits of processes with its own uids and gids without any capability.
-// One helper serves a whole batch.
+// One helper serves a whole batch; with no pids it only becomes the user
+// (the self-check's probe). A floored uid, or a pid the floor refuses
+// (pid 1, guardd and its ancestors), is left out with an error naming
+// why. No dry-run argument: in monitor mode the caller sets no caps.
 func (e *Enforcer) ProcCapAsUser(uid, gid uint32, n int, pids []int32) error {
-	if uid == 0 || uid < e.MinUID || len(pids) == 0 {
-		return nil
+	if why := e.floor(uidTarget(TargetUser, uid), 0); why != "" {
+		return fmt.Errorf("process cap of uid %d: %s", uid, protected(why))
 	}
 	args := []string{HelperProcCap, strconv.FormatUint(uint64(uid), 10), strconv.FormatUint(uint64(gid), 10), strconv.Itoa(n)}
+	var refused error
 	for _, p := range pids {
+		if why := e.floor(procTarget(p), 0); why != "" {
+			refused = fmt.Errorf("process cap of pid %d: %s", p, protected(why))
+			continue
+		}
 		args = append(args, strconv.Itoa(int(p)))
 	}
-	_, err := e.runHelper(args...)
-	return err
+	if len(args) == 4 && len(pids) > 0 {
+		return refused // every pid refused: no helper
+	}
+	if err := e.host().procCapAsUser(e, args); err != nil {
+		return err
+	}
+	return refused
+}
+
+// SetProcCap caps one process of uid at n processes (setProcCap, per OS):
+// the floor on the pid and uid first. No dry-run argument: in monitor
+// mode the caller sets no caps.
+func (e *Enforcer) SetProcCap(id platform.ProcID, uid uint32, n int) error {
+	t := procTarget(id.PID)
+	t.uid, t.euid, t.known = uid, uid, true
+	if why := e.floor(t, 0); why != "" {
+		return fmt.Errorf("process cap of pid %d: %s", id.PID, protected(why))
+	}
+	return e.host().procCap(id, n)
 }

@@ -196,13 +196,13 @@ func ProcCapMechanism() string {
 	return "RLIMIT_NPROC on each process through kern.proc.rlimit (kern.racct.enable=0: no rctl)"
 }
 
-// SetProcCap caps the processes of target's user at n. With rctl it adds
+// setProcCap caps the processes of target's user at n. With rctl it adds
 // the rule user:UID:maxproc:deny=n (unless a rule as strict or stricter is
 // there: rctl replaces a deny rule of the same subject, and an admin's
 // tighter one must stay); without it, it sets RLIMIT_NPROC (soft and
 // hard) of target to n unless its limit is lower already. The start time
 // is checked before and after, as with every action on FreeBSD.
-func SetProcCap(target platform.ProcID, n int) error {
+func setProcCap(target platform.ProcID, n int) error {
 	b, err := platform.ReadProcBrief(target.PID)
 	if err != nil {
 		return err

@@ -166,12 +166,12 @@ func liveThreadState(pid string) byte {
 	return 'Z'
 }
 
-// SetProcCap sets RLIMIT_NPROC (soft and hard) of one process to n,
+// setProcCap sets RLIMIT_NPROC (soft and hard) of one process to n,
 // unless its limit is already lower. It needs CAP_SYS_RESOURCE to touch
 // another user's process (prlimit(2)); without it, it returns an error
 // wrapping unix.EPERM and the caller uses ProcCapAsUser. The pidfd taken
 // first tells afterwards whether the pid still named the same process.
-func SetProcCap(target platform.ProcID, n int) error {
+func setProcCap(target platform.ProcID, n int) error {
 	h, err := open(target)
 	if err != nil {
 		return err

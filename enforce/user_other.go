@@ -42,11 +42,11 @@ func (e *Enforcer) StopUser(uid, gid uint32, spare *Spare, dryRun bool) UserResu
 func RunHelper(args []string) int { return 1 }
 
 // SetProcCap is not implemented on this OS yet.
-func SetProcCap(platform.ProcID, int) error { return platform.ErrUnsupported }
+func (e *Enforcer) SetProcCap(platform.ProcID, uint32, int) error { return platform.ErrUnsupported }
 
 // ProcCapAsUser is not implemented on this OS yet.
 func (e *Enforcer) ProcCapAsUser(uid, gid uint32, n int, pids []int32) error {
 	return platform.ErrUnsupported
 }
 
-func (e *Enforcer) reap(Action) (string, error) { return "", platform.ErrUnsupported }
+func (e *Enforcer) reap(Action, uint32) (string, error) { return "", platform.ErrUnsupported }

@@ -194,7 +194,7 @@ func (f *forkStorm) handle(ev platform.ProcEvent) {
 	}
 	f.mu.Unlock()
 	if ev.Kind == platform.EventUID && cap > 0 && !f.noCapSysResource.Load() {
-		f.capNow(ev.TGID, cap)
+		f.capNow(ev.TGID, uid, cap)
 	}
 	if watched && ev.Kind == platform.EventFork {
 		if last := f.lastWake.Load(); now.UnixNano()-last >= int64(userWakeEvery) && f.lastWake.CompareAndSwap(last, now.UnixNano()) {
@@ -218,19 +218,19 @@ func (f *forkStorm) forgetUnconfirmed() {
 
 // capNow caps a process from the event goroutine. Its start time is read
 // first, so the cap goes to exactly that process.
-func (f *forkStorm) capNow(pid int32, cap int) {
+func (f *forkStorm) capNow(pid int32, uid uint32, cap int) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/stat")
 	var st platform.Stat
 	if err != nil || platform.ParseStat(b, &st) != nil {
 		return // gone already
 	}
-	f.applyCap(platform.ProcID{PID: pid, StartTime: st.StartTime}, cap)
+	f.applyCap(platform.ProcID{PID: pid, StartTime: st.StartTime}, uid, cap)
 }
 
 // applyCap sets the cap directly (CAP_SYS_RESOURCE); false when the
 // kernel refused for lack of it, so that the tick's helper batch does it.
-func (f *forkStorm) applyCap(id platform.ProcID, cap int) bool {
-	err := enforce.SetProcCap(id, cap)
+func (f *forkStorm) applyCap(id platform.ProcID, uid uint32, cap int) bool {
+	err := f.d.enf.SetProcCap(id, uid, cap)
 	switch {
 	case err == nil, errors.Is(err, platform.ErrGone):
 		f.mu.Lock()
@@ -284,7 +284,7 @@ func (f *forkStorm) Observe(snap *platform.Snapshot) {
 		delete(f.capped, p.PID) // a reused pid
 		if !f.noCapSysResource.Load() {
 			f.mu.Unlock()
-			ok := f.applyCap(p.ProcID, cap)
+			ok := f.applyCap(p.ProcID, p.UID, cap)
 			f.mu.Lock()
 			if ok {
 				continue

@@ -66,16 +66,15 @@ func runProbes(p *policy.Policy, inDaemon bool) []probe {
 
 // probeHelper runs the real helper path (guardd's own binary, the
 // credential change to a uid) against a uid that has no account and no
-// process, with nothing to do: the process-cap helper given no process
-// but itself, whose limit it leaves as it is.
+// process, with nothing to do: the process-cap helper given no process,
+// which only becomes the user.
 func probeHelper(minUID uint32) error {
 	uid, ok := unusedUID(minUID)
 	if !ok {
 		return nil // no free uid to try with: say nothing rather than guess
 	}
 	e := enforce.New(minUID, loadedAccounts(), nil)
-	// pid 0 is the helper itself (prlimit(2)); n above any limit changes nothing.
-	return e.ProcCapAsUser(uid, uid, 1<<30, []int32{0})
+	return e.ProcCapAsUser(uid, uid, 1<<30, nil)
 }
 
 // unusedUID returns a uid at or above minUID with no account and no
