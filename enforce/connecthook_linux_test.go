@@ -269,6 +269,19 @@ func TestConnectHook(t *testing.T) {
 	if len(counts) != 1 || counts[0].Refused || counts[0].Count != 1 || counts[0].Set.Tag != "smtp" {
 		t.Errorf("monitor counts = %+v", counts)
 	}
+	// IPv6: a CIDR over all four words; IPv4 is not judged by it.
+	v6 := &enforce.ConnectPolicy{MinUID: 1000,
+		Sets: []enforce.ConnectSet{{Refuse: true, Tag: "v6", Rules: []enforce.ConnectRule{
+			{Deny: true, Prefix: netip.MustParsePrefix("::/64"), PortLo: port, PortHi: port},
+		}}},
+		UIDs: []enforce.BindUIDs{{Lo: u.uid, Hi: u.uid, Set: 0}}}
+	if err := h.Update(v6); err != nil {
+		t.Fatal(err)
+	}
+	got = runConnects(t, u, bin, "tcp ::1 "+p, "udp ::1 "+p, "tcp 127.0.0.2 "+p, "udp ::1 1")
+	if want := []string{"EPERM", "EPERM", "ok", "ok"}; !slices.Equal(got, want) {
+		t.Errorf("IPv6 deny: %v, want %v", got, want)
+	}
 	if err := h.Close(); err != nil {
 		t.Fatal(err)
 	}
