@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -201,5 +203,32 @@ func TestConnectMonitor(t *testing.T) {
 		if ev.Action == "refuse-connect" && ev.Addr == "127.0.0.1" {
 			t.Errorf("a connect to the MTA counted: %+v", ev)
 		}
+	}
+}
+
+// TestConnectCheck: `guardd check` points at the bad pattern of a connect
+// block with its line and a hint; the same block with a good pattern
+// passes (the control).
+func TestConnectCheck(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(pattern string) string {
+		p := filepath.Join(dir, "policy.hcl")
+		text := "class \"c\" { uids = [\"1000-59999\"] }\n\nconnect \"c\" {\n  class = \"c\"\n  deny  = [\"*:25\", " + strconv.Quote(pattern) + "]\n}\n"
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p := write("mx.example.com:25")
+	stdout, stderr, code := runCheck(t, nil, p)
+	out := stdout + stderr
+	if code == 0 || !strings.Contains(out, "policy.hcl:5") || !strings.Contains(out, "Bad connect pattern") ||
+		!strings.Contains(out, "IPv4 address or CIDR") {
+		t.Errorf("check of a bad connect pattern: exit %d\n%s", code, out)
+	}
+	p = write("10.0.0.0/8:25")
+	if stdout, stderr, code := runCheck(t, nil, p); code != 0 {
+		t.Errorf("check of a good connect block: exit %d\n%s%s", code, stdout, stderr)
 	}
 }
