@@ -170,6 +170,22 @@ func TestConnectSMTPRefused(t *testing.T) {
 			t.Errorf("a refusal of someone else, or another port: %+v", ev)
 		}
 	}
+
+	// A reload to monitor mode lets it through (and says so); one without
+	// the block detaches the hook.
+	g.SetPolicy(t, Class(u)+connectBlock("monitor", port))
+	g.Reload(t)
+	g.WaitLog(t, Msg("policy reloaded"), Deadline)
+	mon := dial(t, u, "tcp", "127.0.0.2", port, 1)
+	mon.WaitOutput(t, "dial ok 1", Deadline)
+	g.WaitAudit(t, func(ev Event) bool {
+		return ev.Action == "refuse-connect" && int(ev.PID) == mon.PID && ev.Outcome == "would-do" && ev.Count == 1
+	}, Deadline)
+	g.SetPolicy(t, Class(u)+"rule \"idle\" {\n  class = \"c\"\n  when  = proc.cpu_percent > 1000\n  report {}\n}\n")
+	g.Reload(t)
+	g.WaitLog(t, Msg("connect hook detached"), Deadline)
+	after := dial(t, u, "tcp", "127.0.0.2", port, 1)
+	after.WaitOutput(t, "dial ok 1", Deadline)
 }
 
 func TestConnectMonitor(t *testing.T) {
