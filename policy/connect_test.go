@@ -102,7 +102,7 @@ func TestConnectSpans(t *testing.T) {
 		t.Fatalf("%d connect blocks, want 2", len(p.Connects))
 	}
 	r := p.Connects[0]
-	if r.Mode != ModeEnforce || !r.ModeSet || !strings.HasSuffix(r.At(), "connect.hcl:4") {
+	if r.Mode != ModeEnforce || !r.ModeSet || !strings.HasSuffix(r.At(), "connect.hcl:6") {
 		t.Errorf("resellers block: mode %q set %v at %s", r.Mode, r.ModeSet, r.At())
 	}
 	if r.Refuses(netip.MustParseAddr("10.9.9.9"), 25) || !r.Refuses(netip.MustParseAddr("11.0.0.1"), 25) ||
@@ -110,18 +110,48 @@ func TestConnectSpans(t *testing.T) {
 		t.Error("the resellers block's CIDR exceptions do not work")
 	}
 	// The first block naming a uid governs it: resellers 2000-2999, the
-	// customers block the rest of 1000-59999.
+	// customers block the rest of 1000-59999 but the protected 5000.
 	var got []string
 	for _, s := range p.ConnectSpans(nil) {
 		got = append(got, s.Connect.Name+":"+itoa(s.Lo)+"-"+itoa(s.Hi))
 	}
-	want := "resellers:2000-2999 customers:1000-1999 customers:3000-59999"
+	want := "resellers:2000-2999 customers:1000-1999 customers:3000-4999 customers:5001-59999"
 	if strings.Join(got, " ") != want {
 		t.Errorf("ConnectSpans = %v, want %s", got, want)
 	}
 	if c := p.ConnectFor(2500, "", nil); c == nil || c.Name != "resellers" {
 		t.Errorf("ConnectFor(2500) = %v", c)
 	}
+	if c := p.ConnectFor(5000, "", nil); c != nil {
+		t.Errorf("a protected uid is governed by connect %q", c.Name)
+	}
 }
 
 func itoa(u uint32) string { return strconv.FormatUint(uint64(u), 10) }
+
+// FuzzParseConnectPattern: any text parses or fails without a panic; what
+// parses matches its own address and port range and nothing outside it.
+func FuzzParseConnectPattern(f *testing.F) {
+	for _, s := range []string{"*:25", "*:*", "10.0.0.0/8:465-587", "[::1]:*", "[::ffff:10.0.0.0/104]:25", "[fe80::1%eth0]:1", "::1:80", ":", "*:0"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParseConnectPattern(s)
+		if err != nil {
+			return
+		}
+		if p.PortLo > p.PortHi {
+			t.Fatalf("%q: ports %d-%d", s, p.PortLo, p.PortHi)
+		}
+		addr := netip.MustParseAddr("198.51.100.1")
+		if p.Prefix.IsValid() {
+			addr = p.Prefix.Addr()
+		}
+		if !p.Matches(addr, p.PortLo) || !p.Matches(addr, p.PortHi) {
+			t.Fatalf("%q does not match %s:%d-%d", s, addr, p.PortLo, p.PortHi)
+		}
+		if p.PortHi < 65535 && p.Matches(addr, p.PortHi+1) {
+			t.Fatalf("%q matches port %d", s, p.PortHi+1)
+		}
+	})
+}

@@ -1,6 +1,8 @@
 class "customers" { uids = ["1000-59999"] }
 class "resellers" { uids = ["2000-2999"] }
 
+protect { uids = ["5000"] } # the MTA's own uid: never held
+
 connect "resellers" {
   class = "resellers"
   deny  = ["*:25"]
