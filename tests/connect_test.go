@@ -105,6 +105,7 @@ func TestConnectSMTPRefused(t *testing.T) {
 	t.Parallel()
 	u, bystander := NewUser(t), NewUser(t)
 	port := smtpServers(t, true)
+	t.Logf("SMTP listeners on 127.0.0.1:%d and 127.0.0.2:%d", port, port)
 	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "hello") }))
 	defer web.Close()
 	webPort := web.Listener.Addr().(*net.TCPAddr).Port
