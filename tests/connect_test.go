@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -248,4 +249,52 @@ func TestConnectCheck(t *testing.T) {
 	if stdout, stderr, code := runCheck(t, nil, p); code != 0 {
 		t.Errorf("check of a good connect block: exit %d\n%s%s", code, stdout, stderr)
 	}
+}
+
+// TestConnectIPv6Refused: an IPv6 destination (loopback has one: ::1
+// plays the world here) is refused by the connect6 and sendmsg6 programs;
+// root's connect is the control.
+func TestConnectIPv6Refused(t *testing.T) {
+	t.Parallel()
+	u := NewUser(t)
+	port := testPort(t)
+	l, err := net.Listen("tcp6", net.JoinHostPort("::1", strconv.Itoa(port)))
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	g := StartGuardd(t, Class(u)+fmt.Sprintf("connect \"c\" {\n  class = \"c\"\n  deny  = [\"[::1]:%d\"]\n  mode  = \"enforce\"\n}\n\n", port))
+	waitConnectHook(t, g)
+	for _, proto := range []string{"tcp", "udp"} {
+		o := dial(t, u, proto, "::1", port, 1)
+		o.WaitOutput(t, "dial EPERM 1", Deadline)
+		ev := g.WaitAudit(t, func(ev Event) bool { return ev.Action == "refuse-connect" && int(ev.PID) == o.PID }, Deadline)
+		if ev.Addr != "::1" || int(ev.Port) != port || ev.Proto != proto || ev.Outcome != "done" {
+			t.Errorf("IPv6 %s refusal: %+v", proto, ev)
+		}
+	}
+	// Not denied: IPv4 loopback on the same port (nothing listens there
+	// unless another test took the port meanwhile: ECONNREFUSED or ok,
+	// never EPERM).
+	v4 := dial(t, u, "tcp", "127.0.0.1", port, 1)
+	if !Eventually(Deadline, func() bool {
+		out := v4.Output()
+		return slices.Contains(out, "dial ECONNREFUSED 1") || slices.Contains(out, "dial ok 1")
+	}) {
+		t.Errorf("IPv4 connect on the IPv6 block's port: %q", v4.Output())
+	}
+	c, err := net.DialTimeout("tcp6", net.JoinHostPort("::1", strconv.Itoa(port)), 10*time.Second)
+	if err != nil {
+		t.Fatalf("root's connect to [::1]:%d: %v", port, err)
+	}
+	c.Close()
 }
