@@ -201,6 +201,8 @@ type Policy struct {
 	Inodes  *InodeSettings       // the inodes block; nil without one (policy/inodes.go)
 	Files   map[string]*hcl.File // the parsed sources, for diagnostics
 	Source  string               // where it was loaded from ("embedded:default.hcl" for the default)
+
+	Connects []*Connect // connect blocks (policy/connect.go)
 }
 
 // Class returns the class called name, or nil.
