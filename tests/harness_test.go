@@ -98,7 +98,11 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "tests:", err)
 		return 1
 	}
-	if err := goBuild(offenderBin, "./offender"); err != nil {
+	// The offenders are static (no cgo): a dynamically linked reaper would
+	// itself load an LD_PRELOAD meant for the program it starts (net/http
+	// in the offender made it dynamic once, and the preload test's burner
+	// library then ran inside the root reaper).
+	if err := goBuildEnv(offenderBin, "./offender", []string{"CGO_ENABLED=0"}); err != nil {
 		fmt.Fprintln(os.Stderr, "tests:", err)
 		return 1
 	}
@@ -106,11 +110,19 @@ func runMain(m *testing.M) int {
 }
 
 func goBuild(out, pkg string, flags ...string) error {
+	return goBuildEnv(out, pkg, nil, flags...)
+}
+
+// goBuildEnv is goBuild with extra environment for the go command.
+func goBuildEnv(out, pkg string, env []string, flags ...string) error {
 	// `go test` puts its own GOROOT/bin first in PATH (Go 1.19+).
 	goTool := "go"
 	args := append([]string{"build", "-o", out}, flags...)
 	args = append(args, pkg)
 	cmd := exec.Command(goTool, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, b)
 	}
