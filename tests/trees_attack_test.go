@@ -197,11 +197,19 @@ func TestWideDirectoryCleanupMemory(t *testing.T) {
 	ev := g.WaitAudit(t, Action("spewer", "clean_tmp", "done", 0), 3*Deadline)
 	after := vmHWM(t, g.Cmd.Process.Pid)
 	t.Logf("guardd's peak RSS: %.1f MiB before the files, %.1f MiB after their count and cleanup", before, after)
-	if ev.UID != spewer.UID || ev.Clean == nil || ev.Clean.Files != files || ev.Clean.Errors != 0 {
-		t.Errorf("cleanup of %d: %+v, want all %d old files of %d", ev.UID, ev.Clean, files, spewer.UID)
+	// clean_tmp keeps a file whose inode number another user's process
+	// holds open on any filesystem (fdinfo names no device): on a young
+	// tmpfs a few of 400,000 numbers collide with open files elsewhere on
+	// the host. Those, and only those, may stay.
+	var keptOpen int
+	if ev.Clean != nil {
+		keptOpen = int(ev.Clean.Kept["open by a process of another user"])
 	}
-	if c := takeCensus(t, tree, spewer.UID, neigh.UID); c.oldA != 0 || c.oldB != 20 {
-		t.Errorf("after the cleanup: %+v, want no old file of the spewer and the neighbour's 20", c)
+	if ev.UID != spewer.UID || ev.Clean == nil || int(ev.Clean.Files)+keptOpen != files || keptOpen > files/1000 || ev.Clean.Errors != 0 {
+		t.Errorf("cleanup of %d: %+v, want all %d old files of %d (at most %d kept for colliding inode numbers)", ev.UID, ev.Clean, files, spewer.UID, files/1000)
+	}
+	if c := takeCensus(t, tree, spewer.UID, neigh.UID); c.oldA != keptOpen || c.oldB != 20 {
+		t.Errorf("after the cleanup: %+v, want no old file of the spewer but the %d kept and the neighbour's 20", c, keptOpen)
 	}
 	if !raceEnabled && after-before > 16 {
 		t.Errorf("guardd's peak RSS grew by %.1f MiB, want less than 16", after-before)
