@@ -148,42 +148,7 @@ func hookProgram(kind hookKind, off *sockOffsets, config, uids, sets, events, st
 	if kind == kindListen {
 		rootLabel = "root"
 	}
-	ins = append(ins,
-		// r8 = real uid
-		asm.FnGetCurrentUidGid.Call().WithSymbol("common"),
-		asm.Mov.Reg32(R8, R0),
-		asm.JEq.Imm(R8, 0, rootLabel),
-		// uids below config.min_uid are never refused
-		asm.StoreImm(FP, stKey, 0, asm.Word),
-		asm.LoadMapPtr(R1, config.FD()),
-		asm.Mov.Reg(R2, FP),
-		asm.Add.Imm(R2, stKey),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(R0, 0, "allow"),
-		asm.LoadMem(R1, R0, 0, asm.Word),
-		asm.JLT.Reg(R8, R1, "allow"),
-		// r9 = set id of the uid
-		asm.StoreImm(FP, stTrie, 32, asm.Word),
-		asm.Mov.Reg(R1, R8),
-		asm.HostTo(asm.BE, R1, asm.Word),
-		asm.StoreMem(FP, stTrie+4, R1, asm.Word),
-		asm.LoadMapPtr(R1, uids.FD()),
-		asm.Mov.Reg(R2, FP),
-		asm.Add.Imm(R2, stTrie),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(R0, 0, "allow"),
-		asm.LoadMem(R9, R0, 0, asm.Word),
-		asm.JEq.Imm(R9, 0, "allow"),
-		asm.StoreMem(FP, stSetID, R9, asm.Word),
-		// r9 = the set
-		asm.StoreMem(FP, stKey, R9, asm.Word),
-		asm.LoadMapPtr(R1, sets.FD()),
-		asm.Mov.Reg(R2, FP),
-		asm.Add.Imm(R2, stKey),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(R0, 0, "allow"),
-		asm.Mov.Reg(R9, R0),
-	)
+	ins = append(ins, uidRuleSet(config, uids, sets, rootLabel)...)
 	if kind == kindListen {
 		// listen() on an unbound socket binds it to a port of the
 		// ephemeral range after this hook (inet_listen → inet_autobind):
@@ -343,5 +308,49 @@ func v6Addr(src asm.Register, off int16, done string) asm.Instructions {
 		asm.StoreImm(FP, stAddr+4, 0, asm.Word),
 		asm.StoreImm(FP, stAddr+8, 0, asm.Word),
 		asm.StoreImm(FP, stAddr+12, 0, asm.Word),
+	}
+}
+
+// uidRuleSet is the start every sock_addr hook shares (label "common"):
+// r8 = the task's real uid; uid 0 goes to rootLabel; a uid below
+// config.min_uid, or in no set of uids, to "allow"; else r9 = its set and
+// stSetID holds the set id. Stack: stKey, stTrie, stSetID.
+func uidRuleSet(config, uids, sets *ebpf.Map, rootLabel string) asm.Instructions {
+	R0, R1, R2, R8, R9, FP := asm.R0, asm.R1, asm.R2, asm.R8, asm.R9, asm.RFP
+	return asm.Instructions{
+		// r8 = real uid
+		asm.FnGetCurrentUidGid.Call().WithSymbol("common"),
+		asm.Mov.Reg32(R8, R0),
+		asm.JEq.Imm(R8, 0, rootLabel),
+		// uids below config.min_uid are never refused
+		asm.StoreImm(FP, stKey, 0, asm.Word),
+		asm.LoadMapPtr(R1, config.FD()),
+		asm.Mov.Reg(R2, FP),
+		asm.Add.Imm(R2, stKey),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(R0, 0, "allow"),
+		asm.LoadMem(R1, R0, 0, asm.Word),
+		asm.JLT.Reg(R8, R1, "allow"),
+		// r9 = set id of the uid
+		asm.StoreImm(FP, stTrie, 32, asm.Word),
+		asm.Mov.Reg(R1, R8),
+		asm.HostTo(asm.BE, R1, asm.Word),
+		asm.StoreMem(FP, stTrie+4, R1, asm.Word),
+		asm.LoadMapPtr(R1, uids.FD()),
+		asm.Mov.Reg(R2, FP),
+		asm.Add.Imm(R2, stTrie),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(R0, 0, "allow"),
+		asm.LoadMem(R9, R0, 0, asm.Word),
+		asm.JEq.Imm(R9, 0, "allow"),
+		asm.StoreMem(FP, stSetID, R9, asm.Word),
+		// r9 = the set
+		asm.StoreMem(FP, stKey, R9, asm.Word),
+		asm.LoadMapPtr(R1, sets.FD()),
+		asm.Mov.Reg(R2, FP),
+		asm.Add.Imm(R2, stKey),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(R0, 0, "allow"),
+		asm.Mov.Reg(R9, R0),
 	}
 }

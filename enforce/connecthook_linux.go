@@ -183,12 +183,10 @@ func (h *ConnectHook) closeFDs() {
 	}
 }
 
-// Stack of the connect programs (offsets from the frame pointer); stAddr
-// and stFamily are the bind hook's, which v6Addr fills.
+// Stack of the connect programs (offsets from the frame pointer); stSetID,
+// stKey, stTrie (uidRuleSet), stAddr and stFamily (v6Addr) are the bind
+// hook's.
 const (
-	cnSetID = -4
-	cnKey   = -8
-	cnTrie  = -16
 	cnPort  = -36
 	cnFlags = -44 // u32: connFlagDgram for a datagram socket
 	cnCKey  = -72 // the counts key (connectKeySize bytes)
@@ -240,39 +238,8 @@ func connectProgram(v6 bool, config, uids, sets, counts *ebpf.Map) asm.Instructi
 		ins = append(ins, asm.StoreImm(FP, stFamily, 6, asm.Word).WithSymbol("addr"))
 		ins = append(ins, v6Addr(R6, ctxUserIP6, "common")...)
 	}
-	ins = append(ins,
-		asm.FnGetCurrentUidGid.Call().WithSymbol("common"),
-		asm.Mov.Reg32(R8, R0),
-		asm.JEq.Imm(R8, 0, "allow"),
-		asm.StoreImm(FP, cnKey, 0, asm.Word),
-		asm.LoadMapPtr(R1, config.FD()),
-		asm.Mov.Reg(R2, FP),
-		asm.Add.Imm(R2, cnKey),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(R0, 0, "allow"),
-		asm.LoadMem(R1, R0, 0, asm.Word),
-		asm.JLT.Reg(R8, R1, "allow"),
-		asm.StoreImm(FP, cnTrie, 32, asm.Word),
-		asm.Mov.Reg(R1, R8),
-		asm.HostTo(asm.BE, R1, asm.Word),
-		asm.StoreMem(FP, cnTrie+4, R1, asm.Word),
-		asm.LoadMapPtr(R1, uids.FD()),
-		asm.Mov.Reg(R2, FP),
-		asm.Add.Imm(R2, cnTrie),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(R0, 0, "allow"),
-		asm.LoadMem(R9, R0, 0, asm.Word),
-		asm.JEq.Imm(R9, 0, "allow"),
-		asm.StoreMem(FP, cnSetID, R9, asm.Word),
-		asm.StoreMem(FP, cnKey, R9, asm.Word),
-		asm.LoadMapPtr(R1, sets.FD()),
-		asm.Mov.Reg(R2, FP),
-		asm.Add.Imm(R2, cnKey),
-		asm.FnMapLookupElem.Call(),
-		asm.JEq.Imm(R0, 0, "allow"),
-		asm.Mov.Reg(R9, R0),
-		asm.LoadMem(R7, R9, 4, asm.Word), // r7 = set.n
-	)
+	ins = append(ins, uidRuleSet(config, uids, sets, "allow")...)
+	ins = append(ins, asm.LoadMem(R7, R9, 4, asm.Word)) // r7 = set.n
 	// The rules, unrolled at fixed offsets (see hookProgram for why).
 	rule := func(i int) string {
 		if i == MaxConnectRules {
@@ -351,7 +318,7 @@ func connectProgram(v6 bool, config, uids, sets, counts *ebpf.Map) asm.Instructi
 		asm.FnGetCurrentPidTgid.Call(),
 		asm.RSh.Imm(R0, 32),
 		asm.StoreMem(FP, cnCVal+16, R0, asm.Word),
-		asm.LoadMem(R1, FP, cnSetID, asm.Word),
+		asm.LoadMem(R1, FP, stSetID, asm.Word),
 		asm.StoreMem(FP, cnCVal+20, R1, asm.Word),
 		asm.LoadMapPtr(R1, counts.FD()),
 		asm.Mov.Reg(R2, FP),
