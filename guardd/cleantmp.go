@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/guardd/guardd/capability"
 	"sync"
 	"time"
 
@@ -28,14 +29,15 @@ type cleanComponent struct {
 	wg      sync.WaitGroup
 }
 
-func init() {
-	registerComponent(func() component { return &cleanComponent{} })
-	stepHandlers[policy.StepCleanTmp] = cleanTmpStep
+// Steps: clean_tmp.
+func (c *cleanComponent) Steps() map[policy.StepKind]capability.StepFunc {
+	return map[policy.StepKind]capability.StepFunc{policy.StepCleanTmp: legacyStep(cleanTmpStep)}
 }
 
 func (c *cleanComponent) Name() string { return "clean_tmp" }
 
-func (c *cleanComponent) Start(d *daemonState, _ *policy.Policy) error {
+func (c *cleanComponent) Start(h capability.Host, _ *policy.Policy) error {
+	d := h.(*daemonState) // until this capability has its own package
 	c.d, c.running = d, map[uint32]bool{}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return nil
@@ -59,7 +61,7 @@ func cleanTmpStep(d *daemonState, snap *platform.Snapshot, m *policy.Match, st p
 	}
 	ev := base
 	if m.Proc != nil {
-		fillProc(&ev, m.Proc)
+		capability.FillProc(&ev, m.Proc)
 	}
 	ev.Clean = &report.CleanEvidence{Trees: []string{}, OlderThan: st.Clean.OlderThan.String()}
 	uid := m.User.UID

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/guardd/guardd/capability"
 	"os"
 	"sort"
 	"strings"
@@ -33,15 +34,14 @@ type connectGuard struct {
 	stamp      platform.AccountsStamp
 }
 
-func init() { registerComponent(func() component { return &connectGuard{} }) }
-
 // maxConnectLines bounds the refusal lines of one tick; the rest are
 // summed up per uid.
 const maxConnectLines = 200
 
 func (g *connectGuard) Name() string { return "connect" }
 
-func (g *connectGuard) Start(d *daemonState, p *policy.Policy) error {
+func (g *connectGuard) Start(h capability.Host, p *policy.Policy) error {
+	d := h.(*daemonState) // until this capability has its own package
 	g.d, g.pol = d, p
 	if len(p.Connects) > 0 {
 		// The hook resolves classes of users and groups to uids now.
@@ -260,7 +260,7 @@ func (g *connectGuard) refusalEvent(now time.Time, host string, r *enforce.Conne
 	p, err := platform.ReadProcess(r.PID, g.d.accounts)
 	switch {
 	case err == nil && p.UID == r.UID && p.StartedBy(r.Boot):
-		fillProc(ev, p)
+		capability.FillProc(ev, p)
 	case err == nil || errors.Is(err, platform.ErrGone):
 		ev.Reason += " (the process ended before guardd could read it)"
 	default:

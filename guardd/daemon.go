@@ -20,6 +20,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/fsnotify/fsnotify"
+	"github.com/guardd/guardd/capability"
 	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
@@ -124,7 +125,7 @@ type daemonState struct {
 	matches   []policy.Match
 	held      []enforce.Held
 	lastStats time.Time
-	acted     uint64 // actions since the last stats line
+	acted     atomic.Uint64 // actions since the last stats line (audit lines of steps)
 
 	// watchdogEvery is how often the loop feeds systemd's watchdog; 0
 	// when there is none.
@@ -134,8 +135,9 @@ type daemonState struct {
 	quotactlForbidden bool
 
 	components []component
-	wake       chan struct{} // a component asks for a tick now
-	wakeUsers  chan struct{} // the fork-storm observer asks for the user-rules fast path now
+	steps      map[policy.StepKind]capability.StepFunc // stepTable
+	wake       chan struct{}                           // a component asks for a tick now
+	wakeUsers  chan struct{}                           // the fork-storm observer asks for the user-rules fast path now
 
 	// decideMu serialises deciding and acting (policy, evaluator, ledger,
 	// timings, the fields below) between the loop and the fast path.
@@ -237,13 +239,17 @@ func (d *daemonState) run(ctx context.Context) error {
 	d.install(pol)
 	d.wake = make(chan struct{}, 1)
 	d.wakeUsers = make(chan struct{}, 1)
-	for _, f := range componentFactories {
-		c := f()
+	for _, f := range capabilities() {
+		d.components = append(d.components, f())
+	}
+	if d.steps, err = stepTable(d.components); err != nil {
+		return err
+	}
+	for _, c := range d.components {
 		if err := c.Start(d, pol); err != nil {
 			return fmt.Errorf("start %s: %w", c.Name(), err)
 		}
 		defer c.Stop()
-		d.components = append(d.components, c)
 	}
 
 	hup := make(chan os.Signal, 1)
@@ -598,9 +604,10 @@ func (d *daemonState) decideTick(snap *platform.Snapshot, now time.Time) (acted 
 	if d.ledger.Dirty() || d.ledgerSaveAgain.Swap(false) {
 		d.snapshotLedger(due > 0)
 	}
-	acted, matches, escalations = d.acted, len(d.matches), d.ledger.Len()
+	acted, matches, escalations = d.acted.Load(), len(d.matches), d.ledger.Len()
 	if now.Sub(d.lastStats) >= time.Minute {
-		d.lastStats, d.acted = now, 0
+		d.lastStats = now
+		d.acted.Store(0)
 	}
 	d.decideMu.Unlock()
 	d.persist(due > 0)
@@ -739,8 +746,10 @@ func (d *daemonState) act(snap *platform.Snapshot, m *policy.Match, step int) bo
 	if m.FS != nil {
 		base.Mount = m.FS.Mount
 	}
-	for _, add := range evidenceHooks {
-		add(d, snap, m, &base)
+	for _, c := range d.components {
+		if e, ok := c.(capability.Evidencer); ok {
+			e.Evidence(snap, m, &base)
+		}
 	}
 	if st.Kind == policy.StepKill {
 		base.Signal = st.Signal
@@ -749,7 +758,7 @@ func (d *daemonState) act(snap *platform.Snapshot, m *policy.Match, step int) bo
 		n := st.Nice
 		base.Nice = &n
 	}
-	h := stepHandlers[st.Kind]
+	h := d.steps[st.Kind]
 	if h == nil {
 		d.log.Error("no handler for step kind: a bug", "kind", st.Kind, "rule", r.Name)
 		return true
@@ -759,106 +768,6 @@ func (d *daemonState) act(snap *platform.Snapshot, m *policy.Match, step int) bo
 	h(d, snap, m, st, base)
 	d.tally.Store(nil)
 	return t.did.Load()
-}
-
-// evidenceHooks add a capability's evidence to the audit line of every
-// step (the file locks behind a lock rule, say); each registers from an
-// init function in its own file and leaves events it has nothing for
-// alone.
-var evidenceHooks []func(d *daemonState, snap *platform.Snapshot, m *policy.Match, ev *report.Event)
-
-// stepHandler carries out one due step of a match. Each step kind has
-// one; a capability that adds a step kind to the policy registers its
-// handler from an init function in its own file.
-type stepHandler func(d *daemonState, snap *platform.Snapshot, m *policy.Match, st policy.Step, base report.Event)
-
-var stepHandlers = map[policy.StepKind]stepHandler{}
-
-func init() {
-	for kind, action := range map[policy.StepKind]string{
-		policy.StepRenice: enforce.ActRenice,
-		policy.StepKill:   enforce.ActKill,
-		policy.StepStop:   enforce.ActStop,
-		policy.StepReport: enforce.ActReport,
-	} {
-		stepHandlers[kind] = processStep(action)
-	}
-}
-
-// processStep handles a step that acts on processes through the enforcer:
-// on the matching process, or, for a user-scope rule, on each of the
-// user's processes (a report is written once for the user).
-func processStep(action string) stepHandler {
-	return func(d *daemonState, snap *platform.Snapshot, m *policy.Match, st policy.Step, base report.Event) {
-		if m.Proc != nil {
-			d.actOn(m.Proc, m, st, action, base)
-			return
-		}
-		if action == enforce.ActReport {
-			ev := base
-			ev.Outcome = report.OutcomeDone
-			if m.Rule.Mode == policy.ModeMonitor {
-				ev.Outcome = report.OutcomeWouldDo
-			}
-			d.write(&ev)
-			return
-		}
-		// The user's protected processes (an sshd session, say) and guardd
-		// itself are left out here rather than logged as skipped one by one.
-		for _, p := range snap.Procs {
-			if p.UID == m.User.UID && !d.enf.Exempt(p.PID) && d.pol.ProtectedProcess(p, m.User.Groups) == "" {
-				d.actOn(p, m, st, action, base)
-			}
-		}
-	}
-}
-
-func (d *daemonState) actOn(p *platform.Process, m *policy.Match, st policy.Step, action string, base report.Event) {
-	r, pol := m.Rule, d.pol
-	observed := *p // the sampled rates, to re-check the condition with fresh identity facts
-	a := enforce.Action{
-		Kind: action, Target: p.ProcID, Nice: st.Nice, Signal: st.Signal, Grace: st.Grace,
-		DryRun: r.Mode == policy.ModeMonitor,
-		Check: func(fresh *platform.Process) string {
-			groups := d.accounts.Groups(fresh.UID)
-			if why := pol.ProtectedProcess(fresh, groups); why != "" {
-				return "protected: " + why
-			}
-			if !r.Class.Contains(fresh.UID, fresh.User, groups) {
-				return "no longer in class " + r.Class.Name
-			}
-			f := *fresh
-			f.CPUPercent = observed.CPUPercent // a rate cannot be re-read instantly
-			// Nor the listeners, from this tick's sock_diag dump.
-			f.ListenPorts = observed.ListenPorts
-			// Nor can a lock wait, measured across ticks (read this tick).
-			f.LocksHeld, f.LockWait, f.LockBlocking, f.LockBlockingFor = observed.LocksHeld, observed.LockWait, observed.LockBlocking, observed.LockBlockingFor
-			f.LockBlockingOthers, f.LockBlockingOthersFor, f.LockForeign, f.LockForeignFor = observed.LockBlockingOthers, observed.LockBlockingOthersFor, observed.LockForeign, observed.LockForeignFor
-			if f.FDs < 0 {
-				f.FDs = observed.FDs
-			}
-			if !r.When.Eval(&policy.Env{Proc: &f, User: m.User, Host: m.Host}) {
-				return "condition no longer holds"
-			}
-			return ""
-		},
-	}
-	ev := base
-	fillProc(&ev, p)
-	tag := ev // the follow-up's own copy: ev changes below while a grace timer may read it
-	a.Tag = &tag
-	res := d.enf.Do(a)
-	if res.Proc != nil {
-		fillProc(&ev, res.Proc)
-	}
-	ev.Outcome, ev.Reason = res.Outcome, res.Reason
-	d.acted++
-	d.write(&ev)
-}
-
-func fillProc(ev *report.Event, p *platform.Process) {
-	ev.PID, ev.StartTime, ev.UID, ev.User = p.PID, p.StartTime, p.UID, p.User
-	ev.Exe, ev.Comm, ev.Cmdline = p.Exe, p.Comm, p.Cmdline
 }
 
 // followUp records what an escalation did after its action returned
@@ -876,9 +785,25 @@ func (d *daemonState) followUp(fu enforce.FollowUp) {
 	d.audit.Load().Sync()
 }
 
+// The capability.Host methods.
+
+func (d *daemonState) Log() *slog.Logger            { return d.log }
+func (d *daemonState) Enforcer() *enforce.Enforcer  { return d.enf }
+func (d *daemonState) Accounts() *platform.Accounts { return d.accounts }
+func (d *daemonState) Sampler() *platform.Sampler   { return d.sampler }
+func (d *daemonState) Policy() *policy.Policy       { return d.pol }
+func (d *daemonState) ModeOverride() string         { return d.opts.mode }
+func (d *daemonState) Write(ev *report.Event)       { d.write(ev) }
+func (d *daemonState) Journal(ev *report.Event)     { d.journal(ev) }
+func (d *daemonState) SyncAudit()                   { d.audit.Load().Sync() }
+func (d *daemonState) Facts() capability.Facts {
+	return capability.Facts{QuotactlForbidden: d.quotactlForbidden}
+}
+
 // write journals ev and, when it is a line of the step being carried out,
 // counts it for that step (act).
 func (d *daemonState) write(ev *report.Event) {
+	d.acted.Add(1)
 	if t := d.tally.Load(); t != nil && t.rule == ev.Rule && t.step == ev.Step && t.at == ev.RuleAt &&
 		ev.Outcome != report.OutcomeFailed {
 		t.did.Store(true)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/guardd/guardd/capability"
 	"time"
 
 	"github.com/guardd/guardd/platform"
@@ -24,11 +25,10 @@ type fsComponent struct {
 // fsRefreshIdle is how often usage is read when no rule needs it.
 const fsRefreshIdle = 30 * time.Second
 
-func init() { registerComponent(func() component { return &fsComponent{} }) }
-
 func (c *fsComponent) Name() string { return "filesystems" }
 
-func (c *fsComponent) Start(d *daemonState, p *policy.Policy) error {
+func (c *fsComponent) Start(h capability.Host, p *policy.Policy) error {
+	d := h.(*daemonState) // until this capability has its own package
 	c.d = d
 	c.Apply(p)
 	return nil

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/guardd/guardd/capability"
 	"os"
 	"strconv"
 	"sync"
@@ -34,12 +35,14 @@ const (
 	pollEvery = 100 * time.Millisecond
 )
 
-func init() {
-	registerComponent(func() component { return &forkStorm{} })
-	stepHandlers[policy.StepKillUser] = userSignalStep("KILL")
-	stepHandlers[policy.StepStopUser] = userSignalStep("STOP")
-	stepHandlers[policy.StepResumeUser] = userSignalStep("CONT")
-	stepHandlers[policy.StepReap] = reapStep
+// Steps: kill_user, stop_user, resume_user, reap.
+func (f *forkStorm) Steps() map[policy.StepKind]capability.StepFunc {
+	return map[policy.StepKind]capability.StepFunc{
+		policy.StepKillUser:   legacyStep(userSignalStep("KILL")),
+		policy.StepStopUser:   legacyStep(userSignalStep("STOP")),
+		policy.StepResumeUser: legacyStep(userSignalStep("CONT")),
+		policy.StepReap:       legacyStep(reapStep),
+	}
 }
 
 type forkStorm struct {
@@ -70,7 +73,8 @@ type forkStorm struct {
 
 func (f *forkStorm) Name() string { return "fork-storm observer" }
 
-func (f *forkStorm) Start(d *daemonState, p *policy.Policy) error {
+func (f *forkStorm) Start(h capability.Host, p *policy.Policy) error {
+	d := h.(*daemonState) // until this capability has its own package
 	f.d = d
 	f.tracker = platform.NewTracker()
 	f.capped = map[int32]uint64{}
@@ -448,7 +452,7 @@ func userSignalStep(sig string) stepHandler {
 		ev := base
 		ev.Signal = sig
 		if m.Proc != nil {
-			fillProc(&ev, m.Proc) // what set it off
+			capability.FillProc(&ev, m.Proc) // what set it off
 		}
 		uid := m.User.UID
 		gid := uid
@@ -478,7 +482,6 @@ func userSignalStep(sig string) stepHandler {
 			}
 			ev.Outcome, ev.Reason = res.Outcome, res.Reason
 		}
-		d.acted++
 		d.write(&ev)
 	}
 }
@@ -524,7 +527,7 @@ func reapStep(d *daemonState, snap *platform.Snapshot, m *policy.Match, st polic
 	pol := d.pol
 	for _, parent := range parents {
 		ev := base
-		fillProc(&ev, parent)
+		capability.FillProc(&ev, parent)
 		tag := ev
 		res := d.enf.Do(enforce.Action{
 			Kind: enforce.ActReap, Target: parent.ProcID, Grace: st.Grace, Signal: "CHLD",
@@ -541,11 +544,10 @@ func reapStep(d *daemonState, snap *platform.Snapshot, m *policy.Match, st polic
 			},
 		})
 		if res.Proc != nil {
-			fillProc(&ev, res.Proc)
+			capability.FillProc(&ev, res.Proc)
 		}
 		ev.Signal = "CHLD"
 		ev.Outcome, ev.Reason = res.Outcome, res.Reason
-		d.acted++
 		d.write(&ev)
 	}
 }

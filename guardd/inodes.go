@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"github.com/guardd/guardd/capability"
 	"log/slog"
 	"maps"
 	"os"
@@ -79,11 +80,10 @@ type inodeRun struct {
 	wg      sync.WaitGroup
 }
 
-func init() { registerComponent(func() component { return &inodeComponent{} }) }
-
 func (c *inodeComponent) Name() string { return "inodes" }
 
-func (c *inodeComponent) Start(d *daemonState, p *policy.Policy) error {
+func (c *inodeComponent) Start(h capability.Host, p *policy.Policy) error {
+	d := h.(*daemonState) // until this capability has its own package
 	c.d = d
 	c.Apply(p)
 	return nil

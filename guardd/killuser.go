@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/guardd/guardd/capability"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,8 +20,6 @@ import (
 // component remembers, from each full sample, which users had a process
 // that may be protected.
 
-func init() { registerComponent(func() component { return &protectSeen{} }) }
-
 type protectSeen struct {
 	componentBase
 	pol atomic.Pointer[policy.Policy]
@@ -33,7 +32,7 @@ type protectSeen struct {
 
 func (c *protectSeen) Name() string { return "kill_user protect index" }
 
-func (c *protectSeen) Start(d *daemonState, p *policy.Policy) error {
+func (c *protectSeen) Start(_ capability.Host, p *policy.Policy) error {
 	c.pol.Store(p)
 	c.uids = map[uint32]bool{}
 	c.sweeping = map[uint32]bool{}
@@ -141,13 +140,11 @@ func (d *daemonState) sweepOffLock(m *policy.Match, ev report.Event, run func() 
 	if ps == nil {
 		res := run()
 		ev.Outcome, ev.Reason = res.Outcome, res.Reason
-		d.acted++
 		d.write(&ev)
 		return
 	}
 	if !ps.beginSweep(uid) {
 		ev.Outcome, ev.Reason = report.OutcomeSkipped, "a sweep of this user's processes is still running"
-		d.acted++
 		d.write(&ev)
 		return
 	}
@@ -168,7 +165,7 @@ func (d *daemonState) sweepOffLock(m *policy.Match, ev report.Event, run func() 
 		d.audit.Load().Sync()
 		d.decideMu.Lock()
 		defer d.decideMu.Unlock()
-		d.acted++
+		d.acted.Add(1)
 		if res.Outcome == enforce.Failed {
 			d.ledger.Undone(k, step, ev.Time, retryUndone)
 			d.log.Warn("step did nothing: it does not count as done and is tried again", "rule", rule,

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/guardd/guardd/capability"
 	"os"
 	"slices"
 	"sort"
@@ -61,8 +62,6 @@ type listenGuard struct {
 	refusals map[refusalKey]*refusalCount
 	dropped  int // refusals not itemized: too many distinct ones in one tick
 }
-
-func init() { registerComponent(func() component { return &listenGuard{} }) }
 
 // noBPFEnv turns the bind hook off: listen blocks are then enforced by
 // detect-and-kill alone, as on a kernel without cgroup BPF.
@@ -130,7 +129,8 @@ type refusalCount struct {
 
 func (g *listenGuard) Name() string { return "listeners" }
 
-func (g *listenGuard) Start(d *daemonState, p *policy.Policy) error {
+func (g *listenGuard) Start(h capability.Host, p *policy.Policy) error {
+	d := h.(*daemonState) // until this capability has its own package
 	g.d, g.pol = d, p
 	g.scanner = platform.NewSocketScanner()
 	g.holders = map[uint64]holderCache{}
@@ -665,7 +665,7 @@ func (g *listenGuard) kill(snap *platform.Snapshot, o offence, p *platform.Proce
 		Action: enforce.ActKill, Mode: mode, Signal: "KILL",
 		Proto: o.l.Proto.String(), Addr: o.l.Addr.String(), Port: o.l.Port,
 	}
-	fillProc(&ev, p)
+	capability.FillProc(&ev, p)
 	res := d.enf.Do(enforce.Action{
 		Kind: enforce.ActKill, Target: p.ProcID, Signal: "KILL", DryRun: mode == policy.ModeMonitor,
 		Check: func(fresh *platform.Process) string {
@@ -683,7 +683,7 @@ func (g *listenGuard) kill(snap *platform.Snapshot, o offence, p *platform.Proce
 		},
 	})
 	if res.Proc != nil {
-		fillProc(&ev, res.Proc)
+		capability.FillProc(&ev, res.Proc)
 	}
 	what := fmt.Sprintf("listening on %s, which listen %q does not allow", o.l, l.Name)
 	if len(o.listens) > 1 {
@@ -865,7 +865,7 @@ func (g *listenGuard) refusalEvent(host string, c *refusalCount) *report.Event {
 	p, err := platform.ReadProcess(r.PID, g.d.accounts)
 	switch {
 	case err == nil && p.UID == r.UID && p.StartedBy(r.Boot):
-		fillProc(ev, p)
+		capability.FillProc(ev, p)
 	case err == nil || errors.Is(err, platform.ErrGone):
 		ev.Reason += " (the process ended before guardd could read it)"
 	default:

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/guardd/guardd/capability"
 	"sort"
 	"strings"
 	"sync"
@@ -14,7 +15,10 @@ import (
 	"github.com/guardd/guardd/report"
 )
 
-func init() { stepHandlers[policy.StepNotify] = notifyStep }
+// Steps: notify.
+func (t *teller) Steps() map[policy.StepKind]capability.StepFunc {
+	return map[policy.StepKind]capability.StepFunc{policy.StepNotify: legacyStep(notifyStep)}
+}
 
 // notifyStep hands the customer mail about a match to the mailer: what
 // the rule did to the process since the last notify, the values behind
@@ -25,7 +29,7 @@ func notifyStep(d *daemonState, snap *platform.Snapshot, m *policy.Match, st pol
 	t := d.teller()
 	ev := base
 	if m.Proc != nil {
-		fillProc(&ev, m.Proc)
+		capability.FillProc(&ev, m.Proc)
 	}
 	switch {
 	case m.User == nil:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/guardd/guardd/capability"
 	"io"
 	"log/slog"
 	"os"
@@ -51,14 +52,12 @@ rule "storm" {
 	d.components = []component{fs}
 
 	decided := make(chan uint32, 4)
-	saved := stepHandlers[policy.StepKillUser]
-	t.Cleanup(func() { stepHandlers[policy.StepKillUser] = saved })
-	stepHandlers[policy.StepKillUser] = func(d *daemonState, snap *platform.Snapshot, m *policy.Match, st policy.Step, base report.Event) {
+	d.steps = map[policy.StepKind]capability.StepFunc{policy.StepKillUser: legacyStep(func(d *daemonState, snap *platform.Snapshot, m *policy.Match, st policy.Step, base report.Event) {
 		ev := base
 		ev.Outcome = report.OutcomeDone
 		d.write(&ev)
 		decided <- m.User.UID
-	}
+	})}
 	inDisk := make(chan struct{}, 4)
 	release := make(chan struct{})
 	d.beforePersist = func() {

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"github.com/guardd/guardd/capability"
 	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
@@ -17,11 +18,12 @@ type freebsdNotes struct {
 	said bool
 }
 
-func init() { registerComponent(func() component { return &freebsdNotes{} }) }
+var osCapabilities = []capability.Factory{func() component { return &freebsdNotes{} }}
 
 func (c *freebsdNotes) Name() string { return "FreeBSD notes" }
 
-func (c *freebsdNotes) Start(d *daemonState, _ *policy.Policy) error {
+func (c *freebsdNotes) Start(h capability.Host, _ *policy.Policy) error {
+	d := h.(*daemonState) // until this capability has its own package
 	c.d = d
 	return nil
 }

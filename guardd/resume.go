@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/guardd/guardd/capability"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -24,8 +25,6 @@ import (
 // them when it starts again (at once when overdue). When guardd stops on
 // purpose it resumes every user it froze: a freeze never outlives the
 // daemon that would end it.
-
-func init() { registerComponent(func() component { return &resumer{} }) }
 
 const actResumeUser = "resume_user"
 
@@ -55,7 +54,8 @@ type resumer struct {
 
 func (r *resumer) Name() string { return "stop_user resumer" }
 
-func (r *resumer) Start(d *daemonState, p *policy.Policy) error {
+func (r *resumer) Start(h capability.Host, p *policy.Policy) error {
+	d := h.(*daemonState) // until this capability has its own package
 	r.d = d
 	r.pending = map[uint32]*pendingResume{}
 	r.timers = map[uint32]*time.Timer{}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/guardd/guardd/capability"
 	"log/slog"
 	"net/http"
 	"os"
@@ -24,7 +25,6 @@ import (
 // spool from the audit log, runs the mailer and the upstream sinks on
 // their own goroutines, and serves metrics and the status page. Nothing
 // it does can hold up a tick: the loop only hands it notices and events.
-func init() { registerComponent(func() component { return &teller{} }) }
 
 type teller struct {
 	componentBase
@@ -88,7 +88,8 @@ const maxRecentActions = 50
 
 func (t *teller) Name() string { return "tell" }
 
-func (t *teller) Start(d *daemonState, p *policy.Policy) error {
+func (t *teller) Start(h capability.Host, p *policy.Policy) error {
+	d := h.(*daemonState) // until this capability has its own package
 	t.d, t.log = d, d.log
 	t.host, _ = os.Hostname()
 	t.ctx, t.cancel = context.WithCancel(context.Background())

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/guardd/guardd/capability"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -49,14 +50,12 @@ rule "storm" {
 	}
 	outcome := report.OutcomeFailed
 	calls := 0
-	saved := stepHandlers[policy.StepKillUser]
-	t.Cleanup(func() { stepHandlers[policy.StepKillUser] = saved })
-	stepHandlers[policy.StepKillUser] = func(d *daemonState, snap *platform.Snapshot, m *policy.Match, st policy.Step, base report.Event) {
+	d.steps = map[policy.StepKind]capability.StepFunc{policy.StepKillUser: legacyStep(func(d *daemonState, snap *platform.Snapshot, m *policy.Match, st policy.Step, base report.Event) {
 		calls++
 		ev := base
 		ev.Outcome, ev.Reason = outcome, "helper _signal-user: setgroups: operation not permitted"
 		d.write(&ev)
-	}
+	})}
 	t0 := time.Now()
 	tickAt := func(s time.Duration) {
 		snap := &platform.Snapshot{Time: t0.Add(s), Users: map[uint32]*platform.UserStats{

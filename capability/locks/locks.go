@@ -1,7 +1,13 @@
-package main
+// Package locks is the file-lock capability: it reads /proc/locks on
+// every tick (platform.LockObserver) for the proc.lock_* and
+// user.lock_waiters variables, and names the locks, with their paths, as
+// the evidence of every step of a rule that reads them.
+package locks
 
 import (
 	"errors"
+	"github.com/guardd/guardd/capability"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -11,52 +17,48 @@ import (
 	"github.com/guardd/guardd/report"
 )
 
-// lockComponent reads /proc/locks on every tick (platform.LockObserver):
-// the proc.lock_* and user.lock_waiters variables, and the locks named as
-// evidence when a rule that reads them acts.
-type lockComponent struct {
-	componentBase
-	d   *daemonState
+// Locks is the capability.
+type Locks struct {
+	capability.Base
+	log *slog.Logger
 	obs *platform.LockObserver
 
 	failed, skipped bool // warned once
 }
 
-func init() {
-	registerComponent(func() component { return &lockComponent{} })
-	evidenceHooks = append(evidenceHooks, lockEvidence)
-}
+// New makes the capability (for the registry).
+func New() capability.Capability { return &Locks{} }
 
-func (c *lockComponent) Name() string { return "locks" }
+func (c *Locks) Name() string { return "locks" }
 
-func (c *lockComponent) Start(d *daemonState, _ *policy.Policy) error {
-	c.d, c.obs = d, platform.NewLockObserver()
+func (c *Locks) Start(h capability.Host, _ *policy.Policy) error {
+	c.log, c.obs = h.Log(), platform.NewLockObserver()
 	c.obs.Clock = time.Now // a wait counts from the read that first saw it
 	return nil
 }
 
-func (c *lockComponent) Observe(snap *platform.Snapshot) {
+func (c *Locks) Observe(snap *platform.Snapshot) {
 	if err := c.obs.Observe(snap); err != nil {
 		if !c.failed {
 			c.failed = true
-			c.d.log.Warn("cannot read file locks: lock variables stay 0", "err", err)
+			c.log.Warn("cannot read file locks: lock variables stay 0", "err", err)
 		}
 		return
 	}
 	if n := c.obs.Skipped(); n > 0 && !c.skipped {
 		c.skipped = true
-		c.d.log.Warn("/proc/locks has lines guardd does not understand; they are ignored", "lines", n)
+		c.log.Warn("/proc/locks has lines guardd does not understand; they are ignored", "lines", n)
 	}
 }
 
 // maxLockEvidence bounds the locks listed in one audit line.
 const maxLockEvidence = 8
 
-// lockEvidence names the locks behind a rule that reads lock variables:
+// Evidence names the locks behind a rule that reads lock variables:
 // those the process holds or waits on (for a user rule, those its user's
 // processes wait on), with the file's path when a process that has it
 // open can tell.
-func lockEvidence(d *daemonState, snap *platform.Snapshot, m *policy.Match, ev *report.Event) {
+func (c *Locks) Evidence(snap *platform.Snapshot, m *policy.Match, ev *report.Event) {
 	reads := false
 	for _, v := range m.Rule.When.Vars {
 		reads = reads || strings.HasPrefix(v.Name, "proc.lock") || v.Name == "user.lock_waiters"
@@ -64,13 +66,7 @@ func lockEvidence(d *daemonState, snap *platform.Snapshot, m *policy.Match, ev *
 	if !reads {
 		return
 	}
-	var c *lockComponent
-	for _, comp := range d.components {
-		if lc, ok := comp.(*lockComponent); ok {
-			c = lc
-		}
-	}
-	if c == nil || c.obs == nil {
+	if c.obs == nil {
 		return
 	}
 	facts := c.obs.Facts()

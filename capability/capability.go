@@ -1,0 +1,136 @@
+// Package capability is the contract between guardd's loop and the
+// capabilities that plug into it (fork storms, locks, temp trees,
+// listeners, mail, ...). A capability is built only from the engines'
+// APIs (platform observes, policy decides, enforce acts, report tells)
+// and from the Host the daemon lends it; the daemon lists every
+// capability in one explicit registry (guardd/capabilities.go), so adding
+// one is a new package and one line there.
+//
+// Where a capability goes: its own package under capability/, holding
+// what it observes (Observe), its step handlers (Stepper), the evidence it
+// adds to audit lines (Evidencer) and its offline policy checks
+// (PolicyChecker). Its policy schema (blocks, steps, variables) is still
+// declared in package policy, which must stay free of I/O.
+package capability
+
+import (
+	"log/slog"
+
+	"github.com/guardd/guardd/enforce"
+	"github.com/guardd/guardd/platform"
+	"github.com/guardd/guardd/policy"
+	"github.com/guardd/guardd/report"
+)
+
+// Host is what the daemon lends a capability. The loop calls a
+// capability's methods from its own goroutine and step handlers under its
+// decide lock, so Policy is stable for the length of any such call.
+type Host interface {
+	// Log is the daemon's logger.
+	Log() *slog.Logger
+	// Enforcer is the one door for side effects.
+	Enforcer() *enforce.Enforcer
+	// Accounts resolves uids, names and groups (cached, refreshed when
+	// /etc/passwd or /etc/group change).
+	Accounts() *platform.Accounts
+	// Sampler is the process table's reader (exec events refresh it).
+	Sampler() *platform.Sampler
+	// Policy is the running policy.
+	Policy() *policy.Policy
+	// ModeOverride is the --mode flag ("" when not given): capabilities
+	// that read their own blocks' modes apply it too.
+	ModeOverride() string
+	// Write journals a line of the step being carried out: it counts for
+	// that step (a step that writes no line other than failed did
+	// nothing, and is retried).
+	Write(ev *report.Event)
+	// Journal journals a line that belongs to no step being carried out
+	// (a follow-up after a grace, a refusal the kernel reported).
+	Journal(ev *report.Event)
+	// SyncAudit makes the audit log durable now.
+	SyncAudit()
+	// Wake asks for a tick as soon as the loop can run one; WakeUsers
+	// for the user-rules fast path (UserEvents). Both are safe from any
+	// goroutine and merge while pending.
+	Wake()
+	WakeUsers()
+	// Facts are what the daemon found out at start about this host.
+	Facts() Facts
+}
+
+// Facts are start-up findings a capability may need.
+type Facts struct {
+	// QuotactlForbidden: a seccomp filter kills on quotactl_fd.
+	QuotactlForbidden bool
+}
+
+// Capability is one capability's lifecycle in the loop.
+type Capability interface {
+	// Name names the capability in logs.
+	Name() string
+	// Start runs once, before the first tick, with the first policy.
+	Start(h Host, p *policy.Policy) error
+	// Validate checks a reloaded policy before anything applies it: an
+	// error keeps the running policy everywhere.
+	Validate(p *policy.Policy) error
+	// Apply makes a validated policy current (on every reload).
+	Apply(p *policy.Policy)
+	// Observe adds to a fresh snapshot what the sampler does not read,
+	// before the policy is evaluated.
+	Observe(snap *platform.Snapshot)
+	// Tick runs after the tick's actions.
+	Tick(snap *platform.Snapshot)
+	// Event sees every audit event right after it was journalled. It may
+	// be called from the enforcer's timer goroutines too, so it must be
+	// safe for concurrent use, and it must not block.
+	Event(ev *report.Event)
+	// Stop releases everything; the daemon is stopping.
+	Stop()
+}
+
+// Base gives a capability no-op methods to override.
+type Base struct{}
+
+func (Base) Start(Host, *policy.Policy) error { return nil }
+func (Base) Validate(*policy.Policy) error    { return nil }
+func (Base) Apply(*policy.Policy)             {}
+func (Base) Observe(*platform.Snapshot)       {}
+func (Base) Tick(*platform.Snapshot)          {}
+func (Base) Event(*report.Event)              {}
+func (Base) Stop()                            {}
+
+// Factory makes a capability; the registry lists one per capability.
+type Factory func() Capability
+
+// StepFunc carries out one due step of a match: it acts through the
+// Host's enforcer and writes the step's audit lines with Host.Write
+// (base is the line with the rule, step and values filled in).
+type StepFunc func(h Host, snap *platform.Snapshot, m *policy.Match, st policy.Step, base report.Event)
+
+// Stepper is a capability that carries out step kinds. Every step kind
+// the policy accepts has exactly one handler among the registered
+// capabilities: the daemon refuses to start otherwise, and a test checks
+// the registry.
+type Stepper interface {
+	Steps() map[policy.StepKind]StepFunc
+}
+
+// Evidencer is a capability that adds its evidence (the file locks
+// behind a lock rule, say) to the audit line of every step of a match;
+// it leaves matches it has nothing for alone.
+type Evidencer interface {
+	Evidence(snap *platform.Snapshot, m *policy.Match, ev *report.Event)
+}
+
+// PolicyChecker is a capability whose Validate needs no running daemon
+// (templates, address maps, secret files): `guardd check` runs it too,
+// so that what would refuse a reload fails the check first.
+type PolicyChecker interface {
+	CheckPolicy(p *policy.Policy) error
+}
+
+// FillProc copies a process's identity into an audit line.
+func FillProc(ev *report.Event, p *platform.Process) {
+	ev.PID, ev.StartTime, ev.UID, ev.User = p.PID, p.StartTime, p.UID, p.User
+	ev.Exe, ev.Comm, ev.Cmdline = p.Exe, p.Comm, p.Cmdline
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/guardd/guardd/capability"
+	"github.com/guardd/guardd/capability/locks"
+	"github.com/guardd/guardd/capability/procs"
+	"github.com/guardd/guardd/platform"
+	"github.com/guardd/guardd/policy"
+	"github.com/guardd/guardd/report"
+)
+
+// capabilities is the registry: every capability guardd runs, in start
+// order (stopped in reverse). Adding a capability is its package and one
+// line here. Those still written inside this package are being moved out
+// to packages under capability/ one by one.
+func capabilities() []capability.Factory {
+	list := []capability.Factory{
+		procs.New, // renice, kill, stop, report
+		func() component { return &cleanComponent{} },
+		func() component { return &connectGuard{} },
+		func() component { return &fsComponent{} },
+		func() component { return &forkStorm{} },
+		func() component { return &inodeComponent{} },
+		func() component { return &protectSeen{} },
+		func() component { return &listenGuard{} },
+		locks.New,
+	}
+	list = append(list, osCapabilities...)
+	return append(list,
+		func() component { return &resumer{} },
+		func() component { return &teller{} },
+	)
+}
+
+// stepTable maps every step kind the policy accepts to the one
+// capability handler that carries it out; an error names a kind with no
+// handler or with two (a registry bug the daemon refuses to start with).
+func stepTable(caps []capability.Capability) (map[policy.StepKind]capability.StepFunc, error) {
+	table := map[policy.StepKind]capability.StepFunc{}
+	owner := map[policy.StepKind]string{}
+	var problems []string
+	for _, c := range caps {
+		s, ok := c.(capability.Stepper)
+		if !ok {
+			continue
+		}
+		for kind, f := range s.Steps() {
+			if prev, dup := owner[kind]; dup {
+				problems = append(problems, fmt.Sprintf("step %s has two handlers (%s and %s)", kind, prev, c.Name()))
+				continue
+			}
+			table[kind], owner[kind] = f, c.Name()
+		}
+	}
+	for _, kind := range policy.StepKinds() {
+		if table[kind] == nil {
+			problems = append(problems, fmt.Sprintf("step %s has no handler", kind))
+		}
+	}
+	known := map[policy.StepKind]bool{}
+	for _, kind := range policy.StepKinds() {
+		known[kind] = true
+	}
+	for kind := range table {
+		if !known[kind] {
+			problems = append(problems, fmt.Sprintf("capability %s handles step %s, which the policy does not know", owner[kind], kind))
+		}
+	}
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return nil, fmt.Errorf("capability registry: %s", strings.Join(problems, "; "))
+	}
+	return table, nil
+}
+
+// stepHandler is a step handler still written in this package.
+type stepHandler func(d *daemonState, snap *platform.Snapshot, m *policy.Match, st policy.Step, base report.Event)
+
+// legacyStep adapts a stepHandler.
+func legacyStep(f stepHandler) capability.StepFunc {
+	return func(h capability.Host, snap *platform.Snapshot, m *policy.Match, st policy.Step, base report.Event) {
+		f(h.(*daemonState), snap, m, st, base)
+	}
+}
