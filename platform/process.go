@@ -143,6 +143,10 @@ type UserStats struct {
 	// process gets a UserStats with Procs 0.
 	Inodes            int64
 	InodeGrowthPerMin float64 // net inodes created per minute, recent
+
+	// Group is the customer's own kernel group, where per-customer
+	// isolation runs (filled by the isolation capability).
+	Group UserGroupUsage
 }
 
 // Host holds host-wide facts from one sample.

@@ -26,14 +26,21 @@ const MaxResumeAfter = 24 * time.Hour
 // after SIGCHLD before it ends the parent.
 const DefaultReapGrace = 10 * time.Second
 
-// Limit is a `limits` block: a standing, kernel-enforced process cap for
-// the accounts of a class (RLIMIT_NPROC, soft and hard, set on each of
-// their processes as guardd first sees it).
+// Limit is a `limits` block: standing, kernel-enforced limits for the
+// accounts of a class. procs is a process cap (RLIMIT_NPROC, soft and
+// hard, set on each of their processes as guardd first sees it, and the
+// pids limit of the customer's group where isolation runs); cpu, memory
+// and io are limits of each customer's own kernel group (isolation.go).
 type Limit struct {
-	Name      string
-	Class     *Class
-	Procs     int // processes (threads count too: RLIMIT_NPROC counts tasks)
-	DeclRange hcl.Range
+	Name        string
+	Class       *Class
+	Procs       int     // processes (threads count too: RLIMIT_NPROC counts tasks); 0 = none
+	CPUPercent  float64 // percent of one core; 0 = none
+	MemoryBytes uint64  // 0 = none
+	IOReadBPS   uint64  // 0 = none
+	IOWriteBPS  uint64  // 0 = none
+	Burst       *Burst  // nil = none
+	DeclRange   hcl.Range
 
 	className string
 	classRng  hcl.Range
@@ -50,7 +57,7 @@ func (p *Policy) ProcCap(uid uint32, user string, groups []string) (int, bool) {
 	}
 	cap, ok := 0, false
 	for _, l := range p.Limits {
-		if l.Class != nil && l.Class.Contains(uid, user, groups) && (!ok || l.Procs < cap) {
+		if l.Procs > 0 && l.Class != nil && l.Class.Contains(uid, user, groups) && (!ok || l.Procs < cap) {
 			cap, ok = l.Procs, true
 		}
 	}
@@ -63,7 +70,7 @@ func init() {
 	defNum("proc.children", lvProc, "child processes (zombies included)", func(e *Env) float64 { return float64(e.Proc.Children) })
 	defNum("proc.zombie_children", lvProc, "zombie children: exited, not yet reaped by this process", func(e *Env) float64 { return float64(e.Proc.Zombies) })
 
-	RegisterBlock("limits", []string{"name"}, func(d *decoder, b *hcl.Block, _ []byte) { d.limitsBlock(b) })
+	RegisterBlock("limits", []string{"name"}, func(d *decoder, b *hcl.Block, src []byte) { d.limitsBlock(b, src) })
 	RegisterFinisher(func(d *decoder, parsed bool) {
 		for _, l := range d.p.Limits {
 			if l.className != "" {
@@ -112,7 +119,7 @@ func init() {
 		}})
 }
 
-func (d *decoder) limitsBlock(b *hcl.Block) {
+func (d *decoder) limitsBlock(b *hcl.Block, src []byte) {
 	name := b.Labels[0]
 	for _, l := range d.p.Limits {
 		if l.Name == name {
@@ -120,9 +127,11 @@ func (d *decoder) limitsBlock(b *hcl.Block) {
 			return
 		}
 	}
-	content, diags := b.Body.Content(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{
-		{Name: "class", Required: true}, {Name: "procs", Required: true},
-	}})
+	before := len(d.diags)
+	content, diags := b.Body.Content(&hcl.BodySchema{
+		Attributes: append([]hcl.AttributeSchema{{Name: "class", Required: true}, {Name: "procs"}}, isolationAttrs...),
+		Blocks:     []hcl.BlockHeaderSchema{{Type: "burst"}},
+	})
 	d.diags = append(d.diags, diags...)
 	l := &Limit{Name: name, DeclRange: b.DefRange}
 	if a := content.Attributes["class"]; a != nil {
@@ -139,6 +148,10 @@ func (d *decoder) limitsBlock(b *hcl.Block) {
 				l.Procs = int(v)
 			}
 		}
+	}
+	d.decodeIsolation(l, content, src)
+	if content.Attributes["procs"] == nil && l.CPUPercent == 0 && l.MemoryBytes == 0 && l.IOReadBPS == 0 && l.IOWriteBPS == 0 && !d.diags[before:].HasErrors() {
+		d.errf(b.DefRange.Ptr(), "Empty limits block", "limits %q sets no limit: give it procs, cpu, memory, io_read_bps or io_write_bps.", name)
 	}
 	d.p.Limits = append(d.p.Limits, l)
 }

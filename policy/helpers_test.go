@@ -92,6 +92,8 @@ func fakeUser() *platform.UserStats {
 
 		Listeners:   3,
 		ForksPerSec: 42,
+		Group: platform.UserGroupUsage{InGroup: true, CPUThrottledPercent: 35, MemoryBytes: 512 << 20, MemoryFaults: 3, ProcsFaults: 7,
+			IOThrottledSeconds: 1.5, CPUPressure: 12, MemoryPressure: 4, IOPressure: 9, PressureKnown: true},
 
 		LockWaiters:       4,
 		Inodes:            250000,

@@ -22,7 +22,7 @@ limits "fraction" {
   procs = 2.5 # ERROR: Bad process cap
 }
 
-limits "no-procs" { # ERROR: Missing required argument
+limits "no-procs" { # ERROR: Empty limits block
   class = "customers"
 }
 
