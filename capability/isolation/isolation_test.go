@@ -1,0 +1,294 @@
+package isolation
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/guardd/guardd/capability"
+	"github.com/guardd/guardd/enforce"
+	"github.com/guardd/guardd/platform"
+	"github.com/guardd/guardd/policy"
+	"github.com/guardd/guardd/report"
+)
+
+type fakeHost struct {
+	pol *policy.Policy
+	acc *platform.Accounts
+}
+
+func (h *fakeHost) Log() *slog.Logger            { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func (h *fakeHost) Enforcer() *enforce.Enforcer  { return nil }
+func (h *fakeHost) Accounts() *platform.Accounts { return h.acc }
+func (h *fakeHost) Sampler() *platform.Sampler   { return nil }
+func (h *fakeHost) Policy() *policy.Policy       { return h.pol }
+func (h *fakeHost) ModeOverride() string         { return "" }
+func (h *fakeHost) Write(*report.Event)          {}
+func (h *fakeHost) Journal(*report.Event)        {}
+func (h *fakeHost) SyncAudit()                   {}
+func (h *fakeHost) Wake()                        {}
+func (h *fakeHost) WakeUsers()                   {}
+func (h *fakeHost) Facts() capability.Facts      { return capability.Facts{} }
+
+// fakeGroups records what the capability asks of the door.
+type fakeGroups struct {
+	ensured map[uint32]Limits
+	ensures int
+	placed  map[platform.ProcID]bool // kept?
+	refuse  map[int32]bool
+}
+
+func (g *fakeGroups) Name() string { return "fake" }
+func (g *fakeGroups) Ensure(uid uint32, lim Limits) error {
+	g.ensured[uid] = lim
+	g.ensures++
+	return nil
+}
+func (g *fakeGroups) Place(uid uint32, p platform.ProcID, kept bool) error {
+	if g.refuse[p.PID] {
+		return fmt.Errorf("process %d is gone", p.PID)
+	}
+	g.placed[p] = kept
+	return nil
+}
+func (g *fakeGroups) Leaf(uid uint32, kept bool) string {
+	if kept {
+		return fmt.Sprintf("/guardd-users/u%d/kept", uid)
+	}
+	return fmt.Sprintf("/guardd-users/u%d/work", uid)
+}
+func (g *fakeGroups) StatsGroup(uid uint32) string { return fmt.Sprintf("guardd-users/u%d", uid) }
+func (g *fakeGroups) Close() error                 { return nil }
+
+const testPolicy = `
+class "customers" {
+  uids = ["1000-59999"]
+}
+limits "customers" {
+  class  = "customers"
+  procs  = 300
+  cpu    = 100
+  memory = "1GiB"
+  burst {
+    when = host.load1 < 1
+    cpu  = 250
+  }
+}
+`
+
+type rig struct {
+	c      *Isolation
+	g      *fakeGroups
+	where  map[int32]string // pid -> group as /proc/PID/cgroup says
+	reads  int
+	stats  map[string]platform.GroupStats
+	clock  time.Time
+	policy *policy.Policy
+}
+
+func newRig(t *testing.T, src string) *rig {
+	t.Helper()
+	p, diags := policy.Parse(map[string][]byte{"p.hcl": []byte(src)})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	r := &rig{g: &fakeGroups{ensured: map[uint32]Limits{}, placed: map[platform.ProcID]bool{}, refuse: map[int32]bool{}},
+		where: map[int32]string{}, stats: map[string]platform.GroupStats{}, clock: time.Unix(1e9, 0), policy: p}
+	c := &Isolation{open: func(*platform.CgroupLayout, uint32) (Groups, error) { return r.g, nil }}
+	c.discover = func() (*platform.CgroupLayout, error) { return &platform.CgroupLayout{Mode: platform.CgroupV2}, nil }
+	c.whereIs = func(pid int32, _ *platform.CgroupLayout) (string, error) {
+		r.reads++
+		w, ok := r.where[pid]
+		if !ok {
+			return "", platform.ErrGone
+		}
+		return w, nil
+	}
+	c.readStats = func(_ *platform.CgroupLayout, group string, s *platform.GroupStats) error {
+		*s = r.stats[group]
+		return nil
+	}
+	c.readProc = func(pid int32, _ *platform.Accounts) (*platform.Process, error) {
+		return nil, platform.ErrGone
+	}
+	if err := c.Start(&fakeHost{pol: p, acc: platform.NewAccounts()}, p); err != nil {
+		t.Fatal(err)
+	}
+	c.now = func() time.Time { return r.clock }
+	r.c = c
+	return r
+}
+
+func proc(pid, ppid int32, uid uint32, start uint64) *platform.Process {
+	return &platform.Process{ProcID: platform.ProcID{PID: pid, StartTime: start}, PPID: ppid, UID: uid, EUID: uid, User: fmt.Sprint("u", uid)}
+}
+
+func snapshot(load float64, procs ...*platform.Process) *platform.Snapshot {
+	s := &platform.Snapshot{Host: platform.Host{Load1: load, NCPU: 2}, Users: map[uint32]*platform.UserStats{}}
+	for _, p := range procs {
+		s.Procs = append(s.Procs, p)
+		if s.Users[p.UID] == nil {
+			s.Users[p.UID] = &platform.UserStats{UID: p.UID, Name: p.User}
+		}
+		s.Users[p.UID].Procs++
+	}
+	return s
+}
+
+func TestReconcilePlacesAndCounts(t *testing.T) {
+	r := newRig(t, testPolicy)
+	outside := proc(100, 1, 1500, 10)    // started before guardd, in php-fpm's group
+	inside := proc(101, 1, 1500, 11)     // already in its leaf
+	setuidRoot := proc(102, 1, 1500, 12) // a setuid-root program: protected, kept
+	setuidRoot.EUID = 0
+	rootProc := proc(103, 1, 0, 13) // never touched
+	r.where[100] = "/system.slice/php-fpm.service"
+	r.where[101] = "/guardd-users/u1500/work"
+	r.where[102] = "/system.slice/php-fpm.service"
+	r.where[103] = "/"
+
+	r.c.Observe(snapshot(5, outside, inside, setuidRoot, rootProc))
+	want := Limits{CPUPercent: 100, MemoryMax: 1 << 30, MemoryHigh: (1 << 30) / 100 * 90, TasksMax: 300}
+	if got := r.g.ensured[1500]; got != want {
+		t.Errorf("limits %+v, want %+v", got, want)
+	}
+	if _, ok := r.g.ensured[0]; ok {
+		t.Error("root got a group")
+	}
+	if kept, ok := r.g.placed[outside.ProcID]; !ok || kept {
+		t.Errorf("the process outside its group: placed %v kept %v, want placed in work", ok, kept)
+	}
+	if kept, ok := r.g.placed[setuidRoot.ProcID]; !ok || !kept {
+		t.Errorf("the setuid-root process: placed %v kept %v, want kept", ok, kept)
+	}
+	if _, ok := r.g.placed[inside.ProcID]; ok {
+		t.Error("a process already in its leaf was moved again")
+	}
+	if _, ok := r.g.placed[rootProc.ProcID]; ok {
+		t.Error("root's process was placed")
+	}
+	m := r.c.Snapshot()
+	if m.PlacedStart != 2 || m.Escaped != 0 || m.Groups != 1 {
+		t.Errorf("metrics after the first tick: %+v", m)
+	}
+
+	// Tick 2: nothing new is read again; a child of a placed process born
+	// after it was placed inherits its group (no read); a new process of
+	// the customer whose parent is outside (a root master's fresh worker
+	// the event path missed) is read, placed and counted as escaped.
+	r.reads = 0
+	r.where[100] = "/guardd-users/u1500/work"
+	child := proc(104, 101, 1500, ^uint64(0)-1)
+	stray := proc(105, 103, 1500, ^uint64(0)-1)
+	r.where[105] = "/system.slice/php-fpm.service"
+	r.c.Observe(snapshot(5, outside, inside, setuidRoot, rootProc, child, stray))
+	if r.reads != 1 {
+		t.Errorf("tick 2 read %d /proc/PID/cgroup files, want 1 (the stray only)", r.reads)
+	}
+	if _, ok := r.g.placed[child.ProcID]; ok {
+		t.Error("a child born in its parent's group was moved")
+	}
+	if _, ok := r.g.placed[stray.ProcID]; !ok {
+		t.Error("the stray was not placed")
+	}
+	if m := r.c.Snapshot(); m.Escaped != 1 || m.Placed != 3 {
+		t.Errorf("metrics after tick 2: %+v", m)
+	}
+	if r.g.ensures != 1 {
+		t.Errorf("limits written %d times for unchanged limits, want 1", r.g.ensures)
+	}
+
+	// Tick 3: the host calms down: the burst raises cpu in place.
+	r.c.Observe(snapshot(0.5, outside, inside))
+	if got := r.g.ensured[1500].CPUPercent; got != 250 {
+		t.Errorf("cpu under burst = %v, want 250", got)
+	}
+	if m := r.c.Snapshot(); m.BurstingNow != 1 {
+		t.Errorf("bursting customers = %d, want 1", m.BurstingNow)
+	}
+	// Exited processes are forgotten.
+	if len(r.c.placed) != 2 {
+		t.Errorf("%d processes remembered, want 2", len(r.c.placed))
+	}
+}
+
+// A refused placement (the process exited between the sample and the
+// move) counts as outside now and is tried again at the next tick.
+func TestPlaceFailureRetried(t *testing.T) {
+	r := newRig(t, testPolicy)
+	p := proc(200, 1, 1600, 10)
+	r.where[200] = "/elsewhere"
+	r.g.refuse[200] = true
+	r.c.Observe(snapshot(5, p))
+	if m := r.c.Snapshot(); m.PlaceFailed != 1 || m.Outside != 1 {
+		t.Fatalf("metrics: %+v", m)
+	}
+	r.g.refuse[200] = false
+	r.c.Observe(snapshot(5, p))
+	if _, ok := r.g.placed[p.ProcID]; !ok {
+		t.Error("not placed on the retry")
+	}
+	if m := r.c.Snapshot(); m.Outside != 0 {
+		t.Errorf("outside now = %d, want 0", m.Outside)
+	}
+}
+
+// Monitor mode changes nothing on the host.
+func TestMonitorModePlacesNothing(t *testing.T) {
+	r := newRig(t, "guardd {\n  mode = \"monitor\"\n}\n"+testPolicy)
+	p := proc(300, 1, 1700, 10)
+	r.where[300] = "/elsewhere"
+	r.c.Observe(snapshot(5, p))
+	if len(r.g.placed) != 0 || r.g.ensures != 0 {
+		t.Errorf("monitor mode placed %d processes and wrote %d limits", len(r.g.placed), r.g.ensures)
+	}
+}
+
+// A policy without cpu, memory or io limits opens no driver.
+func TestNoIsolationWithoutLimits(t *testing.T) {
+	r := newRig(t, `
+class "customers" {
+  uids = ["1000-59999"]
+}
+limits "customers" {
+  class = "customers"
+  procs = 300
+}`)
+	if r.c.groups != nil {
+		t.Fatal("a driver was opened for a policy with procs caps only")
+	}
+	r.where[400] = "/elsewhere"
+	r.c.Observe(snapshot(5, proc(400, 1, 1800, 10)))
+	if len(r.g.placed) != 0 {
+		t.Error("placed a process without isolation limits")
+	}
+}
+
+func TestUsageRates(t *testing.T) {
+	prev := platform.GroupStats{Avail: platform.StatCPUThrottled | platform.StatMemoryCurrent,
+		CPUPeriods: 100, CPUThrottled: 10, MemoryHigh: 2, MemoryMax: 1, MemoryOOMKill: 0, PidsRefused: 5}
+	cur := platform.GroupStats{Avail: platform.StatCPUThrottled | platform.StatMemoryCurrent | platform.StatCPUPressure,
+		CPUPeriods: 200, CPUThrottled: 50, MemoryCurrent: 3 << 20, MemoryHigh: 5, MemoryMax: 2, MemoryOOMKill: 1, PidsRefused: 9,
+		CPUPressure: 12.5}
+	u := usage(&prev, &cur, 5*time.Second, true)
+	if u.CPUThrottledPercent != 40 {
+		t.Errorf("throttled = %v%%, want 40", u.CPUThrottledPercent)
+	}
+	if u.MemoryFaults != 5 { // 3 high + 1 max + 1 OOM kill
+		t.Errorf("memory faults = %v, want 5", u.MemoryFaults)
+	}
+	if u.ProcsFaults != 4 || u.MemoryBytes != 3<<20 || u.CPUPressure != 12.5 || !u.PressureKnown {
+		t.Errorf("usage = %+v", u)
+	}
+	// Without a previous reading, no rates (a first tick is not a fault).
+	if u := usage(&platform.GroupStats{}, &cur, 0, false); u.MemoryFaults != 0 || u.CPUThrottledPercent != 0 {
+		t.Errorf("first reading gave rates: %+v", u)
+	}
+	// A recreated group's counters start again: the new value is the delta.
+	re := platform.GroupStats{CPUPeriods: 10, CPUThrottled: 5, PidsRefused: 1}
+	if u := usage(&cur, &re, time.Second, true); u.CPUThrottledPercent != 50 || u.ProcsFaults != 1 {
+		t.Errorf("after recreation: %+v", u)
+	}
+}
