@@ -2,10 +2,14 @@ package storms
 
 import (
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
+	"github.com/guardd/guardd/report"
 )
 
 // protectIndexPolicy protects two service binaries, as a hosting policy does.
@@ -66,5 +70,61 @@ func BenchmarkProtectIndex(b *testing.B) {
 	snap := indexSnapshot(5000)
 	for b.Loop() {
 		c.Observe(snap)
+	}
+}
+
+// detachHost records the runs handed to Detach without running them.
+type detachHost struct {
+	*fakeHost
+	detached []func()
+}
+
+func (h *detachHost) Detach(m *policy.Match, ev report.Event, run func() enforce.UserResult, done func()) {
+	h.detached = append(h.detached, func() { run(); done() })
+}
+
+// One sweep per user at a time: while a user's sweep runs, another
+// kill_user of that user is written as skipped, one of another user is
+// detached (the control), and Stop waits for the sweeps still running,
+// whose lines come before the audit log closes.
+func TestOneSweepPerUser(t *testing.T) {
+	pol := protectIndexPolicy(t)
+	h := &detachHost{fakeHost: newFakeHost(pol)}
+	c := &protectSeen{}
+	c.Start(h, pol)
+	run := func() enforce.UserResult { return enforce.UserResult{Outcome: enforce.Done} }
+	match := func(uid uint32) *policy.Match {
+		return &policy.Match{Rule: pol.Rules[0], User: &platform.UserStats{UID: uid}}
+	}
+	c.sweepOffLock(h, match(1500), report.Event{Step: 1}, run)
+	c.sweepOffLock(h, match(1500), report.Event{Step: 1}, run)
+	c.sweepOffLock(h, match(1600), report.Event{Step: 1}, run)
+	if len(h.detached) != 2 {
+		t.Fatalf("%d sweeps detached, want 2 (uid 1500 once, uid 1600)", len(h.detached))
+	}
+	if len(h.lines) != 1 || h.lines[0].Outcome != report.OutcomeSkipped || !strings.Contains(h.lines[0].Reason, "still running") {
+		t.Fatalf("lines written %+v, want one skipped line for the second sweep of uid 1500", h.lines)
+	}
+	stopped := make(chan struct{})
+	go func() {
+		c.Stop()
+		close(stopped)
+	}()
+	h.detached[0]()
+	select {
+	case <-stopped:
+		t.Fatal("Stop returned while a sweep was still running")
+	case <-time.After(50 * time.Millisecond): // a negative: Stop must not return, there is no event to await
+	}
+	h.detached[1]()
+	select {
+	case <-stopped:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Stop never returned after the sweeps ended")
+	}
+	// The user's sweep is over: the next one runs.
+	c.sweepOffLock(h, match(1500), report.Event{Step: 1}, run)
+	if len(h.detached) != 3 {
+		t.Fatalf("a sweep after the last one ended was not detached (%d detached)", len(h.detached))
 	}
 }
