@@ -15,6 +15,7 @@ package capability
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/platform"
@@ -56,6 +57,21 @@ type Host interface {
 	WakeUsers()
 	// Facts are what the daemon found out at start about this host.
 	Facts() Facts
+
+	// Fork storms (capability/storms).
+
+	// Detach carries out the rest of a step beside the loop, for work
+	// that takes seconds (kill_user or stop_user sweeping a user with
+	// protected processes), so that the decide lock, and with it the
+	// fast path of every other user, does not wait for it. A step handler
+	// calls it instead of Write, and the step counts as carried out now.
+	// run runs on a goroutine of its own; when it returns, ev gets the
+	// time and the result's outcome and reason, and is journalled (as
+	// Journal does) and made durable; a Failed result then undoes the
+	// step in the ledger, so that it is tried again (as a step that did
+	// nothing is). done, if not nil, runs last. m is read only before
+	// Detach returns (the loop reuses it).
+	Detach(m *policy.Match, ev report.Event, run func() enforce.UserResult, done func())
 }
 
 // Facts are start-up findings a capability may need.
@@ -127,6 +143,15 @@ type Evidencer interface {
 // so that what would refuse a reload fails the check first.
 type PolicyChecker interface {
 	CheckPolicy(p *policy.Policy) error
+}
+
+// UserCounter is a capability that counts each user's live processes and
+// fork rate between ticks, from process events (the fork-storm observer,
+// capability/storms): the daemon's user-rules fast path, woken by
+// Host.WakeUsers, decides on these counts instead of waiting for a
+// sample. Users calls fn once per user it knows, as of now.
+type UserCounter interface {
+	Users(now time.Time, fn func(uid uint32, live int32, forksPerSec float64))
 }
 
 // FillProc copies a process's identity into an audit line.

@@ -8,6 +8,7 @@ import (
 	"github.com/guardd/guardd/capability"
 	"github.com/guardd/guardd/capability/locks"
 	"github.com/guardd/guardd/capability/procs"
+	"github.com/guardd/guardd/capability/storms"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
 	"github.com/guardd/guardd/report"
@@ -23,15 +24,15 @@ func capabilities() []capability.Factory {
 		func() component { return &cleanComponent{} },
 		func() component { return &connectGuard{} },
 		func() component { return &fsComponent{} },
-		func() component { return &forkStorm{} },
+		storms.New, // fork-storm observer, process caps
 		func() component { return &inodeComponent{} },
-		func() component { return &protectSeen{} },
+		storms.NewUserSteps, // kill_user, stop_user, resume_user, reap
 		func() component { return &listenGuard{} },
 		locks.New,
 	}
 	list = append(list, osCapabilities...)
 	return append(list,
-		func() component { return &resumer{} },
+		storms.NewResumer, // stop_user's resume_after
 		func() component { return &teller{} },
 	)
 }

@@ -800,6 +800,43 @@ func (d *daemonState) Facts() capability.Facts {
 	return capability.Facts{QuotactlForbidden: d.quotactlForbidden}
 }
 
+// Fork storms (capability/storms): Detach.
+
+// Detach runs the rest of a step (a whole-user sweep: up to a few
+// seconds) on a goroutine of its own, so that decideMu, and with it the
+// fork-storm fast path of every other user, does not wait for it. The
+// step counts as carried out now; its audit line is written when run
+// returns, and a step that did nothing is undone in the ledger then, and
+// tried again (as act does for a step that did nothing).
+func (d *daemonState) Detach(m *policy.Match, ev report.Event, run func() enforce.UserResult, done func()) {
+	if t := d.tally.Load(); t != nil {
+		t.did.Store(true)
+	}
+	k := enforce.Key{Rule: m.Rule.Key, UID: m.User.UID} // as decide keys it
+	if m.Proc != nil {
+		k.PID, k.StartTime = m.Proc.PID, m.Proc.StartTime
+	}
+	step, rule := ev.Step-1, m.Rule.Name // m is the loop's, reused after this returns
+	go func() {
+		if done != nil {
+			defer done()
+		}
+		res := run()
+		ev.Time = time.Now()
+		ev.Outcome, ev.Reason = res.Outcome, res.Reason
+		d.journal(&ev)
+		d.audit.Load().Sync()
+		d.decideMu.Lock()
+		defer d.decideMu.Unlock()
+		d.acted.Add(1)
+		if res.Outcome == enforce.Failed {
+			d.ledger.Undone(k, step, ev.Time, retryUndone)
+			d.log.Warn("step did nothing: it does not count as done and is tried again", "rule", rule,
+				"step", step+1, "action", ev.Action, "subject", k.String(), "retry_in", retryUndone)
+		}
+	}()
+}
+
 // write journals ev and, when it is a line of the step being carried out,
 // counts it for that step (act).
 func (d *daemonState) write(ev *report.Event) {

@@ -16,6 +16,18 @@ import (
 	"github.com/guardd/guardd/report"
 )
 
+// trackerCounter counts users from a tracker the test feeds, as the
+// fork-storm observer does from process events.
+type trackerCounter struct {
+	componentBase
+	tracker *platform.Tracker
+}
+
+func (c *trackerCounter) Name() string { return "test user counter" }
+func (c *trackerCounter) Users(now time.Time, fn func(uid uint32, live int32, forksPerSec float64)) {
+	c.tracker.Users(now, fn)
+}
+
 // A slow disk does not delay the fork-storm fast path: while a tick's
 // audit fsync and ledger save hang (a test hook stands in for the
 // disk), the fast path decides and acts on another user, and then, its
@@ -47,8 +59,7 @@ rule "storm" {
 	d.audit.Store(audit)
 	d.eval = policy.NewEvaluator(pol, func(int32) bool { return false })
 	d.timings = map[string]*enforce.Timing{pol.Rule("storm").Key: {Cooldown: time.Hour, After: []time.Duration{0}}}
-	fs := &forkStorm{d: d, tracker: platform.NewTracker(), capped: map[int32]uint64{}}
-	fs.pol.Store(pol)
+	fs := &trackerCounter{tracker: platform.NewTracker()}
 	d.components = []component{fs}
 
 	decided := make(chan uint32, 4)

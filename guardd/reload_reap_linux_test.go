@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/guardd/guardd/capability"
+	"github.com/guardd/guardd/capability/storms"
 	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
@@ -99,7 +101,8 @@ rule "zombies" {
 
 	m := &policy.Match{Rule: pol.Rules[0], Proc: parent, User: &platform.UserStats{UID: nobody}}
 	d.decideMu.Lock()
-	reapStep(d, &platform.Snapshot{Time: time.Now(), Procs: []*platform.Process{parent}}, m, pol.Rules[0].Steps[0], report.Event{Rule: "zombies", Action: "reap"})
+	reap := storms.NewUserSteps().(capability.Stepper).Steps()[policy.StepReap]
+	reap(d, &platform.Snapshot{Time: time.Now(), Procs: []*platform.Process{parent}}, m, pol.Rules[0].Steps[0], report.Event{Rule: "zombies", Action: "reap"})
 	d.decideMu.Unlock()
 
 	// Reload over and over until the follow-up comes.

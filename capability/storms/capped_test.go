@@ -1,4 +1,4 @@
-package main
+package storms
 
 import (
 	"io"
@@ -6,9 +6,33 @@ import (
 	"testing"
 	"time"
 
+	"github.com/guardd/guardd/capability"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
+	"github.com/guardd/guardd/report"
 )
+
+// fakeHost lends a capability what these tests need: a logger, the
+// accounts and the running policy; it records the lines written. A call
+// to any other Host method panics (the embedded nil interface): the
+// code under test used what the test did not provide.
+type fakeHost struct {
+	capability.Host
+	log   *slog.Logger
+	acc   *platform.Accounts
+	pol   *policy.Policy
+	lines []report.Event
+}
+
+func newFakeHost(pol *policy.Policy) *fakeHost {
+	return &fakeHost{log: slog.New(slog.NewTextHandler(io.Discard, nil)), acc: platform.NewAccounts(), pol: pol}
+}
+
+func (h *fakeHost) Log() *slog.Logger            { return h.log }
+func (h *fakeHost) Accounts() *platform.Accounts { return h.acc }
+func (h *fakeHost) Policy() *policy.Policy       { return h.pol }
+func (h *fakeHost) Write(ev *report.Event)       { h.lines = append(h.lines, *ev) }
+func (h *fakeHost) WakeUsers()                   {}
 
 // Pids far above any pid_max: no real process is named, and handle()
 // below never reads /proc for them (the tracker knows the parents).
@@ -32,8 +56,7 @@ limits "c" {
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	d := &daemonState{log: slog.New(slog.NewTextHandler(io.Discard, nil)), accounts: platform.NewAccounts()}
-	f := &forkStorm{d: d, tracker: platform.NewTracker(), capped: map[int32]uint64{}}
+	f := &forkStorm{h: newFakeHost(pol), tracker: platform.NewTracker(), capped: map[int32]uint64{}}
 	f.pol.Store(pol)
 	f.watched, f.capOf = map[uint32]bool{}, map[uint32]int{}
 	f.tracker.Sync(&platform.Snapshot{

@@ -1,10 +1,9 @@
-package main
+package storms
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/guardd/guardd/capability"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/guardd/guardd/capability"
+	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/policy"
 	"github.com/guardd/guardd/report"
 )
@@ -41,8 +42,8 @@ type pendingResume struct {
 }
 
 type resumer struct {
-	componentBase
-	d   *daemonState
+	capability.Base
+	h   capability.Host
 	pol atomic.Pointer[policy.Policy]
 
 	mu      sync.Mutex // guards the fields below
@@ -52,11 +53,14 @@ type resumer struct {
 	stopped bool
 }
 
+// NewResumer makes the resumer of stop_user's resume_after (for the
+// registry).
+func NewResumer() capability.Capability { return &resumer{} }
+
 func (r *resumer) Name() string { return "stop_user resumer" }
 
 func (r *resumer) Start(h capability.Host, p *policy.Policy) error {
-	d := h.(*daemonState) // until this capability has its own package
-	r.d = d
+	r.h = h
 	r.pending = map[uint32]*pendingResume{}
 	r.timers = map[uint32]*time.Timer{}
 	r.Apply(p)
@@ -71,11 +75,11 @@ func (r *resumer) Start(h capability.Host, p *policy.Policy) error {
 		err = json.Unmarshal(b, &saved)
 	}
 	if err != nil {
-		d.log.Warn("cannot read the pending resumes of stop_user: users frozen before a crash stay frozen", "path", r.path, "err", err)
+		h.Log().Warn("cannot read the pending resumes of stop_user: users frozen before a crash stay frozen", "path", r.path, "err", err)
 		return nil
 	}
 	for _, pr := range saved {
-		d.log.Info("resuming a user frozen before guardd restarted", "user", pr.User, "uid", pr.UID, "at", pr.At)
+		h.Log().Info("resuming a user frozen before guardd restarted", "user", pr.User, "uid", pr.UID, "at", pr.At)
 		r.scheduleLocked(pr)
 	}
 	return nil
@@ -102,7 +106,7 @@ func (r *resumer) Event(ev *report.Event) {
 		return
 	}
 	gid := ev.UID
-	if acc, ok := r.d.accounts.LookupUID(ev.UID); ok {
+	if acc, ok := r.h.Accounts().LookupUID(ev.UID); ok {
 		gid = acc.GID
 	}
 	r.mu.Lock()
@@ -140,12 +144,12 @@ func (r *resumer) fire(pr *pendingResume) {
 
 // resume sends SIGCONT to every process of the user and journals it.
 func (r *resumer) resume(pr *pendingResume, why string) {
-	res := r.d.enf.SignalUser(pr.UID, pr.GID, "CONT", false)
+	res := r.h.Enforcer().SignalUser(pr.UID, pr.GID, "CONT", false)
 	reason := res.Reason
 	if why != "" {
 		reason = fmt.Sprintf("%s (%s)", reason, why)
 	}
-	r.d.journal(&report.Event{Time: time.Now(), Host: pr.Host, Rule: pr.Rule, RuleAt: pr.RuleAt, Step: pr.Step,
+	r.h.Journal(&report.Event{Time: time.Now(), Host: pr.Host, Rule: pr.Rule, RuleAt: pr.RuleAt, Step: pr.Step,
 		Action: actResumeUser, Mode: policy.ModeEnforce, Outcome: res.Outcome, Reason: reason,
 		UID: pr.UID, User: pr.User, Signal: "CONT"})
 }
@@ -153,8 +157,8 @@ func (r *resumer) resume(pr *pendingResume, why string) {
 // saveLocked writes the pending resumes (atomically: temp file, rename).
 func (r *resumer) saveLocked() {
 	if len(r.pending) == 0 {
-		if err := os.Remove(r.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			r.d.log.Warn("cannot remove the pending resumes of stop_user", "path", r.path, "err", err)
+		if err := enforce.SaveStateFile(r.path, nil); err != nil {
+			r.h.Log().Warn("cannot remove the pending resumes of stop_user", "path", r.path, "err", err)
 		}
 		return
 	}
@@ -163,16 +167,8 @@ func (r *resumer) saveLocked() {
 		list = append(list, pr)
 	}
 	b, _ := json.Marshal(list)
-	tmp := r.path + ".tmp"
-	err := os.MkdirAll(filepath.Dir(r.path), 0o750)
-	if err == nil {
-		err = os.WriteFile(tmp, b, 0o640)
-	}
-	if err == nil {
-		err = os.Rename(tmp, r.path)
-	}
-	if err != nil {
-		r.d.log.Warn("cannot save the pending resumes of stop_user: a crash would leave these users frozen", "path", r.path, "err", err)
+	if err := enforce.SaveStateFile(r.path, b); err != nil {
+		r.h.Log().Warn("cannot save the pending resumes of stop_user: a crash would leave these users frozen", "path", r.path, "err", err)
 	}
 }
 

@@ -1,11 +1,10 @@
-package main
+package storms
 
 import (
-	"github.com/guardd/guardd/capability"
 	"sync"
 	"sync/atomic"
-	"time"
 
+	"github.com/guardd/guardd/capability"
 	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
@@ -17,11 +16,12 @@ import (
 // process the policy may protect (an sshd session, say), kill_user stops,
 // judges and kills one by one instead (enforce/sweep.go). The fast path
 // decides on per-user counts from events and has no process list, so this
-// component remembers, from each full sample, which users had a process
-// that may be protected.
+// capability remembers, from each full sample, which users had a process
+// that may be protected. It carries out the whole-user steps (kill_user,
+// stop_user, resume_user) and reap.
 
 type protectSeen struct {
-	componentBase
+	capability.Base
 	pol atomic.Pointer[policy.Policy]
 
 	mu       sync.Mutex      // guards uids and sweeping
@@ -30,7 +30,21 @@ type protectSeen struct {
 	sweeps   sync.WaitGroup
 }
 
-func (c *protectSeen) Name() string { return "kill_user protect index" }
+// NewUserSteps makes the capability of the whole-user steps and reap,
+// with kill_user's protect index (for the registry).
+func NewUserSteps() capability.Capability { return &protectSeen{} }
+
+func (c *protectSeen) Name() string { return "user signals, reap and the kill_user protect index" }
+
+// Steps: kill_user, stop_user, resume_user, reap.
+func (c *protectSeen) Steps() map[policy.StepKind]capability.StepFunc {
+	return map[policy.StepKind]capability.StepFunc{
+		policy.StepKillUser:   c.userSignalStep("KILL"),
+		policy.StepStopUser:   c.userSignalStep("STOP"),
+		policy.StepResumeUser: c.userSignalStep("CONT"),
+		policy.StepReap:       reapStep,
+	}
+}
 
 func (c *protectSeen) Start(_ capability.Host, p *policy.Policy) error {
 	c.pol.Store(p)
@@ -98,15 +112,15 @@ func mayBeProtected(pol *policy.Policy, p *platform.Process) bool {
 // policy's protection, re-decided by the enforcer on each process read
 // afresh. With mayHave false (no process of uid may be protected, as far
 // as the last sample and snap tell), kill_user takes the fast path.
-func (d *daemonState) userSpare(snap *platform.Snapshot, uid uint32) (spare *enforce.Spare, mayHave bool) {
-	pol, acc := d.pol, d.accounts
+func (c *protectSeen) userSpare(h capability.Host, snap *platform.Snapshot, uid uint32) (spare *enforce.Spare, mayHave bool) {
+	pol, acc := h.Policy(), h.Accounts()
 	spare = &enforce.Spare{
 		Candidate: func(exe string, euid uint32) bool {
 			return euid == 0 || euid < pol.MinUID || pol.Protect.MatchExe(exe)
 		},
 		Protected: func(fresh *platform.Process) string { return pol.ProtectedProcess(fresh, acc.Groups(fresh.UID)) },
 	}
-	if ps := d.protectSeen(); ps != nil && ps.has(uid) {
+	if c.has(uid) {
 		return spare, true
 	}
 	for _, p := range snap.Procs {
@@ -117,59 +131,17 @@ func (d *daemonState) userSpare(snap *platform.Snapshot, uid uint32) (spare *enf
 	return spare, false
 }
 
-func (d *daemonState) protectSeen() *protectSeen {
-	for _, c := range d.components {
-		if ps, ok := c.(*protectSeen); ok {
-			return ps
-		}
-	}
-	return nil
-}
-
 // sweepOffLock runs a whole-user sweep (kill_user or stop_user of a user
-// with protected processes: up to a few seconds) on a goroutine of its
-// own, so that decideMu, and with it the fork-storm fast path of every
-// other user, does not wait for it. The step counts as carried out now; its
-// audit line is written when the sweep ends, and a sweep that did nothing
-// is undone in the ledger then, and tried again (as act does for a step
-// that did nothing). One sweep per user at a time: a step that comes due
-// meanwhile is skipped.
-func (d *daemonState) sweepOffLock(m *policy.Match, ev report.Event, run func() enforce.UserResult) {
+// with protected processes: up to a few seconds) beside the loop
+// (Host.Detach: its audit line is written when the sweep ends, and a
+// sweep that did nothing is tried again). One sweep per user at a time: a
+// step that comes due meanwhile is skipped.
+func (c *protectSeen) sweepOffLock(h capability.Host, m *policy.Match, ev report.Event, run func() enforce.UserResult) {
 	uid := m.User.UID
-	ps := d.protectSeen()
-	if ps == nil {
-		res := run()
-		ev.Outcome, ev.Reason = res.Outcome, res.Reason
-		d.write(&ev)
-		return
-	}
-	if !ps.beginSweep(uid) {
+	if !c.beginSweep(uid) {
 		ev.Outcome, ev.Reason = report.OutcomeSkipped, "a sweep of this user's processes is still running"
-		d.write(&ev)
+		h.Write(&ev)
 		return
 	}
-	if t := d.tally.Load(); t != nil {
-		t.did.Store(true)
-	}
-	k := enforce.Key{Rule: m.Rule.Key, UID: uid} // as decide keys it
-	if m.Proc != nil {
-		k.PID, k.StartTime = m.Proc.PID, m.Proc.StartTime
-	}
-	step, rule := ev.Step-1, m.Rule.Name // m is the loop's, reused after this returns
-	go func() {
-		defer ps.endSweep(uid)
-		res := run()
-		ev.Time = time.Now()
-		ev.Outcome, ev.Reason = res.Outcome, res.Reason
-		d.journal(&ev)
-		d.audit.Load().Sync()
-		d.decideMu.Lock()
-		defer d.decideMu.Unlock()
-		d.acted.Add(1)
-		if res.Outcome == enforce.Failed {
-			d.ledger.Undone(k, step, ev.Time, retryUndone)
-			d.log.Warn("step did nothing: it does not count as done and is tried again", "rule", rule,
-				"step", step+1, "action", ev.Action, "subject", k.String(), "retry_in", retryUndone)
-		}
-	}()
+	h.Detach(m, ev, run, func() { c.endSweep(uid) })
 }

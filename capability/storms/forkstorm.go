@@ -1,28 +1,24 @@
-package main
+package storms
 
 import (
 	"errors"
-	"fmt"
-	"github.com/guardd/guardd/capability"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/guardd/guardd/enforce"
+	"github.com/guardd/guardd/capability"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
-	"github.com/guardd/guardd/report"
 	"golang.org/x/sys/unix"
 )
 
-// Fork storms, process caps and zombies. Process events from the kernel's
-// proc connector keep per-user counts between ticks (platform.Tracker); a
-// user forking hard wakes the loop's fast path (userTick), which evaluates
-// the user-scope rules on those counts at once, so kill_user does not wait
-// for the next tick. New processes of accounts under a `limits` block get
-// their RLIMIT_NPROC cap as they appear.
+// The fork-storm observer. Process events from the kernel's proc
+// connector keep per-user counts between ticks (platform.Tracker); a user
+// forking hard wakes the daemon's user-rules fast path (Host.WakeUsers),
+// which evaluates the user-scope rules on those counts (Users) at once, so
+// kill_user does not wait for the next tick. New processes of accounts
+// under a `limits` block get their RLIMIT_NPROC cap as they appear.
 
 const (
 	// connectorBuffer is the proc connector's receive buffer: a storm of
@@ -35,24 +31,15 @@ const (
 	pollEvery = 100 * time.Millisecond
 )
 
-// Steps: kill_user, stop_user, resume_user, reap.
-func (f *forkStorm) Steps() map[policy.StepKind]capability.StepFunc {
-	return map[policy.StepKind]capability.StepFunc{
-		policy.StepKillUser:   legacyStep(userSignalStep("KILL")),
-		policy.StepStopUser:   legacyStep(userSignalStep("STOP")),
-		policy.StepResumeUser: legacyStep(userSignalStep("CONT")),
-		policy.StepReap:       legacyStep(reapStep),
-	}
-}
-
 type forkStorm struct {
-	componentBase
-	d                *daemonState
+	capability.Base
+	h                capability.Host
 	tracker          *platform.Tracker
 	conn             *platform.Connector // nil when polling
 	pol              atomic.Pointer[policy.Policy]
 	noCapSysResource atomic.Bool // direct prlimit refused: caps go through the helper, per tick
 	lastWake         atomic.Int64
+	observed         uint64 // Observe calls: every 16th sweeps capped
 
 	mu      sync.Mutex      // guards the fields below
 	watched map[uint32]bool // uid → in a class with user-scope rules (cache, cleared on reload)
@@ -71,25 +58,33 @@ type forkStorm struct {
 	done     chan struct{}
 }
 
+// New makes the fork-storm observer (for the registry).
+func New() capability.Capability { return &forkStorm{} }
+
 func (f *forkStorm) Name() string { return "fork-storm observer" }
 
+// Users gives the fast path each user's live processes and fork rate as
+// of now, from events (capability.UserCounter).
+func (f *forkStorm) Users(now time.Time, fn func(uid uint32, live int32, forksPerSec float64)) {
+	f.tracker.Users(now, fn)
+}
+
 func (f *forkStorm) Start(h capability.Host, p *policy.Policy) error {
-	d := h.(*daemonState) // until this capability has its own package
-	f.d = d
+	f.h = h
 	f.tracker = platform.NewTracker()
 	f.capped = map[int32]uint64{}
 	f.Apply(p)
 	f.done = make(chan struct{})
 	conn, err := platform.OpenConnector(connectorBuffer)
 	if err != nil {
-		d.log.Warn("process events unavailable: fork storms are seen by scanning /proc every 100ms, and user.forks_per_sec counts only what the scans catch",
+		h.Log().Warn("process events unavailable: fork storms are seen by scanning /proc every 100ms, and user.forks_per_sec counts only what the scans catch",
 			"err", err)
 		f.stopPoll = make(chan struct{})
 		go f.poll()
 		return nil
 	}
 	f.conn = conn
-	d.log.Info("following process events from the kernel's proc connector")
+	h.Log().Info("following process events from the kernel's proc connector")
 	go f.readEvents()
 	return nil
 }
@@ -97,7 +92,7 @@ func (f *forkStorm) Start(h capability.Host, p *policy.Policy) error {
 func (f *forkStorm) Apply(p *policy.Policy) {
 	f.pol.Store(p)
 	if p.Mode == policy.ModeMonitor && len(p.Limits) > 0 {
-		f.d.log.Warn("monitor mode: limits blocks set no process caps (set mode = \"enforce\" in the guardd block to apply them)",
+		f.h.Log().Warn("monitor mode: limits blocks set no process caps (set mode = \"enforce\" in the guardd block to apply them)",
 			"limits", len(p.Limits))
 	}
 	f.mu.Lock()
@@ -130,8 +125,8 @@ func (f *forkStorm) accountLocked(uid uint32) (watched bool, cap int) {
 		return w, f.capOf[uid]
 	}
 	p := f.pol.Load()
-	name := f.d.accounts.Name(uid)
-	groups := f.d.accounts.Groups(uid)
+	acc := f.h.Accounts()
+	name, groups := acc.Name(uid), acc.Groups(uid)
 	var w bool
 	var c int
 	if p.ProtectedAccount(uid, name, groups) == "" {
@@ -159,11 +154,11 @@ func (f *forkStorm) readEvents() {
 			// The counts are corrected by the next tick's Sync; wake it now.
 			f.tracker.Lost()
 			f.forgetUnconfirmed()
-			f.d.Wake()
+			f.h.Wake()
 		case errors.Is(err, os.ErrClosed):
 			return
 		case err != nil:
-			f.d.log.Error("process events failed: fork storms are now seen only at each tick", "err", err)
+			f.h.Log().Error("process events failed: fork storms are now seen only at each tick", "err", err)
 			return
 		}
 	}
@@ -171,11 +166,11 @@ func (f *forkStorm) readEvents() {
 
 func (f *forkStorm) handle(ev platform.ProcEvent) {
 	if ev.Kind == platform.EventExec {
-		f.d.sampler.NoteExec(ev.TGID) // exe, protection, temp-exe: even when comm stays
+		f.h.Sampler().NoteExec(ev.TGID) // exe, protection, temp-exe: even when comm stays
 		return
 	}
 	now := time.Now()
-	uid, ok := f.tracker.Handle(ev, now, realUID)
+	uid, ok := f.tracker.Handle(ev, now, platform.RealUID)
 	if !ok {
 		if ev.IsProcess() && (ev.Kind == platform.EventFork || ev.Kind == platform.EventExit) {
 			f.mu.Lock()
@@ -202,7 +197,7 @@ func (f *forkStorm) handle(ev platform.ProcEvent) {
 	}
 	if watched && ev.Kind == platform.EventFork {
 		if last := f.lastWake.Load(); now.UnixNano()-last >= int64(userWakeEvery) && f.lastWake.CompareAndSwap(last, now.UnixNano()) {
-			f.d.WakeUsers()
+			f.h.WakeUsers()
 		}
 	}
 }
@@ -223,9 +218,8 @@ func (f *forkStorm) forgetUnconfirmed() {
 // capNow caps a process from the event goroutine. Its start time is read
 // first, so the cap goes to exactly that process.
 func (f *forkStorm) capNow(pid int32, uid uint32, cap int) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/stat")
 	var st platform.Stat
-	if err != nil || platform.ParseStat(b, &st) != nil {
+	if platform.ReadStat(pid, &st) != nil {
 		return // gone already
 	}
 	f.applyCap(platform.ProcID{PID: pid, StartTime: st.StartTime}, uid, cap)
@@ -234,7 +228,7 @@ func (f *forkStorm) capNow(pid int32, uid uint32, cap int) {
 // applyCap sets the cap directly (CAP_SYS_RESOURCE); false when the
 // kernel refused for lack of it, so that the tick's helper batch does it.
 func (f *forkStorm) applyCap(id platform.ProcID, uid uint32, cap int) bool {
-	err := f.d.enf.SetProcCap(id, uid, cap)
+	err := f.h.Enforcer().SetProcCap(id, uid, cap)
 	switch {
 	case err == nil, errors.Is(err, platform.ErrGone):
 		f.mu.Lock()
@@ -243,28 +237,19 @@ func (f *forkStorm) applyCap(id platform.ProcID, uid uint32, cap int) bool {
 		return true
 	case errors.Is(err, unix.EPERM):
 		if !f.noCapSysResource.Swap(true) {
-			f.d.log.Warn("no CAP_SYS_RESOURCE: process caps are set through a helper running as each user, once per tick (slower; grant the capability, as the systemd unit does)")
+			f.h.Log().Warn("no CAP_SYS_RESOURCE: process caps are set through a helper running as each user, once per tick (slower; grant the capability, as the systemd unit does)")
 		}
 	default:
-		f.d.log.Debug("process cap", "pid", id.PID, "err", err)
+		f.h.Log().Debug("process cap", "pid", id.PID, "err", err)
 	}
 	return false
-}
-
-// realUID reads the real uid of a process the tracker does not know yet.
-func realUID(pid int32) (uint32, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/status")
-	if err != nil {
-		return 0, false
-	}
-	ids, err := platform.ParseStatusIDs(b)
-	return ids.UID, err == nil
 }
 
 // Observe corrects the event counts with the sample, gives the users their
 // fork rates, and caps processes of capped accounts not capped yet (those
 // started before guardd, and everything when caps go through the helper).
 func (f *forkStorm) Observe(snap *platform.Snapshot) {
+	f.observed++
 	f.tracker.Sync(snap)
 	for uid, u := range snap.Users {
 		u.ForksPerSec = f.tracker.ForksPerSec(uid, snap.Time)
@@ -300,11 +285,11 @@ func (f *forkStorm) Observe(snap *platform.Snapshot) {
 		g := group{p.UID, p.GID}
 		batch[g] = append(batch[g], p.PID)
 	}
-	if f.d.ticks%16 == 0 && len(f.capped) > 0 {
+	if f.observed%16 == 0 && len(f.capped) > 0 {
 		// Its size before the sweep: what the events left (a leak shows).
 		known := len(f.capped)
 		f.sweepCapped(snap)
-		f.d.log.Debug("capped processes", "known", known, "after_sweep", len(f.capped))
+		f.h.Log().Debug("capped processes", "known", known, "after_sweep", len(f.capped))
 	}
 	f.mu.Unlock()
 	// The helper batch runs beside the loop: a helper takes milliseconds,
@@ -317,8 +302,8 @@ func (f *forkStorm) Observe(snap *platform.Snapshot) {
 		defer f.capping.Store(false)
 		for g, pids := range batch {
 			_, cap := f.account(g.uid)
-			if err := f.d.enf.ProcCapAsUser(g.uid, g.gid, cap, pids); err != nil {
-				f.d.log.Warn("process cap through the helper failed", "uid", g.uid, "err", err)
+			if err := f.h.Enforcer().ProcCapAsUser(g.uid, g.gid, cap, pids); err != nil {
+				f.h.Log().Warn("process cap through the helper failed", "uid", g.uid, "err", err)
 				continue
 			}
 			f.mu.Lock()
@@ -367,26 +352,21 @@ func (f *forkStorm) poll() {
 			return
 		case <-t.C:
 		}
-		ents, err := os.ReadDir("/proc")
+		pids, err := platform.ListPIDs()
 		if err != nil {
 			continue
 		}
 		seen := make(map[int32]bool, len(known))
-		for _, e := range ents {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil {
+		for _, pid := range pids {
+			seen[pid] = true
+			if known[pid] || first {
 				continue
 			}
-			seen[int32(pid)] = true
-			if known[int32(pid)] || first {
-				continue
-			}
-			b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
 			var st platform.Stat
-			if err != nil || platform.ParseStat(b, &st) != nil {
+			if platform.ReadStat(pid, &st) != nil {
 				continue
 			}
-			f.handle(platform.ProcEvent{Kind: platform.EventFork, PID: int32(pid), TGID: int32(pid), ParentPID: st.PPID, ParentTGID: st.PPID})
+			f.handle(platform.ProcEvent{Kind: platform.EventFork, PID: pid, TGID: pid, ParentPID: st.PPID, ParentTGID: st.PPID})
 		}
 		for pid := range known {
 			if !seen[pid] {
@@ -394,160 +374,5 @@ func (f *forkStorm) poll() {
 			}
 		}
 		known, first = seen, false
-	}
-}
-
-// userTick is the fast path, run beside the loop when a user forks hard:
-// the user-scope rules whose steps act on the user as a whole (kill_user,
-// stop_user, report, ...) are evaluated at once on the last sample's
-// per-user facts, with process counts and fork rates from events as of
-// now. A user with no process at the last sample (a fork bomb's first
-// second) is included. Rules with per-process steps wait for the full
-// tick, which knows the processes.
-func (d *daemonState) userTick(now time.Time) {
-	var fs *forkStorm
-	for _, c := range d.components {
-		if f, ok := c.(*forkStorm); ok {
-			fs = f
-		}
-	}
-	d.decideMu.Lock()
-	if d.userBase == nil || fs == nil {
-		d.decideMu.Unlock()
-		return
-	}
-	snap := platform.Snapshot{Time: now, Host: d.hostBase, Users: make(map[uint32]*platform.UserStats, len(d.userBase))}
-	fs.tracker.Users(now, func(uid uint32, live int32, forks float64) {
-		u, ok := d.userBase[uid]
-		if !ok {
-			u = platform.UserStats{UID: uid, Name: d.accounts.Name(uid), Groups: d.accounts.Groups(uid)}
-		}
-		u.Procs = live + u.Zombies
-		u.ForksPerSec = forks
-		snap.Users[uid] = &u
-	})
-	n := d.decide(&snap, d.eval.EvaluateUsers, d.isWholeUserRule)
-	if n > 0 {
-		d.snapshotLedger(true)
-	}
-	d.decideMu.Unlock()
-	if n > 0 {
-		d.persistSoon(true) // beside the fast path: the disk never delays a decision
-	}
-}
-
-// isWholeUserRule reports whether a rule is a user-scope rule whose steps
-// all act on the user as a whole: those the fast path may decide.
-func (d *daemonState) isWholeUserRule(key string) bool {
-	r := d.pol.RuleByKey(key)
-	return r != nil && r.Scope == policy.ScopeUser && r.WholeUser()
-}
-
-// userSignalStep handles kill_user, stop_user and resume_user. kill_user
-// and stop_user spare what the policy protects (killuser.go); kill_user of
-// a user with nothing protectable, and resume_user, are one signal to
-// every process of the user at once, through the enforcer's helper.
-func userSignalStep(sig string) stepHandler {
-	return func(d *daemonState, snap *platform.Snapshot, m *policy.Match, st policy.Step, base report.Event) {
-		ev := base
-		ev.Signal = sig
-		if m.Proc != nil {
-			capability.FillProc(&ev, m.Proc) // what set it off
-		}
-		uid := m.User.UID
-		gid := uid
-		if acc, ok := d.accounts.LookupUID(uid); ok {
-			gid = acc.GID
-		}
-		if why := d.pol.ProtectedAccount(uid, m.User.Name, m.User.Groups); why != "" {
-			ev.Outcome, ev.Reason = report.OutcomeSkipped, "protected: "+why
-		} else {
-			dry := m.Rule.Mode == policy.ModeMonitor
-			var res enforce.UserResult
-			switch sig {
-			case "KILL", "STOP":
-				spare, mayHave := d.userSpare(snap, uid)
-				if sig == "KILL" && !mayHave {
-					res = d.enf.KillUser(uid, gid, nil, dry) // the fast path: kill(-1) as the user
-					break
-				}
-				r, run := d.enf.PrepareUserSweep(uid, gid, spare, sig == "KILL", dry)
-				if run != nil {
-					d.sweepOffLock(m, ev, run) // writes the audit line when done
-					return
-				}
-				res = r
-			default:
-				res = d.enf.SignalUser(uid, gid, sig, dry)
-			}
-			ev.Outcome, ev.Reason = res.Outcome, res.Reason
-		}
-		d.write(&ev)
-	}
-}
-
-// reapStep handles reap: the parents of the zombies (the matched process
-// if it has zombie children, its parent if it is a zombie; for a user
-// rule, the parents of all the user's zombies) get SIGCHLD, and are ended
-// if they do not reap in time, unless they belong to someone else or are
-// protected, in which case the audit line reports them.
-func reapStep(d *daemonState, snap *platform.Snapshot, m *policy.Match, st policy.Step, base report.Event) {
-	byPID := func(pid int32) *platform.Process {
-		for _, p := range snap.Procs {
-			if p.PID == pid {
-				return p
-			}
-		}
-		return nil
-	}
-	var parents []*platform.Process
-	seen := map[int32]bool{}
-	add := func(zombieOrParent *platform.Process) {
-		target := zombieOrParent
-		if target.State == 'Z' {
-			target = byPID(target.PPID)
-		}
-		if target != nil && !seen[target.PID] {
-			seen[target.PID] = true
-			parents = append(parents, target)
-		}
-	}
-	if m.Proc != nil {
-		add(m.Proc)
-	} else {
-		for _, p := range snap.Procs {
-			if p.UID == m.User.UID && p.State == 'Z' {
-				add(p)
-			}
-		}
-	}
-	owner := m.User.UID
-	// Check runs again from the enforcer's timer at the end of the grace,
-	// while a reload may replace d.pol: it keeps the policy it was given.
-	pol := d.pol
-	for _, parent := range parents {
-		ev := base
-		capability.FillProc(&ev, parent)
-		tag := ev
-		res := d.enf.Do(enforce.Action{
-			Kind: enforce.ActReap, Target: parent.ProcID, Grace: st.Grace, Signal: "CHLD",
-			DryRun: m.Rule.Mode == policy.ModeMonitor,
-			Tag:    &tag,
-			Check: func(fresh *platform.Process) string {
-				if fresh.UID != owner {
-					return fmt.Sprintf("the zombies' parent belongs to uid %d, not to their owner: reported only", fresh.UID)
-				}
-				if why := pol.ProtectedProcess(fresh, d.accounts.Groups(fresh.UID)); why != "" {
-					return "the zombies' parent is protected (" + why + "): reported only"
-				}
-				return ""
-			},
-		})
-		if res.Proc != nil {
-			capability.FillProc(&ev, res.Proc)
-		}
-		ev.Signal = "CHLD"
-		ev.Outcome, ev.Reason = res.Outcome, res.Reason
-		d.write(&ev)
 	}
 }
