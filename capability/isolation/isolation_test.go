@@ -15,8 +15,9 @@ import (
 )
 
 type fakeHost struct {
-	pol *policy.Policy
-	acc *platform.Accounts
+	capability.Host // methods the capability must not call: nil, they panic
+	pol             *policy.Policy
+	acc             *platform.Accounts
 }
 
 func (h *fakeHost) Log() *slog.Logger            { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
