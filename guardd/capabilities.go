@@ -8,6 +8,7 @@ import (
 	"github.com/guardd/guardd/capability"
 	"github.com/guardd/guardd/capability/locks"
 	"github.com/guardd/guardd/capability/procs"
+	"github.com/guardd/guardd/capability/trees"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
 	"github.com/guardd/guardd/report"
@@ -20,11 +21,9 @@ import (
 func capabilities() []capability.Factory {
 	list := []capability.Factory{
 		procs.New, // renice, kill, stop, report
-		func() component { return &cleanComponent{} },
 		func() component { return &connectGuard{} },
-		func() component { return &fsComponent{} },
 		func() component { return &forkStorm{} },
-		func() component { return &inodeComponent{} },
+		trees.New, // filesystems, inodes, clean_tmp
 		func() component { return &protectSeen{} },
 		func() component { return &listenGuard{} },
 		locks.New,
