@@ -56,12 +56,25 @@ type Host interface {
 	WakeUsers()
 	// Facts are what the daemon found out at start about this host.
 	Facts() Facts
+
+	// For tell (mail, upstream, metrics): the notify step tells the
+	// customer since when the rule has been escalating (Ledger), and the
+	// audit tail follows the very writer of the audit log across its
+	// rotations (AuditLog).
+	//
+	// Ledger is the escalation ledger (read under the decide lock).
+	Ledger() *enforce.Ledger
+	// AuditLog is the audit log being written now (it changes when a
+	// reload moves it); safe from any goroutine.
+	AuditLog() *report.AuditLog
 }
 
 // Facts are start-up findings a capability may need.
 type Facts struct {
 	// QuotactlForbidden: a seccomp filter kills on quotactl_fd.
 	QuotactlForbidden bool
+	// Version is guardd's version (tell: metrics, summaries, webhooks).
+	Version string
 }
 
 // Capability is one capability's lifecycle in the loop.
@@ -127,6 +140,13 @@ type Evidencer interface {
 // so that what would refuse a reload fails the check first.
 type PolicyChecker interface {
 	CheckPolicy(p *policy.Policy) error
+}
+
+// AuditReopener is a capability that follows the audit log's file (tell's
+// tail): the daemon tells it when the log was reopened at its path
+// (SIGUSR1, after a rotation), so the old file's last lines go out now.
+type AuditReopener interface {
+	AuditReopened()
 }
 
 // FillProc copies a process's identity into an audit line.

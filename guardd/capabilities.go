@@ -8,6 +8,7 @@ import (
 	"github.com/guardd/guardd/capability"
 	"github.com/guardd/guardd/capability/locks"
 	"github.com/guardd/guardd/capability/procs"
+	"github.com/guardd/guardd/capability/tell"
 	"github.com/guardd/guardd/capability/trees"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
@@ -31,7 +32,7 @@ func capabilities() []capability.Factory {
 	list = append(list, osCapabilities...)
 	return append(list,
 		func() component { return &resumer{} },
-		func() component { return &teller{} },
+		tell.New, // notify, mail, upstream, metrics
 	)
 }
 
