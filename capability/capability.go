@@ -72,12 +72,25 @@ type Host interface {
 	// nothing is). done, if not nil, runs last. m is read only before
 	// Detach returns (the loop reuses it).
 	Detach(m *policy.Match, ev report.Event, run func() enforce.UserResult, done func())
+
+	// For tell (mail, upstream, metrics): the notify step tells the
+	// customer since when the rule has been escalating (Ledger), and the
+	// audit tail follows the very writer of the audit log across its
+	// rotations (AuditLog).
+	//
+	// Ledger is the escalation ledger (read under the decide lock).
+	Ledger() *enforce.Ledger
+	// AuditLog is the audit log being written now (it changes when a
+	// reload moves it); safe from any goroutine.
+	AuditLog() *report.AuditLog
 }
 
 // Facts are start-up findings a capability may need.
 type Facts struct {
 	// QuotactlForbidden: a seccomp filter kills on quotactl_fd.
 	QuotactlForbidden bool
+	// Version is guardd's version (tell: metrics, summaries, webhooks).
+	Version string
 }
 
 // Capability is one capability's lifecycle in the loop.
@@ -152,6 +165,13 @@ type PolicyChecker interface {
 // sample. Users calls fn once per user it knows, as of now.
 type UserCounter interface {
 	Users(now time.Time, fn func(uid uint32, live int32, forksPerSec float64))
+}
+
+// AuditReopener is a capability that follows the audit log's file (tell's
+// tail): the daemon tells it when the log was reopened at its path
+// (SIGUSR1, after a rotation), so the old file's last lines go out now.
+type AuditReopener interface {
+	AuditReopened()
 }
 
 // FillProc copies a process's identity into an audit line.

@@ -9,6 +9,8 @@ import (
 	"github.com/guardd/guardd/capability/locks"
 	"github.com/guardd/guardd/capability/procs"
 	"github.com/guardd/guardd/capability/storms"
+	"github.com/guardd/guardd/capability/tell"
+	"github.com/guardd/guardd/capability/trees"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
 	"github.com/guardd/guardd/report"
@@ -21,11 +23,9 @@ import (
 func capabilities() []capability.Factory {
 	list := []capability.Factory{
 		procs.New, // renice, kill, stop, report
-		func() component { return &cleanComponent{} },
 		func() component { return &connectGuard{} },
-		func() component { return &fsComponent{} },
-		storms.New, // fork-storm observer, process caps
-		func() component { return &inodeComponent{} },
+		storms.New,          // fork-storm observer, process caps
+		trees.New,           // filesystems, inodes, clean_tmp
 		storms.NewUserSteps, // kill_user, stop_user, resume_user, reap
 		func() component { return &listenGuard{} },
 		locks.New,
@@ -33,7 +33,7 @@ func capabilities() []capability.Factory {
 	list = append(list, osCapabilities...)
 	return append(list,
 		storms.NewResumer, // stop_user's resume_after
-		func() component { return &teller{} },
+		tell.New,          // notify, mail, upstream, metrics
 	)
 }
 

@@ -393,8 +393,10 @@ func (d *daemonState) reopenAudit() {
 		return
 	}
 	d.log.Info("audit log reopened", "path", a.Path())
-	if t := d.teller(); t != nil {
-		t.wakeTail() // forward the old file's last lines now
+	for _, c := range d.components {
+		if r, ok := c.(capability.AuditReopener); ok {
+			r.AuditReopened()
+		}
 	}
 }
 
@@ -797,7 +799,7 @@ func (d *daemonState) Write(ev *report.Event)       { d.write(ev) }
 func (d *daemonState) Journal(ev *report.Event)     { d.journal(ev) }
 func (d *daemonState) SyncAudit()                   { d.audit.Load().Sync() }
 func (d *daemonState) Facts() capability.Facts {
-	return capability.Facts{QuotactlForbidden: d.quotactlForbidden}
+	return capability.Facts{QuotactlForbidden: d.quotactlForbidden, Version: version}
 }
 
 // Fork storms (capability/storms): Detach.
@@ -836,6 +838,10 @@ func (d *daemonState) Detach(m *policy.Match, ev report.Event, run func() enforc
 		}
 	}()
 }
+
+// For tell.
+func (d *daemonState) Ledger() *enforce.Ledger    { return d.ledger }
+func (d *daemonState) AuditLog() *report.AuditLog { return d.audit.Load() }
 
 // write journals ev and, when it is a line of the step being carried out,
 // counts it for that step (act).

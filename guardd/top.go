@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/guardd/guardd/capability/tell"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
 	"github.com/guardd/guardd/report"
@@ -43,7 +44,7 @@ func runTop(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	url := o.url
 	if url == "" {
-		url = statusURL(p)
+		url = tell.StatusURL(p)
 	}
 	var local *localStatus
 	fetch := func() (*report.HostSummary, error) {
@@ -130,7 +131,7 @@ func fetchStatus(ctx context.Context, url string) (*report.HostSummary, error) {
 type localStatus struct {
 	pol     *policy.Policy
 	sampler *platform.Sampler
-	facts   hostFacts
+	facts   tell.HostFacts
 }
 
 func newLocalStatus(p *policy.Policy) (*localStatus, error) {
@@ -142,7 +143,7 @@ func newLocalStatus(p *policy.Policy) (*localStatus, error) {
 		return nil, err
 	}
 	l := &localStatus{pol: p, sampler: s}
-	l.facts.add(&report.HostSummary{}, false) // the first traffic reading
+	l.facts.Add(&report.HostSummary{}, false) // the first traffic reading
 	return l, nil
 }
 
@@ -151,8 +152,8 @@ func (l *localStatus) summary() (*report.HostSummary, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := summarize(snap, l.pol, 10)
-	l.facts.add(s, true)
+	s := tell.Summarize(snap, l.pol, 10, version)
+	l.facts.Add(s, true)
 	s.Recent = lastAuditEvents(l.pol.AuditLog, 20)
 	return s, nil
 }

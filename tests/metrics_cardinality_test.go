@@ -13,7 +13,7 @@ import (
 )
 
 // metricsSeriesBound is what /metrics may expose on a real host, whatever
-// its number of accounts (guardd/metrics_test.go proves it with 2,000).
+// its number of accounts (capability/tell/metrics_test.go proves it with 2,000).
 const metricsSeriesBound = 400
 
 // scrapeMetrics reads addr's /metrics with Prometheus' own text parser.

@@ -1,4 +1,4 @@
-package main
+package tell
 
 import (
 	"context"
@@ -117,7 +117,7 @@ func (t *teller) applySinks(p *policy.Policy) {
 func (t *teller) buildSink(cfg any) (sink report.Sink, batch int, retry report.Backoff, closer func(), err error) {
 	switch c := cfg.(type) {
 	case policy.WebhookConfig:
-		w := &report.WebhookSink{URL: c.URL, Gzip: c.Gzip, Host: t.host, UserAgent: "guardd/" + version,
+		w := &report.WebhookSink{URL: c.URL, Gzip: c.Gzip, Host: t.host, UserAgent: "guardd/" + t.version,
 			Client: &http.Client{Timeout: c.Timeout}}
 		switch {
 		case c.SecretFile != "":
@@ -164,7 +164,7 @@ func (t *teller) tickSummary(snap *platform.Snapshot) {
 	if p.Report.Metrics != nil {
 		top = max(top, p.Report.Metrics.Top) // the per-user series and long runners come from this picture
 	}
-	s := summarize(snap, p, top)
+	s := Summarize(snap, p, top, t.version)
 	job := summaryJob{s: s, upstream: dueUp, fsFromSnap: snap.Filesystems != nil}
 	if dueUp {
 		if !t.lastSummary.IsZero() {
@@ -190,8 +190,9 @@ type summaryJob struct {
 	fsFromSnap bool
 }
 
-// summarize takes the CPU-only part of a summary from a snapshot.
-func summarize(snap *platform.Snapshot, p *policy.Policy, top int) *report.HostSummary {
+// Summarize takes the CPU-only part of a summary from a snapshot
+// (version is guardd's).
+func Summarize(snap *platform.Snapshot, p *policy.Policy, top int, version string) *report.HostSummary {
 	h := &snap.Host
 	s := &report.HostSummary{Host: h.Hostname, Time: snap.Time, Version: version,
 		Load1: h.Load1, Load5: h.Load5, Load15: h.Load15, NCPU: h.NCPU, Processes: h.Procs, Users: len(snap.Users),
@@ -281,7 +282,7 @@ func fsSummaries(fss []platform.Filesystem) []report.FSSummary {
 // latest for the status page and metrics, and queues the upstream ones.
 func (t *teller) summaryLoop() {
 	defer t.wg.Done()
-	var facts hostFacts
+	var facts HostFacts
 	lastActions := map[actionKey]uint64{}
 	for {
 		var job summaryJob
@@ -291,7 +292,7 @@ func (t *teller) summaryLoop() {
 		case job = <-t.summaries:
 		}
 		s := job.s
-		facts.add(s, !job.fsFromSnap)
+		facts.Add(s, !job.fsFromSnap)
 		t.stats.mu.Lock()
 		for k, n := range t.stats.actions {
 			if d := n - lastActions[k]; d > 0 && job.upstream {
@@ -332,15 +333,16 @@ func (t *teller) summaryLoop() {
 
 var pageSize = uint64(os.Getpagesize())
 
-// hostFacts adds to summaries what takes reading files: traffic (a rate
+// HostFacts adds to summaries what takes reading files: traffic (a rate
 // over the time since its previous reading), sockets, sensors and
 // filesystems.
-type hostFacts struct {
+type HostFacts struct {
 	prevNet []platform.NetDev
 	prevAt  time.Time
 }
 
-func (f *hostFacts) add(s *report.HostSummary, filesystems bool) {
+// Add completes s (filesystems too when asked).
+func (f *HostFacts) Add(s *report.HostSummary, filesystems bool) {
 	now := time.Now()
 	if devs, err := platform.ReadNetDev(); err == nil {
 		s.Network = []report.NetSummary{}

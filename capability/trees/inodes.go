@@ -1,9 +1,8 @@
-package main
+package trees
 
 import (
 	"context"
 	"errors"
-	"github.com/guardd/guardd/capability"
 	"log/slog"
 	"maps"
 	"os"
@@ -14,11 +13,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/guardd/guardd/capability"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
 )
 
-// inodeComponent keeps the user.inodes and user.inode_growth_per_min
+// inodes keeps the user.inodes and user.inode_growth_per_min
 // variables: per-uid inode counts in the inodes block's trees, from a full
 // count every period (platform.InodeCounter, in a goroutine of its own),
 // or from user quotas on a filesystem that has them turned on, plus the
@@ -36,9 +36,10 @@ import (
 // net of those events over the last minute; where not every directory is
 // watched (too many, or watch = false) it is the change between the last
 // two counts.
-type inodeComponent struct {
-	componentBase
-	d *daemonState
+type inodes struct {
+	h                 capability.Host
+	log               *slog.Logger
+	quotactlForbidden bool // Host.Facts, read once: the counter's goroutine uses it
 
 	mu       sync.Mutex // guards the fields below: the counter and the watcher write, Observe reads
 	cfg      *policy.InodeSettings
@@ -80,17 +81,13 @@ type inodeRun struct {
 	wg      sync.WaitGroup
 }
 
-func (c *inodeComponent) Name() string { return "inodes" }
-
-func (c *inodeComponent) Start(h capability.Host, p *policy.Policy) error {
-	d := h.(*daemonState) // until this capability has its own package
-	c.d = d
+func (c *inodes) start(h capability.Host, p *policy.Policy) {
+	c.h, c.log, c.quotactlForbidden = h, h.Log(), h.Facts().QuotactlForbidden
 	c.Apply(p)
-	return nil
 }
 
 // Apply restarts counting when the inodes block changed.
-func (c *inodeComponent) Apply(p *policy.Policy) {
+func (c *inodes) Apply(p *policy.Policy) {
 	c.mu.Lock()
 	r := c.run
 	c.mu.Unlock()
@@ -109,7 +106,7 @@ func (c *inodeComponent) Apply(p *policy.Policy) {
 	if r.cfg.Watch {
 		w, err := platform.NewDirWatcher(maxWatches)
 		if err != nil {
-			c.d.log.Warn("inodes: cannot watch the trees; growth shows only between counts", "err", err)
+			c.log.Warn("inodes: cannot watch the trees; growth shows only between counts", "err", err)
 		} else {
 			r.watcher = w
 			c.mu.Lock()
@@ -117,7 +114,7 @@ func (c *inodeComponent) Apply(p *policy.Policy) {
 			c.mu.Unlock()
 			r.wg.Go(func() {
 				if err := w.Run(func(dir string, name []byte, mask uint32) { c.event(r, dir, name, mask) }); err != nil {
-					c.d.log.Warn("inodes: watching stopped; growth shows only between counts", "err", err)
+					c.log.Warn("inodes: watching stopped; growth shows only between counts", "err", err)
 					c.mu.Lock()
 					c.complete = false
 					c.mu.Unlock()
@@ -129,7 +126,7 @@ func (c *inodeComponent) Apply(p *policy.Policy) {
 	c.run = r
 	c.mu.Unlock()
 	r.wg.Go(func() { c.countLoop(r) })
-	c.d.log.Info("inodes: counting per user", "dirs", r.cfg.Dirs, "period", r.cfg.Period, "watch", r.watcher != nil)
+	c.log.Info("inodes: counting per user", "dirs", r.cfg.Dirs, "period", r.cfg.Period, "watch", r.watcher != nil)
 }
 
 func sameInodes(a, b *policy.InodeSettings) bool {
@@ -137,7 +134,7 @@ func sameInodes(a, b *policy.InodeSettings) bool {
 }
 
 // Stop stops the counter and the watcher.
-func (c *inodeComponent) Stop() {
+func (c *inodes) Stop() {
 	c.mu.Lock()
 	r := c.run
 	c.run = nil
@@ -154,7 +151,7 @@ func (c *inodeComponent) Stop() {
 
 // Recount asks for a count now (after a clean_tmp, say).
 // Safe from any goroutine.
-func (c *inodeComponent) Recount() {
+func (c *inodes) Recount() {
 	c.mu.Lock()
 	r := c.run
 	c.mu.Unlock()
@@ -173,7 +170,7 @@ func (r *inodeRun) Recount() {
 
 // countLoop counts every period, or sooner when asked (a lost watch
 // event, a cleanup), but never twice within policy.MinInodePeriod.
-func (c *inodeComponent) countLoop(r *inodeRun) {
+func (c *inodes) countLoop(r *inodeRun) {
 	counter := &platform.InodeCounter{MaxDirs: maxWatches + 1}
 	quota := map[string]bool{} // tree path → counted by quotas (probed once)
 	logged := map[string]bool{}
@@ -201,7 +198,7 @@ func (c *inodeComponent) countLoop(r *inodeRun) {
 }
 
 // count runs one count of every tree and publishes it.
-func (c *inodeComponent) count(r *inodeRun, counter *platform.InodeCounter, quota, logged map[string]bool, short map[string]string) {
+func (c *inodes) count(r *inodeRun, counter *platform.InodeCounter, quota, logged map[string]bool, short map[string]string) {
 	start := time.Now()
 	c.mu.Lock()
 	c.since = map[uint32]int64{} // from here the count sees what happens, or the events do
@@ -210,7 +207,7 @@ func (c *inodeComponent) count(r *inodeRun, counter *platform.InodeCounter, quot
 	for _, err := range errs {
 		if !logged[err.Error()] {
 			logged[err.Error()] = true
-			c.d.log.Warn("inodes: a tree is left out", "err", err)
+			c.log.Warn("inodes: a tree is left out", "err", err)
 		}
 	}
 	total := map[uint32]int64{}
@@ -224,9 +221,9 @@ func (c *inodeComponent) count(r *inodeRun, counter *platform.InodeCounter, quot
 		if quotaDevs[t.Dev] {
 			continue // another tree on the same filesystem brought its quotas
 		}
-		if c.d.quotactlForbidden {
+		if c.quotactlForbidden {
 			// The seccomp filter would kill guardd with SIGSYS (self-check).
-			c.d.log.Info("inodes: counting by walking the tree", "tree", t.Path, "quotas", "quotactl_fd is forbidden by the seccomp filter")
+			c.log.Info("inodes: counting by walking the tree", "tree", t.Path, "quotas", "quotactl_fd is forbidden by the seccomp filter")
 			quota[t.Path] = false
 			walk = append(walk, t)
 			continue
@@ -234,9 +231,9 @@ func (c *inodeComponent) count(r *inodeRun, counter *platform.InodeCounter, quot
 		byUID, err := platform.QuotaInodes(t.Path)
 		if _, probed := quota[t.Path]; !probed {
 			if err == nil {
-				c.d.log.Info("inodes: counting from user quotas (the whole filesystem holding the tree)", "tree", t.Path)
+				c.log.Info("inodes: counting from user quotas (the whole filesystem holding the tree)", "tree", t.Path)
 			} else {
-				c.d.log.Info("inodes: counting by walking the tree", "tree", t.Path, "quotas", quotaWhy(err))
+				c.log.Info("inodes: counting by walking the tree", "tree", t.Path, "quotas", quotaWhy(err))
 			}
 		}
 		quota[t.Path] = err == nil
@@ -272,14 +269,14 @@ func (c *inodeComponent) count(r *inodeRun, counter *platform.InodeCounter, quot
 	c.prev, c.prevAt = c.counted, c.countAt
 	c.counted, c.countAt, c.complete = total, start, complete
 	c.mu.Unlock()
-	c.d.log.Debug("inodes: counted", "entries", res.Entries, "users", len(total), "watched", complete, "took", time.Since(start))
+	c.log.Debug("inodes: counted", "entries", res.Entries, "users", len(total), "watched", complete, "took", time.Since(start))
 }
 
 // logShort says at warn level which trees a count could not wholly count
 // and why, once per tree and kind of reason (later counts repeat it at
 // debug level), and says when a tree is wholly counted again. short maps
 // a tree to the kind of reason last logged.
-func (c *inodeComponent) logShort(res []platform.Shortfall, short map[string]string) {
+func (c *inodes) logShort(res []platform.Shortfall, short map[string]string) {
 	now := map[string]bool{}
 	for _, s := range res {
 		now[s.Tree] = true
@@ -288,13 +285,13 @@ func (c *inodeComponent) logShort(res []platform.Shortfall, short map[string]str
 			lvl = slog.LevelDebug
 		}
 		short[s.Tree] = kind
-		c.d.log.Log(context.Background(), lvl, "inodes: a tree was not wholly counted; its users' counts are low",
+		c.log.Log(context.Background(), lvl, "inodes: a tree was not wholly counted; its users' counts are low",
 			"tree", s.Tree, "dirs_not_walked", s.Dirs, "entries_not_read", s.Entries, "why", s.First)
 	}
 	for tree := range short {
 		if !now[tree] {
 			delete(short, tree)
-			c.d.log.Info("inodes: a tree is wholly counted again", "tree", tree)
+			c.log.Info("inodes: a tree is wholly counted again", "tree", tree)
 		}
 	}
 }
@@ -325,7 +322,7 @@ func quotaWhy(err error) string {
 }
 
 // event handles one watch event (on the watcher's goroutine).
-func (c *inodeComponent) event(r *inodeRun, dir string, name []byte, mask uint32) {
+func (c *inodes) event(r *inodeRun, dir string, name []byte, mask uint32) {
 	if mask&platform.InQOverflow != 0 {
 		c.mu.Lock()
 		c.complete = false // events were lost: counts until the next count are rough
@@ -368,7 +365,7 @@ func (c *inodeComponent) event(r *inodeRun, dir string, name []byte, mask uint32
 }
 
 // note adds n to uid's net events (c.mu held).
-func (c *inodeComponent) note(uid uint32, n int64) {
+func (c *inodes) note(uid uint32, n int64) {
 	c.since[uid] += n
 	now := time.Now()
 	if len(c.buckets) == 0 || now.Sub(c.buckets[len(c.buckets)-1].start) >= growthBucketLen {
@@ -382,7 +379,7 @@ func (c *inodeComponent) note(uid uint32, n int64) {
 
 // Observe puts the counts and growth rates into the snapshot's users,
 // adding users with inodes but no process (clean_tmp can act on them).
-func (c *inodeComponent) Observe(snap *platform.Snapshot) {
+func (c *inodes) Observe(snap *platform.Snapshot) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.cfg == nil || c.counted == nil {
@@ -397,10 +394,10 @@ func (c *inodeComponent) Observe(snap *platform.Snapshot) {
 		total := max(c.counted[uid]+c.since[uid], 0)
 		u := snap.Users[uid]
 		if u == nil {
-			if total == 0 || uid < c.d.pol.MinUID {
+			if total == 0 || uid < c.h.Policy().MinUID {
 				continue
 			}
-			u = &platform.UserStats{UID: uid, Name: c.d.accounts.Name(uid), Groups: c.d.accounts.Groups(uid)}
+			u = &platform.UserStats{UID: uid, Name: c.h.Accounts().Name(uid), Groups: c.h.Accounts().Groups(uid)}
 			snap.Users[uid] = u
 		}
 		u.Inodes = total
@@ -445,7 +442,7 @@ func newNameOwner(dir, fi os.FileInfo) (uid uint32, ok bool) {
 // growth is uid's net entries per minute (c.mu held): from the events of
 // the last minute when every directory is watched, else from the last two
 // counts.
-func (c *inodeComponent) growth(uid uint32, now time.Time) float64 {
+func (c *inodes) growth(uid uint32, now time.Time) float64 {
 	if c.complete && !c.watching.IsZero() {
 		window := min(now.Sub(c.watching), growthBucketLen*growthBuckets)
 		if window < growthBucketLen {

@@ -1,4 +1,4 @@
-package main
+package tell
 
 import (
 	"encoding/json"
@@ -68,7 +68,7 @@ func exportedMetrics(t testing.TB, tl *teller) map[string]bool {
 // ask for metrics guardd has, or for series the recording rules make.
 func TestContribUsesOnlyExportedMetrics(t *testing.T) {
 	names := exportedMetrics(t, fullTeller(t))
-	rules, err := os.ReadFile("../contrib/prometheus/guardd-rules.yml")
+	rules, err := os.ReadFile("../../contrib/prometheus/guardd-rules.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ rule "r" {
 			1004: {UID: 1004, Name: "zed", Procs: 1, Inodes: 5000},
 			1005: {UID: 1005, Name: "filesonly", Inodes: 9000}, // files, no process
 		}}
-	s := summarize(snap, p, 3)
+	s := Summarize(snap, p, 3, "dev")
 	users := func(rows []report.UserSummary) string {
 		var out []string
 		for _, r := range rows {

@@ -1,21 +1,22 @@
-package main
+package trees
 
 import (
-	"github.com/guardd/guardd/capability"
+	"log/slog"
 	"time"
+
+	"github.com/guardd/guardd/capability"
 
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
 )
 
-// fsComponent puts the usage of every mounted local filesystem into each
+// filesystems puts the usage of every mounted local filesystem into each
 // snapshot (snap.Filesystems): the fs.* variables of filesystem rules.
 // statfs is cheap, but a policy without filesystem rules has no use for
 // it every tick: then it is refreshed every fsRefreshIdle (for `guardd
 // explain`, metrics and the like).
-type fsComponent struct {
-	componentBase
-	d      *daemonState
+type filesystems struct {
+	log    *slog.Logger
 	rules  bool // the policy has filesystem rules
 	last   time.Time
 	fs     []platform.Filesystem
@@ -25,29 +26,25 @@ type fsComponent struct {
 // fsRefreshIdle is how often usage is read when no rule needs it.
 const fsRefreshIdle = 30 * time.Second
 
-func (c *fsComponent) Name() string { return "filesystems" }
-
-func (c *fsComponent) Start(h capability.Host, p *policy.Policy) error {
-	d := h.(*daemonState) // until this capability has its own package
-	c.d = d
+func (c *filesystems) start(h capability.Host, p *policy.Policy) {
+	c.log = h.Log()
 	c.Apply(p)
-	return nil
 }
 
-func (c *fsComponent) Apply(p *policy.Policy) {
+func (c *filesystems) Apply(p *policy.Policy) {
 	c.rules = false
 	for _, r := range p.Rules {
 		c.rules = c.rules || r.Scope == policy.ScopeFilesystem
 	}
 }
 
-func (c *fsComponent) Observe(snap *platform.Snapshot) {
+func (c *filesystems) Observe(snap *platform.Snapshot) {
 	if c.rules || snap.Time.Sub(c.last) >= fsRefreshIdle {
 		fs, err := platform.ReadFilesystems()
 		switch {
 		case err != nil && !c.failed:
 			c.failed = true
-			c.d.log.Warn("cannot read filesystem usage: filesystem rules see no filesystem", "err", err)
+			c.log.Warn("cannot read filesystem usage: filesystem rules see no filesystem", "err", err)
 		case err == nil:
 			c.fs, c.last = fs, snap.Time
 		}

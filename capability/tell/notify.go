@@ -1,14 +1,14 @@
-package main
+package tell
 
 import (
 	"fmt"
-	"github.com/guardd/guardd/capability"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/guardd/guardd/capability"
 	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
@@ -17,7 +17,7 @@ import (
 
 // Steps: notify.
 func (t *teller) Steps() map[policy.StepKind]capability.StepFunc {
-	return map[policy.StepKind]capability.StepFunc{policy.StepNotify: legacyStep(notifyStep)}
+	return map[policy.StepKind]capability.StepFunc{policy.StepNotify: t.notifyStep}
 }
 
 // notifyStep hands the customer mail about a match to the mailer: what
@@ -25,8 +25,7 @@ func (t *teller) Steps() map[policy.StepKind]capability.StepFunc {
 // it, and the user's processes at this moment. The mailer decides, with
 // flood control, whether it goes now or in the next digest; the loop
 // never waits for it.
-func notifyStep(d *daemonState, snap *platform.Snapshot, m *policy.Match, st policy.Step, base report.Event) {
-	t := d.teller()
+func (t *teller) notifyStep(h capability.Host, snap *platform.Snapshot, m *policy.Match, st policy.Step, base report.Event) {
 	ev := base
 	if m.Proc != nil {
 		capability.FillProc(&ev, m.Proc)
@@ -34,12 +33,12 @@ func notifyStep(d *daemonState, snap *platform.Snapshot, m *policy.Match, st pol
 	switch {
 	case m.User == nil:
 		ev.Outcome, ev.Reason = report.OutcomeSkipped, "no customer to mail: the rule is not about a user's processes"
-	case t == nil || t.mailer == nil || t.recipients == nil:
+	case t.mailer == nil || t.recipients == nil:
 		ev.Outcome, ev.Reason = report.OutcomeFailed, "customer mail is not running (see the log)"
 	default:
-		n := t.notice(d, snap, m, st, base.Step-1)
+		n := t.notice(h, snap, m, st, base.Step-1)
 		to, err := t.recipients.For(n.User, n.UID)
-		iv := d.pol.NotifyInterval(&st)
+		iv := h.Policy().NotifyInterval(&st)
 		switch {
 		case err != nil:
 			ev.Outcome, ev.Reason = report.OutcomeFailed, "no address: "+err.Error()
@@ -52,7 +51,7 @@ func notifyStep(d *daemonState, snap *platform.Snapshot, m *policy.Match, st pol
 			ev.Reason = fmt.Sprintf("mail to %s (template %s; at most one per %s, the rest in a digest)", strings.Join(to, ", "), t.templateName(n), iv)
 		}
 	}
-	d.write(&ev)
+	h.Write(&ev)
 }
 
 // templateName names the template a notice will be written with.
@@ -65,26 +64,16 @@ func (t *teller) templateName(n *report.Notice) string {
 	return n.Template
 }
 
-// teller returns the running teller component.
-func (d *daemonState) teller() *teller {
-	for _, c := range d.components {
-		if t, ok := c.(*teller); ok {
-			return t
-		}
-	}
-	return nil
-}
-
 var noticeSeq atomic.Uint64
 
 // notice builds the notice of one notify step (index step of its rule).
-func (t *teller) notice(d *daemonState, snap *platform.Snapshot, m *policy.Match, st policy.Step, step int) *report.Notice {
+func (t *teller) notice(h capability.Host, snap *platform.Snapshot, m *policy.Match, st policy.Step, step int) *report.Notice {
 	r := m.Rule
 	n := &report.Notice{
 		ID:   fmt.Sprintf("%x-%d", snap.Time.UnixNano(), noticeSeq.Add(1)),
 		Time: snap.Time, Host: t.host, Rule: r.Name, RuleAt: r.At(), Template: st.Notify.Template,
 		User: m.User.Name, UID: m.User.UID, Limit: r.When.Source, For: r.For, Values: m.Values(),
-		Interval: d.pol.NotifyInterval(&st), MinOffences: d.pol.NotifyMinOffences(&st),
+		Interval: h.Policy().NotifyInterval(&st), MinOffences: h.Policy().NotifyMinOffences(&st),
 	}
 	key := enforce.Key{Rule: r.Name, UID: m.User.UID}
 	if m.Proc != nil {
@@ -92,7 +81,7 @@ func (t *teller) notice(d *daemonState, snap *platform.Snapshot, m *policy.Match
 		p := processInfo(m.Proc)
 		n.Process = &p
 	}
-	if since, ok := d.ledger.Since(enforce.Key{Rule: r.Key, UID: key.UID, PID: key.PID, StartTime: key.StartTime}); ok {
+	if since, ok := h.Ledger().Since(enforce.Key{Rule: r.Key, UID: key.UID, PID: key.PID, StartTime: key.StartTime}); ok {
 		n.Since = since
 	}
 	n.Actions = t.actions.take(key)

@@ -1,10 +1,22 @@
-package main
+// Package tell is the "tell" capability: customer mail (the notify step,
+// its recipients from the mail map or the `to` template, its templates,
+// what each escalation did since its last notice), the durable spool fed
+// from the audit log, the upstream sinks (webhook, syslog, journald) and
+// host summaries, and the metrics and status page listener. It observes
+// nothing of the host on the loop's path: it sees every journalled event
+// (Event), and after a tick, when a summary is due, it takes its CPU part
+// from the snapshot and completes it on its own goroutine (traffic,
+// sensors, sockets, filesystems: platform). It owns the notify step; its
+// PolicyChecker loads the mail templates, the mail map and the secret
+// files for `guardd check`. Its policy schema (the report block and its
+// mail, webhook, syslog, journald, summary, spool and metrics blocks, the
+// notify step) is declared in package policy.
+package tell
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/guardd/guardd/capability"
 	"log/slog"
 	"net/http"
 	"os"
@@ -16,6 +28,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/guardd/guardd/capability"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
 	"github.com/guardd/guardd/report"
@@ -27,8 +40,7 @@ import (
 // it does can hold up a tick: the loop only hands it notices and events.
 
 type teller struct {
-	componentBase
-	d    *daemonState
+	capability.Base
 	log  *slog.Logger
 	host string
 	pol  atomic.Pointer[policy.Policy] // for Event, which other goroutines call
@@ -73,7 +85,13 @@ type teller struct {
 	notify  noticeCache
 
 	stats tellStats
+
+	auditLog func() *report.AuditLog // Host.AuditLog
+	version  string                  // guardd's (Host.Facts)
 }
+
+// New makes the capability (for the registry).
+func New() capability.Capability { return &teller{} }
 
 // tellStats are counters the metrics and the status page show.
 type tellStats struct {
@@ -89,8 +107,7 @@ const maxRecentActions = 50
 func (t *teller) Name() string { return "tell" }
 
 func (t *teller) Start(h capability.Host, p *policy.Policy) error {
-	d := h.(*daemonState) // until this capability has its own package
-	t.d, t.log = d, d.log
+	t.log, t.version, t.auditLog = h.Log(), h.Facts().Version, h.AuditLog
 	t.host, _ = os.Hostname()
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.tailWake = make(chan struct{}, 1)
@@ -200,7 +217,7 @@ func (t *teller) apply(p *policy.Policy, first bool) {
 			})
 			t.tail = report.NewAuditTail(p.AuditLog, t.host, sp)
 			t.tail.Warnf = func(format string, args ...any) { t.log.Warn(fmt.Sprintf(format, args...)) }
-			t.tail.Log = t.d.audit.Load // the writer is in this process: follow its rotations exactly
+			t.tail.Log = t.auditLog // the writer is in this process: follow its rotations exactly
 			t.wg.Add(1)
 			go t.tailLoop()
 		}
@@ -338,6 +355,9 @@ func (t *teller) Tick(snap *platform.Snapshot) {
 	// picked up by the tail's own one-second poll.)
 	t.wakeTail()
 }
+
+// AuditReopened forwards the old file's last lines now.
+func (t *teller) AuditReopened() { t.wakeTail() }
 
 // wakeTail asks the tail to read the audit log now.
 func (t *teller) wakeTail() {

@@ -1,4 +1,4 @@
-package main
+package trees
 
 import (
 	"bytes"
@@ -13,9 +13,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/guardd/guardd/capability"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
 )
+
+// fakeHost lends what the inode counts read of the daemon; any other
+// Host method panics (the embedded interface is nil).
+type fakeHost struct {
+	capability.Host
+	log      *slog.Logger
+	pol      *policy.Policy
+	accounts *platform.Accounts
+}
+
+func (f *fakeHost) Log() *slog.Logger            { return f.log }
+func (f *fakeHost) Policy() *policy.Policy       { return f.pol }
+func (f *fakeHost) Accounts() *platform.Accounts { return f.accounts }
 
 // TestInodeEstimates: the counts plus the events since, the growth rate
 // from a minute of events when every directory is watched, from the last
@@ -32,9 +46,9 @@ rule "r" {
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	d := &daemonState{log: slog.New(slog.NewTextHandler(io.Discard, nil)), pol: pol, accounts: platform.NewAccounts()}
+	h := &fakeHost{log: slog.New(slog.NewTextHandler(io.Discard, nil)), pol: pol, accounts: platform.NewAccounts()}
 	t0 := time.Now()
-	c := &inodeComponent{d: d, cfg: pol.Inodes, since: map[uint32]int64{}, recent: map[uint64]uint32{}}
+	c := &inodes{h: h, log: h.log, cfg: pol.Inodes, since: map[uint32]int64{}, recent: map[uint64]uint32{}}
 	c.counted, c.countAt = map[uint32]int64{1500: 1000, 1600: 5, 0: 300, 999: 7}, t0
 	c.watching, c.complete = t0.Add(-time.Hour), true
 	for range 120 {
@@ -134,8 +148,7 @@ func TestNewNameOwner(t *testing.T) {
 // with no shortfall logs nothing.
 func TestLogShort(t *testing.T) {
 	var buf bytes.Buffer
-	d := &daemonState{log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
-	c := &inodeComponent{d: d}
+	c := &inodes{log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	short := map[string]string{}
 	emfile := platform.Shortfall{Tree: "/tmp", Dirs: 2024, First: fmt.Errorf("open /tmp/d1: %w", syscall.EMFILE)}
 	deep := platform.Shortfall{Tree: "/tmp", Dirs: 1, First: errors.New("/tmp/a/b: deeper than 256 levels, not walked")}

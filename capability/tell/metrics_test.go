@@ -1,4 +1,4 @@
-package main
+package tell
 
 import (
 	"bytes"
@@ -56,7 +56,7 @@ func crowdedTeller(t testing.TB, p *policy.Policy, n int) *teller {
 	tl.pol.Store(p)
 	tl.initActions(p)
 	snap := crowdedHost(n)
-	s := summarize(snap, p, max(p.Report.Summary.Top, p.Report.Metrics.Top, 10))
+	s := Summarize(snap, p, max(p.Report.Summary.Top, p.Report.Metrics.Top, 10), "dev")
 	for i := range n {
 		s.Network = append(s.Network, report.NetSummary{Interface: fmt.Sprintf("veth%d", i), RxBytes: uint64(i), TxBytes: uint64(i)})
 	}
@@ -199,10 +199,10 @@ func BenchmarkScrape2000Users(b *testing.B) {
 
 // contribFiles are the monitoring files that name guardd's metrics.
 var contribFiles = []string{
-	"../contrib/prometheus/guardd-alerts.yml",
-	"../contrib/prometheus/guardd-rules.yml",
-	"../contrib/grafana/guardd-fleet.json",
-	"../contrib/fleet/hosts.html",
+	"../../contrib/prometheus/guardd-alerts.yml",
+	"../../contrib/prometheus/guardd-rules.yml",
+	"../../contrib/grafana/guardd-fleet.json",
+	"../../contrib/fleet/hosts.html",
 }
 
 // The rules pass promtool's checks, and its unit tests: every alert fires
@@ -218,7 +218,7 @@ func TestPromtoolRules(t *testing.T) {
 		{"test", "rules", "guardd-alerts.test.yml", "guardd-rules.test.yml"},
 	} {
 		cmd := exec.Command(promtool, args...)
-		cmd.Dir = "../contrib/prometheus"
+		cmd.Dir = "../../contrib/prometheus"
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -236,8 +236,8 @@ func BenchmarkScrapeThisHost(b *testing.B) {
 	if err != nil {
 		b.Skip("cannot sample this host:", err)
 	}
-	var facts hostFacts
-	facts.add(&report.HostSummary{}, false)     // the first traffic reading
+	var facts HostFacts
+	facts.Add(&report.HostSummary{}, false)     // the first traffic reading
 	if _, err := sampler.Sample(); err != nil { // CPU shares need two readings
 		b.Fatal(err)
 	}
@@ -246,8 +246,8 @@ func BenchmarkScrapeThisHost(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := summarize(snap, p, max(p.Report.Summary.Top, p.Report.Metrics.Top, 10))
-	facts.add(s, true)
+	s := Summarize(snap, p, max(p.Report.Summary.Top, p.Report.Metrics.Top, 10), "dev")
+	facts.Add(s, true)
 	tl := &teller{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	tl.m = newMetrics(tl)
 	tl.pol.Store(p)

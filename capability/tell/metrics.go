@@ -1,4 +1,4 @@
-package main
+package tell
 
 import (
 	"cmp"
@@ -268,7 +268,7 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
 	}
-	gauge(descInfo, 1, version)
+	gauge(descInfo, 1, t.version)
 	if s := t.status.Load(); s != nil {
 		gauge(descLoad, s.Load1, "1m")
 		gauge(descLoad, s.Load5, "5m")
@@ -347,8 +347,8 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// statusURL is where a daemon with this policy serves its status.
-func statusURL(p *policy.Policy) string {
+// StatusURL is where a daemon with this policy serves its status.
+func StatusURL(p *policy.Policy) string {
 	if p.Report.Metrics == nil {
 		return ""
 	}
