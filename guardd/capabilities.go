@@ -6,7 +6,9 @@ import (
 	"strings"
 
 	"github.com/guardd/guardd/capability"
+	"github.com/guardd/guardd/capability/listeners"
 	"github.com/guardd/guardd/capability/locks"
+	"github.com/guardd/guardd/capability/outbound"
 	"github.com/guardd/guardd/capability/procs"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
@@ -21,12 +23,12 @@ func capabilities() []capability.Factory {
 	list := []capability.Factory{
 		procs.New, // renice, kill, stop, report
 		func() component { return &cleanComponent{} },
-		func() component { return &connectGuard{} },
+		outbound.New, // connect blocks
 		func() component { return &fsComponent{} },
 		func() component { return &forkStorm{} },
 		func() component { return &inodeComponent{} },
 		func() component { return &protectSeen{} },
-		func() component { return &listenGuard{} },
+		listeners.New, // listen blocks
 		locks.New,
 	}
 	list = append(list, osCapabilities...)

@@ -800,6 +800,9 @@ func (d *daemonState) Facts() capability.Facts {
 	return capability.Facts{QuotactlForbidden: d.quotactlForbidden}
 }
 
+// ProbeFix implements capability.ProbeFixer (for listeners and outbound).
+func (d *daemonState) ProbeFix(probe string, err error) string { return probeFix(probe, err) }
+
 // write journals ev and, when it is a line of the step being carried out,
 // counts it for that step (act).
 func (d *daemonState) write(ev *report.Event) {

@@ -1,17 +1,29 @@
-package main
+// Package listeners is the listen-block capability. It observes the
+// host's listening sockets every tick (platform.ListenerDumper, and
+// platform.SocketScanner for the processes holding them) and fills the
+// variables user.listeners and, where a rule reads it, proc.listen_ports.
+// Where a block says block = "bind" it loads the kernel's bind and
+// listen() hooks (enforce.BindHook) and journals their refusals as
+// refuse-bind and refuse-listen lines; every listener its blocks do not
+// allow is closed by detect-and-kill (its holders killed through the
+// enforcer, or a socket without a holder closed by SOCK_DESTROY). It
+// owns no step. The listen block's schema and the variables are in
+// package policy (policy/listen.go); what it shares with the outbound
+// capability (uid maps, fallbacks, refusal lines) is in
+// capability/internal/socketrules.
+package listeners
 
 import (
-	"errors"
 	"fmt"
-	"github.com/guardd/guardd/capability"
 	"os"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/guardd/guardd/capability"
+	"github.com/guardd/guardd/capability/internal/socketrules"
 	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
@@ -30,8 +42,8 @@ import (
 // program refuses listen() (enforce.BindHook); their refusals come back
 // through a ring buffer and are journalled at the next tick.
 type listenGuard struct {
-	componentBase
-	d   *daemonState
+	capability.Base
+	h   capability.Host
 	pol *policy.Policy
 
 	dumper    *platform.ListenerDumper
@@ -47,7 +59,7 @@ type listenGuard struct {
 	dgramSeen map[uint64]time.Time
 
 	hook       *enforce.BindHook // nil: no kernel refusal (not wanted, or unavailable)
-	hookFailed string            // why the hook could not be opened, logged once per reason
+	fallback   socketrules.Fallback
 	stamp      platform.AccountsStamp
 	readerDone chan struct{}
 	lost       uint64 // refusals the ring buffer had no room for, as last logged
@@ -63,20 +75,10 @@ type listenGuard struct {
 	dropped  int // refusals not itemized: too many distinct ones in one tick
 }
 
-// noBPFEnv turns the bind hook off: listen blocks are then enforced by
-// detect-and-kill alone, as on a kernel without cgroup BPF.
-const noBPFEnv = "GUARDD_NO_BPF"
-
-// noLSMEnv leaves out the listen() hook only (the BPF LSM program), as on
-// a kernel without the BPF LSM: hidden listeners are then closed by
-// SOCK_DESTROY.
-const noLSMEnv = "GUARDD_NO_LSM"
-
 // Bounds that keep a customer looping over bind() from flooding memory
 // and the audit log.
 const (
 	maxRefusalKeys     = 4096 // distinct refusals held between two ticks
-	maxRefusalLines    = 200  // itemized per tick; the rest are summed up per uid
 	retryKillAfter     = 5 * time.Second
 	holderCacheMaxAge  = 30 * time.Second
 	ephemeralRangeTTL  = time.Minute
@@ -127,25 +129,23 @@ type refusalCount struct {
 	count int
 }
 
+// New makes the capability (for the registry).
+func New() capability.Capability { return &listenGuard{} }
+
 func (g *listenGuard) Name() string { return "listeners" }
 
 func (g *listenGuard) Start(h capability.Host, p *policy.Policy) error {
-	d := h.(*daemonState) // until this capability has its own package
-	g.d, g.pol = d, p
+	g.h, g.pol = h, p
 	g.scanner = platform.NewSocketScanner()
 	g.holders = map[uint64]holderCache{}
 	g.attempted = map[attemptKey]time.Time{}
 	g.dgramSeen = map[uint64]time.Time{}
 	g.refusals = map[refusalKey]*refusalCount{}
-	// The first sample has not read the account files yet, and the bind
-	// hook resolves classes of users and groups to uids now.
-	if err := d.accounts.Refresh(); err != nil {
-		d.log.Warn("cannot read the account files", "err", err)
-	}
+	socketrules.RefreshAccounts(h)
 	var err error
 	if g.dumper, err = platform.NewListenerDumper(); err != nil {
 		if len(p.Listens) > 0 || g.readsListenVars(p) {
-			d.log.Warn("cannot observe listening sockets: listen blocks and listener variables do nothing", "err", err)
+			h.Log().Warn("cannot observe listening sockets: listen blocks and listener variables do nothing", "err", err)
 		}
 		g.dumper = nil
 	}
@@ -157,13 +157,9 @@ func (g *listenGuard) readsListenVars(p *policy.Policy) bool {
 	return len(p.RulesReading("proc.listen_ports")) > 0 || len(p.RulesReading("user.listeners")) > 0
 }
 
-// mode is the effective mode of a listen block: `guardd run --mode
-// monitor` makes every block monitor, as it does every rule.
+// mode is the effective mode of a listen block.
 func (g *listenGuard) mode(l *policy.Listen) string {
-	if g.d.opts.mode == policy.ModeMonitor {
-		return policy.ModeMonitor
-	}
-	return l.Mode
+	return socketrules.Mode(g.h.ModeOverride(), l.Mode)
 }
 
 // Validate refuses a policy the bind hook cannot hold.
@@ -191,16 +187,6 @@ func wantsHook(p *policy.Policy) bool {
 	return false
 }
 
-// accountIndex resolves class members for the bind hook, which sees uids.
-type accountIndex struct{ a *platform.Accounts }
-
-func (x accountIndex) UID(user string) (uint32, bool) {
-	acc, ok := x.a.Lookup(user)
-	return acc.UID, ok
-}
-
-func (x accountIndex) GroupMembers(group string) []uint32 { return x.a.GroupMembers(group) }
-
 // bindPolicy computes what the kernel's bind hook enforces: every uid
 // governed by a listen block that says block = "bind" is held to the union
 // of the allow lists of all blocks governing it (as detect-and-kill
@@ -209,7 +195,7 @@ func (g *listenGuard) bindPolicy(p *policy.Policy) (*enforce.BindPolicy, error) 
 	bp := &enforce.BindPolicy{MinUID: max(p.MinUID, 1)}
 	ephLo, ephHi, ephErr := platform.EphemeralPorts()
 	index := map[string]int{} // the governing blocks, by name → set
-	for _, span := range p.ListenSpans(accountIndex{g.d.accounts}) {
+	for _, span := range p.ListenSpans(socketrules.Index(g.h.Accounts())) {
 		var names []string
 		var bind []*policy.Listen
 		for _, l := range span.Listens {
@@ -276,7 +262,7 @@ func coversAnyAddr(allow []enforce.BindAllow, lo, hi uint16) bool {
 
 // syncHook opens, updates or closes the bind hook to match p.
 func (g *listenGuard) syncHook(p *policy.Policy) {
-	log := g.d.log
+	log := g.h.Log()
 	if !wantsHook(p) {
 		if g.hook != nil {
 			g.closeHook(false)
@@ -284,8 +270,8 @@ func (g *listenGuard) syncHook(p *policy.Policy) {
 		}
 		return
 	}
-	if os.Getenv(noBPFEnv) != "" {
-		g.hookUnavailable(noBPFEnv + " is set")
+	if os.Getenv(socketrules.NoBPFEnv) != "" {
+		g.hookUnavailable(socketrules.NoBPFEnv + " is set")
 		return
 	}
 	bp, err := g.bindPolicy(p)
@@ -293,19 +279,19 @@ func (g *listenGuard) syncHook(p *policy.Policy) {
 		log.Error("bind hook not updated: listeners are closed by detect-and-kill meanwhile", "err", err)
 		return
 	}
-	stamp := g.d.accounts.Stamp()
+	stamp := g.h.Accounts().Stamp()
 	if g.hook == nil {
 		root, err := platform.FindCgroup2Root()
 		if err == nil {
 			g.hook, err = enforce.OpenBindHook(enforce.BindHookOptions{CgroupPath: root, PinDir: p.BPFPinDir,
-				NoListen: os.Getenv(noLSMEnv) != ""})
+				NoListen: os.Getenv(socketrules.NoLSMEnv) != ""})
 		}
 		if err != nil {
 			g.hook = nil
 			g.hookUnavailable(err.Error())
 			return
 		}
-		g.hookFailed = ""
+		g.fallback.Available()
 		g.readerDone = make(chan struct{})
 		go g.readRefusals(g.hook, g.readerDone)
 		what := "monitor: binds outside the allow lists are reported, not refused"
@@ -320,8 +306,8 @@ func (g *listenGuard) syncHook(p *policy.Policy) {
 			log.Info("listen hook attached (BPF LSM): listen() outside the allow lists fails with EPERM, unbound sockets included")
 		} else {
 			why := lerr.Error()
-			if os.Getenv(noLSMEnv) != "" {
-				why = noLSMEnv + " is set"
+			if os.Getenv(socketrules.NoLSMEnv) != "" {
+				why = socketrules.NoLSMEnv + " is set"
 			}
 			log.Warn("listen hook unavailable: listen() on an unbound socket is not refused in the kernel; such listeners are closed within a tick (their holders killed, or the socket closed by SOCK_DESTROY)", "why", why)
 		}
@@ -336,15 +322,7 @@ func (g *listenGuard) syncHook(p *policy.Policy) {
 }
 
 func (g *listenGuard) hookUnavailable(why string) {
-	if g.hookFailed == why {
-		return
-	}
-	g.hookFailed = why
-	attrs := []any{"why", why}
-	if strings.Contains(why, syscall.EPERM.Error()) { // the sandbox's doing: say which setting
-		attrs = append(attrs, "fix", probeFix("bpf", syscall.EPERM))
-	}
-	g.d.log.Warn("bind hook unavailable: binds are not refused in the kernel; unauthorized listeners are closed by detect-and-kill within a tick", attrs...)
+	g.fallback.Unavailable(g.h, "bind hook unavailable: binds are not refused in the kernel; unauthorized listeners are closed by detect-and-kill within a tick", why)
 }
 
 func (g *listenGuard) closeHook(keepPinned bool) {
@@ -352,7 +330,7 @@ func (g *listenGuard) closeHook(keepPinned bool) {
 		return
 	}
 	if err := g.hook.Close(keepPinned); err != nil {
-		g.d.log.Warn("bind hook: closing", "err", err)
+		g.h.Log().Warn("bind hook: closing", "err", err)
 	}
 	<-g.readerDone
 	g.hook = nil
@@ -378,7 +356,7 @@ func (g *listenGuard) readRefusals(h *enforce.BindHook, done chan struct{}) {
 		g.refusals[k] = &refusalCount{r: r, count: 1}
 	})
 	if err != nil {
-		g.d.log.Error("bind hook: reading refusals stopped", "err", err)
+		g.h.Log().Error("bind hook: reading refusals stopped", "err", err)
 	}
 }
 
@@ -393,14 +371,14 @@ func (g *listenGuard) Observe(snap *platform.Snapshot) {
 	if g.dumper == nil {
 		return
 	}
-	if g.hook != nil && g.d.accounts.Stamp() != g.stamp {
+	if g.hook != nil && g.h.Accounts().Stamp() != g.stamp {
 		g.syncHook(g.pol) // accounts changed: classes by user or group may hold other uids now
 	}
 	var err error
 	g.listeners, err = g.dumper.Dump(g.listeners[:0])
 	if err != nil {
 		if time.Since(g.dumpErrAt) >= dumpErrorLogPeriod {
-			g.d.log.Error("cannot list listening sockets", "err", err)
+			g.h.Log().Error("cannot list listening sockets", "err", err)
 			g.dumpErrAt = time.Now()
 		}
 		return
@@ -537,7 +515,7 @@ func (g *listenGuard) account(snap *platform.Snapshot, uid uint32) (string, []st
 	if u := snap.Users[uid]; u != nil {
 		return u.Name, u.Groups
 	}
-	return g.d.accounts.Name(uid), g.d.accounts.Groups(uid)
+	return g.h.Accounts().Name(uid), g.h.Accounts().Groups(uid)
 }
 
 // findHolders maps socket inodes to the processes of their owner that
@@ -608,12 +586,12 @@ func (g *listenGuard) findHolders(snap *platform.Snapshot, need map[uint32]map[u
 // durable.
 func (g *listenGuard) Tick(snap *platform.Snapshot) {
 	if g.writeRefusals(snap.Time) || g.acted {
-		g.d.audit.Load().Sync()
+		g.h.SyncAudit()
 	}
 	g.acted = false
 	if g.hook != nil {
 		if n := g.hook.Lost(); n > g.lost {
-			g.d.log.Warn("bind hook: refusals not reported, the ring buffer was full (the binds were refused all the same)", "lost", n-g.lost)
+			g.h.Log().Warn("bind hook: refusals not reported, the ring buffer was full (the binds were refused all the same)", "lost", n-g.lost)
 			g.lost = n
 		}
 	}
@@ -634,7 +612,7 @@ func (g *listenGuard) Tick(snap *platform.Snapshot) {
 			}
 			continue
 		}
-		if snap.Time.Sub(at) >= retryKillAfter && !g.d.sampler.Alive(k.id) {
+		if snap.Time.Sub(at) >= retryKillAfter && !g.h.Sampler().Alive(k.id) {
 			delete(g.attempted, k)
 		}
 	}
@@ -659,17 +637,17 @@ func (g *listenGuard) kill(snap *platform.Snapshot, o offence, p *platform.Proce
 			break
 		}
 	}
-	d, pol, scanner, inode := g.d, g.pol, g.scanner, o.l.Inode
+	h, pol, scanner, inode := g.h, g.pol, g.scanner, o.l.Inode
 	ev := report.Event{
 		Time: snap.Time, Host: snap.Host.Hostname, Rule: l.Name, RuleAt: l.At(), Step: 1,
 		Action: enforce.ActKill, Mode: mode, Signal: "KILL",
 		Proto: o.l.Proto.String(), Addr: o.l.Addr.String(), Port: o.l.Port,
 	}
 	capability.FillProc(&ev, p)
-	res := d.enf.Do(enforce.Action{
+	res := h.Enforcer().Do(enforce.Action{
 		Kind: enforce.ActKill, Target: p.ProcID, Signal: "KILL", DryRun: mode == policy.ModeMonitor,
 		Check: func(fresh *platform.Process) string {
-			groups := d.accounts.Groups(fresh.UID)
+			groups := h.Accounts().Groups(fresh.UID)
 			if why := pol.ProtectedProcess(fresh, groups); why != "" {
 				return "protected: " + why
 			}
@@ -705,7 +683,7 @@ func (g *listenGuard) kill(snap *platform.Snapshot, o offence, p *platform.Proce
 		// on): said once for this process and socket, not every tick.
 		g.attempted[key] = time.Time{}
 	}
-	d.write(&ev)
+	g.h.Write(&ev)
 	return true
 }
 
@@ -719,7 +697,7 @@ func (g *listenGuard) closeSocket(snap *platform.Snapshot, o offence) bool {
 		return false
 	}
 	l, mode := g.governing(o.listens)
-	d, pol := g.d, g.pol
+	pol := g.pol
 	ev := report.Event{
 		Time: snap.Time, Host: snap.Host.Hostname, Rule: l.Name, RuleAt: l.At(), Step: 1,
 		Action: enforce.ActCloseSocket, Mode: mode, UID: o.l.UID,
@@ -727,7 +705,7 @@ func (g *listenGuard) closeSocket(snap *platform.Snapshot, o offence) bool {
 	}
 	name, groups := g.account(snap, o.l.UID)
 	ev.User = name
-	res := d.enf.CloseSocket(enforce.CloseSocket{
+	res := g.h.Enforcer().CloseSocket(enforce.CloseSocket{
 		Listener: o.l, DryRun: mode == policy.ModeMonitor,
 		Check: func() string {
 			if len(pol.ListensFor(o.l.UID, name, groups)) == 0 {
@@ -756,7 +734,7 @@ func (g *listenGuard) closeSocket(snap *platform.Snapshot, o offence) bool {
 	default:
 		g.attempted[key] = time.Time{}
 	}
-	d.write(&ev)
+	g.h.Write(&ev)
 	return true
 }
 
@@ -784,7 +762,7 @@ func (g *listenGuard) offenceText(o offence) string {
 }
 
 // writeRefusals journals the refusals merged since the last call, one
-// line per process and bind (with a count), at most maxRefusalLines; the
+// line per process and bind (with a count), at most socketrules.MaxLines; the
 // rest are summed up per uid. It reports whether it wrote anything.
 func (g *listenGuard) writeRefusals(now time.Time) bool {
 	g.mu.Lock()
@@ -803,21 +781,17 @@ func (g *listenGuard) writeRefusals(now time.Time) bool {
 
 	sort.Slice(pending, func(i, j int) bool { return pending[i].r.Time.Before(pending[j].r.Time) })
 	host, _ := os.Hostname()
-	unitemized := map[uint32]int{}
+	unitemized := map[uint32]uint64{}
 	for i, c := range pending {
-		if i >= maxRefusalLines {
-			unitemized[c.r.UID] += c.count
+		if i >= socketrules.MaxLines {
+			unitemized[c.r.UID] += uint64(c.count)
 			continue
 		}
-		g.d.write(g.refusalEvent(host, c))
+		g.h.Write(g.refusalEvent(host, c))
 	}
-	for uid, n := range unitemized {
-		g.d.write(&report.Event{Time: now, Host: host, Rule: "listen", Action: "refuse-bind", Mode: policy.ModeEnforce,
-			Outcome: report.OutcomeDone, UID: uid, User: g.d.accounts.Name(uid), Count: n,
-			Reason: fmt.Sprintf("%d more refused binds in one tick, not itemized", n)})
-	}
+	socketrules.WriteUnitemized(g.h, now, host, "listen", "refuse-bind", unitemized, "refused binds")
 	if dropped > 0 {
-		g.d.log.Warn("bind hook: refusals merged into none of the lines: too many different ones in one tick", "refusals", dropped)
+		g.h.Log().Warn("bind hook: refusals merged into none of the lines: too many different ones in one tick", "refusals", dropped)
 	}
 	return true
 }
@@ -830,7 +804,7 @@ func (g *listenGuard) refusalEvent(host string, c *refusalCount) *report.Event {
 	r := c.r
 	ev := &report.Event{
 		Time: r.Time, Host: host, Step: 1, Action: "refuse-bind", Mode: policy.ModeEnforce, Outcome: report.OutcomeDone,
-		PID: r.PID, UID: r.UID, User: g.d.accounts.Name(r.UID),
+		PID: r.PID, UID: r.UID, User: g.h.Accounts().Name(r.UID),
 		Proto: r.Proto.String(), Addr: r.Addr.String(), Port: r.Port, Count: c.count,
 	}
 	var blocks []*policy.Listen
@@ -850,27 +824,9 @@ func (g *listenGuard) refusalEvent(host string, c *refusalCount) *report.Event {
 			call = "listen() on an unbound socket (" + r.Where() + ", the kernel would pick a port of its ephemeral range)"
 		}
 	}
-	ev.Reason = fmt.Sprintf("%s refused with EPERM: %s does not allow it", call, name)
-	if !r.Refused {
-		ev.Mode, ev.Outcome = policy.ModeMonitor, report.OutcomeWouldDo
-		ev.Reason = fmt.Sprintf("would refuse %s with EPERM: %s does not allow it", call, name)
-	}
-	if c.count > 1 {
-		ev.Reason += fmt.Sprintf(" (%d times)", c.count)
-	}
-	// The process is most likely still there, having just failed a bind:
-	// add what the kernel record lacks (its executable, name and command
-	// line) if the pid still names it, that is a process of the same uid
-	// that had started by the time of the refusal.
-	p, err := platform.ReadProcess(r.PID, g.d.accounts)
-	switch {
-	case err == nil && p.UID == r.UID && p.StartedBy(r.Boot):
-		capability.FillProc(ev, p)
-	case err == nil || errors.Is(err, platform.ErrGone):
-		ev.Reason += " (the process ended before guardd could read it)"
-	default:
-		g.d.log.Debug("bind refusal: cannot read the process", "pid", r.PID, "err", err)
-	}
+	socketrules.SayRefused(ev, call, name, "does not allow it", r.Refused, uint64(c.count))
+	// The process is most likely still there, having just failed a bind.
+	socketrules.FillRefuser(g.h, ev, r.PID, r.UID, r.Boot, "bind refusal")
 	return ev
 }
 
@@ -879,7 +835,7 @@ func (g *listenGuard) Stop() {
 		keep := g.pol.BPFPinDir != ""
 		g.closeHook(keep)
 		if keep {
-			g.d.log.Info("bind hook left attached, pinned", "bpf_pin_dir", g.pol.BPFPinDir)
+			g.h.Log().Info("bind hook left attached, pinned", "bpf_pin_dir", g.pol.BPFPinDir)
 		}
 	}
 	if g.dumper != nil {

@@ -1,16 +1,13 @@
-package main
+package listeners
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/guardd/guardd/capability/internal/socketrules/sockettest"
 	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
@@ -19,31 +16,7 @@ import (
 // testListenGuard returns a listenGuard over account files of its own.
 func testListenGuard(t *testing.T, mode string) *listenGuard {
 	t.Helper()
-	dir := t.TempDir()
-	passwd := "root:x:0:0::/root:/bin/sh\nshop1:x:2000:2000::/home/shop1:/bin/sh\nbob:x:2001:100::/home/bob:/bin/sh\nfar:x:70000:100::/home/far:/bin/sh\n"
-	group := "root:x:0:\nusers:x:100:\nshops:x:3000:bob,far\n"
-	acc := platform.NewAccounts()
-	acc.PasswdPath, acc.GroupPath = filepath.Join(dir, "passwd"), filepath.Join(dir, "group")
-	if err := os.WriteFile(acc.PasswdPath, []byte(passwd), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(acc.GroupPath, []byte(group), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := acc.Refresh(); err != nil {
-		t.Fatal(err)
-	}
-	d := &daemonState{accounts: acc, log: slog.New(slog.NewTextHandler(io.Discard, nil)), opts: runOptions{mode: mode}}
-	return &listenGuard{d: d}
-}
-
-func parsePolicy(t *testing.T, src string) *policy.Policy {
-	t.Helper()
-	p, diags := policy.Parse(map[string][]byte{"test.hcl": []byte(src)})
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
-	return p
+	return &listenGuard{h: sockettest.NewHost(t, mode)}
 }
 
 // describe renders a BindPolicy as "LO-HI:refuse/monitor[allow...](tags)".
@@ -101,7 +74,7 @@ rule "r" {
 
 func TestBindPolicyFromListens(t *testing.T) {
 	g := testListenGuard(t, "")
-	bp, err := g.bindPolicy(parsePolicy(t, listenPolicy))
+	bp, err := g.bindPolicy(sockettest.Parse(t, listenPolicy))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +93,7 @@ func TestBindPolicyFromListens(t *testing.T) {
 	}
 
 	// guardd run --mode monitor: nothing is refused, everything reported.
-	bp, err = testListenGuard(t, policy.ModeMonitor).bindPolicy(parsePolicy(t, listenPolicy))
+	bp, err = testListenGuard(t, policy.ModeMonitor).bindPolicy(sockettest.Parse(t, listenPolicy))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +128,7 @@ rule "r" {
 }
 `, strings.Join(a, ", "), strings.Join(b, ", "))
 	g := testListenGuard(t, "")
-	p := parsePolicy(t, src)
+	p := sockettest.Parse(t, src)
 	_, err := g.bindPolicy(p)
 	if err == nil || !strings.Contains(err.Error(), "uids 1500-2000") || !strings.Contains(err.Error(), "80 allow patterns") {
 		t.Errorf("bindPolicy = %v, want the 80 patterns of uids 1500-2000 refused", err)
@@ -164,7 +137,7 @@ rule "r" {
 		t.Error("Validate accepted a policy the bind hook cannot hold")
 	}
 	// Without bind blocks there is nothing for the kernel to hold.
-	p = parsePolicy(t, strings.ReplaceAll(src, "allow = [", "block = \"kill\"\n  allow = ["))
+	p = sockettest.Parse(t, strings.ReplaceAll(src, "allow = [", "block = \"kill\"\n  allow = ["))
 	if err := g.Validate(p); err != nil {
 		t.Errorf("Validate of kill-only blocks: %v", err)
 	}
