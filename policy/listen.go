@@ -112,6 +112,14 @@ func ParseListenPattern(s string) (ListenPattern, error) {
 		}
 		p.Addr = a
 	}
+	var err error
+	p.PortLo, p.PortHi, err = parsePorts(s, ports)
+	return p, err
+}
+
+// parsePorts parses the PORTS of pattern s: a port or a range LOW-HIGH
+// (the patterns of listen and connect blocks alike).
+func parsePorts(s, ports string) (uint16, uint16, error) {
 	lo, hi, isRange := strings.Cut(ports, "-")
 	if !isRange {
 		hi = lo
@@ -120,14 +128,13 @@ func ParseListenPattern(s string) (ListenPattern, error) {
 	h, err2 := parsePort(hi)
 	switch {
 	case err1 != nil:
-		return p, fmt.Errorf("%q: %v", s, err1)
+		return 0, 0, fmt.Errorf("%q: %v", s, err1)
 	case err2 != nil:
-		return p, fmt.Errorf("%q: %v", s, err2)
+		return 0, 0, fmt.Errorf("%q: %v", s, err2)
 	case h < l:
-		return p, fmt.Errorf("%q: the port range is empty (%d > %d)", s, l, h)
+		return 0, 0, fmt.Errorf("%q: the port range is empty (%d > %d)", s, l, h)
 	}
-	p.PortLo, p.PortHi = l, h
-	return p, nil
+	return l, h, nil
 }
 
 func parsePort(s string) (uint16, error) {
@@ -307,12 +314,7 @@ func (p *Policy) ListenSpans(idx AccountIndex) []ListenSpan {
 	if len(p.Listens) == 0 {
 		return nil
 	}
-	protected := uidSet{{0, 0}}
-	if p.MinUID > 0 {
-		protected = append(protected, UIDRange{0, p.MinUID - 1})
-	}
-	protected = append(protected, membersUIDs(&p.Protect.Members, idx)...)
-	protected = protected.normalize()
+	protected := p.protectedUIDs(idx)
 
 	type edge struct {
 		at   uint64 // a uid, or 1<<32 for the end of the last
@@ -370,6 +372,18 @@ func sameListens(ls []*Listen, mask uint64, all []*Listen) bool {
 		}
 	}
 	return m == mask
+}
+
+// protectedUIDs returns the uids no listen or connect block governs: uid
+// 0, the uids below min_uid and protect's accounts (names resolved
+// through idx), normalized.
+func (p *Policy) protectedUIDs(idx AccountIndex) uidSet {
+	out := uidSet{{0, 0}}
+	if p.MinUID > 0 {
+		out = append(out, UIDRange{0, p.MinUID - 1})
+	}
+	out = append(out, membersUIDs(&p.Protect.Members, idx)...)
+	return out.normalize()
 }
 
 // uidSet is a set of uids as ranges; normalize sorts and merges them.
