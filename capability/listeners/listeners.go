@@ -4,11 +4,16 @@
 // variables user.listeners and, where a rule reads it, proc.listen_ports.
 // Where a block says block = "bind" it loads the kernel's bind and
 // listen() hooks (enforce.BindHook) and journals their refusals as
-// refuse-bind and refuse-listen lines; every listener its blocks do not
-// allow is closed by detect-and-kill (its holders killed through the
-// enforcer, or a socket without a holder closed by SOCK_DESTROY). It
-// owns no step. The listen block's schema and the variables are in
-// package policy (policy/listen.go); what it shares with the outbound
+// refuse-bind and refuse-listen lines. Every listener its blocks do not
+// allow is closed by detect-and-kill: it sets proc.forbidden_listens on
+// the processes holding one, and the block's own rule (listen:NAME,
+// compiled by package policy from the block) kills them with an ordinary
+// kill step, through the ledger and the enforcer; a socket no process
+// visibly holds is closed here by SOCK_DESTROY and journalled with the
+// block as its rule. It owns no step; it is the Evidencer of the listen
+// rules (the listener's address and why). The listen block's schema, its
+// rule and the variables are in package policy (policy/listen.go); what
+// it shares with the outbound
 // capability (uid maps, fallbacks, refusal lines) is in
 // capability/internal/socketrules.
 package listeners
@@ -32,8 +37,9 @@ import (
 
 // listenGuard makes listen blocks real. Every tick it dumps the host's
 // listening sockets (sock_diag), fills user.listeners and, where a rule
-// reads it, proc.listen_ports, and kills every process that holds a
-// listener its listen blocks do not allow ("detect and kill": sockets
+// reads it, proc.listen_ports, and marks (proc.forbidden_listens) every
+// process that holds a listener its listen blocks do not allow, for the
+// block's rule to kill ("detect and kill": sockets
 // opened before guardd started, inherited ones, and everything where the
 // kernel cannot refuse). A listener no process visibly holds (a thread's
 // private descriptor table, a socket in flight in SCM_RIGHTS) is closed
@@ -64,11 +70,15 @@ type listenGuard struct {
 	readerDone chan struct{}
 	lost       uint64 // refusals the ring buffer had no room for, as last logged
 
-	touched   []*platform.Process // processes whose ListenPorts were set last tick
-	offences  []offence
-	acted     bool                   // audit lines were written this tick
-	holders   map[uint64]holderCache // socket inode → processes holding it, for proc.listen_ports
-	attempted map[attemptKey]time.Time
+	touched   []*platform.Process           // processes whose ListenPorts were set last tick
+	forbidden map[platform.ProcID]forbidden // processes given ForbiddenListens last tick
+	// Protected holders said skipped (this tick's and the last's): said
+	// once while they hold the socket, again if it comes back.
+	protected, protectedLast map[attemptKey]bool
+	offences                 []offence
+	acted                    bool                   // audit lines were written this tick
+	holders                  map[uint64]holderCache // socket inode → processes holding it, for proc.listen_ports
+	attempted                map[uint64]time.Time   // closes of sockets without a holder, by inode: see closeSocket
 
 	mu       sync.Mutex // guards the fields below (the ring buffer reader adds, the loop drains)
 	refusals map[refusalKey]*refusalCount
@@ -79,7 +89,6 @@ type listenGuard struct {
 // and the audit log.
 const (
 	maxRefusalKeys     = 4096 // distinct refusals held between two ticks
-	retryKillAfter     = 5 * time.Second
 	holderCacheMaxAge  = 30 * time.Second
 	ephemeralRangeTTL  = time.Minute
 	dumpErrorLogPeriod = time.Minute
@@ -115,6 +124,13 @@ type attemptKey struct {
 	inode uint64
 }
 
+// forbidden is a process holding listeners its blocks refuse: the first
+// of them, for the audit line of its block's rule.
+type forbidden struct {
+	proc *platform.Process
+	o    offence
+}
+
 type refusalKey struct {
 	listen  bool
 	pid     int32
@@ -138,7 +154,9 @@ func (g *listenGuard) Start(h capability.Host, p *policy.Policy) error {
 	g.h, g.pol = h, p
 	g.scanner = platform.NewSocketScanner()
 	g.holders = map[uint64]holderCache{}
-	g.attempted = map[attemptKey]time.Time{}
+	g.attempted = map[uint64]time.Time{}
+	g.forbidden = map[platform.ProcID]forbidden{}
+	g.protected, g.protectedLast = map[attemptKey]bool{}, map[attemptKey]bool{}
 	g.dgramSeen = map[uint64]time.Time{}
 	g.refusals = map[refusalKey]*refusalCount{}
 	socketrules.RefreshAccounts(h)
@@ -360,13 +378,19 @@ func (g *listenGuard) readRefusals(h *enforce.BindHook, done chan struct{}) {
 	}
 }
 
-// Observe dumps the listeners, fills the listener variables and kills the
-// holders of unauthorized listeners.
+// Observe dumps the listeners, fills the listener variables, marks the
+// holders of unauthorized listeners and closes those without a holder.
 func (g *listenGuard) Observe(snap *platform.Snapshot) {
 	for _, p := range g.touched {
 		p.ListenPorts = p.ListenPorts[:0]
 	}
 	g.touched = g.touched[:0]
+	for id, f := range g.forbidden {
+		f.proc.ForbiddenListens, f.proc.ForbiddenListenBlock = 0, ""
+		delete(g.forbidden, id)
+	}
+	g.protected, g.protectedLast = g.protectedLast, g.protected
+	clear(g.protected)
 	g.offences = g.offences[:0]
 	if g.dumper == nil {
 		return
@@ -447,9 +471,10 @@ func (g *listenGuard) Observe(snap *platform.Snapshot) {
 	for i := range g.offences {
 		g.offences[i].holders = holders[g.offences[i].l.Inode]
 	}
-	// Kill now rather than after the rules: the tick's latency from
-	// listen() to the kill is the interval plus what comes before this.
-	// A listener no process visibly holds is closed by the kernel.
+	// The holders are killed by their block's rule (policy: listen:NAME
+	// holds where proc.forbidden_listens > 0), through the ledger and the
+	// enforcer, in this tick. A listener no process visibly holds is
+	// closed by the kernel now.
 	for _, o := range g.offences {
 		if len(o.holders) == 0 {
 			if g.closeSocket(snap, o) {
@@ -457,10 +482,17 @@ func (g *listenGuard) Observe(snap *platform.Snapshot) {
 			}
 			continue
 		}
+		block, _ := g.governing(o.listens)
 		for _, p := range o.holders {
-			if g.kill(snap, o, p) {
-				g.acted = true
+			if why := g.pol.ProtectedProcess(p, g.h.Accounts().Groups(p.UID)); why != "" {
+				g.sayProtected(snap, o, p, why)
+				continue
 			}
+			if _, ok := g.forbidden[p.ProcID]; !ok {
+				g.forbidden[p.ProcID] = forbidden{proc: p, o: o}
+			}
+			p.ForbiddenListens++
+			p.ForbiddenListenBlock = block.Name
 		}
 	}
 	for _, l := range g.listeners {
@@ -596,95 +628,56 @@ func (g *listenGuard) Tick(snap *platform.Snapshot) {
 		}
 	}
 	var listed map[uint64]bool
-	for k, at := range g.attempted {
-		if k.id == (platform.ProcID{}) {
-			// A socket closed (or to close) without a holder: remembered
-			// while it is listed, so that a monitor or skipped line is
-			// said once.
-			if listed == nil {
-				listed = make(map[uint64]bool, len(g.listeners))
-				for _, l := range g.listeners {
-					listed[l.Inode] = true
-				}
+	for inode := range g.attempted {
+		// A socket closed (or to close) without a holder: remembered
+		// while it is listed, so that a monitor or skipped line is said
+		// once.
+		if listed == nil {
+			listed = make(map[uint64]bool, len(g.listeners))
+			for _, l := range g.listeners {
+				listed[l.Inode] = true
 			}
-			if !listed[k.inode] {
-				delete(g.attempted, k)
-			}
-			continue
 		}
-		if snap.Time.Sub(at) >= retryKillAfter && !g.h.Sampler().Alive(k.id) {
-			delete(g.attempted, k)
+		if !listed[inode] {
+			delete(g.attempted, inode)
 		}
 	}
 }
 
-// kill terminates one holder of an offending listener through the
-// enforcer: the process is re-read, its identity and protection re-checked,
-// and it must still hold the socket. It reports whether it wrote a line.
-func (g *listenGuard) kill(snap *platform.Snapshot, o offence, p *platform.Process) bool {
+// Evidence adds to the lines of a listen block's rule the listener that
+// made it hold (the first, where a process holds several) and why.
+func (g *listenGuard) Evidence(_ *platform.Snapshot, m *policy.Match, ev *report.Event) {
+	if m.Proc == nil || !strings.HasPrefix(m.Rule.Name, policy.ListenRulePrefix) {
+		return
+	}
+	f, ok := g.forbidden[m.Proc.ProcID]
+	if !ok {
+		return
+	}
+	ev.Proto, ev.Addr, ev.Port = f.o.l.Proto.String(), f.o.l.Addr.String(), f.o.l.Port
+	ev.Reason = g.offenceText(f.o)
+}
+
+// sayProtected journals, once while it holds the socket, that a protected
+// holder of an offending listener is left alone (the block's rule does
+// not see it: rules never match protected processes).
+func (g *listenGuard) sayProtected(snap *platform.Snapshot, o offence, p *platform.Process, why string) {
 	key := attemptKey{p.ProcID, o.l.Inode}
-	if at, ok := g.attempted[key]; ok && snap.Time.Sub(at) < retryKillAfter {
-		return false // SIGKILL takes effect at once; a holder still listed is on its way out
+	said := g.protectedLast[key] || g.protected[key]
+	g.protected[key] = true
+	if said {
+		return
 	}
-	if at, ok := g.attempted[key]; ok && at.IsZero() {
-		return false // skipped for good (protected), said once
-	}
-	l := o.listens[0]
-	mode := policy.ModeMonitor
-	for _, x := range o.listens {
-		if g.mode(x) == policy.ModeEnforce {
-			l, mode = x, policy.ModeEnforce
-			break
-		}
-	}
-	h, pol, scanner, inode := g.h, g.pol, g.scanner, o.l.Inode
+	l, mode := g.governing(o.listens)
 	ev := report.Event{
-		Time: snap.Time, Host: snap.Host.Hostname, Rule: l.Name, RuleAt: l.At(), Step: 1,
-		Action: enforce.ActKill, Mode: mode, Signal: "KILL",
+		Time: snap.Time, Host: snap.Host.Hostname, Rule: policy.ListenRulePrefix + l.Name, RuleAt: l.At(), Step: 1,
+		Action: enforce.ActKill, Mode: mode, Signal: "KILL", Outcome: report.OutcomeSkipped,
 		Proto: o.l.Proto.String(), Addr: o.l.Addr.String(), Port: o.l.Port,
+		Reason: g.offenceText(o) + ": protected: " + why,
 	}
 	capability.FillProc(&ev, p)
-	res := h.Enforcer().Do(enforce.Action{
-		Kind: enforce.ActKill, Target: p.ProcID, Signal: "KILL", DryRun: mode == policy.ModeMonitor,
-		Check: func(fresh *platform.Process) string {
-			groups := h.Accounts().Groups(fresh.UID)
-			if why := pol.ProtectedProcess(fresh, groups); why != "" {
-				return "protected: " + why
-			}
-			if len(pol.ListensFor(fresh.UID, fresh.User, groups)) == 0 {
-				return "no longer governed by a listen block"
-			}
-			if holds, err := scanner.Holds(fresh.PID, inode); err == nil && !holds {
-				return "no longer holds the listening socket"
-			}
-			return ""
-		},
-	})
-	if res.Proc != nil {
-		capability.FillProc(&ev, res.Proc)
-	}
-	what := fmt.Sprintf("listening on %s, which listen %q does not allow", o.l, l.Name)
-	if len(o.listens) > 1 {
-		var names []string
-		for _, x := range o.listens {
-			names = append(names, fmt.Sprintf("%q", x.Name))
-		}
-		what = fmt.Sprintf("listening on %s, which none of listen %s allows", o.l, strings.Join(names, ", "))
-	}
-	ev.Outcome, ev.Reason = res.Outcome, what
-	if res.Reason != "" {
-		ev.Reason = what + ": " + res.Reason
-	}
-	switch res.Outcome {
-	case enforce.Done, enforce.Failed:
-		g.attempted[key] = snap.Time // a failure is tried again after retryKillAfter
-	default:
-		// would-do (monitor), or skipped (protected, or the socket moved
-		// on): said once for this process and socket, not every tick.
-		g.attempted[key] = time.Time{}
-	}
-	g.h.Write(&ev)
-	return true
+	g.h.Journal(&ev)
+	g.acted = true
 }
 
 // closeSocket closes an offending listener that no process of its owner
@@ -692,7 +685,7 @@ func (g *listenGuard) kill(snap *platform.Snapshot, o offence, p *platform.Proce
 // never silent: a close that fails, or that monitor mode only describes,
 // is journalled too. It reports whether it wrote a line.
 func (g *listenGuard) closeSocket(snap *platform.Snapshot, o offence) bool {
-	key := attemptKey{inode: o.l.Inode}
+	key := o.l.Inode
 	if at, ok := g.attempted[key]; ok && (at.IsZero() || snap.Time.Sub(at) < retryCloseAfter) {
 		return false
 	}
@@ -734,7 +727,7 @@ func (g *listenGuard) closeSocket(snap *platform.Snapshot, o offence) bool {
 	default:
 		g.attempted[key] = time.Time{}
 	}
-	g.h.Write(&ev)
+	g.h.Journal(&ev) // an observer's action, no rule's step
 	return true
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
+	"github.com/guardd/guardd/report"
 )
 
 // testListenGuard returns a listenGuard over account files of its own.
@@ -197,5 +198,34 @@ func TestDatagramProbation(t *testing.T) {
 	}
 	if _, ok := g.dgramSeen[99]; !ok {
 		t.Error("a socket without a cookie is not kept by inode")
+	}
+}
+
+// TestEvidence: the lines of a listen block's rule name the listener that
+// made it hold and why; other rules' lines, and processes not marked, are
+// left alone.
+func TestEvidence(t *testing.T) {
+	g := testListenGuard(t, "")
+	p := sockettest.Parse(t, listenPolicy)
+	shops := p.Listens[1]
+	proc := &platform.Process{ProcID: platform.ProcID{PID: 42, StartTime: 7}, UID: 2000}
+	l := platform.Listener{Proto: platform.TCP, Addr: netip.MustParseAddr("0.0.0.0"), Port: 6667, UID: 2000}
+	g.forbidden = map[platform.ProcID]forbidden{proc.ProcID: {proc: proc, o: offence{l: l, listens: []*policy.Listen{p.Listens[0], shops}}}}
+	rule := p.Rule(policy.ListenRulePrefix + "shops")
+	var ev report.Event
+	g.Evidence(nil, &policy.Match{Rule: rule, Proc: proc}, &ev)
+	if ev.Proto != "tcp" || ev.Addr != "0.0.0.0" || ev.Port != 6667 ||
+		ev.Reason != `listening on `+l.String()+`, which none of listen "customers", "shops" allows` {
+		t.Errorf("evidence: %+v", ev)
+	}
+	for _, m := range []*policy.Match{
+		{Rule: p.Rule("r"), Proc: proc},
+		{Rule: rule, Proc: &platform.Process{ProcID: platform.ProcID{PID: 43}}},
+	} {
+		var other report.Event
+		g.Evidence(nil, m, &other)
+		if other.Reason != "" || other.Port != 0 {
+			t.Errorf("%s on pid %d: %+v", m.Rule.Name, m.Proc.PID, other)
+		}
 	}
 }
