@@ -179,3 +179,13 @@ func FillProc(ev *report.Event, p *platform.Process) {
 	ev.PID, ev.StartTime, ev.UID, ev.User = p.PID, p.StartTime, p.UID, p.User
 	ev.Exe, ev.Comm, ev.Cmdline = p.Exe, p.Comm, p.Cmdline
 }
+
+// Listeners and outbound (capability/listeners, capability/outbound).
+
+// ProbeFixer is a Host that can name the unit setting that fixes a
+// failed start-up probe (systemd.exec(5) spelling; "" when there is no
+// simple fix): a capability whose kernel hook fails to load says it in
+// the same words as `guardd selfcheck`.
+type ProbeFixer interface {
+	ProbeFix(probe string, err error) string
+}

@@ -6,7 +6,9 @@ import (
 	"strings"
 
 	"github.com/guardd/guardd/capability"
+	"github.com/guardd/guardd/capability/listeners"
 	"github.com/guardd/guardd/capability/locks"
+	"github.com/guardd/guardd/capability/outbound"
 	"github.com/guardd/guardd/capability/procs"
 	"github.com/guardd/guardd/capability/storms"
 	"github.com/guardd/guardd/capability/tell"
@@ -22,12 +24,12 @@ import (
 // to packages under capability/ one by one.
 func capabilities() []capability.Factory {
 	list := []capability.Factory{
-		procs.New, // renice, kill, stop, report
-		func() component { return &connectGuard{} },
+		procs.New,           // renice, kill, stop, report
+		outbound.New,        // connect blocks
 		storms.New,          // fork-storm observer, process caps
 		trees.New,           // filesystems, inodes, clean_tmp
 		storms.NewUserSteps, // kill_user, stop_user, resume_user, reap
-		func() component { return &listenGuard{} },
+		listeners.New,       // listen blocks
 		locks.New,
 	}
 	list = append(list, osCapabilities...)

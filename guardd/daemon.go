@@ -843,6 +843,9 @@ func (d *daemonState) Detach(m *policy.Match, ev report.Event, run func() enforc
 func (d *daemonState) Ledger() *enforce.Ledger    { return d.ledger }
 func (d *daemonState) AuditLog() *report.AuditLog { return d.audit.Load() }
 
+// ProbeFix implements capability.ProbeFixer (for listeners and outbound).
+func (d *daemonState) ProbeFix(probe string, err error) string { return probeFix(probe, err) }
+
 // write journals ev and, when it is a line of the step being carried out,
 // counts it for that step (act).
 func (d *daemonState) write(ev *report.Event) {

@@ -89,6 +89,12 @@ type Process struct {
 	// whose ports the policy needs; nil otherwise.
 	ListenPorts []uint16
 
+	// Listening sockets this process holds that the listen blocks
+	// governing its user do not allow, and the block that acts on them
+	// (filled by the listeners capability, not the sampler).
+	ForbiddenListens     int
+	ForbiddenListenBlock string
+
 	// File locks, from /proc/locks (filled by LockObserver, not the sampler).
 	LocksHeld       int32         // lock records this process holds
 	LockWait        time.Duration // how long it has been blocked on a lock (as observed); 0 when not waiting

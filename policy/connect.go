@@ -116,22 +116,9 @@ func ParseConnectPattern(s string) (ConnectPattern, error) {
 		p.PortLo, p.PortHi = 0, 65535
 		return p, nil
 	}
-	lo, hi, isRange := strings.Cut(ports, "-")
-	if !isRange {
-		hi = lo
-	}
-	l, err1 := parsePort(lo)
-	h, err2 := parsePort(hi)
-	switch {
-	case err1 != nil:
-		return p, fmt.Errorf("%q: %v", s, err1)
-	case err2 != nil:
-		return p, fmt.Errorf("%q: %v", s, err2)
-	case h < l:
-		return p, fmt.Errorf("%q: the port range is empty (%d > %d)", s, l, h)
-	}
-	p.PortLo, p.PortHi = l, h
-	return p, nil
+	var err error
+	p.PortLo, p.PortHi, err = parsePorts(s, ports)
+	return p, err
 }
 
 // parsePrefix parses an address or a CIDR; zones are refused.
@@ -187,12 +174,7 @@ func (p *Policy) ConnectSpans(idx AccountIndex) []ConnectSpan {
 	if len(p.Connects) == 0 {
 		return nil
 	}
-	taken := uidSet{{0, 0}}
-	if p.MinUID > 0 {
-		taken = append(taken, UIDRange{0, p.MinUID - 1})
-	}
-	taken = append(taken, membersUIDs(&p.Protect.Members, idx)...)
-	taken = taken.normalize()
+	taken := p.protectedUIDs(idx)
 	var out []ConnectSpan
 	for _, c := range p.Connects {
 		if c.Class == nil {

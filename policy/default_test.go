@@ -30,14 +30,14 @@ func TestDefaultPolicy(t *testing.T) {
 	for _, r := range p.Rules {
 		names = append(names, r.Name)
 	}
-	for _, want := range []string{"cpu-hog", "user-cpu-hog", "long-runner", "fd-leak", "temp-exe", "fork-storm", "zombies", "lock-squatter", "lock-waiter", "lock-holder", "tmp-spewer", "disk-full"} {
+	for _, want := range []string{"cpu-hog", "user-cpu-hog", "long-runner", "fd-leak", "temp-exe", "fork-storm", "zombies", "lock-squatter", "lock-waiter", "lock-holder", "tmp-spewer", "disk-full", "listen:customers"} {
 		if p.Rule(want) == nil {
 			t.Errorf("no rule %q (have %v)", want, names)
 		}
 	}
 	for _, r := range p.Rules {
 		want := ModeEnforce
-		if r.Name == "temp-exe" {
+		if r.Name == "temp-exe" || r.Name == ListenRulePrefix+"customers" { // the listen block's own rule monitors with it
 			want = ModeMonitor
 		}
 		if r.Mode != want {

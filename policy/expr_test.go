@@ -312,6 +312,7 @@ func TestVariables(t *testing.T) {
 		"host.procs":                 500.0,
 		"host.files_open_percent":    12.5,
 		"proc.listen_ports":          []float64{22, 8080},
+		"proc.forbidden_listens":     2.0,
 		"user.listeners":             3.0,
 		"user.forks_per_sec":         42.0,
 		"proc.children":              7.0,

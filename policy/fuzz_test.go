@@ -122,7 +122,7 @@ func checkPolicy(t *testing.T, p *Policy) {
 				}
 			}
 		}
-		if r.Index != i || !validName(r.Name) || (r.Mode != ModeEnforce && r.Mode != ModeMonitor) ||
+		if r.Index != i || !validName(strings.TrimPrefix(r.Name, ListenRulePrefix)) || (r.Mode != ModeEnforce && r.Mode != ModeMonitor) ||
 			r.Scope != r.When.Scope && !(r.ScopeSet && r.Scope == ScopeProcess && r.When.Scope == ScopeUser) {
 			t.Errorf("rule %q: index %d, mode %q, scope %s/%s", r.Name, r.Index, r.Mode, r.Scope, r.When.Scope)
 		}

@@ -68,7 +68,8 @@ func fakeProc() *platform.Process {
 		Children: 7,
 		Zombies:  3,
 
-		ListenPorts: []uint16{22, 8080},
+		ListenPorts:      []uint16{22, 8080},
+		ForbiddenListens: 2,
 
 		LocksHeld:          2,
 		LockWait:           90 * time.Second,

@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"net/netip"
@@ -9,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 )
 
 // Listen blocks say which listening sockets the accounts of a class may
@@ -112,6 +115,14 @@ func ParseListenPattern(s string) (ListenPattern, error) {
 		}
 		p.Addr = a
 	}
+	var err error
+	p.PortLo, p.PortHi, err = parsePorts(s, ports)
+	return p, err
+}
+
+// parsePorts parses the PORTS of pattern s: a port or a range LOW-HIGH
+// (the patterns of listen and connect blocks alike).
+func parsePorts(s, ports string) (uint16, uint16, error) {
 	lo, hi, isRange := strings.Cut(ports, "-")
 	if !isRange {
 		hi = lo
@@ -120,14 +131,13 @@ func ParseListenPattern(s string) (ListenPattern, error) {
 	h, err2 := parsePort(hi)
 	switch {
 	case err1 != nil:
-		return p, fmt.Errorf("%q: %v", s, err1)
+		return 0, 0, fmt.Errorf("%q: %v", s, err1)
 	case err2 != nil:
-		return p, fmt.Errorf("%q: %v", s, err2)
+		return 0, 0, fmt.Errorf("%q: %v", s, err2)
 	case h < l:
-		return p, fmt.Errorf("%q: the port range is empty (%d > %d)", s, l, h)
+		return 0, 0, fmt.Errorf("%q: the port range is empty (%d > %d)", s, l, h)
 	}
-	p.PortLo, p.PortHi = l, h
-	return p, nil
+	return l, h, nil
 }
 
 func parsePort(s string) (uint16, error) {
@@ -206,6 +216,8 @@ func init() {
 			}
 			return out
 		})
+	defNum("proc.forbidden_listens", lvProc, "listening sockets the process holds that the listen blocks governing its user do not allow (what a listen block's own rule, listen:NAME, kills)",
+		func(e *Env) float64 { return float64(e.Proc.ForbiddenListens) })
 	defNum("user.listeners", lvUser, "listening sockets the user owns (TCP listen, unconnected UDP)",
 		func(e *Env) float64 { return float64(e.User.Listeners) })
 }
@@ -271,7 +283,7 @@ func (d *decoder) listenBlock(b *hcl.Block) {
 }
 
 // finishListens resolves the classes the listen blocks name, and their
-// mode, once every file is read.
+// mode, once every file is read, and gives every block its rule.
 func (d *decoder) finishListens(parsed bool) {
 	for _, l := range d.p.Listens {
 		if l.classExpr != nil {
@@ -280,7 +292,52 @@ func (d *decoder) finishListens(parsed bool) {
 		if !l.modeSet {
 			l.Mode = d.p.Mode
 		}
+		if l.Class != nil {
+			d.p.Rules = append(d.p.Rules, d.listenRule(l))
+		}
 	}
+}
+
+// ListenRulePrefix starts the name of a listen block's rule: "listen:NAME".
+const ListenRulePrefix = "listen:"
+
+// listenCondition is the condition of a listen block's rule; it holds only
+// for the processes whose forbidden listeners this block acts on (the
+// listeners capability names it in ForbiddenListenBlock: the first
+// enforcing block governing the user, else the first), so that a user in
+// two classes is killed by one rule, not two.
+const listenCondition = "proc.forbidden_listens > 0"
+
+// listenRule is the rule that carries out detect-and-kill for a listen
+// block (both kinds: a bind block kills what slipped past the kernel):
+// it kills, with SIGKILL, every process holding a listener the block
+// refuses, through the ledger and the enforcer like any rule. Its key
+// hashes the block, so an edited block (another allow list, mode or
+// class) judges afresh.
+func (d *decoder) listenRule(l *Listen) *Rule {
+	expr, diags := hclsyntax.ParseExpression([]byte(listenCondition), l.DeclRange.Filename, l.DeclRange.Start)
+	if diags.HasErrors() {
+		panic("listen rule condition: " + diags.Error())
+	}
+	cond, diags := CompileCondition(expr, []byte(listenCondition))
+	if diags.HasErrors() {
+		panic("listen rule condition: " + diags.Error())
+	}
+	cond.pol, cond.Source = d.p, listenCondition
+	holds, name := cond.eval, l.Name
+	cond.eval = func(e *Env) bool { return e.Proc.ForbiddenListenBlock == name && holds(e) }
+	r := &Rule{
+		Name: ListenRulePrefix + l.Name, Index: len(d.p.Rules), Class: l.Class, Mode: l.Mode, ModeSet: l.ModeSet,
+		When: cond, Cooldown: DefaultCooldown, Scope: ScopeProcess, ScopeSet: true, DeclRange: l.DeclRange,
+		Steps: []Step{{Kind: StepKill, Signal: "KILL", DeclRange: l.DeclRange}},
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "rule=%s\nblock=%s\nmode=%s\nclass=%s\n", r.contentKey(), l.Block, l.Mode, l.Class.Name)
+	for _, a := range l.Allow {
+		fmt.Fprintf(h, "allow=%s\n", a.Text)
+	}
+	r.Key = r.Name + "@" + hex.EncodeToString(h.Sum(nil)[:6])
+	return r
 }
 
 // AccountIndex resolves the user and group names of classes to uids.
@@ -307,12 +364,7 @@ func (p *Policy) ListenSpans(idx AccountIndex) []ListenSpan {
 	if len(p.Listens) == 0 {
 		return nil
 	}
-	protected := uidSet{{0, 0}}
-	if p.MinUID > 0 {
-		protected = append(protected, UIDRange{0, p.MinUID - 1})
-	}
-	protected = append(protected, membersUIDs(&p.Protect.Members, idx)...)
-	protected = protected.normalize()
+	protected := p.protectedUIDs(idx)
 
 	type edge struct {
 		at   uint64 // a uid, or 1<<32 for the end of the last
@@ -370,6 +422,18 @@ func sameListens(ls []*Listen, mask uint64, all []*Listen) bool {
 		}
 	}
 	return m == mask
+}
+
+// protectedUIDs returns the uids no listen or connect block governs: uid
+// 0, the uids below min_uid and protect's accounts (names resolved
+// through idx), normalized.
+func (p *Policy) protectedUIDs(idx AccountIndex) uidSet {
+	out := uidSet{{0, 0}}
+	if p.MinUID > 0 {
+		out = append(out, UIDRange{0, p.MinUID - 1})
+	}
+	out = append(out, membersUIDs(&p.Protect.Members, idx)...)
+	return out.normalize()
 }
 
 // uidSet is a set of uids as ranges; normalize sorts and merges them.

@@ -318,3 +318,64 @@ func FuzzParseListenPattern(f *testing.F) {
 		}
 	})
 }
+
+// TestListenRule: every listen block with a class gets its own rule,
+// listen:NAME, a process rule of the block's class and mode that kills
+// with SIGKILL where the process holds listeners that this block (and no
+// other governing its user) acts on; its key follows the block's allow
+// list and mode, so an edited block judges afresh.
+func TestListenRule(t *testing.T) {
+	src := `
+class "web" { uids = ["1000-1999"] }
+class "shops" { uids = ["1500-2999"] }
+listen "web" {
+  class = "web"
+  allow = ["*:8080"]
+}
+listen "shops" {
+  class = "shops"
+  allow = ["*:9000"]
+  block = "kill"
+  mode  = "monitor"
+}
+`
+	p := mustParse(t, src)
+	web, shops := p.Rule(ListenRulePrefix+"web"), p.Rule(ListenRulePrefix+"shops")
+	if web == nil || shops == nil {
+		t.Fatalf("rules %v", p.Rules)
+	}
+	if web.Scope != ScopeProcess || web.Class != p.Class("web") || web.Mode != ModeEnforce || shops.Mode != ModeMonitor ||
+		len(web.Steps) != 1 || web.Steps[0].Kind != StepKill || web.Steps[0].Signal != "KILL" || web.Steps[0].Grace != 0 ||
+		web.At() != p.Listens[0].At() || web.Index != len(p.Rules)-2 {
+		t.Errorf("rule of listen web: %+v", web)
+	}
+	proc := fakeProc()
+	env := &Env{Proc: proc, User: fakeUser(), Host: fakeHost()}
+	for _, tc := range []struct {
+		n        int
+		block    string
+		web, shp bool
+	}{
+		{0, "", false, false},
+		{0, "web", false, false}, // a stale name without a listener
+		{2, "web", true, false},
+		{1, "shops", false, true},
+	} {
+		proc.ForbiddenListens, proc.ForbiddenListenBlock = tc.n, tc.block
+		if got := web.When.Eval(env); got != tc.web {
+			t.Errorf("%d forbidden, block %q: listen:web holds %v", tc.n, tc.block, got)
+		}
+		if got := shops.When.Eval(env); got != tc.shp {
+			t.Errorf("%d forbidden, block %q: listen:shops holds %v", tc.n, tc.block, got)
+		}
+	}
+	if again := mustParse(t, src).Rule(ListenRulePrefix + "web"); again.Key != web.Key {
+		t.Errorf("the same block, another key: %s, %s", web.Key, again.Key)
+	}
+	for _, edit := range []string{`allow = ["*:8081"]`, `allow = ["*:8080"]` + "\n  mode = \"monitor\""} {
+		k := mustParse(t, strings.Replace(src, `allow = ["*:8080"]`, edit, 1)).Rule(ListenRulePrefix + "web").Key
+		if k == web.Key {
+			t.Errorf("%s: the key stayed %s", edit, k)
+		}
+	}
+}

@@ -163,7 +163,7 @@ func TestListenHiddenClosedBySockDestroy(t *testing.T) {
 	port := atoiT(t, outputValue(t, hidden, "listening-port "))
 	ev := g.WaitAudit(t, func(ev Event) bool { return ev.Action == "kill" && int(ev.PID) == hidden.PID }, Deadline)
 	WaitGone(t, hidden.ID, Deadline)
-	if ev.Outcome != "done" || int(ev.Port) != port || ev.Addr != "0.0.0.0" || ev.Rule != "c" {
+	if ev.Outcome != "done" || int(ev.Port) != port || ev.Addr != "0.0.0.0" || ev.Rule != "listen:c" {
 		t.Errorf("kill line of the thread-hidden listener: %+v", ev)
 	}
 	if err := served(port); err == nil {

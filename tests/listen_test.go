@@ -197,7 +197,7 @@ func killed(t *testing.T, g *Guardd, u *User, o *Offender, proto, addr string, p
 	}, Deadline)
 	WaitGone(t, o.ID, Deadline)
 	if ev.UID != u.UID || ev.Exe != offenderBin || ev.Signal != "KILL" || int(ev.Port) != port || ev.Proto != proto ||
-		ev.Addr != addr || ev.Rule != "c" || ev.StartTime != o.ID.StartTime || !strings.Contains(ev.Reason, "does not allow") {
+		ev.Addr != addr || ev.Rule != "listen:c" || ev.StartTime != o.ID.StartTime || !strings.Contains(ev.Reason, "does not allow") {
 		t.Errorf("kill line: %+v", ev)
 	}
 }
@@ -226,6 +226,89 @@ func TestListenKillMode(t *testing.T) {
 	}
 	if lines := g.Audit(t); len(lines) != 3 {
 		t.Errorf("%d audit lines, want the 3 kills", len(lines))
+	}
+}
+
+// TestListenTwoBlocksOneKill: a user governed by two listen blocks, one
+// monitoring and one enforcing, may listen where either allows; a
+// listener neither allows is killed once, by the enforcing block's rule
+// (listen:k), with no would-do line from the other. Control: the
+// listeners each block allows stay.
+func TestListenTwoBlocksOneKill(t *testing.T) {
+	t.Parallel()
+	u := NewUser(t)
+	pm, pk, bad := testPort(t), testPort(t), testPort(t)
+	body := Class(u) + fmt.Sprintf(`listen "m" {
+  class = "c"
+  allow = ["*:%d"]
+  block = "kill"
+  mode  = "monitor"
+}
+
+listen "k" {
+  class = "c"
+  allow = ["*:%d"]
+  block = "kill"
+}
+`, pm, pk)
+	g := StartGuardd(t, body)
+	okM := listen(t, u, "tcp", "0.0.0.0", pm)
+	okM.WaitOutput(t, "listening", Deadline)
+	okK := listen(t, u, "tcp", "0.0.0.0", pk)
+	okK.WaitOutput(t, "listening", Deadline)
+	o := listenLater(t, u, "tcp", "127.0.0.1", bad)
+	o.WaitOutput(t, "listening", Deadline)
+	ev := g.WaitAudit(t, Action("listen:k", "kill", "done", o.PID), Deadline)
+	WaitGone(t, o.ID, Deadline)
+	if ev.Mode != "enforce" || int(ev.Port) != bad || !strings.Contains(ev.Reason, `none of listen "m", "k" allows`) {
+		t.Errorf("kill line: %+v", ev)
+	}
+	if !Alive(okM.ID) || !Alive(okK.ID) {
+		t.Error("a listener one of the blocks allows was killed")
+	}
+	for _, l := range g.Audit(t) {
+		if l.Rule != "listen:k" || int(l.PID) != o.PID {
+			t.Errorf("another line: %+v", l)
+		}
+	}
+}
+
+// TestListenProtectedHolderSkipped: a protected process (protect { exes },
+// started by a root parent that runs a protected executable, as a service
+// starts its workers) holding a listener its block refuses is left alone
+// and said once, skipped, under the block's rule name. Control: the same
+// binary started by the customer's own shell is not protected and is
+// killed; the protected holder's line stays one across those ticks.
+func TestListenProtectedHolderSkipped(t *testing.T) {
+	t.Parallel()
+	u := NewUser(t)
+	p1, p2 := testPort(t), testPort(t)
+	prot := filepath.Join(ExecDir(t), "protected-listener")
+	CopyFile(t, offenderBin, prot, 0o755)
+	// The reaper is root and runs offenderBin, protected too: the service
+	// master of this test.
+	body := Class(u) + fmt.Sprintf("protect {\n  exes = [%q, %q]\n}\n\n", offenderBin, prot) + listenBlock("kill")
+	g := StartGuardd(t, body)
+	held := StartOffenderSpec(t, u, OffenderSpec{Exe: prot, Reaped: true, Args: []string{"listen", "tcp", "127.0.0.1", strconv.Itoa(p1)}})
+	held.WaitOutput(t, "listening", Deadline)
+	ev := g.WaitAudit(t, func(ev Event) bool { return ev.Action == "kill" && int(ev.PID) == held.PID }, Deadline)
+	if ev.Outcome != "skipped" || ev.Rule != "listen:c" || int(ev.Port) != p1 || !strings.Contains(ev.Reason, "protected") {
+		t.Fatalf("line of a protected holder: %+v", ev)
+	}
+	shell := StartOffender(t, u, "exec", "--", "/bin/bash", "-c", prot+" listen tcp 127.0.0.1 "+strconv.Itoa(p2)+"; true")
+	own := childWithExe(t, shell.PID, prot)
+	g.WaitAudit(t, Action("listen:c", "kill", "done", own), Deadline)
+	if !Alive(held.ID) {
+		t.Error("the protected holder was killed")
+	}
+	n := 0
+	for _, l := range g.Audit(t) {
+		if int(l.PID) == held.PID {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d lines for the protected holder, want 1 (said once)", n)
 	}
 }
 
@@ -265,7 +348,7 @@ func TestListenerOpenedBeforeStart(t *testing.T) {
 
 	g := StartGuardd(t, Class(u)+listenBlock("bind"))
 	killed(t, g, u, o, "tcp", "0.0.0.0", port)
-	g.WaitAudit(t, Action("c", "kill", "done", childPID), Deadline)
+	g.WaitAudit(t, Action("listen:c", "kill", "done", childPID), Deadline)
 	WaitGone(t, childID, Deadline)
 	if !Eventually(Deadline, func() bool { return portFree(port) }) {
 		t.Errorf("port %d still taken after both holders were killed", port)
@@ -309,7 +392,7 @@ func TestListenMonitor(t *testing.T) {
 	o := listen(t, u, "tcp", "0.0.0.0", port)
 	o.WaitOutput(t, "listening", Deadline)
 	ref := g.WaitAudit(t, refusal(o, "would-do", port), Deadline)
-	kill := g.WaitAudit(t, Action("c", "kill", "would-do", o.PID), Deadline)
+	kill := g.WaitAudit(t, Action("listen:c", "kill", "would-do", o.PID), Deadline)
 	if ref.Mode != "monitor" || kill.Mode != "monitor" || !strings.HasPrefix(ref.Reason, "would refuse") {
 		t.Errorf("monitor lines: %+v / %+v", ref, kill)
 	}
@@ -335,7 +418,7 @@ func syncTicksMonitor(t *testing.T, g *Guardd, u *User) {
 	for range 2 {
 		o := listen(t, u, "tcp", "127.0.0.1", 0)
 		o.WaitOutput(t, "listening", Deadline)
-		g.WaitAudit(t, Action("c", "kill", "would-do", o.PID), Deadline)
+		g.WaitAudit(t, Action("listen:c", "kill", "would-do", o.PID), Deadline)
 	}
 }
 

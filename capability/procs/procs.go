@@ -77,6 +77,7 @@ func actOn(h capability.Host, p *platform.Process, m *policy.Match, st policy.St
 			f.CPUPercent = observed.CPUPercent // a rate cannot be re-read instantly
 			// Nor the listeners, from this tick's sock_diag dump.
 			f.ListenPorts = observed.ListenPorts
+			f.ForbiddenListens, f.ForbiddenListenBlock = observed.ForbiddenListens, observed.ForbiddenListenBlock
 			// Nor can a lock wait, measured across ticks (read this tick).
 			f.LocksHeld, f.LockWait, f.LockBlocking, f.LockBlockingFor = observed.LocksHeld, observed.LockWait, observed.LockBlocking, observed.LockBlockingFor
 			f.LockBlockingOthers, f.LockBlockingOthersFor, f.LockForeign, f.LockForeignFor = observed.LockBlockingOthers, observed.LockBlockingOthersFor, observed.LockForeign, observed.LockForeignFor
@@ -97,6 +98,12 @@ func actOn(h capability.Host, p *platform.Process, m *policy.Match, st policy.St
 	if res.Proc != nil {
 		capability.FillProc(&ev, res.Proc)
 	}
+	// An Evidencer may have said why in base (a listener's address).
 	ev.Outcome, ev.Reason = res.Outcome, res.Reason
+	if base.Reason != "" && res.Reason != "" {
+		ev.Reason = base.Reason + ": " + res.Reason
+	} else if base.Reason != "" {
+		ev.Reason = base.Reason
+	}
 	h.Write(&ev)
 }

@@ -1,4 +1,4 @@
-package main
+package outbound
 
 import (
 	"net/netip"
@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/guardd/guardd/capability/internal/socketrules/sockettest"
 	"github.com/guardd/guardd/policy"
 )
 
@@ -15,7 +16,7 @@ import (
 // (the block's or `guardd run --mode monitor`) as a set that does not
 // refuse.
 func TestConnectPolicy(t *testing.T) {
-	p := parsePolicy(t, `
+	p := sockettest.Parse(t, `
 class "shops" { users = ["shop1"] }
 class "all" { uids = ["1000-59999"] }
 connect "shops" {
@@ -31,8 +32,8 @@ connect "all" {
   mode  = "monitor"
 }
 `)
-	g := testListenGuard(t, "")
-	cp, err := connectPolicy(p, g.d.accounts, func(c *policy.Connect) string { return c.Mode })
+	h := sockettest.NewHost(t, "")
+	cp, err := connectPolicy(p, h.Accounts(), func(c *policy.Connect) string { return c.Mode })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,8 +60,8 @@ connect "all" {
 		t.Errorf("uids: %s", got)
 	}
 	// guardd run --mode monitor: nothing refused.
-	cg := &connectGuard{d: testListenGuard(t, policy.ModeMonitor).d, pol: p}
-	cp, err = connectPolicy(p, cg.d.accounts, cg.mode)
+	cg := &connectGuard{h: sockettest.NewHost(t, policy.ModeMonitor), pol: p}
+	cp, err = connectPolicy(p, cg.h.Accounts(), cg.mode)
 	if err != nil {
 		t.Fatal(err)
 	}

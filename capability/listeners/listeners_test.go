@@ -1,49 +1,23 @@
-package main
+package listeners
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/guardd/guardd/capability/internal/socketrules/sockettest"
 	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
+	"github.com/guardd/guardd/report"
 )
 
 // testListenGuard returns a listenGuard over account files of its own.
 func testListenGuard(t *testing.T, mode string) *listenGuard {
 	t.Helper()
-	dir := t.TempDir()
-	passwd := "root:x:0:0::/root:/bin/sh\nshop1:x:2000:2000::/home/shop1:/bin/sh\nbob:x:2001:100::/home/bob:/bin/sh\nfar:x:70000:100::/home/far:/bin/sh\n"
-	group := "root:x:0:\nusers:x:100:\nshops:x:3000:bob,far\n"
-	acc := platform.NewAccounts()
-	acc.PasswdPath, acc.GroupPath = filepath.Join(dir, "passwd"), filepath.Join(dir, "group")
-	if err := os.WriteFile(acc.PasswdPath, []byte(passwd), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(acc.GroupPath, []byte(group), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := acc.Refresh(); err != nil {
-		t.Fatal(err)
-	}
-	d := &daemonState{accounts: acc, log: slog.New(slog.NewTextHandler(io.Discard, nil)), opts: runOptions{mode: mode}}
-	return &listenGuard{d: d}
-}
-
-func parsePolicy(t *testing.T, src string) *policy.Policy {
-	t.Helper()
-	p, diags := policy.Parse(map[string][]byte{"test.hcl": []byte(src)})
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
-	return p
+	return &listenGuard{h: sockettest.NewHost(t, mode)}
 }
 
 // describe renders a BindPolicy as "LO-HI:refuse/monitor[allow...](tags)".
@@ -101,7 +75,7 @@ rule "r" {
 
 func TestBindPolicyFromListens(t *testing.T) {
 	g := testListenGuard(t, "")
-	bp, err := g.bindPolicy(parsePolicy(t, listenPolicy))
+	bp, err := g.bindPolicy(sockettest.Parse(t, listenPolicy))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +94,7 @@ func TestBindPolicyFromListens(t *testing.T) {
 	}
 
 	// guardd run --mode monitor: nothing is refused, everything reported.
-	bp, err = testListenGuard(t, policy.ModeMonitor).bindPolicy(parsePolicy(t, listenPolicy))
+	bp, err = testListenGuard(t, policy.ModeMonitor).bindPolicy(sockettest.Parse(t, listenPolicy))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +129,7 @@ rule "r" {
 }
 `, strings.Join(a, ", "), strings.Join(b, ", "))
 	g := testListenGuard(t, "")
-	p := parsePolicy(t, src)
+	p := sockettest.Parse(t, src)
 	_, err := g.bindPolicy(p)
 	if err == nil || !strings.Contains(err.Error(), "uids 1500-2000") || !strings.Contains(err.Error(), "80 allow patterns") {
 		t.Errorf("bindPolicy = %v, want the 80 patterns of uids 1500-2000 refused", err)
@@ -164,7 +138,7 @@ rule "r" {
 		t.Error("Validate accepted a policy the bind hook cannot hold")
 	}
 	// Without bind blocks there is nothing for the kernel to hold.
-	p = parsePolicy(t, strings.ReplaceAll(src, "allow = [", "block = \"kill\"\n  allow = ["))
+	p = sockettest.Parse(t, strings.ReplaceAll(src, "allow = [", "block = \"kill\"\n  allow = ["))
 	if err := g.Validate(p); err != nil {
 		t.Errorf("Validate of kill-only blocks: %v", err)
 	}
@@ -224,5 +198,34 @@ func TestDatagramProbation(t *testing.T) {
 	}
 	if _, ok := g.dgramSeen[99]; !ok {
 		t.Error("a socket without a cookie is not kept by inode")
+	}
+}
+
+// TestEvidence: the lines of a listen block's rule name the listener that
+// made it hold and why; other rules' lines, and processes not marked, are
+// left alone.
+func TestEvidence(t *testing.T) {
+	g := testListenGuard(t, "")
+	p := sockettest.Parse(t, listenPolicy)
+	shops := p.Listens[1]
+	proc := &platform.Process{ProcID: platform.ProcID{PID: 42, StartTime: 7}, UID: 2000}
+	l := platform.Listener{Proto: platform.TCP, Addr: netip.MustParseAddr("0.0.0.0"), Port: 6667, UID: 2000}
+	g.forbidden = map[platform.ProcID]forbidden{proc.ProcID: {proc: proc, o: offence{l: l, listens: []*policy.Listen{p.Listens[0], shops}}}}
+	rule := p.Rule(policy.ListenRulePrefix + "shops")
+	var ev report.Event
+	g.Evidence(nil, &policy.Match{Rule: rule, Proc: proc}, &ev)
+	if ev.Proto != "tcp" || ev.Addr != "0.0.0.0" || ev.Port != 6667 ||
+		ev.Reason != `listening on `+l.String()+`, which none of listen "customers", "shops" allows` {
+		t.Errorf("evidence: %+v", ev)
+	}
+	for _, m := range []*policy.Match{
+		{Rule: p.Rule("r"), Proc: proc},
+		{Rule: rule, Proc: &platform.Process{ProcID: platform.ProcID{PID: 43}}},
+	} {
+		var other report.Event
+		g.Evidence(nil, m, &other)
+		if other.Reason != "" || other.Port != 0 {
+			t.Errorf("%s on pid %d: %+v", m.Rule.Name, m.Proc.PID, other)
+		}
 	}
 }

@@ -1,17 +1,34 @@
-package main
+// Package listeners is the listen-block capability. It observes the
+// host's listening sockets every tick (platform.ListenerDumper, and
+// platform.SocketScanner for the processes holding them) and fills the
+// variables user.listeners and, where a rule reads it, proc.listen_ports.
+// Where a block says block = "bind" it loads the kernel's bind and
+// listen() hooks (enforce.BindHook) and journals their refusals as
+// refuse-bind and refuse-listen lines. Every listener its blocks do not
+// allow is closed by detect-and-kill: it sets proc.forbidden_listens on
+// the processes holding one, and the block's own rule (listen:NAME,
+// compiled by package policy from the block) kills them with an ordinary
+// kill step, through the ledger and the enforcer; a socket no process
+// visibly holds is closed here by SOCK_DESTROY and journalled with the
+// block as its rule. It owns no step; it is the Evidencer of the listen
+// rules (the listener's address and why). The listen block's schema, its
+// rule and the variables are in package policy (policy/listen.go); what
+// it shares with the outbound
+// capability (uid maps, fallbacks, refusal lines) is in
+// capability/internal/socketrules.
+package listeners
 
 import (
-	"errors"
 	"fmt"
-	"github.com/guardd/guardd/capability"
 	"os"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/guardd/guardd/capability"
+	"github.com/guardd/guardd/capability/internal/socketrules"
 	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
@@ -20,8 +37,9 @@ import (
 
 // listenGuard makes listen blocks real. Every tick it dumps the host's
 // listening sockets (sock_diag), fills user.listeners and, where a rule
-// reads it, proc.listen_ports, and kills every process that holds a
-// listener its listen blocks do not allow ("detect and kill": sockets
+// reads it, proc.listen_ports, and marks (proc.forbidden_listens) every
+// process that holds a listener its listen blocks do not allow, for the
+// block's rule to kill ("detect and kill": sockets
 // opened before guardd started, inherited ones, and everything where the
 // kernel cannot refuse). A listener no process visibly holds (a thread's
 // private descriptor table, a socket in flight in SCM_RIGHTS) is closed
@@ -30,8 +48,8 @@ import (
 // program refuses listen() (enforce.BindHook); their refusals come back
 // through a ring buffer and are journalled at the next tick.
 type listenGuard struct {
-	componentBase
-	d   *daemonState
+	capability.Base
+	h   capability.Host
 	pol *policy.Policy
 
 	dumper    *platform.ListenerDumper
@@ -47,37 +65,30 @@ type listenGuard struct {
 	dgramSeen map[uint64]time.Time
 
 	hook       *enforce.BindHook // nil: no kernel refusal (not wanted, or unavailable)
-	hookFailed string            // why the hook could not be opened, logged once per reason
+	fallback   socketrules.Fallback
 	stamp      platform.AccountsStamp
 	readerDone chan struct{}
 	lost       uint64 // refusals the ring buffer had no room for, as last logged
 
-	touched   []*platform.Process // processes whose ListenPorts were set last tick
-	offences  []offence
-	acted     bool                   // audit lines were written this tick
-	holders   map[uint64]holderCache // socket inode → processes holding it, for proc.listen_ports
-	attempted map[attemptKey]time.Time
+	touched   []*platform.Process           // processes whose ListenPorts were set last tick
+	forbidden map[platform.ProcID]forbidden // processes given ForbiddenListens last tick
+	// Protected holders said skipped (this tick's and the last's): said
+	// once while they hold the socket, again if it comes back.
+	protected, protectedLast map[attemptKey]bool
+	offences                 []offence
+	acted                    bool                   // audit lines were written this tick
+	holders                  map[uint64]holderCache // socket inode → processes holding it, for proc.listen_ports
+	attempted                map[uint64]time.Time   // closes of sockets without a holder, by inode: see closeSocket
 
 	mu       sync.Mutex // guards the fields below (the ring buffer reader adds, the loop drains)
 	refusals map[refusalKey]*refusalCount
 	dropped  int // refusals not itemized: too many distinct ones in one tick
 }
 
-// noBPFEnv turns the bind hook off: listen blocks are then enforced by
-// detect-and-kill alone, as on a kernel without cgroup BPF.
-const noBPFEnv = "GUARDD_NO_BPF"
-
-// noLSMEnv leaves out the listen() hook only (the BPF LSM program), as on
-// a kernel without the BPF LSM: hidden listeners are then closed by
-// SOCK_DESTROY.
-const noLSMEnv = "GUARDD_NO_LSM"
-
 // Bounds that keep a customer looping over bind() from flooding memory
 // and the audit log.
 const (
 	maxRefusalKeys     = 4096 // distinct refusals held between two ticks
-	maxRefusalLines    = 200  // itemized per tick; the rest are summed up per uid
-	retryKillAfter     = 5 * time.Second
 	holderCacheMaxAge  = 30 * time.Second
 	ephemeralRangeTTL  = time.Minute
 	dumpErrorLogPeriod = time.Minute
@@ -113,6 +124,13 @@ type attemptKey struct {
 	inode uint64
 }
 
+// forbidden is a process holding listeners its blocks refuse: the first
+// of them, for the audit line of its block's rule.
+type forbidden struct {
+	proc *platform.Process
+	o    offence
+}
+
 type refusalKey struct {
 	listen  bool
 	pid     int32
@@ -127,25 +145,25 @@ type refusalCount struct {
 	count int
 }
 
+// New makes the capability (for the registry).
+func New() capability.Capability { return &listenGuard{} }
+
 func (g *listenGuard) Name() string { return "listeners" }
 
 func (g *listenGuard) Start(h capability.Host, p *policy.Policy) error {
-	d := h.(*daemonState) // until this capability has its own package
-	g.d, g.pol = d, p
+	g.h, g.pol = h, p
 	g.scanner = platform.NewSocketScanner()
 	g.holders = map[uint64]holderCache{}
-	g.attempted = map[attemptKey]time.Time{}
+	g.attempted = map[uint64]time.Time{}
+	g.forbidden = map[platform.ProcID]forbidden{}
+	g.protected, g.protectedLast = map[attemptKey]bool{}, map[attemptKey]bool{}
 	g.dgramSeen = map[uint64]time.Time{}
 	g.refusals = map[refusalKey]*refusalCount{}
-	// The first sample has not read the account files yet, and the bind
-	// hook resolves classes of users and groups to uids now.
-	if err := d.accounts.Refresh(); err != nil {
-		d.log.Warn("cannot read the account files", "err", err)
-	}
+	socketrules.RefreshAccounts(h)
 	var err error
 	if g.dumper, err = platform.NewListenerDumper(); err != nil {
 		if len(p.Listens) > 0 || g.readsListenVars(p) {
-			d.log.Warn("cannot observe listening sockets: listen blocks and listener variables do nothing", "err", err)
+			h.Log().Warn("cannot observe listening sockets: listen blocks and listener variables do nothing", "err", err)
 		}
 		g.dumper = nil
 	}
@@ -157,13 +175,9 @@ func (g *listenGuard) readsListenVars(p *policy.Policy) bool {
 	return len(p.RulesReading("proc.listen_ports")) > 0 || len(p.RulesReading("user.listeners")) > 0
 }
 
-// mode is the effective mode of a listen block: `guardd run --mode
-// monitor` makes every block monitor, as it does every rule.
+// mode is the effective mode of a listen block.
 func (g *listenGuard) mode(l *policy.Listen) string {
-	if g.d.opts.mode == policy.ModeMonitor {
-		return policy.ModeMonitor
-	}
-	return l.Mode
+	return socketrules.Mode(g.h.ModeOverride(), l.Mode)
 }
 
 // Validate refuses a policy the bind hook cannot hold.
@@ -191,16 +205,6 @@ func wantsHook(p *policy.Policy) bool {
 	return false
 }
 
-// accountIndex resolves class members for the bind hook, which sees uids.
-type accountIndex struct{ a *platform.Accounts }
-
-func (x accountIndex) UID(user string) (uint32, bool) {
-	acc, ok := x.a.Lookup(user)
-	return acc.UID, ok
-}
-
-func (x accountIndex) GroupMembers(group string) []uint32 { return x.a.GroupMembers(group) }
-
 // bindPolicy computes what the kernel's bind hook enforces: every uid
 // governed by a listen block that says block = "bind" is held to the union
 // of the allow lists of all blocks governing it (as detect-and-kill
@@ -209,7 +213,7 @@ func (g *listenGuard) bindPolicy(p *policy.Policy) (*enforce.BindPolicy, error) 
 	bp := &enforce.BindPolicy{MinUID: max(p.MinUID, 1)}
 	ephLo, ephHi, ephErr := platform.EphemeralPorts()
 	index := map[string]int{} // the governing blocks, by name → set
-	for _, span := range p.ListenSpans(accountIndex{g.d.accounts}) {
+	for _, span := range p.ListenSpans(socketrules.Index(g.h.Accounts())) {
 		var names []string
 		var bind []*policy.Listen
 		for _, l := range span.Listens {
@@ -276,7 +280,7 @@ func coversAnyAddr(allow []enforce.BindAllow, lo, hi uint16) bool {
 
 // syncHook opens, updates or closes the bind hook to match p.
 func (g *listenGuard) syncHook(p *policy.Policy) {
-	log := g.d.log
+	log := g.h.Log()
 	if !wantsHook(p) {
 		if g.hook != nil {
 			g.closeHook(false)
@@ -284,8 +288,8 @@ func (g *listenGuard) syncHook(p *policy.Policy) {
 		}
 		return
 	}
-	if os.Getenv(noBPFEnv) != "" {
-		g.hookUnavailable(noBPFEnv + " is set")
+	if os.Getenv(socketrules.NoBPFEnv) != "" {
+		g.hookUnavailable(socketrules.NoBPFEnv + " is set")
 		return
 	}
 	bp, err := g.bindPolicy(p)
@@ -293,19 +297,19 @@ func (g *listenGuard) syncHook(p *policy.Policy) {
 		log.Error("bind hook not updated: listeners are closed by detect-and-kill meanwhile", "err", err)
 		return
 	}
-	stamp := g.d.accounts.Stamp()
+	stamp := g.h.Accounts().Stamp()
 	if g.hook == nil {
 		root, err := platform.FindCgroup2Root()
 		if err == nil {
 			g.hook, err = enforce.OpenBindHook(enforce.BindHookOptions{CgroupPath: root, PinDir: p.BPFPinDir,
-				NoListen: os.Getenv(noLSMEnv) != ""})
+				NoListen: os.Getenv(socketrules.NoLSMEnv) != ""})
 		}
 		if err != nil {
 			g.hook = nil
 			g.hookUnavailable(err.Error())
 			return
 		}
-		g.hookFailed = ""
+		g.fallback.Available()
 		g.readerDone = make(chan struct{})
 		go g.readRefusals(g.hook, g.readerDone)
 		what := "monitor: binds outside the allow lists are reported, not refused"
@@ -320,8 +324,8 @@ func (g *listenGuard) syncHook(p *policy.Policy) {
 			log.Info("listen hook attached (BPF LSM): listen() outside the allow lists fails with EPERM, unbound sockets included")
 		} else {
 			why := lerr.Error()
-			if os.Getenv(noLSMEnv) != "" {
-				why = noLSMEnv + " is set"
+			if os.Getenv(socketrules.NoLSMEnv) != "" {
+				why = socketrules.NoLSMEnv + " is set"
 			}
 			log.Warn("listen hook unavailable: listen() on an unbound socket is not refused in the kernel; such listeners are closed within a tick (their holders killed, or the socket closed by SOCK_DESTROY)", "why", why)
 		}
@@ -336,15 +340,7 @@ func (g *listenGuard) syncHook(p *policy.Policy) {
 }
 
 func (g *listenGuard) hookUnavailable(why string) {
-	if g.hookFailed == why {
-		return
-	}
-	g.hookFailed = why
-	attrs := []any{"why", why}
-	if strings.Contains(why, syscall.EPERM.Error()) { // the sandbox's doing: say which setting
-		attrs = append(attrs, "fix", probeFix("bpf", syscall.EPERM))
-	}
-	g.d.log.Warn("bind hook unavailable: binds are not refused in the kernel; unauthorized listeners are closed by detect-and-kill within a tick", attrs...)
+	g.fallback.Unavailable(g.h, "bind hook unavailable: binds are not refused in the kernel; unauthorized listeners are closed by detect-and-kill within a tick", why)
 }
 
 func (g *listenGuard) closeHook(keepPinned bool) {
@@ -352,7 +348,7 @@ func (g *listenGuard) closeHook(keepPinned bool) {
 		return
 	}
 	if err := g.hook.Close(keepPinned); err != nil {
-		g.d.log.Warn("bind hook: closing", "err", err)
+		g.h.Log().Warn("bind hook: closing", "err", err)
 	}
 	<-g.readerDone
 	g.hook = nil
@@ -378,29 +374,35 @@ func (g *listenGuard) readRefusals(h *enforce.BindHook, done chan struct{}) {
 		g.refusals[k] = &refusalCount{r: r, count: 1}
 	})
 	if err != nil {
-		g.d.log.Error("bind hook: reading refusals stopped", "err", err)
+		g.h.Log().Error("bind hook: reading refusals stopped", "err", err)
 	}
 }
 
-// Observe dumps the listeners, fills the listener variables and kills the
-// holders of unauthorized listeners.
+// Observe dumps the listeners, fills the listener variables, marks the
+// holders of unauthorized listeners and closes those without a holder.
 func (g *listenGuard) Observe(snap *platform.Snapshot) {
 	for _, p := range g.touched {
 		p.ListenPorts = p.ListenPorts[:0]
 	}
 	g.touched = g.touched[:0]
+	for id, f := range g.forbidden {
+		f.proc.ForbiddenListens, f.proc.ForbiddenListenBlock = 0, ""
+		delete(g.forbidden, id)
+	}
+	g.protected, g.protectedLast = g.protectedLast, g.protected
+	clear(g.protected)
 	g.offences = g.offences[:0]
 	if g.dumper == nil {
 		return
 	}
-	if g.hook != nil && g.d.accounts.Stamp() != g.stamp {
+	if g.hook != nil && g.h.Accounts().Stamp() != g.stamp {
 		g.syncHook(g.pol) // accounts changed: classes by user or group may hold other uids now
 	}
 	var err error
 	g.listeners, err = g.dumper.Dump(g.listeners[:0])
 	if err != nil {
 		if time.Since(g.dumpErrAt) >= dumpErrorLogPeriod {
-			g.d.log.Error("cannot list listening sockets", "err", err)
+			g.h.Log().Error("cannot list listening sockets", "err", err)
 			g.dumpErrAt = time.Now()
 		}
 		return
@@ -469,9 +471,10 @@ func (g *listenGuard) Observe(snap *platform.Snapshot) {
 	for i := range g.offences {
 		g.offences[i].holders = holders[g.offences[i].l.Inode]
 	}
-	// Kill now rather than after the rules: the tick's latency from
-	// listen() to the kill is the interval plus what comes before this.
-	// A listener no process visibly holds is closed by the kernel.
+	// The holders are killed by their block's rule (policy: listen:NAME
+	// holds where proc.forbidden_listens > 0), through the ledger and the
+	// enforcer, in this tick. A listener no process visibly holds is
+	// closed by the kernel now.
 	for _, o := range g.offences {
 		if len(o.holders) == 0 {
 			if g.closeSocket(snap, o) {
@@ -479,10 +482,17 @@ func (g *listenGuard) Observe(snap *platform.Snapshot) {
 			}
 			continue
 		}
+		block, _ := g.governing(o.listens)
 		for _, p := range o.holders {
-			if g.kill(snap, o, p) {
-				g.acted = true
+			if why := g.pol.ProtectedProcess(p, g.h.Accounts().Groups(p.UID)); why != "" {
+				g.sayProtected(snap, o, p, why)
+				continue
 			}
+			if _, ok := g.forbidden[p.ProcID]; !ok {
+				g.forbidden[p.ProcID] = forbidden{proc: p, o: o}
+			}
+			p.ForbiddenListens++
+			p.ForbiddenListenBlock = block.Name
 		}
 	}
 	for _, l := range g.listeners {
@@ -537,7 +547,7 @@ func (g *listenGuard) account(snap *platform.Snapshot, uid uint32) (string, []st
 	if u := snap.Users[uid]; u != nil {
 		return u.Name, u.Groups
 	}
-	return g.d.accounts.Name(uid), g.d.accounts.Groups(uid)
+	return g.h.Accounts().Name(uid), g.h.Accounts().Groups(uid)
 }
 
 // findHolders maps socket inodes to the processes of their owner that
@@ -608,105 +618,66 @@ func (g *listenGuard) findHolders(snap *platform.Snapshot, need map[uint32]map[u
 // durable.
 func (g *listenGuard) Tick(snap *platform.Snapshot) {
 	if g.writeRefusals(snap.Time) || g.acted {
-		g.d.audit.Load().Sync()
+		g.h.SyncAudit()
 	}
 	g.acted = false
 	if g.hook != nil {
 		if n := g.hook.Lost(); n > g.lost {
-			g.d.log.Warn("bind hook: refusals not reported, the ring buffer was full (the binds were refused all the same)", "lost", n-g.lost)
+			g.h.Log().Warn("bind hook: refusals not reported, the ring buffer was full (the binds were refused all the same)", "lost", n-g.lost)
 			g.lost = n
 		}
 	}
 	var listed map[uint64]bool
-	for k, at := range g.attempted {
-		if k.id == (platform.ProcID{}) {
-			// A socket closed (or to close) without a holder: remembered
-			// while it is listed, so that a monitor or skipped line is
-			// said once.
-			if listed == nil {
-				listed = make(map[uint64]bool, len(g.listeners))
-				for _, l := range g.listeners {
-					listed[l.Inode] = true
-				}
+	for inode := range g.attempted {
+		// A socket closed (or to close) without a holder: remembered
+		// while it is listed, so that a monitor or skipped line is said
+		// once.
+		if listed == nil {
+			listed = make(map[uint64]bool, len(g.listeners))
+			for _, l := range g.listeners {
+				listed[l.Inode] = true
 			}
-			if !listed[k.inode] {
-				delete(g.attempted, k)
-			}
-			continue
 		}
-		if snap.Time.Sub(at) >= retryKillAfter && !g.d.sampler.Alive(k.id) {
-			delete(g.attempted, k)
+		if !listed[inode] {
+			delete(g.attempted, inode)
 		}
 	}
 }
 
-// kill terminates one holder of an offending listener through the
-// enforcer: the process is re-read, its identity and protection re-checked,
-// and it must still hold the socket. It reports whether it wrote a line.
-func (g *listenGuard) kill(snap *platform.Snapshot, o offence, p *platform.Process) bool {
+// Evidence adds to the lines of a listen block's rule the listener that
+// made it hold (the first, where a process holds several) and why.
+func (g *listenGuard) Evidence(_ *platform.Snapshot, m *policy.Match, ev *report.Event) {
+	if m.Proc == nil || !strings.HasPrefix(m.Rule.Name, policy.ListenRulePrefix) {
+		return
+	}
+	f, ok := g.forbidden[m.Proc.ProcID]
+	if !ok {
+		return
+	}
+	ev.Proto, ev.Addr, ev.Port = f.o.l.Proto.String(), f.o.l.Addr.String(), f.o.l.Port
+	ev.Reason = g.offenceText(f.o)
+}
+
+// sayProtected journals, once while it holds the socket, that a protected
+// holder of an offending listener is left alone (the block's rule does
+// not see it: rules never match protected processes).
+func (g *listenGuard) sayProtected(snap *platform.Snapshot, o offence, p *platform.Process, why string) {
 	key := attemptKey{p.ProcID, o.l.Inode}
-	if at, ok := g.attempted[key]; ok && snap.Time.Sub(at) < retryKillAfter {
-		return false // SIGKILL takes effect at once; a holder still listed is on its way out
+	said := g.protectedLast[key] || g.protected[key]
+	g.protected[key] = true
+	if said {
+		return
 	}
-	if at, ok := g.attempted[key]; ok && at.IsZero() {
-		return false // skipped for good (protected), said once
-	}
-	l := o.listens[0]
-	mode := policy.ModeMonitor
-	for _, x := range o.listens {
-		if g.mode(x) == policy.ModeEnforce {
-			l, mode = x, policy.ModeEnforce
-			break
-		}
-	}
-	d, pol, scanner, inode := g.d, g.pol, g.scanner, o.l.Inode
+	l, mode := g.governing(o.listens)
 	ev := report.Event{
-		Time: snap.Time, Host: snap.Host.Hostname, Rule: l.Name, RuleAt: l.At(), Step: 1,
-		Action: enforce.ActKill, Mode: mode, Signal: "KILL",
+		Time: snap.Time, Host: snap.Host.Hostname, Rule: policy.ListenRulePrefix + l.Name, RuleAt: l.At(), Step: 1,
+		Action: enforce.ActKill, Mode: mode, Signal: "KILL", Outcome: report.OutcomeSkipped,
 		Proto: o.l.Proto.String(), Addr: o.l.Addr.String(), Port: o.l.Port,
+		Reason: g.offenceText(o) + ": protected: " + why,
 	}
 	capability.FillProc(&ev, p)
-	res := d.enf.Do(enforce.Action{
-		Kind: enforce.ActKill, Target: p.ProcID, Signal: "KILL", DryRun: mode == policy.ModeMonitor,
-		Check: func(fresh *platform.Process) string {
-			groups := d.accounts.Groups(fresh.UID)
-			if why := pol.ProtectedProcess(fresh, groups); why != "" {
-				return "protected: " + why
-			}
-			if len(pol.ListensFor(fresh.UID, fresh.User, groups)) == 0 {
-				return "no longer governed by a listen block"
-			}
-			if holds, err := scanner.Holds(fresh.PID, inode); err == nil && !holds {
-				return "no longer holds the listening socket"
-			}
-			return ""
-		},
-	})
-	if res.Proc != nil {
-		capability.FillProc(&ev, res.Proc)
-	}
-	what := fmt.Sprintf("listening on %s, which listen %q does not allow", o.l, l.Name)
-	if len(o.listens) > 1 {
-		var names []string
-		for _, x := range o.listens {
-			names = append(names, fmt.Sprintf("%q", x.Name))
-		}
-		what = fmt.Sprintf("listening on %s, which none of listen %s allows", o.l, strings.Join(names, ", "))
-	}
-	ev.Outcome, ev.Reason = res.Outcome, what
-	if res.Reason != "" {
-		ev.Reason = what + ": " + res.Reason
-	}
-	switch res.Outcome {
-	case enforce.Done, enforce.Failed:
-		g.attempted[key] = snap.Time // a failure is tried again after retryKillAfter
-	default:
-		// would-do (monitor), or skipped (protected, or the socket moved
-		// on): said once for this process and socket, not every tick.
-		g.attempted[key] = time.Time{}
-	}
-	d.write(&ev)
-	return true
+	g.h.Journal(&ev)
+	g.acted = true
 }
 
 // closeSocket closes an offending listener that no process of its owner
@@ -714,12 +685,12 @@ func (g *listenGuard) kill(snap *platform.Snapshot, o offence, p *platform.Proce
 // never silent: a close that fails, or that monitor mode only describes,
 // is journalled too. It reports whether it wrote a line.
 func (g *listenGuard) closeSocket(snap *platform.Snapshot, o offence) bool {
-	key := attemptKey{inode: o.l.Inode}
+	key := o.l.Inode
 	if at, ok := g.attempted[key]; ok && (at.IsZero() || snap.Time.Sub(at) < retryCloseAfter) {
 		return false
 	}
 	l, mode := g.governing(o.listens)
-	d, pol := g.d, g.pol
+	pol := g.pol
 	ev := report.Event{
 		Time: snap.Time, Host: snap.Host.Hostname, Rule: l.Name, RuleAt: l.At(), Step: 1,
 		Action: enforce.ActCloseSocket, Mode: mode, UID: o.l.UID,
@@ -727,7 +698,7 @@ func (g *listenGuard) closeSocket(snap *platform.Snapshot, o offence) bool {
 	}
 	name, groups := g.account(snap, o.l.UID)
 	ev.User = name
-	res := d.enf.CloseSocket(enforce.CloseSocket{
+	res := g.h.Enforcer().CloseSocket(enforce.CloseSocket{
 		Listener: o.l, DryRun: mode == policy.ModeMonitor,
 		Check: func() string {
 			if len(pol.ListensFor(o.l.UID, name, groups)) == 0 {
@@ -756,7 +727,7 @@ func (g *listenGuard) closeSocket(snap *platform.Snapshot, o offence) bool {
 	default:
 		g.attempted[key] = time.Time{}
 	}
-	d.write(&ev)
+	g.h.Journal(&ev) // an observer's action, no rule's step
 	return true
 }
 
@@ -784,7 +755,7 @@ func (g *listenGuard) offenceText(o offence) string {
 }
 
 // writeRefusals journals the refusals merged since the last call, one
-// line per process and bind (with a count), at most maxRefusalLines; the
+// line per process and bind (with a count), at most socketrules.MaxLines; the
 // rest are summed up per uid. It reports whether it wrote anything.
 func (g *listenGuard) writeRefusals(now time.Time) bool {
 	g.mu.Lock()
@@ -803,21 +774,17 @@ func (g *listenGuard) writeRefusals(now time.Time) bool {
 
 	sort.Slice(pending, func(i, j int) bool { return pending[i].r.Time.Before(pending[j].r.Time) })
 	host, _ := os.Hostname()
-	unitemized := map[uint32]int{}
+	unitemized := map[uint32]uint64{}
 	for i, c := range pending {
-		if i >= maxRefusalLines {
-			unitemized[c.r.UID] += c.count
+		if i >= socketrules.MaxLines {
+			unitemized[c.r.UID] += uint64(c.count)
 			continue
 		}
-		g.d.write(g.refusalEvent(host, c))
+		g.h.Write(g.refusalEvent(host, c))
 	}
-	for uid, n := range unitemized {
-		g.d.write(&report.Event{Time: now, Host: host, Rule: "listen", Action: "refuse-bind", Mode: policy.ModeEnforce,
-			Outcome: report.OutcomeDone, UID: uid, User: g.d.accounts.Name(uid), Count: n,
-			Reason: fmt.Sprintf("%d more refused binds in one tick, not itemized", n)})
-	}
+	socketrules.WriteUnitemized(g.h, now, host, "listen", "refuse-bind", unitemized, "refused binds")
 	if dropped > 0 {
-		g.d.log.Warn("bind hook: refusals merged into none of the lines: too many different ones in one tick", "refusals", dropped)
+		g.h.Log().Warn("bind hook: refusals merged into none of the lines: too many different ones in one tick", "refusals", dropped)
 	}
 	return true
 }
@@ -830,7 +797,7 @@ func (g *listenGuard) refusalEvent(host string, c *refusalCount) *report.Event {
 	r := c.r
 	ev := &report.Event{
 		Time: r.Time, Host: host, Step: 1, Action: "refuse-bind", Mode: policy.ModeEnforce, Outcome: report.OutcomeDone,
-		PID: r.PID, UID: r.UID, User: g.d.accounts.Name(r.UID),
+		PID: r.PID, UID: r.UID, User: g.h.Accounts().Name(r.UID),
 		Proto: r.Proto.String(), Addr: r.Addr.String(), Port: r.Port, Count: c.count,
 	}
 	var blocks []*policy.Listen
@@ -850,27 +817,9 @@ func (g *listenGuard) refusalEvent(host string, c *refusalCount) *report.Event {
 			call = "listen() on an unbound socket (" + r.Where() + ", the kernel would pick a port of its ephemeral range)"
 		}
 	}
-	ev.Reason = fmt.Sprintf("%s refused with EPERM: %s does not allow it", call, name)
-	if !r.Refused {
-		ev.Mode, ev.Outcome = policy.ModeMonitor, report.OutcomeWouldDo
-		ev.Reason = fmt.Sprintf("would refuse %s with EPERM: %s does not allow it", call, name)
-	}
-	if c.count > 1 {
-		ev.Reason += fmt.Sprintf(" (%d times)", c.count)
-	}
-	// The process is most likely still there, having just failed a bind:
-	// add what the kernel record lacks (its executable, name and command
-	// line) if the pid still names it, that is a process of the same uid
-	// that had started by the time of the refusal.
-	p, err := platform.ReadProcess(r.PID, g.d.accounts)
-	switch {
-	case err == nil && p.UID == r.UID && p.StartedBy(r.Boot):
-		capability.FillProc(ev, p)
-	case err == nil || errors.Is(err, platform.ErrGone):
-		ev.Reason += " (the process ended before guardd could read it)"
-	default:
-		g.d.log.Debug("bind refusal: cannot read the process", "pid", r.PID, "err", err)
-	}
+	socketrules.SayRefused(ev, call, name, "does not allow it", r.Refused, uint64(c.count))
+	// The process is most likely still there, having just failed a bind.
+	socketrules.FillRefuser(g.h, ev, r.PID, r.UID, r.Boot, "bind refusal")
 	return ev
 }
 
@@ -879,7 +828,7 @@ func (g *listenGuard) Stop() {
 		keep := g.pol.BPFPinDir != ""
 		g.closeHook(keep)
 		if keep {
-			g.d.log.Info("bind hook left attached, pinned", "bpf_pin_dir", g.pol.BPFPinDir)
+			g.h.Log().Info("bind hook left attached, pinned", "bpf_pin_dir", g.pol.BPFPinDir)
 		}
 	}
 	if g.dumper != nil {

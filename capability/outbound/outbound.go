@@ -1,15 +1,22 @@
-package main
+// Package outbound is the connect-block capability: a cgroup BPF program
+// on the connect4/6 and sendmsg4/6 hooks of the cgroup v2 root
+// (enforce.ConnectHook) refuses a governed customer's connect() (and
+// unconnected UDP send) to a destination its connect block denies. It
+// observes nothing per tick but the kernel's refusal counts, which it
+// journals as refuse-connect lines; it owns no step and no variable. The
+// connect block's schema is in package policy (policy/connect.go); what
+// it shares with the listeners capability (uid maps, fallbacks, refusal
+// lines) is in capability/internal/socketrules.
+package outbound
 
 import (
-	"errors"
 	"fmt"
-	"github.com/guardd/guardd/capability"
 	"os"
 	"sort"
-	"strings"
-	"syscall"
 	"time"
 
+	"github.com/guardd/guardd/capability"
+	"github.com/guardd/guardd/capability/internal/socketrules"
 	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
@@ -25,41 +32,32 @@ import (
 // the counts and writes one audit line per user and destination with the
 // count, so a spam script trying thousands of times costs one line.
 type connectGuard struct {
-	componentBase
-	d   *daemonState
+	capability.Base
+	h   capability.Host
 	pol *policy.Policy
 
-	hook       *enforce.ConnectHook // nil: no kernel refusal (no block, or unavailable)
-	hookFailed string               // why the hook could not be opened, logged once per reason
-	stamp      platform.AccountsStamp
+	hook     *enforce.ConnectHook // nil: no kernel refusal (no block, or unavailable)
+	fallback socketrules.Fallback
+	stamp    platform.AccountsStamp
 }
 
-// maxConnectLines bounds the refusal lines of one tick; the rest are
-// summed up per uid.
-const maxConnectLines = 200
+// New makes the capability (for the registry).
+func New() capability.Capability { return &connectGuard{} }
 
 func (g *connectGuard) Name() string { return "connect" }
 
 func (g *connectGuard) Start(h capability.Host, p *policy.Policy) error {
-	d := h.(*daemonState) // until this capability has its own package
-	g.d, g.pol = d, p
+	g.h, g.pol = h, p
 	if len(p.Connects) > 0 {
-		// The hook resolves classes of users and groups to uids now.
-		if err := d.accounts.Refresh(); err != nil {
-			d.log.Warn("cannot read the account files", "err", err)
-		}
+		socketrules.RefreshAccounts(h)
 	}
 	g.syncHook(p)
 	return nil
 }
 
-// mode is the effective mode of a connect block: `guardd run --mode
-// monitor` makes every block monitor, as it does every rule.
+// mode is the effective mode of a connect block.
 func (g *connectGuard) mode(c *policy.Connect) string {
-	if g.d.opts.mode == policy.ModeMonitor {
-		return policy.ModeMonitor
-	}
-	return c.Mode
+	return socketrules.Mode(g.h.ModeOverride(), c.Mode)
 }
 
 // CheckPolicy refuses a policy the connect hook cannot hold.
@@ -70,7 +68,7 @@ func (g *connectGuard) CheckPolicy(p *policy.Policy) error {
 
 // Validate refuses a policy the connect hook cannot hold.
 func (g *connectGuard) Validate(p *policy.Policy) error {
-	_, err := connectPolicy(p, g.d.accounts, g.mode)
+	_, err := connectPolicy(p, g.h.Accounts(), g.mode)
 	return err
 }
 
@@ -84,12 +82,8 @@ func (g *connectGuard) Apply(p *policy.Policy) {
 // decides), then its deny patterns.
 func connectPolicy(p *policy.Policy, accounts *platform.Accounts, mode func(*policy.Connect) string) (*enforce.ConnectPolicy, error) {
 	cp := &enforce.ConnectPolicy{MinUID: max(p.MinUID, 1)}
-	var idx policy.AccountIndex
-	if accounts != nil {
-		idx = accountIndex{accounts}
-	}
 	sets := map[*policy.Connect]int{}
-	for _, span := range p.ConnectSpans(idx) {
+	for _, span := range p.ConnectSpans(socketrules.Index(accounts)) {
 		c := span.Connect
 		i, ok := sets[c]
 		if !ok {
@@ -114,7 +108,7 @@ func connectPolicy(p *policy.Policy, accounts *platform.Accounts, mode func(*pol
 
 // syncHook opens, updates or closes the connect hook to match p.
 func (g *connectGuard) syncHook(p *policy.Policy) {
-	log := g.d.log
+	log := g.h.Log()
 	if len(p.Connects) == 0 {
 		if g.hook != nil {
 			g.closeHook()
@@ -122,16 +116,16 @@ func (g *connectGuard) syncHook(p *policy.Policy) {
 		}
 		return
 	}
-	if os.Getenv(noBPFEnv) != "" {
-		g.hookUnavailable(noBPFEnv + " is set")
+	if os.Getenv(socketrules.NoBPFEnv) != "" {
+		g.hookUnavailable(socketrules.NoBPFEnv + " is set")
 		return
 	}
-	cp, err := connectPolicy(p, g.d.accounts, g.mode)
+	cp, err := connectPolicy(p, g.h.Accounts(), g.mode)
 	if err != nil {
 		log.Error("connect hook not updated", "err", err)
 		return
 	}
-	stamp := g.d.accounts.Stamp()
+	stamp := g.h.Accounts().Stamp()
 	if g.hook == nil {
 		root, err := platform.FindCgroup2Root()
 		if err == nil {
@@ -142,7 +136,7 @@ func (g *connectGuard) syncHook(p *policy.Policy) {
 			g.hookUnavailable(err.Error())
 			return
 		}
-		g.hookFailed = ""
+		g.fallback.Available()
 		what := "monitor: denied connects are reported, not refused"
 		for _, s := range cp.Sets {
 			if s.Refuse {
@@ -159,15 +153,7 @@ func (g *connectGuard) syncHook(p *policy.Policy) {
 }
 
 func (g *connectGuard) hookUnavailable(why string) {
-	if g.hookFailed == why {
-		return
-	}
-	g.hookFailed = why
-	attrs := []any{"why", why}
-	if strings.Contains(why, syscall.EPERM.Error()) { // the sandbox's doing: say which setting
-		attrs = append(attrs, "fix", probeFix("bpf", syscall.EPERM))
-	}
-	g.d.log.Warn("connect hook unavailable: connect blocks refuse nothing (connects are neither refused nor reported)", attrs...)
+	g.fallback.Unavailable(g.h, "connect hook unavailable: connect blocks refuse nothing (connects are neither refused nor reported)", why)
 }
 
 func (g *connectGuard) closeHook() {
@@ -176,7 +162,7 @@ func (g *connectGuard) closeHook() {
 	}
 	g.writeRefusals(time.Now()) // what the kernel counted until now
 	if err := g.hook.Close(); err != nil {
-		g.d.log.Warn("connect hook: closing", "err", err)
+		g.h.Log().Warn("connect hook: closing", "err", err)
 	}
 	g.hook = nil
 }
@@ -187,21 +173,21 @@ func (g *connectGuard) Tick(snap *platform.Snapshot) {
 	if g.hook == nil {
 		return
 	}
-	if g.d.accounts.Stamp() != g.stamp {
+	if g.h.Accounts().Stamp() != g.stamp {
 		g.syncHook(g.pol)
 	}
 	if g.writeRefusals(snap.Time) {
-		g.d.audit.Load().Sync()
+		g.h.SyncAudit()
 	}
 }
 
 // writeRefusals writes one line per uid and destination, at most
-// maxConnectLines; the rest are summed up per uid. It reports whether it
+// socketrules.MaxLines; the rest are summed up per uid. It reports whether it
 // wrote anything.
 func (g *connectGuard) writeRefusals(now time.Time) bool {
 	counts, err := g.hook.TakeCounts()
 	if err != nil {
-		g.d.log.Warn("connect hook: cannot read refusals", "err", err)
+		g.h.Log().Warn("connect hook: cannot read refusals", "err", err)
 		return false
 	}
 	if len(counts) == 0 {
@@ -211,17 +197,13 @@ func (g *connectGuard) writeRefusals(now time.Time) bool {
 	host, _ := os.Hostname()
 	unitemized := map[uint32]uint64{}
 	for i := range counts {
-		if i >= maxConnectLines {
+		if i >= socketrules.MaxLines {
 			unitemized[counts[i].UID] += counts[i].Count
 			continue
 		}
-		g.d.write(g.refusalEvent(now, host, &counts[i]))
+		g.h.Write(g.refusalEvent(now, host, &counts[i]))
 	}
-	for uid, n := range unitemized {
-		g.d.write(&report.Event{Time: now, Host: host, Rule: "connect", Action: refuseConnectAction, Mode: policy.ModeEnforce,
-			Outcome: report.OutcomeDone, UID: uid, User: g.d.accounts.Name(uid), Count: int(min(n, 1<<31-1)),
-			Reason: fmt.Sprintf("%d more connects to denied destinations in one tick, not itemized", n)})
-	}
+	socketrules.WriteUnitemized(g.h, now, host, "connect", refuseConnectAction, unitemized, "connects to denied destinations")
 	return true
 }
 
@@ -233,7 +215,7 @@ func (g *connectGuard) refusalEvent(now time.Time, host string, r *enforce.Conne
 	n := int(min(r.Count, 1<<31-1))
 	ev := &report.Event{
 		Time: now, Host: host, Step: 1, Action: refuseConnectAction, Mode: policy.ModeEnforce, Outcome: report.OutcomeDone,
-		PID: r.PID, UID: r.UID, User: g.d.accounts.Name(r.UID),
+		PID: r.PID, UID: r.UID, User: g.h.Accounts().Name(r.UID),
 		Proto: r.Proto.String(), Addr: r.Addr.String(), Port: r.Port, Count: n,
 	}
 	name := "connect"
@@ -247,25 +229,9 @@ func (g *connectGuard) refusalEvent(now time.Time, host string, r *enforce.Conne
 	if r.Proto == platform.UDP {
 		call = "connect() or send to " + r.Where()
 	}
-	ev.Reason = fmt.Sprintf("%s refused with EPERM: %s denies it", call, name)
-	if !r.Refused {
-		ev.Mode, ev.Outcome = policy.ModeMonitor, report.OutcomeWouldDo
-		ev.Reason = fmt.Sprintf("would refuse %s with EPERM: %s denies it", call, name)
-	}
-	if r.Count > 1 {
-		ev.Reason += fmt.Sprintf(" (%d times)", r.Count)
-	}
-	// The first process that tried is most likely still there: add its
-	// executable, name and command line if the pid still names it.
-	p, err := platform.ReadProcess(r.PID, g.d.accounts)
-	switch {
-	case err == nil && p.UID == r.UID && p.StartedBy(r.Boot):
-		capability.FillProc(ev, p)
-	case err == nil || errors.Is(err, platform.ErrGone):
-		ev.Reason += " (the process ended before guardd could read it)"
-	default:
-		g.d.log.Debug("connect refusal: cannot read the process", "pid", r.PID, "err", err)
-	}
+	socketrules.SayRefused(ev, call, name, "denies it", r.Refused, r.Count)
+	// The first process that tried is most likely still there.
+	socketrules.FillRefuser(g.h, ev, r.PID, r.UID, r.Boot, "connect refusal")
 	return ev
 }
 
