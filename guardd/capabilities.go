@@ -13,15 +13,12 @@ import (
 	"github.com/guardd/guardd/capability/storms"
 	"github.com/guardd/guardd/capability/tell"
 	"github.com/guardd/guardd/capability/trees"
-	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
-	"github.com/guardd/guardd/report"
 )
 
 // capabilities is the registry: every capability guardd runs, in start
 // order (stopped in reverse). Adding a capability is its package and one
-// line here. Those still written inside this package are being moved out
-// to packages under capability/ one by one.
+// line here (capability/capability.go says what a capability is).
 func capabilities() []capability.Factory {
 	list := []capability.Factory{
 		procs.New,           // renice, kill, stop, report
@@ -80,12 +77,16 @@ func stepTable(caps []capability.Capability) (map[policy.StepKind]capability.Ste
 	return table, nil
 }
 
-// stepHandler is a step handler still written in this package.
-type stepHandler func(d *daemonState, snap *platform.Snapshot, m *policy.Match, st policy.Step, base report.Event)
-
-// legacyStep adapts a stepHandler.
-func legacyStep(f stepHandler) capability.StepFunc {
-	return func(h capability.Host, snap *platform.Snapshot, m *policy.Match, st policy.Step, base report.Event) {
-		f(h.(*daemonState), snap, m, st, base)
+// checkPolicy runs every capability's offline checks on p.
+func checkPolicy(p *policy.Policy) []error {
+	var errs []error
+	for _, f := range capabilities() {
+		c := f()
+		if pc, ok := c.(capability.PolicyChecker); ok {
+			if err := pc.CheckPolicy(p); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", c.Name(), err))
+			}
+		}
 	}
+	return errs
 }

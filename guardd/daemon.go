@@ -134,10 +134,10 @@ type daemonState struct {
 	// start, read by the inode counter).
 	quotactlForbidden bool
 
-	components []component
-	steps      map[policy.StepKind]capability.StepFunc // stepTable
-	wake       chan struct{}                           // a component asks for a tick now
-	wakeUsers  chan struct{}                           // the fork-storm observer asks for the user-rules fast path now
+	caps      []capability.Capability                 // the registry's, started
+	steps     map[policy.StepKind]capability.StepFunc // stepTable
+	wake      chan struct{}                           // a capability asks for a tick now
+	wakeUsers chan struct{}                           // the fork-storm observer asks for the user-rules fast path now
 
 	// decideMu serialises deciding and acting (policy, evaluator, ledger,
 	// timings, the fields below) between the loop and the fast path.
@@ -230,7 +230,7 @@ func (d *daemonState) run(ctx context.Context) error {
 		d.log.Warn("escalation state not restored", "err", err)
 	}
 	d.enf = enforce.New(pol.MinUID, d.accounts, d.followUp)
-	// Before any component can make the call: a seccomp filter without
+	// Before any capability can make the call: a seccomp filter without
 	// quotactl_fd kills the caller (the inode counter) with SIGSYS.
 	if pr := quotactlProbe(); pr.Err != nil {
 		d.quotactlForbidden = errors.Is(pr.Err, errSIGSYS)
@@ -240,12 +240,12 @@ func (d *daemonState) run(ctx context.Context) error {
 	d.wake = make(chan struct{}, 1)
 	d.wakeUsers = make(chan struct{}, 1)
 	for _, f := range capabilities() {
-		d.components = append(d.components, f())
+		d.caps = append(d.caps, f())
 	}
-	if d.steps, err = stepTable(d.components); err != nil {
+	if d.steps, err = stepTable(d.caps); err != nil {
 		return err
 	}
-	for _, c := range d.components {
+	for _, c := range d.caps {
 		if err := c.Start(d, pol); err != nil {
 			return fmt.Errorf("start %s: %w", c.Name(), err)
 		}
@@ -393,7 +393,7 @@ func (d *daemonState) reopenAudit() {
 		return
 	}
 	d.log.Info("audit log reopened", "path", a.Path())
-	for _, c := range d.components {
+	for _, c := range d.caps {
 		if r, ok := c.(capability.AuditReopener); ok {
 			r.AuditReopened()
 		}
@@ -473,9 +473,9 @@ func (d *daemonState) reload(why string) {
 		return
 	}
 	d.applyOverrides(p)
-	for _, c := range d.components {
+	for _, c := range d.caps {
 		if err := c.Validate(p); err != nil {
-			d.log.Error("policy reload failed: still running the previous policy", "why", why, "component", c.Name(), "err", err)
+			d.log.Error("policy reload failed: still running the previous policy", "why", why, "capability", c.Name(), "err", err)
 			sdNotify("STATUS=reload failed, running the previous policy (see log)")
 			return
 		}
@@ -493,7 +493,7 @@ func (d *daemonState) reload(why string) {
 	d.src = src
 	d.install(p)
 	d.decideMu.Unlock()
-	for _, c := range d.components {
+	for _, c := range d.caps {
 		c.Apply(p)
 	}
 	if p.Interval != old.Interval {
@@ -574,11 +574,11 @@ func (d *daemonState) tick(now time.Time) {
 		return
 	}
 	d.healthy = true
-	for _, c := range d.components {
+	for _, c := range d.caps {
 		c.Observe(snap)
 	}
 	acted, matches, escalations := d.decideTick(snap, now)
-	for _, c := range d.components {
+	for _, c := range d.caps {
 		c.Tick(snap)
 	}
 	d.feedWatchdog()
@@ -748,7 +748,7 @@ func (d *daemonState) act(snap *platform.Snapshot, m *policy.Match, step int) bo
 	if m.FS != nil {
 		base.Mount = m.FS.Mount
 	}
-	for _, c := range d.components {
+	for _, c := range d.caps {
 		if e, ok := c.(capability.Evidencer); ok {
 			e.Evidence(snap, m, &base)
 		}
@@ -870,7 +870,7 @@ func (d *daemonState) journal(ev *report.Event) {
 	if err := d.audit.Load().Write(ev); err != nil {
 		d.log.Error("AUDIT LOG WRITE FAILED: this action is not journalled", "err", err, "rule", ev.Rule, "pid", ev.PID)
 	}
-	for _, c := range d.components {
+	for _, c := range d.caps {
 		c.Event(ev)
 	}
 }

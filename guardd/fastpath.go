@@ -21,7 +21,7 @@ import (
 // tick, which knows the processes.
 func (d *daemonState) userTick(now time.Time) {
 	var counter capability.UserCounter
-	for _, c := range d.components {
+	for _, c := range d.caps {
 		if uc, ok := c.(capability.UserCounter); ok {
 			counter = uc
 		}

@@ -19,7 +19,7 @@ import (
 // trackerCounter counts users from a tracker the test feeds, as the
 // fork-storm observer does from process events.
 type trackerCounter struct {
-	componentBase
+	capability.Base
 	tracker *platform.Tracker
 }
 
@@ -60,10 +60,11 @@ rule "storm" {
 	d.eval = policy.NewEvaluator(pol, func(int32) bool { return false })
 	d.timings = map[string]*enforce.Timing{pol.Rule("storm").Key: {Cooldown: time.Hour, After: []time.Duration{0}}}
 	fs := &trackerCounter{tracker: platform.NewTracker()}
-	d.components = []component{fs}
+	d.caps = []capability.Capability{fs}
 
 	decided := make(chan uint32, 4)
-	d.steps = map[policy.StepKind]capability.StepFunc{policy.StepKillUser: legacyStep(func(d *daemonState, snap *platform.Snapshot, m *policy.Match, st policy.Step, base report.Event) {
+	d.steps = map[policy.StepKind]capability.StepFunc{policy.StepKillUser: (func(h capability.Host, snap *platform.Snapshot, m *policy.Match, st policy.Step, base report.Event) {
+		d := h.(*daemonState)
 		ev := base
 		ev.Outcome = report.OutcomeDone
 		d.write(&ev)

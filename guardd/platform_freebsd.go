@@ -3,28 +3,29 @@
 package main
 
 import (
+	"log/slog"
+
 	"github.com/guardd/guardd/capability"
 	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
 )
 
-// freebsdNotes logs once, after the first tick (when every component has
+// freebsdNotes logs once, after the first tick (when every capability has
 // made its choices), how guardd observes and acts on this FreeBSD host
 // where the kernel left it a choice.
 type freebsdNotes struct {
-	componentBase
-	d    *daemonState
+	capability.Base
+	log  *slog.Logger
 	said bool
 }
 
-var osCapabilities = []capability.Factory{func() component { return &freebsdNotes{} }}
+var osCapabilities = []capability.Factory{func() capability.Capability { return &freebsdNotes{} }}
 
 func (c *freebsdNotes) Name() string { return "FreeBSD notes" }
 
 func (c *freebsdNotes) Start(h capability.Host, _ *policy.Policy) error {
-	d := h.(*daemonState) // until this capability has its own package
-	c.d = d
+	c.log = h.Log()
 	return nil
 }
 
@@ -37,7 +38,7 @@ func (c *freebsdNotes) Tick(*platform.Snapshot) {
 	if events == "" {
 		events = "none: kqueue could not be opened (see the fork-storm observer's warning)"
 	}
-	c.d.log.Info("FreeBSD: how guardd observes and acts here",
+	c.log.Info("FreeBSD: how guardd observes and acts here",
 		"process_events", events,
 		"process_caps", enforce.ProcCapMechanism(),
 		"signals", "pid and start time re-checked right before kill(2): FreeBSD has no pidfd for another process",

@@ -18,10 +18,10 @@ import (
 	"github.com/guardd/guardd/report"
 )
 
-// eventRecorder is a component that hands every journalled event to a
+// eventRecorder is a capability that hands every journalled event to a
 // channel.
 type eventRecorder struct {
-	componentBase
+	capability.Base
 	events chan report.Event
 }
 
@@ -93,7 +93,7 @@ rule "zombies" {
 	defer audit.Close()
 	rec := &eventRecorder{events: make(chan report.Event, 16)}
 	d := &daemonState{log: slog.New(slog.NewTextHandler(io.Discard, nil)), accounts: acc, sampler: sampler,
-		ledger: enforce.NewLedger(), components: []component{rec}}
+		ledger: enforce.NewLedger(), caps: []capability.Capability{rec}}
 	d.audit.Store(audit)
 	d.enf = enforce.New(pol.MinUID, acc, d.followUp)
 	defer d.enf.Close()

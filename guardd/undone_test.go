@@ -50,7 +50,8 @@ rule "storm" {
 	}
 	outcome := report.OutcomeFailed
 	calls := 0
-	d.steps = map[policy.StepKind]capability.StepFunc{policy.StepKillUser: legacyStep(func(d *daemonState, snap *platform.Snapshot, m *policy.Match, st policy.Step, base report.Event) {
+	d.steps = map[policy.StepKind]capability.StepFunc{policy.StepKillUser: (func(h capability.Host, snap *platform.Snapshot, m *policy.Match, st policy.Step, base report.Event) {
+		d := h.(*daemonState)
 		calls++
 		ev := base
 		ev.Outcome, ev.Reason = outcome, "helper _signal-user: setgroups: operation not permitted"
