@@ -2,6 +2,7 @@ package enforce_test
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -65,6 +67,16 @@ func init() {
 		}
 	}
 	fmt.Printf("ready %d\n", os.Getpid())
+	if mode == "storm" {
+		// On "go", become a shell fork bomb: held by the group's pids.max
+		// where there is one, and by RLIMIT_NPROC (above) everywhere.
+		var line string
+		fmt.Scanln(&line)
+		// A chain that stays at the cap: the deepest shell dies of its
+		// refused fork, its parent forks again.
+		syscall.Exec("/bin/sh", []string{"sh", "-c", "b(){ while :; do b & wait; done; }; b"}, []string{"PATH=/bin:/usr/bin"})
+		os.Exit(3)
+	}
 	sc := bufio.NewScanner(os.Stdin)
 	var hold [][]byte
 	for sc.Scan() {
@@ -132,9 +144,16 @@ func startGroupHelper(t *testing.T, u *testUser, bin, mode string) *ghelper {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("helper %d (%s) stderr: %q", cmd.Process.Pid, mode, stderr.String())
+		}
+	})
 	h := &ghelper{cmd: cmd, in: in, lines: make(chan string, 16), done: make(chan struct{})}
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -154,6 +173,27 @@ func startGroupHelper(t *testing.T, u *testUser, bin, mode string) *ghelper {
 	}
 	h.id = procID(t, cmd.Process.Pid)
 	return h
+}
+
+// syncBuffer is a bytes.Buffer for a process's stderr, read by the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.b.Len() > 64<<10 {
+		return len(p), nil // enough to say what went wrong
+	}
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 func (h *ghelper) line(t *testing.T) string {
@@ -368,71 +408,82 @@ func groupKinds(t *testing.T, run func(t *testing.T, kind string)) {
 // is reported gone; a group with a process is not removed. The control:
 // a second process of the customer, not placed, stays where it was.
 func TestGroupPlaceKill(t *testing.T) {
-	groupKinds(t, func(t *testing.T, kind string) {
-		g := newTestGroups(t, kind)
-		holdUsersLock(t)
-		u := newTestUser(t)
-		bin := helperBinary(t)
-		e := enforce.New(1000, nil, nil)
-		t.Cleanup(e.Close)
-		e.SetGroups(g.d)
-		g.use(t, u.uid, enforce.Limits{})
+	for _, variant := range []string{"v1", "v2", "v1 without pidfds", "v2 without cgroup.kill"} {
+		t.Run(variant, func(t *testing.T) { testGroupPlaceKill(t, variant) })
+	}
+}
 
-		work := startGroupHelper(t, u, bin, "threads")
-		kept := startGroupHelper(t, u, bin, "threads")
-		outside := startGroupHelper(t, u, bin, "threads")
-		if r := e.PlaceInGroup(work.id, u.uid, false, false); r.Outcome != enforce.Done {
-			t.Fatalf("place: %s (%s)", r.Outcome, r.Reason)
-		}
-		if r := e.PlaceInGroup(kept.id, u.uid, true, false); r.Outcome != enforce.Done {
-			t.Fatalf("place kept: %s (%s)", r.Outcome, r.Reason)
-		}
-		g.inLeaf(t, work.id.PID, u.uid, "work")
-		g.inLeaf(t, kept.id.PID, u.uid, "kept")
-		if p, err := platform.ProcCgroupPath(outside.id.PID, g.layout); err != nil || strings.Contains(p, g.base) {
-			t.Errorf("the process not placed is in %q (%v)", p, err)
-		}
-		if p, err := platform.ProcCgroupPath(work.id.PID, g.layout); err != nil || !strings.HasSuffix(p, g.group(u.uid)+"/work") {
-			t.Errorf("ProcCgroupPath: %q %v", p, err)
-		}
-		w, k, err := g.d.Members(u.uid)
-		if err != nil || len(w) != 1 || w[0] != work.id.PID || len(k) != 1 || k[0] != kept.id.PID {
-			t.Errorf("members %v %v %v, want [%d] [%d]", w, k, err, work.id.PID, kept.id.PID)
-		}
-		if r := e.RemoveGroup(u.uid, false); r.Outcome != enforce.Failed {
-			t.Errorf("remove with members: %s (%s)", r.Outcome, r.Reason)
-		}
-		// Dry-run: said, not done.
-		if r := e.KillGroup(u.uid, true); r.Outcome != enforce.WouldDo || work.exited(100*time.Millisecond) {
-			t.Errorf("dry-run kill: %s (%s)", r.Outcome, r.Reason)
-		}
+func testGroupPlaceKill(t *testing.T, variant string) {
+	kind, how, _ := strings.Cut(variant, " ")
+	switch how {
+	case "without pidfds":
+		t.Cleanup(enforce.NoPidfd())
+	case "without cgroup.kill":
+		t.Cleanup(enforce.NoCgroupKill())
+	}
+	g := newTestGroups(t, kind)
+	holdUsersLock(t)
+	u := newTestUser(t)
+	bin := helperBinary(t)
+	e := enforce.New(1000, nil, nil)
+	t.Cleanup(e.Close)
+	e.SetGroups(g.d)
+	g.use(t, u.uid, enforce.Limits{})
 
-		start := time.Now()
-		r := e.KillGroup(u.uid, false)
-		if r.Outcome != enforce.Done {
-			t.Fatalf("kill: %s (%s)", r.Outcome, r.Reason)
-		}
-		if !work.exited(30 * time.Second) {
-			t.Fatal("the process in work outlived the group kill")
-		}
-		t.Logf("%s: %s in %v", kind, r.Reason, time.Since(start))
-		if ws := work.state.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-			t.Errorf("work helper ended with %v, want SIGKILL", work.state)
-		}
-		if kept.exited(0) || outside.exited(0) {
-			t.Error("kill of work reached kept or a process outside the group")
-		}
+	work := startGroupHelper(t, u, bin, "threads")
+	kept := startGroupHelper(t, u, bin, "threads")
+	outside := startGroupHelper(t, u, bin, "threads")
+	if r := e.PlaceInGroup(work.id, u.uid, false, false); r.Outcome != enforce.Done {
+		t.Fatalf("place: %s (%s)", r.Outcome, r.Reason)
+	}
+	if r := e.PlaceInGroup(kept.id, u.uid, true, false); r.Outcome != enforce.Done {
+		t.Fatalf("place kept: %s (%s)", r.Outcome, r.Reason)
+	}
+	g.inLeaf(t, work.id.PID, u.uid, "work")
+	g.inLeaf(t, kept.id.PID, u.uid, "kept")
+	if p, err := platform.ProcCgroupPath(outside.id.PID, g.layout); err != nil || strings.Contains(p, g.base) {
+		t.Errorf("the process not placed is in %q (%v)", p, err)
+	}
+	if p, err := platform.ProcCgroupPath(work.id.PID, g.layout); err != nil || !strings.HasSuffix(p, g.group(u.uid)+"/work") {
+		t.Errorf("ProcCgroupPath: %q %v", p, err)
+	}
+	w, k, err := g.d.Members(u.uid)
+	if err != nil || len(w) != 1 || w[0] != work.id.PID || len(k) != 1 || k[0] != kept.id.PID {
+		t.Errorf("members %v %v %v, want [%d] [%d]", w, k, err, work.id.PID, kept.id.PID)
+	}
+	if r := e.RemoveGroup(u.uid, false); r.Outcome != enforce.Failed {
+		t.Errorf("remove with members: %s (%s)", r.Outcome, r.Reason)
+	}
+	// Dry-run: said, not done.
+	if r := e.KillGroup(u.uid, true); r.Outcome != enforce.WouldDo || work.exited(100*time.Millisecond) {
+		t.Errorf("dry-run kill: %s (%s)", r.Outcome, r.Reason)
+	}
 
-		// Gone before placing: skipped, said so.
-		outside.cmd.Process.Kill()
-		<-outside.done
-		if r := e.PlaceInGroup(outside.id, u.uid, false, false); r.Outcome != enforce.Skipped || !strings.Contains(r.Reason, "exited") {
-			t.Errorf("placing a process that exited: %s (%s)", r.Outcome, r.Reason)
-		}
-		if err := g.d.Place(outside.id, u.uid, false); !errors.Is(err, platform.ErrGone) {
-			t.Errorf("driver Place of a process that exited: %v, want ErrGone", err)
-		}
-	})
+	start := time.Now()
+	r := e.KillGroup(u.uid, false)
+	if r.Outcome != enforce.Done {
+		t.Fatalf("kill: %s (%s)", r.Outcome, r.Reason)
+	}
+	if !work.exited(30 * time.Second) {
+		t.Fatal("the process in work outlived the group kill")
+	}
+	t.Logf("%s: %s in %v", kind, r.Reason, time.Since(start))
+	if ws := work.state.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Errorf("work helper ended with %v, want SIGKILL", work.state)
+	}
+	if kept.exited(0) || outside.exited(0) {
+		t.Error("kill of work reached kept or a process outside the group")
+	}
+
+	// Gone before placing: skipped, said so.
+	outside.cmd.Process.Kill()
+	<-outside.done
+	if r := e.PlaceInGroup(outside.id, u.uid, false, false); r.Outcome != enforce.Skipped || !strings.Contains(r.Reason, "exited") {
+		t.Errorf("placing a process that exited: %s (%s)", r.Outcome, r.Reason)
+	}
+	if err := g.d.Place(outside.id, u.uid, false); !errors.Is(err, platform.ErrGone) {
+		t.Errorf("driver Place of a process that exited: %v, want ErrGone", err)
+	}
 }
 
 // TestGroupFreeze: freezing the group stops work (no CPU time while
@@ -616,6 +667,60 @@ func TestGroupMemoryMax(t *testing.T) {
 		}
 		if small.exited(0) {
 			t.Error("the small process died too")
+		}
+	})
+}
+
+// TestGroupKillStorm: a fork bomb in the group is ended by one group
+// kill, which returns once work is empty; the kept process beside it
+// lives on.
+func TestGroupKillStorm(t *testing.T) {
+	groupKinds(t, func(t *testing.T, kind string) {
+		g := newTestGroups(t, kind)
+		holdUsersLock(t)
+		u := newTestUser(t)
+		bin := helperBinary(t)
+		e := enforce.New(1000, nil, nil)
+		t.Cleanup(e.Close)
+		e.SetGroups(g.d)
+		// The bomb's cap is the helper's RLIMIT_NPROC (64 for the user): a
+		// pids.max below it stops the bomb's shells at their first refused
+		// fork before it storms. pids.max is a second net where there is one.
+		var l enforce.Limits
+		if kind == "v1" && g.layout.V1["pids"] != nil {
+			l.Pids = 200
+		}
+		g.use(t, u.uid, l)
+		kept := startGroupHelper(t, u, bin, "sleep")
+		bomb := startGroupHelper(t, u, bin, "storm")
+		if r := e.PlaceInGroup(kept.id, u.uid, true, false); r.Outcome != enforce.Done {
+			t.Fatalf("place kept: %s (%s)", r.Outcome, r.Reason)
+		}
+		if r := e.PlaceInGroup(bomb.id, u.uid, false, false); r.Outcome != enforce.Done {
+			t.Fatalf("place: %s (%s)", r.Outcome, r.Reason)
+		}
+		bomb.send(t, "go")
+		peak := 0
+		if !Eventually(30*time.Second, func() bool {
+			w, _, _ := g.d.Members(u.uid)
+			peak = max(peak, len(w))
+			return len(w) >= 30
+		}) {
+			t.Fatalf("the bomb did not grow: %d processes at most", peak)
+		}
+		start := time.Now()
+		r := e.KillGroup(u.uid, false)
+		took := time.Since(start)
+		if r.Outcome != enforce.Done {
+			t.Fatalf("kill: %s (%s)", r.Outcome, r.Reason)
+		}
+		w, k, err := g.d.Members(u.uid)
+		t.Logf("%s: %s in %v; left: work %v kept %v", kind, r.Reason, took, w, k)
+		if err != nil || len(w) != 0 || len(k) != 1 {
+			t.Errorf("after the kill: work %v, kept %v, %v", w, k, err)
+		}
+		if kept.exited(0) {
+			t.Error("the kept process died")
 		}
 	})
 }
