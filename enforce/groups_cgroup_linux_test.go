@@ -126,7 +126,7 @@ type ghelper struct {
 // startGroupHelper runs the test binary as u in mode, waits until it is
 // ready, and kills it when the test ends (a test that freezes a group
 // thaws it in a cleanup registered after this one).
-func startGroupHelper(t *testing.T, u *testUser, bin, mode string) *ghelper {
+func startGroupHelper(t testing.TB, u *testUser, bin, mode string) *ghelper {
 	t.Helper()
 	cmd := exec.Command(bin)
 	cmd.Dir = "/"
@@ -196,7 +196,7 @@ func (b *syncBuffer) String() string {
 	return b.b.String()
 }
 
-func (h *ghelper) line(t *testing.T) string {
+func (h *ghelper) line(t testing.TB) string {
 	t.Helper()
 	select {
 	case l := <-h.lines:
@@ -209,7 +209,7 @@ func (h *ghelper) line(t *testing.T) string {
 	return ""
 }
 
-func (h *ghelper) send(t *testing.T, cmd string) {
+func (h *ghelper) send(t testing.TB, cmd string) {
 	t.Helper()
 	if _, err := fmt.Fprintln(h.in, cmd); err != nil {
 		t.Fatal(err)
@@ -225,7 +225,7 @@ func (h *ghelper) exited(within time.Duration) bool {
 	}
 }
 
-func (h *ghelper) cpuTicks(t *testing.T) uint64 {
+func (h *ghelper) cpuTicks(t testing.TB) uint64 {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", h.id.PID))
 	if err != nil {
@@ -250,7 +250,7 @@ type testGroups struct {
 
 // newTestGroups makes the driver of kind, or skips when this host has no
 // such hierarchy (needs: controllers the test's limits use).
-func newTestGroups(t *testing.T, kind string, needs ...string) *testGroups {
+func newTestGroups(t testing.TB, kind string, needs ...string) *testGroups {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
@@ -306,7 +306,7 @@ func newTestGroups(t *testing.T, kind string, needs ...string) *testGroups {
 	return g
 }
 
-func randReader(t *testing.T) io.Reader {
+func randReader(t testing.TB) io.Reader {
 	f, err := os.Open("/dev/urandom")
 	if err != nil {
 		t.Fatal(err)
@@ -317,7 +317,7 @@ func randReader(t *testing.T) io.Reader {
 
 // use ensures uid's group; when the test ends its processes (the test's
 // own helpers) are killed and it is removed.
-func (g *testGroups) use(t *testing.T, uid uint32, l enforce.Limits) {
+func (g *testGroups) use(t testing.TB, uid uint32, l enforce.Limits) {
 	t.Helper()
 	t.Cleanup(func() {
 		g.d.Thaw(uid)
@@ -345,7 +345,7 @@ func (g *testGroups) use(t *testing.T, uid uint32, l enforce.Limits) {
 
 func (g *testGroups) group(uid uint32) string { return fmt.Sprintf("%s/u%d", g.base, uid) }
 
-func (g *testGroups) stats(t *testing.T, uid uint32) platform.GroupStats {
+func (g *testGroups) stats(t testing.TB, uid uint32) platform.GroupStats {
 	t.Helper()
 	s, err := platform.ReadGroupStats(g.layout, g.group(uid), "work", "kept")
 	if err != nil {
@@ -723,4 +723,25 @@ func TestGroupKillStorm(t *testing.T) {
 			t.Error("the kept process died")
 		}
 	})
+}
+
+// BenchmarkGroupPlace: one placement, the process moved between work and
+// kept (on v1 a write per hierarchy), identity checked before and after.
+func BenchmarkGroupPlace(b *testing.B) {
+	for _, kind := range []string{"v1", "v2"} {
+		b.Run(kind, func(b *testing.B) {
+			g := newTestGroups(b, kind)
+			holdUsersLock(b)
+			u := newTestUser(b)
+			g.use(b, u.uid, enforce.Limits{})
+			h := startGroupHelper(b, u, helperBinary(b), "sleep")
+			kept := false
+			for b.Loop() {
+				kept = !kept
+				if err := g.d.Place(h.id, u.uid, kept); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

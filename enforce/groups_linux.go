@@ -598,7 +598,9 @@ func NewCgroup1Groups(l *platform.CgroupLayout, base string) (GroupDriver, error
 	if len(g.hs) == 0 {
 		return nil, errors.New("cgroups: no v1 hierarchy")
 	}
-	g.procs = l.Placement()
+	v1 := *l
+	v1.Mode = platform.CgroupV1 // the v1 placement hierarchy, whatever l's mode says
+	g.procs = v1.Placement()
 	for _, h := range g.hs {
 		if err := g.mkdir(h, filepath.Join(h.Dir(), base)); err != nil {
 			return nil, err
@@ -657,12 +659,19 @@ func (g *cgroup1) Ensure(uid uint32, l Limits) error {
 }
 
 // Place writes the pid to the leaf of every hierarchy: v1 hierarchies
-// are independent, a process is in one group of each.
+// are independent, a process is in one group of each. The placement
+// hierarchy (the one ProcCgroupPath reads) comes last: a child forked
+// between two writes stays where it was in the hierarchies not written
+// yet, and then also in that one, so a check of placement finds it
+// outside, never half placed and taken for placed.
 func (g *cgroup1) Place(p platform.ProcID, uid uint32, kept bool) error {
 	var files []string
 	for _, h := range g.hs {
-		files = append(files, filepath.Join(g.udir(h, uid), leafName(kept), "cgroup.procs"))
+		if h != g.procs {
+			files = append(files, filepath.Join(g.udir(h, uid), leafName(kept), "cgroup.procs"))
+		}
 	}
+	files = append(files, filepath.Join(g.udir(g.procs, uid), leafName(kept), "cgroup.procs"))
 	return placeProc(p, files)
 }
 
