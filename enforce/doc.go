@@ -34,6 +34,9 @@
 //	ProcCapAsUser         a user: uid, and each pid it is handed
 //	CleanTmp              a path tree: uid + the trees (Clean.Dirs)
 //	CloseSocket           a socket: uid + cookie
+//	EnsureGroup,          a customer's group: uid (groups.go; the driver is
+//	  FreezeGroup, …        SetGroups'), and for Freeze and Kill each member
+//	PlaceInGroup          a group's uid, then a process: pid + start time
 //
 // What the entry points do to the host once a target passed goes through
 // doorOS (door_host.go); tests swap in a fake there. The bind and listen hooks

@@ -22,6 +22,8 @@ type fakeDoor struct {
 	user  *fakeUser // the last sweep's user
 	// member is the one process a sweep finds besides a plain one.
 	member userProc
+	// groupWork: the pids the group driver lists in a work leaf.
+	groupWork []int32
 }
 
 func (f *fakeDoor) readProcess(_ *Enforcer, pid int32) (*platform.Process, error) {
@@ -189,7 +191,7 @@ func doorEntries() []entry {
 // through is would-do in dry-run with no effect, else done with exactly
 // its effect. The "customer" case is the control of every other.
 func TestDoor(t *testing.T) {
-	for _, en := range doorEntries() {
+	for _, en := range append(doorEntries(), groupEntries()...) {
 		for _, c := range floorCases() {
 			if en.kind != TargetProcess && c.pidOnly {
 				continue // a uid has no pid; guardd's own uid is 0, the uid 0 case
@@ -219,6 +221,7 @@ func checkDoor(t *testing.T, en entry, c floorCase, dry bool) {
 		f.member = userProc{ID: platform.ProcID{PID: 4242, StartTime: 77}, State: 'R', EUID: 2000, Exe: "/bin/sh"}
 	}
 	e.os = f
+	e.SetGroups(f)
 	got := en.run(e, c, dry)
 
 	effect := strings.NewReplacer("%pid", fmt.Sprint(c.pid), "%uid", fmt.Sprint(c.uid), "%dry", fmt.Sprint(dry)).Replace(en.effect)

@@ -78,6 +78,7 @@ type Enforcer struct {
 	self      int32
 	ancestors map[int32]bool // read once, in New: a re-parented guardd keeps them
 	os        doorOS         // nil: the host (tests put a fake here)
+	groups    GroupDriver    // the customers' groups (SetGroups); nil: none
 
 	// minUID is MinUID for the timers, which run beside a reload.
 	minUID atomic.Uint32

@@ -439,6 +439,11 @@ done:
 // GroupStatsReader reads GroupStats with reused buffers: it runs per
 // user per tick and makes no garbage. Not safe for concurrent use.
 type GroupStatsReader struct {
+	// Leaves are child groups (e.g. "work", "kept") whose v1 OOM kills
+	// and refused forks count for the group: v1 counts them only in the
+	// group of the process they happened to, v2 in its ancestors too.
+	Leaves []string
+
 	buf  []byte
 	path []byte
 }

@@ -29,10 +29,10 @@ func DiscoverCgroups() (*CgroupLayout, error) {
 }
 
 // ReadGroupStats reads the counters of group, a path relative to
-// guardd's own group of each hierarchy ("guardd-users/u1000"). Use a
-// GroupStatsReader where it runs often.
-func ReadGroupStats(l *CgroupLayout, group string) (GroupStats, error) {
-	var r GroupStatsReader
+// guardd's own group of each hierarchy ("guardd-users/u1000"); leaves as
+// GroupStatsReader.Leaves. Use a GroupStatsReader where it runs often.
+func ReadGroupStats(l *CgroupLayout, group string, leaves ...string) (GroupStats, error) {
+	r := GroupStatsReader{Leaves: leaves}
 	var s GroupStats
 	err := r.Read(l, group, &s)
 	return s, err
@@ -62,7 +62,7 @@ func (r *GroupStatsReader) Read(l *CgroupLayout, group string, s *GroupStats) er
 		if h == nil {
 			continue
 		}
-		b, err := r.file(h, group, f.name)
+		b, err := r.file(h, group, "", f.name)
 		switch {
 		case errors.Is(err, unix.ENOENT):
 			continue // no such controller here, or no PSI
@@ -74,6 +74,27 @@ func (r *GroupStatsReader) Read(l *CgroupLayout, group string, s *GroupStats) er
 	}
 	if !found {
 		return fmt.Errorf("cgroup group %q: %w", group, os.ErrNotExist)
+	}
+	if l.Mode == CgroupV1 {
+		// v1 counts an OOM kill and a refused fork in the group of the
+		// process it happened to (pids.events since 6.12, "pids:
+		// separate semantics"), v2 in each ancestor too: add the leaves'.
+		for _, leaf := range r.Leaves {
+			for _, f := range [...]statFile{{"memory", "memory.oom_control", ParseOOMControl}, {"pids", "pids.events", ParsePidsEvents}} {
+				h := l.V1[f.ctrl]
+				if h == nil {
+					continue
+				}
+				b, err := r.file(h, group, leaf, f.name)
+				if err != nil {
+					continue // a leaf that is not there had none
+				}
+				var ls GroupStats
+				f.parse(b, &ls)
+				s.MemoryOOMKill += ls.MemoryOOMKill
+				s.PidsRefused += ls.PidsRefused
+			}
+		}
 	}
 	return nil
 }
@@ -142,15 +163,17 @@ func setPidsCurrent(b []byte, s *GroupStats) {
 // file reads the whole of h's group/name into r.buf, with one open and
 // as few reads as the file needs. The path is built in r.path and opened
 // with a raw openat: unix.Open would allocate a copy of it.
-func (r *GroupStatsReader) file(h *CgroupHierarchy, group, name string) ([]byte, error) {
+func (r *GroupStatsReader) file(h *CgroupHierarchy, group, sub, name string) ([]byte, error) {
 	p := append(r.path[:0], h.Mount...)
 	if rel := trimRoot(h.Own, h.Root); rel != "" {
 		p = append(p, '/')
 		p = append(p, rel...)
 	}
-	if group != "" {
-		p = append(p, '/')
-		p = append(p, group...)
+	for _, g := range [2]string{group, sub} {
+		if g != "" {
+			p = append(p, '/')
+			p = append(p, g...)
+		}
 	}
 	p = append(p, '/')
 	p = append(p, name...)

@@ -51,14 +51,18 @@ func TestReadGroupStatsFake(t *testing.T) {
 	write(root+"/v1/cpu/base/u1000", map[string]string{"cpu.stat": v1CPUStat})
 	write(root+"/v1/cpuacct/base/u1000", map[string]string{"cpuacct.usage": "2500000999\n"})
 	write(root+"/v1/memory/session/x/base/u1000", map[string]string{"memory.usage_in_bytes": "123456\n", "memory.failcnt": "3\n", "memory.oom_control": oomCtl})
+	// v1 counts an OOM kill and a refused fork in the process's own
+	// group: the leaves add theirs.
+	write(root+"/v1/memory/session/x/base/u1000/work", map[string]string{"memory.oom_control": "oom_kill 2\n"})
 	write(root+"/v1/pids/base/u1000", map[string]string{"pids.current": "7\n", "pids.events": "max 9\n"})
+	write(root+"/v1/pids/base/u1000/kept", map[string]string{"pids.events": "max 1\n"})
 	write(root+"/v1/blkio/base/u1000", map[string]string{"blkio.throttle.io_service_bytes": blkio})
-	s, err = ReadGroupStats(v1, "base/u1000")
+	s, err = ReadGroupStats(v1, "base/u1000", "work", "kept")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want = GroupStats{CPUUsageUsec: 2500000, CPUThrottledUsec: 1500000, CPUThrottled: 40, CPUPeriods: 120,
-		MemoryCurrent: 123456, MemoryMax: 3, MemoryOOMKill: 4, PidsCurrent: 7, PidsRefused: 9, IOReadBytes: 1024, IOWriteBytes: 25}
+		MemoryCurrent: 123456, MemoryMax: 3, MemoryOOMKill: 6, PidsCurrent: 7, PidsRefused: 10, IOReadBytes: 1024, IOWriteBytes: 25}
 	want.Avail = s.Avail
 	if s != want {
 		t.Errorf("v1:\n got %+v\nwant %+v", s, want)
@@ -165,7 +169,7 @@ func TestCgroupsHere(t *testing.T) {
 // BenchmarkReadGroupStats: one user's counters, on a real group here.
 func BenchmarkReadGroupStats(b *testing.B) {
 	l, name := realGroup(b)
-	var r GroupStatsReader
+	r := GroupStatsReader{Leaves: []string{"work", "kept"}}
 	var s GroupStats
 	b.ReportAllocs()
 	for b.Loop() {

@@ -7,7 +7,9 @@ package platform
 func DiscoverCgroups() (*CgroupLayout, error) { return nil, ErrUnsupported }
 
 // ReadGroupStats returns ErrUnsupported on this OS.
-func ReadGroupStats(*CgroupLayout, string) (GroupStats, error) { return GroupStats{}, ErrUnsupported }
+func ReadGroupStats(*CgroupLayout, string, ...string) (GroupStats, error) {
+	return GroupStats{}, ErrUnsupported
+}
 
 // Read returns ErrUnsupported on this OS.
 func (*GroupStatsReader) Read(*CgroupLayout, string, *GroupStats) error { return ErrUnsupported }
