@@ -83,6 +83,42 @@ type Host interface {
 	// AuditLog is the audit log being written now (it changes when a
 	// reload moves it); safe from any goroutine.
 	AuditLog() *report.AuditLog
+
+	// Per-customer isolation (capability/isolation).
+
+	// Isolation says how uid is isolated (the zero value when it is not):
+	// the fork-storm capability leaves the procs cap to the group's pids
+	// limit, and kill_user, stop_user and resume_user act on the group
+	// first. Safe from any goroutine.
+	Isolation(uid uint32) Isolation
+	// PublishProcEvent hands a kernel process event to every capability
+	// that is a ProcEventSink. The fork-storm observer, which reads the
+	// connector, calls it from its reader goroutine: it must not block.
+	PublishProcEvent(ev platform.ProcEvent)
+}
+
+// Isolation is how one customer is isolated in the kernel.
+type Isolation struct {
+	// Grouped: the customer's processes are placed in a group of its own,
+	// which the door's FreezeGroup, ThawGroup and KillGroup act on.
+	Grouped bool
+	// PidsLimited: the group carries the customer's procs limit (a pids
+	// controller): forks beyond it are refused by the group, which counts
+	// exactly and cannot be outrun.
+	PidsLimited bool
+}
+
+// Isolator is the capability that isolates customers (one at most).
+type Isolator interface {
+	Isolation(uid uint32) Isolation
+}
+
+// ProcEventSink is a capability that wants the kernel's process events
+// (fork, exec, uid change, exit) as they arrive. ProcEvent runs on the
+// event reader's goroutine: it must return quickly and never block on
+// the loop.
+type ProcEventSink interface {
+	ProcEvent(ev platform.ProcEvent)
 }
 
 // Facts are start-up findings a capability may need.

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/guardd/guardd/capability"
+	"github.com/guardd/guardd/capability/isolation"
 	"github.com/guardd/guardd/capability/listeners"
 	"github.com/guardd/guardd/capability/locks"
 	"github.com/guardd/guardd/capability/outbound"
@@ -22,6 +23,7 @@ import (
 func capabilities() []capability.Factory {
 	list := []capability.Factory{
 		procs.New,           // renice, kill, stop, report
+		isolation.New,       // per-customer groups: before storms, which asks it about caps
 		outbound.New,        // connect blocks
 		storms.New,          // fork-storm observer, process caps
 		trees.New,           // filesystems, inodes, clean_tmp

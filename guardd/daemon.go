@@ -136,6 +136,8 @@ type daemonState struct {
 
 	caps      []capability.Capability                 // the registry's, started
 	steps     map[policy.StepKind]capability.StepFunc // stepTable
+	isolator  capability.Isolator                     // the capability that isolates customers, if any
+	sinks     []capability.ProcEventSink              // capabilities that want process events
 	wake      chan struct{}                           // a capability asks for a tick now
 	wakeUsers chan struct{}                           // the fork-storm observer asks for the user-rules fast path now
 
@@ -244,6 +246,14 @@ func (d *daemonState) run(ctx context.Context) error {
 	}
 	if d.steps, err = stepTable(d.caps); err != nil {
 		return err
+	}
+	for _, c := range d.caps {
+		if i, ok := c.(capability.Isolator); ok {
+			d.isolator = i
+		}
+		if s, ok := c.(capability.ProcEventSink); ok {
+			d.sinks = append(d.sinks, s)
+		}
 	}
 	for _, c := range d.caps {
 		if err := c.Start(d, pol); err != nil {
@@ -837,6 +847,20 @@ func (d *daemonState) Detach(m *policy.Match, ev report.Event, run func() enforc
 				"step", step+1, "action", ev.Action, "subject", k.String(), "retry_in", retryUndone)
 		}
 	}()
+}
+
+// For isolation.
+func (d *daemonState) Isolation(uid uint32) capability.Isolation {
+	if d.isolator == nil {
+		return capability.Isolation{}
+	}
+	return d.isolator.Isolation(uid)
+}
+
+func (d *daemonState) PublishProcEvent(ev platform.ProcEvent) {
+	for _, s := range d.sinks {
+		s.ProcEvent(ev)
+	}
 }
 
 // For tell.

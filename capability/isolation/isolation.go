@@ -11,7 +11,7 @@
 // reconcile, counting stragglers), and each group's counters once per
 // tick, in O(customers), as the user.* fault and pressure variables
 // (platform.UserGroupUsage). It acts only through a Groups door
-// (enforce's cgroup drivers: systemd scopes, cgroup v2, cgroup v1). It
+// (enforce's group entry points and cgroup drivers: v2, v1). It
 // owns no step; kill_user and stop_user use its Freeze and Kill where
 // present.
 //
@@ -23,74 +23,63 @@ package isolation
 import (
 	"fmt"
 	"log/slog"
+	"path"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/guardd/guardd/capability"
+	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
 )
 
-// Groups is the door for per-customer groups (enforce's drivers).
-type Groups interface {
-	// Name names the driver ("systemd", "cgroup2", "cgroup1").
-	Name() string
-	// Ensure creates the customer's group if missing and sets its limits
-	// (in place when it exists).
-	Ensure(uid uint32, lim Limits) error
-	// Place moves a process (identity re-checked right before) into the
-	// customer's group: the kept leaf when kept, else the work leaf.
-	Place(uid uint32, p platform.ProcID, kept bool) error
-	// Leaf is where a process of uid belongs, as /proc/PID/cgroup shows
-	// it in the layout's placement hierarchy.
-	Leaf(uid uint32, kept bool) string
-	// StatsGroup is the customer's group relative to guardd's own group
-	// of each hierarchy, for platform.GroupStatsReader.
-	StatsGroup(uid uint32) string
-	// Close releases the driver; the groups stay (their processes run on).
-	Close() error
-}
+// Base is the group under guardd's own group of each hierarchy that
+// holds every customer's group (enforce/groups.go has the layout).
+const Base = "guardd-users"
 
-// Limits are one customer's kernel limits; zero means none.
-type Limits struct {
-	CPUPercent            float64
-	MemoryHigh, MemoryMax uint64
-	TasksMax              int
-	IOReadBPS, IOWriteBPS uint64
+// door is what the capability asks of the enforcer (a fake in tests).
+type door interface {
+	SetGroups(d enforce.GroupDriver)
+	EnsureGroup(uid uint32, l enforce.Limits, dry bool) enforce.Result
+	PlaceInGroup(p platform.ProcID, uid uint32, kept, dry bool) enforce.Result
 }
 
 // limitsOf turns the policy's effective limits into the door's.
-func limitsOf(l policy.UserLimits) Limits {
-	out := Limits{CPUPercent: l.CPUPercent, MemoryMax: l.MemoryBytes, TasksMax: l.Procs, IOReadBPS: l.IOReadBPS, IOWriteBPS: l.IOWriteBPS}
-	if l.MemoryBytes > 0 {
-		out.MemoryHigh = l.MemoryBytes / 100 * policy.MemoryHighPercent
+func limitsOf(l policy.UserLimits, devices []platform.BlockDevice) enforce.Limits {
+	out := enforce.Limits{CPUPercent: uint32(min(l.CPUPercent, policy.MaxCPUPercent)), MemoryBytes: l.MemoryBytes, Pids: uint32(l.Procs)}
+	if l.IOReadBPS > 0 || l.IOWriteBPS > 0 {
+		for _, d := range devices {
+			out.IO = append(out.IO, enforce.IOLimit{Major: d.Major, Minor: d.Minor, ReadBPS: l.IOReadBPS, WriteBPS: l.IOWriteBPS})
+		}
 	}
 	return out
 }
 
-// Opener picks and opens the driver for this host; nil Groups with a
-// nil error means isolation is not available here (the reason is logged
-// by the opener's caller from the error, or "none").
-type Opener func(layout *platform.CgroupLayout, minUID uint32) (Groups, error)
+// Opener opens the group driver for this host's layout.
+type Opener func(layout *platform.CgroupLayout, base string) (enforce.GroupDriver, error)
 
 // Isolation is the capability.
 type Isolation struct {
 	capability.Base
 	open Opener
 
-	h      capability.Host
-	log    *slog.Logger
-	layout *platform.CgroupLayout
-	groups Groups
-	why    string // why there are no groups (logged once)
-	stats  platform.GroupStatsReader
-	now    func() time.Time
+	h       capability.Host
+	log     *slog.Logger
+	door    door
+	layout  *platform.CgroupLayout
+	driver  enforce.GroupDriver
+	devices []platform.BlockDevice // where io limits apply
+	why     string                 // why there are no groups (logged once)
+	stats   platform.GroupStatsReader
+	now     func() time.Time
 	// The host's facts, replaced in tests.
 	discover  func() (*platform.CgroupLayout, error)
 	whereIs   func(pid int32, l *platform.CgroupLayout) (string, error)
 	readStats func(l *platform.CgroupLayout, group string, s *platform.GroupStats) error
-	readProc  func(pid int32, acc *platform.Accounts) (*platform.Process, error)
+	blockDevs func(paths []string) ([]platform.BlockDevice, error)
 
 	// mu guards what the event path (ProcEvent) shares with the tick.
 	mu      sync.Mutex
@@ -100,6 +89,8 @@ type Isolation struct {
 	ticks   uint64
 	metrics Metrics
 	outside atomic.Int64
+	polNow  atomic.Pointer[policy.Policy] // pol, for Isolation (no lock)
+	hasPids bool                          // the layout has a pids controller
 }
 
 // placedAs is where a process was found or put, since when (boot
@@ -113,7 +104,7 @@ type placedAs struct {
 
 // customer is one customer's group as guardd last set and read it.
 type customer struct {
-	applied  Limits
+	applied  enforce.Limits
 	ensured  bool
 	failed   string // the last Ensure error, said once
 	prev     platform.GroupStats
@@ -136,53 +127,64 @@ type Metrics struct {
 	LimitChanges uint64 // limits written to groups (creation included)
 }
 
-// New makes the capability with the host's drivers (for the registry).
-func New(open Opener) capability.Factory {
-	return func() capability.Capability { return &Isolation{open: open} }
-}
+// New makes the capability with the cgroup filesystem drivers (for the
+// registry).
+func New() capability.Capability { return &Isolation{open: enforce.NewGroups} }
 
 func (c *Isolation) Name() string { return "isolation" }
 
 func (c *Isolation) Start(h capability.Host, p *policy.Policy) error {
 	c.h, c.log, c.now = h, h.Log(), time.Now
 	if c.discover == nil {
-		c.discover, c.whereIs, c.readStats, c.readProc = platform.DiscoverCgroups, platform.ProcCgroupPath, c.stats.Read, platform.ReadProcess
+		c.discover, c.whereIs, c.readStats, c.blockDevs = platform.DiscoverCgroups, platform.ProcCgroupPath, c.stats.Read, platform.BlockDevicesOf
+	}
+	if c.door == nil {
+		c.door = h.Enforcer()
 	}
 	c.users = map[uint32]*customer{}
 	c.placed = map[platform.ProcID]placedAs{}
 	c.pol = p
+	c.polNow.Store(p)
 	c.setUp(p)
 	return nil
 }
 
 // setUp opens the driver the first time a policy asks for isolation.
 func (c *Isolation) setUp(p *policy.Policy) {
-	if c.groups != nil || c.why != "" || !p.Isolating() {
+	if c.driver != nil || c.why != "" || !p.Isolating() {
 		return
 	}
 	layout, err := c.discover()
 	if err == nil && layout.Mode == platform.CgroupNone {
 		err = fmt.Errorf("no cgroup hierarchy with the cpu, memory or pids controller")
 	}
-	var g Groups
+	var g enforce.GroupDriver
 	if err == nil {
-		g, err = c.open(layout, p.MinUID)
+		g, err = c.open(layout, Base)
 	}
-	if err == nil && g == nil {
-		err = fmt.Errorf("no driver for this host's cgroups (mode %s)", layout.Mode)
+	if err == nil && layout.Placement() == nil {
+		err = fmt.Errorf("no hierarchy to place processes in (mode %s)", layout.Mode)
 	}
 	if err != nil {
 		c.why = err.Error()
 		c.log.Warn("per-customer isolation unavailable: limits blocks' cpu, memory and io limits are not applied (procs caps still are)", "err", err)
 		return
 	}
-	c.layout, c.groups = layout, g
-	c.log.Info("per-customer isolation", "driver", g.Name(), "mode", layout.Mode)
+	c.layout, c.driver = layout, g
+	c.hasPids = layout.Mode == platform.CgroupV2 && layout.V2.Has("pids") || layout.Mode == platform.CgroupV1 && layout.V1["pids"] != nil
+	c.door.SetGroups(g)
+	devs, derr := c.blockDevs(customerDataPaths)
+	c.devices = devs
+	c.log.Info("per-customer isolation", "driver", g.Name(), "mode", layout.Mode, "io_devices", len(devs))
+	if derr != nil || len(devs) == 0 {
+		c.log.Info("io limits apply to no device: the customers' data is on no block device guardd can limit (an overlay, a network filesystem)", "paths", customerDataPaths, "err", derr)
+	}
 }
 
 func (c *Isolation) Apply(p *policy.Policy) {
 	c.mu.Lock()
 	c.pol = p
+	c.polNow.Store(p)
 	for _, u := range c.users {
 		u.ensured = false // limits are re-derived at the next tick, in place
 	}
@@ -191,9 +193,41 @@ func (c *Isolation) Apply(p *policy.Policy) {
 }
 
 func (c *Isolation) Stop() {
-	if c.groups != nil {
-		c.groups.Close()
+	if c.driver != nil {
+		c.driver.Close()
 	}
+}
+
+// customerDataPaths are where a shared host keeps what customers read
+// and write: io limits apply to the block devices under them.
+var customerDataPaths = []string{"/home", "/var/www", "/tmp"}
+
+// Leaf is where a process of uid belongs, as /proc/PID/cgroup shows it in
+// the placement hierarchy.
+func (c *Isolation) leaf(uid uint32, kept bool) string {
+	name := "work"
+	if kept {
+		name = "kept"
+	}
+	return path.Join(c.layout.Placement().Own, Base, "u"+strconv.FormatUint(uint64(uid), 10), name)
+}
+
+// statsGroup is uid's group relative to guardd's own group.
+func statsGroup(uid uint32) string { return Base + "/u" + strconv.FormatUint(uint64(uid), 10) }
+
+// Isolation says how uid is isolated (capability.Isolator): grouped when
+// a limits block with cpu, memory or io applies to it and isolation runs.
+func (c *Isolation) Isolation(uid uint32) capability.Isolation {
+	p := c.polNow.Load()
+	if !c.active(p) || uid < p.MinUID {
+		return capability.Isolation{}
+	}
+	acc := c.h.Accounts()
+	lim := p.LimitsFor(uid, acc.Name(uid), acc.Groups(uid), nil)
+	if !lim.Any() {
+		return capability.Isolation{}
+	}
+	return capability.Isolation{Grouped: true, PidsLimited: lim.Procs > 0 && c.hasPids}
 }
 
 // Snapshot returns the counters.
@@ -202,8 +236,8 @@ func (c *Isolation) Snapshot() Metrics {
 	defer c.mu.Unlock()
 	m := c.metrics
 	m.Outside = c.outside.Load()
-	if c.groups != nil {
-		m.Driver = c.groups.Name()
+	if c.driver != nil {
+		m.Driver = c.driver.Name()
 	}
 	m.Unavailable = c.why
 	return m
@@ -213,7 +247,7 @@ func (c *Isolation) Snapshot() Metrics {
 // not in monitor mode (monitor changes nothing on the host, like the
 // procs caps).
 func (c *Isolation) active(p *policy.Policy) bool {
-	return c.groups != nil && p != nil && p.Isolating() && p.Mode != policy.ModeMonitor
+	return c.driver != nil && p != nil && p.Isolating() && p.Mode != policy.ModeMonitor
 }
 
 // Observe runs the tick's reconcile: limits per customer (bursts
@@ -246,13 +280,13 @@ func (c *Isolation) Observe(snap *platform.Snapshot) {
 			c.users[uid] = cu
 		}
 		cu.seen = c.ticks
-		want := limitsOf(lim)
-		if !cu.ensured || want != cu.applied {
-			if err := c.groups.Ensure(uid, want); err != nil {
-				if cu.failed != err.Error() {
-					c.log.Warn("cannot set a customer's group limits", "uid", uid, "user", u.Name, "err", err)
+		want := limitsOf(lim, c.devices)
+		if !cu.ensured || !equalLimits(want, cu.applied) {
+			if r := c.door.EnsureGroup(uid, want, false); r.Outcome != enforce.Done {
+				if cu.failed != r.Reason {
+					c.log.Warn("cannot set a customer's group limits", "uid", uid, "user", u.Name, "outcome", r.Outcome, "reason", r.Reason)
 				}
-				cu.failed = err.Error()
+				cu.failed = r.Reason
 				continue
 			}
 			cu.applied, cu.ensured, cu.failed = want, true, ""
@@ -287,15 +321,17 @@ func (c *Isolation) Observe(snap *platform.Snapshot) {
 		if err != nil {
 			continue // gone
 		}
-		if at == c.groups.Leaf(pr.UID, kept) {
+		if at == c.leaf(pr.UID, kept) {
 			c.placed[pr.ProcID] = placedAs{kept: kept, since: platform.BootTicks(), seen: c.ticks}
 			continue
 		}
-		if err := c.groups.Place(pr.UID, pr.ProcID, kept); err != nil {
-			c.metrics.PlaceFailed++
-			outside++
-			c.log.Debug("cannot place a process in its customer's group", "pid", pr.PID, "uid", pr.UID, "err", err)
-			continue
+		if r := c.door.PlaceInGroup(pr.ProcID, pr.UID, kept, false); r.Outcome != enforce.Done {
+			if r.Outcome == enforce.Failed {
+				c.metrics.PlaceFailed++
+				outside++
+				c.log.Debug("cannot place a process in its customer's group", "pid", pr.PID, "uid", pr.UID, "reason", r.Reason)
+			}
+			continue // skipped: gone, or not the customer's any more
 		}
 		c.placed[pr.ProcID] = placedAs{kept: kept, since: platform.BootTicks(), seen: c.ticks}
 		c.metrics.Placed++
@@ -322,7 +358,7 @@ func (c *Isolation) Observe(snap *platform.Snapshot) {
 		groups++
 		u := snap.Users[uid]
 		var s platform.GroupStats
-		if err := c.readStats(c.layout, c.groups.StatsGroup(uid), &s); err != nil {
+		if err := c.readStats(c.layout, statsGroup(uid), &s); err != nil {
 			continue
 		}
 		now := c.now()
@@ -353,7 +389,7 @@ func (c *Isolation) inherits(mine map[int32]*platform.Process, pr *platform.Proc
 // shell under a kept sshd session is born kept and moves to work): not
 // an escape.
 func (c *Isolation) movedBetweenLeaves(at string, uid uint32) bool {
-	return at == c.groups.Leaf(uid, true) || at == c.groups.Leaf(uid, false)
+	return at == c.leaf(uid, true) || at == c.leaf(uid, false)
 }
 
 // ProcEvent places a process that just became a customer's (a root
@@ -370,36 +406,46 @@ func (c *Isolation) ProcEvent(ev platform.ProcEvent) {
 		return
 	}
 	acc := c.h.Accounts()
-	proc, err := c.readProc(ev.TGID, acc)
-	if err != nil || proc.UID != ev.UID {
-		return // gone, or changed again: the reconcile sees where it ends
-	}
-	groups := acc.Groups(proc.UID)
-	lim := p.LimitsFor(proc.UID, proc.User, groups, nil)
+	name, groups := acc.Name(ev.UID), acc.Groups(ev.UID)
+	lim := p.LimitsFor(ev.UID, name, groups, nil)
 	if !lim.Any() {
 		return
 	}
-	cu := c.users[proc.UID]
+	cu := c.users[ev.UID]
 	if cu == nil || !cu.ensured {
 		if cu == nil {
 			cu = &customer{seen: c.ticks}
-			c.users[proc.UID] = cu
+			c.users[ev.UID] = cu
 		}
-		want := limitsOf(lim) // without bursts: the tick applies those
-		if err := c.groups.Ensure(proc.UID, want); err != nil {
+		want := limitsOf(lim, c.devices) // without bursts: the tick applies those
+		if r := c.door.EnsureGroup(ev.UID, want, false); r.Outcome != enforce.Done {
 			return
 		}
 		cu.applied, cu.ensured = want, true
 		c.metrics.LimitChanges++
 	}
-	kept := p.ProtectedProcess(proc, groups) != ""
-	if err := c.groups.Place(proc.UID, proc.ProcID, kept); err != nil {
-		c.metrics.PlaceFailed++
+	// The door re-reads the process (identity, uid, floor) before the
+	// move; protection needs the sampler's provenance, so an event puts
+	// the process in work, and the tick moves a protected one to kept.
+	var st platform.Stat
+	if platform.ReadStat(ev.TGID, &st) != nil {
 		return
 	}
-	c.placed[proc.ProcID] = placedAs{kept: kept, since: platform.BootTicks(), seen: c.ticks}
+	id := platform.ProcID{PID: ev.TGID, StartTime: st.StartTime}
+	if r := c.door.PlaceInGroup(id, ev.UID, false, false); r.Outcome != enforce.Done {
+		if r.Outcome == enforce.Failed {
+			c.metrics.PlaceFailed++
+		}
+		return
+	}
+	c.placed[id] = placedAs{since: platform.BootTicks(), seen: c.ticks}
 	c.metrics.Placed++
 	c.metrics.PlacedEvent++
+}
+
+// equalLimits compares two door limits.
+func equalLimits(a, b enforce.Limits) bool {
+	return a.CPUPercent == b.CPUPercent && a.MemoryBytes == b.MemoryBytes && a.Pids == b.Pids && slices.Equal(a.IO, b.IO)
 }
 
 // usage turns two readings of a group's counters dt apart into the

@@ -35,33 +35,29 @@ func (h *fakeHost) Facts() capability.Facts      { return capability.Facts{} }
 
 // fakeGroups records what the capability asks of the door.
 type fakeGroups struct {
-	ensured map[uint32]Limits
-	ensures int
-	placed  map[platform.ProcID]bool // kept?
-	refuse  map[int32]bool
+	enforce.GroupDriver // the driver proper is never called: the door is faked
+	ensured             map[uint32]enforce.Limits
+	ensures             int
+	placed              map[platform.ProcID]bool // kept?
+	refuse              map[int32]bool
+	set                 bool
 }
 
-func (g *fakeGroups) Name() string { return "fake" }
-func (g *fakeGroups) Ensure(uid uint32, lim Limits) error {
-	g.ensured[uid] = lim
+func (g *fakeGroups) Name() string                  { return "fake" }
+func (g *fakeGroups) Close() error                  { return nil }
+func (g *fakeGroups) SetGroups(enforce.GroupDriver) { g.set = true }
+func (g *fakeGroups) EnsureGroup(uid uint32, l enforce.Limits, dry bool) enforce.Result {
+	g.ensured[uid] = l
 	g.ensures++
-	return nil
+	return enforce.Result{Outcome: enforce.Done}
 }
-func (g *fakeGroups) Place(uid uint32, p platform.ProcID, kept bool) error {
+func (g *fakeGroups) PlaceInGroup(p platform.ProcID, uid uint32, kept, dry bool) enforce.Result {
 	if g.refuse[p.PID] {
-		return fmt.Errorf("process %d is gone", p.PID)
+		return enforce.Result{Outcome: enforce.Failed, Reason: "write cgroup.procs: no such process"}
 	}
 	g.placed[p] = kept
-	return nil
+	return enforce.Result{Outcome: enforce.Done}
 }
-func (g *fakeGroups) Leaf(uid uint32, kept bool) string {
-	if kept {
-		return fmt.Sprintf("/guardd-users/u%d/kept", uid)
-	}
-	return fmt.Sprintf("/guardd-users/u%d/work", uid)
-}
-func (g *fakeGroups) StatsGroup(uid uint32) string { return fmt.Sprintf("guardd-users/u%d", uid) }
-func (g *fakeGroups) Close() error                 { return nil }
 
 const testPolicy = `
 class "customers" {
@@ -95,10 +91,12 @@ func newRig(t *testing.T, src string) *rig {
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	r := &rig{g: &fakeGroups{ensured: map[uint32]Limits{}, placed: map[platform.ProcID]bool{}, refuse: map[int32]bool{}},
+	r := &rig{g: &fakeGroups{ensured: map[uint32]enforce.Limits{}, placed: map[platform.ProcID]bool{}, refuse: map[int32]bool{}},
 		where: map[int32]string{}, stats: map[string]platform.GroupStats{}, clock: time.Unix(1e9, 0), policy: p}
-	c := &Isolation{open: func(*platform.CgroupLayout, uint32) (Groups, error) { return r.g, nil }}
-	c.discover = func() (*platform.CgroupLayout, error) { return &platform.CgroupLayout{Mode: platform.CgroupV2}, nil }
+	c := &Isolation{open: func(*platform.CgroupLayout, string) (enforce.GroupDriver, error) { return r.g, nil }, door: r.g}
+	c.discover = func() (*platform.CgroupLayout, error) {
+		return &platform.CgroupLayout{Mode: platform.CgroupV2, V2: &platform.CgroupHierarchy{Version: 2, Mount: "/sys/fs/cgroup", Root: "/", Own: "/"}}, nil
+	}
 	c.whereIs = func(pid int32, _ *platform.CgroupLayout) (string, error) {
 		r.reads++
 		w, ok := r.where[pid]
@@ -111,9 +109,7 @@ func newRig(t *testing.T, src string) *rig {
 		*s = r.stats[group]
 		return nil
 	}
-	c.readProc = func(pid int32, _ *platform.Accounts) (*platform.Process, error) {
-		return nil, platform.ErrGone
-	}
+	c.blockDevs = func([]string) ([]platform.BlockDevice, error) { return nil, nil }
 	if err := c.Start(&fakeHost{pol: p, acc: platform.NewAccounts()}, p); err != nil {
 		t.Fatal(err)
 	}
@@ -151,8 +147,8 @@ func TestReconcilePlacesAndCounts(t *testing.T) {
 	r.where[103] = "/"
 
 	r.c.Observe(snapshot(5, outside, inside, setuidRoot, rootProc))
-	want := Limits{CPUPercent: 100, MemoryMax: 1 << 30, MemoryHigh: (1 << 30) / 100 * 90, TasksMax: 300}
-	if got := r.g.ensured[1500]; got != want {
+	want := enforce.Limits{CPUPercent: 100, MemoryBytes: 1 << 30, Pids: 300}
+	if got := r.g.ensured[1500]; !equalLimits(got, want) {
 		t.Errorf("limits %+v, want %+v", got, want)
 	}
 	if _, ok := r.g.ensured[0]; ok {
@@ -257,7 +253,7 @@ limits "customers" {
   class = "customers"
   procs = 300
 }`)
-	if r.c.groups != nil {
+	if r.c.driver != nil || r.g.set {
 		t.Fatal("a driver was opened for a policy with procs caps only")
 	}
 	r.where[400] = "/elsewhere"

@@ -28,11 +28,13 @@ func newFakeHost(pol *policy.Policy) *fakeHost {
 	return &fakeHost{log: slog.New(slog.NewTextHandler(io.Discard, nil)), acc: platform.NewAccounts(), pol: pol}
 }
 
-func (h *fakeHost) Log() *slog.Logger            { return h.log }
-func (h *fakeHost) Accounts() *platform.Accounts { return h.acc }
-func (h *fakeHost) Policy() *policy.Policy       { return h.pol }
-func (h *fakeHost) Write(ev *report.Event)       { h.lines = append(h.lines, *ev) }
-func (h *fakeHost) WakeUsers()                   {}
+func (h *fakeHost) Log() *slog.Logger                     { return h.log }
+func (h *fakeHost) Accounts() *platform.Accounts          { return h.acc }
+func (h *fakeHost) Policy() *policy.Policy                { return h.pol }
+func (h *fakeHost) Write(ev *report.Event)                { h.lines = append(h.lines, *ev) }
+func (h *fakeHost) WakeUsers()                            {}
+func (h *fakeHost) PublishProcEvent(platform.ProcEvent)   {}
+func (h *fakeHost) Isolation(uint32) capability.Isolation { return capability.Isolation{} }
 
 // Pids far above any pid_max: no real process is named, and handle()
 // below never reads /proc for them (the tracker knows the parents).

@@ -139,6 +139,13 @@ func (f *forkStorm) accountLocked(uid uint32) (watched bool, cap int) {
 		if p.Mode != policy.ModeMonitor { // monitor mode changes nothing, caps included
 			c, _ = p.ProcCap(uid, name, groups)
 		}
+		if c > 0 && f.h.Isolation(uid).PidsLimited {
+			// The group's pids limit holds the same cap, exactly and
+			// beyond the reach of processes not capped yet; an
+			// RLIMIT_NPROC at the same value would refuse first and hide
+			// the group's refusals (user.procs_faults).
+			c = 0
+		}
 	}
 	f.watched[uid], f.capOf[uid] = w, c
 	return w, c
@@ -165,6 +172,7 @@ func (f *forkStorm) readEvents() {
 }
 
 func (f *forkStorm) handle(ev platform.ProcEvent) {
+	f.h.PublishProcEvent(ev)
 	if ev.Kind == platform.EventExec {
 		f.h.Sampler().NoteExec(ev.TGID) // exe, protection, temp-exe: even when comm stays
 		return

@@ -144,7 +144,11 @@ func (r *resumer) fire(pr *pendingResume) {
 
 // resume sends SIGCONT to every process of the user and journals it.
 func (r *resumer) resume(pr *pendingResume, why string) {
-	res := r.h.Enforcer().SignalUser(pr.UID, pr.GID, "CONT", false)
+	var thaw enforce.Result
+	if r.h.Isolation(pr.UID).Grouped {
+		thaw = r.h.Enforcer().ThawGroup(pr.UID, false) // a frozen group first
+	}
+	res := withGroup(thaw, r.h.Enforcer().SignalUser(pr.UID, pr.GID, "CONT", false))
 	reason := res.Reason
 	if why != "" {
 		reason = fmt.Sprintf("%s (%s)", reason, why)

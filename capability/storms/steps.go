@@ -31,6 +31,21 @@ func (c *protectSeen) userSignalStep(sig string) capability.StepFunc {
 			ev.Outcome, ev.Reason = report.OutcomeSkipped, "protected: "+why
 		} else {
 			dry := m.Rule.Mode == policy.ModeMonitor
+			// A customer in a group of its own: the group first. Its kill
+			// and freeze reach every process in it at once, however fast
+			// it forks, and its kept leaf (protected sessions) is spared;
+			// the signals below then reach stragglers outside the group.
+			var group enforce.Result
+			if h.Isolation(uid).Grouped {
+				switch sig {
+				case "KILL":
+					group = enf.KillGroup(uid, dry)
+				case "STOP":
+					group = enf.FreezeGroup(uid, dry)
+				case "CONT":
+					group = enf.ThawGroup(uid, dry)
+				}
+			}
 			var res enforce.UserResult
 			switch sig {
 			case "KILL", "STOP":
@@ -41,6 +56,10 @@ func (c *protectSeen) userSignalStep(sig string) capability.StepFunc {
 				}
 				r, run := enf.PrepareUserSweep(uid, gid, spare, sig == "KILL", dry)
 				if run != nil {
+					if group.Outcome != "" {
+						inner := run
+						run = func() enforce.UserResult { return withGroup(group, inner()) }
+					}
 					c.sweepOffLock(h, m, ev, run) // writes the audit line when done
 					return
 				}
@@ -48,10 +67,29 @@ func (c *protectSeen) userSignalStep(sig string) capability.StepFunc {
 			default:
 				res = enf.SignalUser(uid, gid, sig, dry)
 			}
+			if group.Outcome != "" {
+				res = withGroup(group, res)
+			}
 			ev.Outcome, ev.Reason = res.Outcome, res.Reason
 		}
 		h.Write(&ev)
 	}
+}
+
+// withGroup folds the group's act into the signals' result: the step
+// did its work if either did (the signals often find nothing left after
+// a group kill), and the reason says both.
+func withGroup(group enforce.Result, res enforce.UserResult) enforce.UserResult {
+	if group.Outcome == "" {
+		return res
+	}
+	switch {
+	case group.Outcome == res.Outcome:
+	case group.Outcome == enforce.Done || group.Outcome == enforce.WouldDo:
+		res.Outcome = group.Outcome
+	}
+	res.Reason = "group: " + group.Reason + "; signals: " + res.Reason
+	return res
 }
 
 // reapStep handles reap: the parents of the zombies (the matched process
