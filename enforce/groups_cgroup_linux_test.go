@@ -547,6 +547,13 @@ func TestGroupPidsMax(t *testing.T) {
 		if err := g.d.Place(h.id, u.uid, false); err != nil {
 			t.Fatal(err)
 		}
+		// Held open from before the forks, the counter files read what
+		// is there now (cgroupfs regenerates a file read from offset 0).
+		files, err := platform.OpenGroupStats(g.layout, g.group(u.uid), platform.StatPidsCurrent|platform.StatPidsRefused, "work", "kept")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer files.Close()
 		// The control: unlimited, two forks succeed.
 		h.send(t, "fork 2")
 		if got := h.line(t); got != "forked 2 none" {
@@ -562,8 +569,13 @@ func TestGroupPidsMax(t *testing.T) {
 		if got != "forked 2 EAGAIN" {
 			t.Errorf("with pids.max %d (%d tasks in the group): %s, want forked 2 EAGAIN", limit, cur, got)
 		}
-		if s := g.stats(t, u.uid); s.PidsRefused == 0 || s.PidsCurrent > uint64(limit) {
+		s := g.stats(t, u.uid)
+		if s.PidsRefused == 0 || s.PidsCurrent > uint64(limit) {
 			t.Errorf("stats %+v: want a refusal counted, at most %d tasks", s, limit)
+		}
+		var held platform.GroupStats
+		if err := files.Read(&held); err != nil || held.PidsCurrent != s.PidsCurrent || held.PidsRefused != s.PidsRefused {
+			t.Errorf("from the files held open: %+v %v, want pids %d refused %d", held, err, s.PidsCurrent, s.PidsRefused)
 		}
 		// The group kill ends the helper and its four children.
 		n, err := g.d.Kill(u.uid)
