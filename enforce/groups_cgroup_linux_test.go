@@ -757,3 +757,71 @@ func BenchmarkGroupPlace(b *testing.B) {
 		})
 	}
 }
+
+// TestGroupIOLimits: the kernel takes the IO limits as written for a
+// real disk, reads them back, and drops them when the limits are lifted.
+func TestGroupIOLimits(t *testing.T) {
+	groupKinds(t, func(t *testing.T, kind string) {
+		need := "blkio"
+		if kind == "v2" {
+			need = "io"
+		}
+		g := newTestGroups(t, kind, need)
+		disk := firstDisk(t)
+		g.use(t, 60001, enforce.Limits{IO: []enforce.IOLimit{{Major: disk[0], Minor: disk[1], ReadBPS: 100 << 20, WriteBPS: 50 << 20}}})
+		dev := fmt.Sprintf("%d:%d", disk[0], disk[1])
+		read := func(ctrl, file string) string {
+			h := g.hs[0]
+			if kind == "v1" {
+				h = g.layout.V1[ctrl]
+			}
+			b, err := os.ReadFile(filepath.Join(h.Dir(), g.group(60001), file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return strings.TrimSpace(string(b))
+		}
+		check := func(want map[string]string) {
+			t.Helper()
+			for file, w := range want {
+				if got := read(need, file); got != w {
+					t.Errorf("%s: %q, want %q", file, got, w)
+				}
+			}
+		}
+		if kind == "v1" {
+			check(map[string]string{"blkio.throttle.read_bps_device": dev + " 104857600", "blkio.throttle.write_bps_device": dev + " 52428800"})
+		} else {
+			check(map[string]string{"io.max": dev + " rbps=104857600 wbps=52428800 riops=max wiops=max"})
+		}
+		if err := g.d.Ensure(60001, enforce.Limits{}); err != nil {
+			t.Fatal(err)
+		}
+		if kind == "v1" {
+			check(map[string]string{"blkio.throttle.read_bps_device": "", "blkio.throttle.write_bps_device": ""})
+		} else {
+			check(map[string]string{"io.max": ""})
+		}
+	})
+}
+
+// firstDisk is MAJ:MIN of a whole disk here (not a loop device, not
+// zram), or the test skips.
+func firstDisk(t *testing.T) [2]uint32 {
+	ents, _ := os.ReadDir("/sys/block")
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "loop") || strings.HasPrefix(e.Name(), "zram") || strings.HasPrefix(e.Name(), "ram") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/sys/block", e.Name(), "dev"))
+		if err != nil {
+			continue
+		}
+		var d [2]uint32
+		if _, err := fmt.Sscanf(strings.TrimSpace(string(b)), "%d:%d", &d[0], &d[1]); err == nil {
+			return d
+		}
+	}
+	t.Skip("no disk here")
+	return [2]uint32{}
+}
