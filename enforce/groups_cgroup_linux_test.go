@@ -547,6 +547,13 @@ func TestGroupPidsMax(t *testing.T) {
 		if err := g.d.Place(h.id, u.uid, false); err != nil {
 			t.Fatal(err)
 		}
+		// Held open from before the forks, the counter files read what
+		// is there now (cgroupfs regenerates a file read from offset 0).
+		files, err := platform.OpenGroupStats(g.layout, g.group(u.uid), platform.StatPidsCurrent|platform.StatPidsRefused, "work", "kept")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer files.Close()
 		// The control: unlimited, two forks succeed.
 		h.send(t, "fork 2")
 		if got := h.line(t); got != "forked 2 none" {
@@ -562,8 +569,13 @@ func TestGroupPidsMax(t *testing.T) {
 		if got != "forked 2 EAGAIN" {
 			t.Errorf("with pids.max %d (%d tasks in the group): %s, want forked 2 EAGAIN", limit, cur, got)
 		}
-		if s := g.stats(t, u.uid); s.PidsRefused == 0 || s.PidsCurrent > uint64(limit) {
+		s := g.stats(t, u.uid)
+		if s.PidsRefused == 0 || s.PidsCurrent > uint64(limit) {
 			t.Errorf("stats %+v: want a refusal counted, at most %d tasks", s, limit)
+		}
+		var held platform.GroupStats
+		if err := files.Read(&held); err != nil || held.PidsCurrent != s.PidsCurrent || held.PidsRefused != s.PidsRefused {
+			t.Errorf("from the files held open: %+v %v, want pids %d refused %d", held, err, s.PidsCurrent, s.PidsRefused)
 		}
 		// The group kill ends the helper and its four children.
 		n, err := g.d.Kill(u.uid)
@@ -744,4 +756,72 @@ func BenchmarkGroupPlace(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestGroupIOLimits: the kernel takes the IO limits as written for a
+// real disk, reads them back, and drops them when the limits are lifted.
+func TestGroupIOLimits(t *testing.T) {
+	groupKinds(t, func(t *testing.T, kind string) {
+		need := "blkio"
+		if kind == "v2" {
+			need = "io"
+		}
+		g := newTestGroups(t, kind, need)
+		disk := firstDisk(t)
+		g.use(t, 60001, enforce.Limits{IO: []enforce.IOLimit{{Major: disk[0], Minor: disk[1], ReadBPS: 100 << 20, WriteBPS: 50 << 20}}})
+		dev := fmt.Sprintf("%d:%d", disk[0], disk[1])
+		read := func(ctrl, file string) string {
+			h := g.hs[0]
+			if kind == "v1" {
+				h = g.layout.V1[ctrl]
+			}
+			b, err := os.ReadFile(filepath.Join(h.Dir(), g.group(60001), file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return strings.TrimSpace(string(b))
+		}
+		check := func(want map[string]string) {
+			t.Helper()
+			for file, w := range want {
+				if got := read(need, file); got != w {
+					t.Errorf("%s: %q, want %q", file, got, w)
+				}
+			}
+		}
+		if kind == "v1" {
+			check(map[string]string{"blkio.throttle.read_bps_device": dev + " 104857600", "blkio.throttle.write_bps_device": dev + " 52428800"})
+		} else {
+			check(map[string]string{"io.max": dev + " rbps=104857600 wbps=52428800 riops=max wiops=max"})
+		}
+		if err := g.d.Ensure(60001, enforce.Limits{}); err != nil {
+			t.Fatal(err)
+		}
+		if kind == "v1" {
+			check(map[string]string{"blkio.throttle.read_bps_device": "", "blkio.throttle.write_bps_device": ""})
+		} else {
+			check(map[string]string{"io.max": ""})
+		}
+	})
+}
+
+// firstDisk is MAJ:MIN of a whole disk here (not a loop device, not
+// zram), or the test skips.
+func firstDisk(t *testing.T) [2]uint32 {
+	ents, _ := os.ReadDir("/sys/block")
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "loop") || strings.HasPrefix(e.Name(), "zram") || strings.HasPrefix(e.Name(), "ram") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/sys/block", e.Name(), "dev"))
+		if err != nil {
+			continue
+		}
+		var d [2]uint32
+		if _, err := fmt.Sscanf(strings.TrimSpace(string(b)), "%d:%d", &d[0], &d[1]); err == nil {
+			return d
+		}
+	}
+	t.Skip("no disk here")
+	return [2]uint32{}
 }

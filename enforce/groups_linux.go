@@ -352,11 +352,12 @@ func killLoop(procs string, member func(pid int32) bool, freeze, thaw func() err
 	}
 }
 
-// killMember sends SIGKILL to pid if it is still in the leaf. With a
-// pidfd the check holds for the process the pidfd names: it cannot exit
-// and have its pid reused while the check runs without the pidfd seeing
-// it exit. Without pidfds (kernels < 5.3) the leaf is frozen: its
-// members do not exit between the check and kill(2) unless killed.
+// killMember sends SIGKILL to pid if it is still in the leaf. A pidfd
+// signals only the process it was opened on; the check reads whoever
+// holds the pid, which is that process as long as it lives (and once it
+// died the signal fails). Without pidfds (kernels < 5.3) the leaf is
+// frozen: its members do not exit between the check and kill(2) unless
+// killed.
 func killMember(pid int32, member func(int32) bool) bool {
 	fd, err := -1, error(unix.ENOSYS)
 	if !noPidfd {

@@ -55,6 +55,9 @@ func (r *GroupStatsReader) Read(l *CgroupLayout, group string, s *GroupStats) er
 	found := false
 	for i := range files {
 		f := &files[i]
+		if r.Only != 0 && f.bits&r.Only == 0 {
+			continue
+		}
 		h := l.V2
 		if f.ctrl != "" {
 			h = l.V1[f.ctrl]
@@ -76,11 +79,15 @@ func (r *GroupStatsReader) Read(l *CgroupLayout, group string, s *GroupStats) er
 		return fmt.Errorf("cgroup group %q: %w", group, os.ErrNotExist)
 	}
 	if l.Mode == CgroupV1 {
-		// v1 counts an OOM kill and a refused fork in the group of the
-		// process it happened to (pids.events since 6.12, "pids:
-		// separate semantics"), v2 in each ancestor too: add the leaves'.
+		// v1 counts an OOM kill in the victim's own group and a refused
+		// fork in the forking process's (seen on 6.18), v2 in each
+		// ancestor too: add the leaves'.
 		for _, leaf := range r.Leaves {
-			for _, f := range [...]statFile{{"memory", "memory.oom_control", ParseOOMControl}, {"pids", "pids.events", ParsePidsEvents}} {
+			for i := range v1LeafFiles {
+				f := &v1LeafFiles[i]
+				if r.Only != 0 && f.bits&r.Only == 0 {
+					continue
+				}
 				h := l.V1[f.ctrl]
 				if h == nil {
 					continue
@@ -89,8 +96,9 @@ func (r *GroupStatsReader) Read(l *CgroupLayout, group string, s *GroupStats) er
 				if err != nil {
 					continue // a leaf that is not there had none
 				}
-				var ls GroupStats
-				f.parse(b, &ls)
+				ls := &r.leaf // not a local: through f.parse it would escape
+				*ls = GroupStats{}
+				f.parse(b, ls)
 				s.MemoryOOMKill += ls.MemoryOOMKill
 				s.PidsRefused += ls.PidsRefused
 			}
@@ -99,49 +107,53 @@ func (r *GroupStatsReader) Read(l *CgroupLayout, group string, s *GroupStats) er
 	return nil
 }
 
-// statFile is one counter file: in the v1 hierarchy of ctrl ("": v2).
+// statFile is one counter file: in the v1 hierarchy of ctrl ("": v2),
+// giving the Stat* bits of bits.
 type statFile struct {
 	ctrl, name string
+	bits       uint32
 	parse      func(b []byte, s *GroupStats)
 }
 
 var v1StatFiles = []statFile{
-	{"cpuacct", "cpuacct.usage", func(b []byte, s *GroupStats) {
+	{"cpuacct", "cpuacct.usage", StatCPUUsage, func(b []byte, s *GroupStats) {
 		if v, ok := parseUint(bytes.TrimSpace(b)); ok {
 			s.CPUUsageUsec, s.Avail = v/1000, s.Avail|StatCPUUsage // ns
 		}
 	}},
-	{"cpu", "cpu.stat", ParseCPUStat},
-	{"memory", "memory.usage_in_bytes", setMemoryCurrent},
-	{"memory", "memory.failcnt", func(b []byte, s *GroupStats) {
+	{"cpu", "cpu.stat", StatCPUThrottled, ParseCPUStat},
+	{"memory", "memory.usage_in_bytes", StatMemoryCurrent, setMemoryCurrent},
+	{"memory", "memory.failcnt", StatMemoryMax, func(b []byte, s *GroupStats) {
 		if v, ok := parseUint(bytes.TrimSpace(b)); ok {
 			s.MemoryMax, s.Avail = v, s.Avail|StatMemoryMax
 		}
 	}},
-	{"memory", "memory.oom_control", ParseOOMControl},
-	{"pids", "pids.current", setPidsCurrent},
-	{"pids", "pids.events", ParsePidsEvents},
-	{"blkio", "blkio.throttle.io_service_bytes", ParseBlkioBytes},
+	{"memory", "memory.oom_control", StatMemoryOOMKill, ParseOOMControl},
+	{"pids", "pids.current", StatPidsCurrent, setPidsCurrent},
+	{"pids", "pids.events", StatPidsRefused, ParsePidsEvents},
+	{"blkio", "blkio.throttle.io_service_bytes", StatIO, ParseBlkioBytes},
 }
 
+var v1LeafFiles = []statFile{{"memory", "memory.oom_control", StatMemoryOOMKill, ParseOOMControl}, {"pids", "pids.events", StatPidsRefused, ParsePidsEvents}}
+
 var v2StatFiles = []statFile{
-	{"", "cpu.stat", ParseCPUStat},
-	{"", "memory.current", setMemoryCurrent},
-	{"", "memory.events", ParseMemoryEvents},
-	{"", "pids.current", setPidsCurrent},
-	{"", "pids.events", ParsePidsEvents},
-	{"", "io.stat", ParseIOStat},
-	{"", "cpu.pressure", func(b []byte, s *GroupStats) {
+	{"", "cpu.stat", StatCPUUsage | StatCPUThrottled, ParseCPUStat},
+	{"", "memory.current", StatMemoryCurrent, setMemoryCurrent},
+	{"", "memory.events", StatMemoryHigh | StatMemoryMax | StatMemoryOOM | StatMemoryOOMKill, ParseMemoryEvents},
+	{"", "pids.current", StatPidsCurrent, setPidsCurrent},
+	{"", "pids.events", StatPidsRefused, ParsePidsEvents},
+	{"", "io.stat", StatIO, ParseIOStat},
+	{"", "cpu.pressure", StatCPUPressure, func(b []byte, s *GroupStats) {
 		if v, ok := ParsePressureSome(b); ok {
 			s.CPUPressure, s.Avail = v, s.Avail|StatCPUPressure
 		}
 	}},
-	{"", "memory.pressure", func(b []byte, s *GroupStats) {
+	{"", "memory.pressure", StatMemoryPressure, func(b []byte, s *GroupStats) {
 		if v, ok := ParsePressureSome(b); ok {
 			s.MemoryPressure, s.Avail = v, s.Avail|StatMemoryPressure
 		}
 	}},
-	{"", "io.pressure", func(b []byte, s *GroupStats) {
+	{"", "io.pressure", StatIOPressure, func(b []byte, s *GroupStats) {
 		if v, ok := ParsePressureSome(b); ok {
 			s.IOPressure, s.Avail = v, s.Avail|StatIOPressure
 		}
@@ -160,10 +172,9 @@ func setPidsCurrent(b []byte, s *GroupStats) {
 	}
 }
 
-// file reads the whole of h's group/name into r.buf, with one open and
-// as few reads as the file needs. The path is built in r.path and opened
+// open opens h's group/sub/name. The path is built in r.path and opened
 // with a raw openat: unix.Open would allocate a copy of it.
-func (r *GroupStatsReader) file(h *CgroupHierarchy, group, sub, name string) ([]byte, error) {
+func (r *GroupStatsReader) open(h *CgroupHierarchy, group, sub, name string) (int, error) {
 	p := append(r.path[:0], h.Mount...)
 	if rel := trimRoot(h.Own, h.Root); rel != "" {
 		p = append(p, '/')
@@ -183,9 +194,19 @@ func (r *GroupStatsReader) file(h *CgroupHierarchy, group, sub, name string) ([]
 	fd, _, e := unix.Syscall6(unix.SYS_OPENAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(&p[0])),
 		uintptr(unix.O_RDONLY|unix.O_CLOEXEC), 0, 0, 0)
 	if e != 0 {
-		return nil, e
+		return -1, e
 	}
-	defer unix.Close(int(fd))
+	return int(fd), nil
+}
+
+// file reads the whole of h's group/sub/name into r.buf, with one open
+// and as few reads as the file needs.
+func (r *GroupStatsReader) file(h *CgroupHierarchy, group, sub, name string) ([]byte, error) {
+	fd, err := r.open(h, group, sub, name)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
 	n := 0
 	for {
 		if n == len(r.buf) {
@@ -194,7 +215,7 @@ func (r *GroupStatsReader) file(h *CgroupHierarchy, group, sub, name string) ([]
 			}
 			r.buf = slices.Grow(r.buf, len(r.buf))[:2*len(r.buf)]
 		}
-		m, err := unix.Read(int(fd), r.buf[n:])
+		m, err := unix.Read(fd, r.buf[n:])
 		if err == unix.EINTR {
 			continue
 		}
@@ -241,4 +262,118 @@ func ProcCgroupPath(pid int32, l *CgroupLayout) (string, error) {
 		return "", goneOr(err, "read cgroup of "+strconv.Itoa(int(pid)))
 	}
 	return ProcCgroupIn(b, h)
+}
+
+// GroupStatsFiles keeps one group's counter files open: a read is then
+// one pread per file (about 0.5 µs each here, against 6 µs for an open,
+// a read and a close), for a tick that reads every customer's group.
+// Each open file is a descriptor held: open only the fields needed
+// (only), and Close before the group is removed (a read of a removed
+// group's file fails with ENODEV). Not safe for concurrent use.
+type GroupStatsFiles struct {
+	fds   []int
+	files []*statFile
+	leaf  []bool // the file is a leaf's: its counts are added (see GroupStatsReader.Leaves)
+	buf   []byte
+	tmp   GroupStats
+}
+
+// OpenGroupStats opens the counter files of group (as ReadGroupStats
+// takes it) that give the Stat* bits of only (0: all); files this host
+// lacks are left out, their fields unavailable.
+func OpenGroupStats(l *CgroupLayout, group string, only uint32, leaves ...string) (*GroupStatsFiles, error) {
+	g := &GroupStatsFiles{buf: make([]byte, 4096)}
+	var r GroupStatsReader
+	r.path = make([]byte, 0, 256)
+	add := func(f *statFile, sub string, leaf bool) error {
+		if only != 0 && f.bits&only == 0 {
+			return nil
+		}
+		h := l.V2
+		if f.ctrl != "" {
+			h = l.V1[f.ctrl]
+		}
+		if h == nil {
+			return nil
+		}
+		fd, err := r.open(h, group, sub, f.name)
+		if errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("open %s: %w", r.pathString(), err)
+		}
+		g.fds, g.files, g.leaf = append(g.fds, fd), append(g.files, f), append(g.leaf, leaf)
+		return nil
+	}
+	files := v2StatFiles
+	if l.Mode == CgroupV1 {
+		files = v1StatFiles
+	}
+	var err error
+	for i := range files {
+		if err = add(&files[i], "", false); err != nil {
+			break
+		}
+	}
+	for _, leaf := range leaves {
+		for i := range v1LeafFiles {
+			if err == nil && l.Mode == CgroupV1 {
+				err = add(&v1LeafFiles[i], leaf, true)
+			}
+		}
+	}
+	if err == nil && len(g.fds) == 0 {
+		err = fmt.Errorf("cgroup group %q: %w", group, os.ErrNotExist)
+	}
+	if err != nil {
+		g.Close()
+		return nil, err
+	}
+	return g, nil
+}
+
+// Read fills s from the open files.
+func (g *GroupStatsFiles) Read(s *GroupStats) error {
+	*s = GroupStats{}
+	for i, fd := range g.fds {
+		n := 0
+		for {
+			if n == len(g.buf) {
+				if len(g.buf) >= 1<<20 {
+					return fmt.Errorf("read %s: larger than %d bytes", g.files[i].name, len(g.buf))
+				}
+				g.buf = slices.Grow(g.buf, len(g.buf))[:2*len(g.buf)]
+			}
+			m, err := unix.Pread(fd, g.buf[n:], int64(n))
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("read %s: %w", g.files[i].name, err)
+			}
+			if m == 0 {
+				break
+			}
+			n += m
+		}
+		if !g.leaf[i] {
+			g.files[i].parse(g.buf[:n], s)
+			continue
+		}
+		g.tmp = GroupStats{}
+		g.files[i].parse(g.buf[:n], &g.tmp)
+		s.MemoryOOMKill += g.tmp.MemoryOOMKill
+		s.PidsRefused += g.tmp.PidsRefused
+	}
+	return nil
+}
+
+// Close closes the files.
+func (g *GroupStatsFiles) Close() error {
+	for _, fd := range g.fds {
+		unix.Close(fd)
+	}
+	g.fds = nil
+	return nil
 }

@@ -74,6 +74,54 @@ func TestReadGroupStatsFake(t *testing.T) {
 		t.Errorf("v1 availability %b", s.Avail)
 	}
 
+	// Only: the files of those fields, no others.
+	r := GroupStatsReader{Only: StatCPUUsage | StatMemoryCurrent | StatPidsCurrent, Leaves: []string{"work", "kept"}}
+	for _, c := range []struct {
+		l    *CgroupLayout
+		want GroupStats
+	}{
+		{v1, GroupStats{CPUUsageUsec: 2500000, MemoryCurrent: 123456, PidsCurrent: 7}},
+		{v2, GroupStats{CPUUsageUsec: 2500000, CPUThrottledUsec: 1500000, CPUThrottled: 40, CPUPeriods: 120, MemoryCurrent: 123456, PidsCurrent: 7}},
+	} {
+		var got GroupStats
+		if err := r.Read(c.l, "base/u1000", &got); err != nil {
+			t.Fatal(err)
+		}
+		c.want.Avail = got.Avail
+		if got != c.want || !got.Has(r.Only) || got.Has(StatPidsRefused) || got.Has(StatMemoryOOMKill) {
+			t.Errorf("%s only core:\n got %+v\nwant %+v", c.l.Mode, got, c.want)
+		}
+	}
+
+	// Open files read what ReadGroupStats reads, and again after a change.
+	for _, l := range []*CgroupLayout{v1, v2} {
+		want, err := ReadGroupStats(l, "base/u1000", "work", "kept")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := OpenGroupStats(l, "base/u1000", 0, "work", "kept")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got GroupStats
+		if err := f.Read(&got); err != nil || got != want {
+			t.Errorf("%s open files: %+v %v\nwant %+v", l.Mode, got, err, want)
+		}
+		dir := root + "/v2/guardd/base/u1000"
+		if l == v1 {
+			dir = root + "/v1/pids/base/u1000"
+		}
+		write(dir, map[string]string{"pids.current": "8\n"})
+		if err := f.Read(&got); err != nil || got.PidsCurrent != 8 {
+			t.Errorf("%s after a change: pids %d %v", l.Mode, got.PidsCurrent, err)
+		}
+		write(dir, map[string]string{"pids.current": "7\n"})
+		f.Close()
+	}
+	if _, err := OpenGroupStats(v2, "base/u2000", 0); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("open a missing group: %v", err)
+	}
+
 	if _, err := ReadGroupStats(v2, "base/u2000"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing group: %v", err)
 	}
@@ -81,7 +129,7 @@ func TestReadGroupStatsFake(t *testing.T) {
 
 // realGroup creates an empty group gdt-<random> under the test process's
 // own group of every hierarchy guardd reads, removed when the test ends.
-func realGroup(tb testing.TB) (*CgroupLayout, string) {
+func realGroup(tb testing.TB, leaves ...string) (*CgroupLayout, string) {
 	tb.Helper()
 	if os.Geteuid() != 0 {
 		tb.Skip("needs root to create cgroups")
@@ -110,14 +158,19 @@ func realGroup(tb testing.TB) (*CgroupLayout, string) {
 	name := "gdt-" + hex(rnd[:])
 	for _, h := range hs {
 		dir := filepath.Join(h.Dir(), name)
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			tb.Fatal(err)
-		}
-		tb.Cleanup(func() {
-			if err := os.Remove(dir); err != nil {
-				tb.Errorf("remove %s: %v", dir, err)
+		for _, d := range append([]string{dir}, leaves...) {
+			if d != dir {
+				d = filepath.Join(dir, d)
 			}
-		})
+			if err := os.Mkdir(d, 0o755); err != nil {
+				tb.Fatal(err)
+			}
+			tb.Cleanup(func() { // leaves first: cleanups run last-in first-out
+				if err := os.Remove(d); err != nil {
+					tb.Errorf("remove %s: %v", d, err)
+				}
+			})
+		}
 	}
 	return l, name
 }
@@ -166,14 +219,70 @@ func TestCgroupsHere(t *testing.T) {
 	}
 }
 
-// BenchmarkReadGroupStats: one user's counters, on a real group here.
+// BenchmarkReadGroupStats: one user's counters, on a real group here
+// with its two leaves.
 func BenchmarkReadGroupStats(b *testing.B) {
-	l, name := realGroup(b)
+	l, name := realGroup(b, "work", "kept")
 	r := GroupStatsReader{Leaves: []string{"work", "kept"}}
 	var s GroupStats
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := r.Read(l, name, &s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkReadGroupStatsCore: CPU time, memory and processes only, what
+// a tick needs for user.cpu_percent, user.rss_mb and user.procs.
+func BenchmarkReadGroupStatsCore(b *testing.B) {
+	l, name := realGroup(b, "work", "kept")
+	r := GroupStatsReader{Only: StatCPUUsage | StatMemoryCurrent | StatPidsCurrent}
+	var s GroupStats
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := r.Read(l, name, &s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if !s.Has(r.Only) {
+		b.Fatalf("read %+v", s)
+	}
+}
+
+// BenchmarkGroupStatsFilesCore: the same three counters from files held
+// open.
+func BenchmarkGroupStatsFilesCore(b *testing.B) {
+	l, name := realGroup(b, "work", "kept")
+	f, err := OpenGroupStats(l, name, StatCPUUsage|StatMemoryCurrent|StatPidsCurrent)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	var s GroupStats
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := f.Read(&s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if !s.Has(StatCPUUsage | StatMemoryCurrent | StatPidsCurrent) {
+		b.Fatalf("read %+v", s)
+	}
+}
+
+// BenchmarkGroupStatsFiles: every counter from files held open.
+func BenchmarkGroupStatsFiles(b *testing.B) {
+	l, name := realGroup(b, "work", "kept")
+	f, err := OpenGroupStats(l, name, 0, "work", "kept")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	var s GroupStats
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := f.Read(&s); err != nil {
 			b.Fatal(err)
 		}
 	}

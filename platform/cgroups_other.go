@@ -16,3 +16,17 @@ func (*GroupStatsReader) Read(*CgroupLayout, string, *GroupStats) error { return
 
 // ProcCgroupPath returns ErrUnsupported on this OS.
 func ProcCgroupPath(int32, *CgroupLayout) (string, error) { return "", ErrUnsupported }
+
+// GroupStatsFiles is not available on this OS.
+type GroupStatsFiles struct{}
+
+// OpenGroupStats returns ErrUnsupported on this OS.
+func OpenGroupStats(*CgroupLayout, string, uint32, ...string) (*GroupStatsFiles, error) {
+	return nil, ErrUnsupported
+}
+
+// Read returns ErrUnsupported on this OS.
+func (*GroupStatsFiles) Read(*GroupStats) error { return ErrUnsupported }
+
+// Close does nothing on this OS.
+func (*GroupStatsFiles) Close() error { return nil }

@@ -4,10 +4,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
-// layoutFixture parses testdata/cgroup/layout-NAME-{mountinfo,cgroup,controllers}.
+// layoutFixture parses testdata/cgroups/layout-NAME-{mountinfo,cgroup,controllers}.
 func layoutFixture(t *testing.T, name string) *CgroupLayout {
 	t.Helper()
 	dir := filepath.Join("testdata", "cgroups")
@@ -262,6 +263,44 @@ func FuzzParseCgroupLayout(f *testing.F) {
 			if h != nil && !under(h.Own, h.Root) {
 				t.Fatalf("own %q outside root %q", h.Own, h.Root)
 			}
+		}
+	})
+}
+
+func FuzzParseProcCgroup(f *testing.F) {
+	for _, n := range []string{"hybrid", "v2", "legacy", "ns", "sibling"} {
+		cg, _ := os.ReadFile(filepath.Join("testdata", "cgroups", "layout-"+n+"-cgroup"))
+		f.Add(cg)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		entries, err := ParseProcCgroup(b)
+		if err != nil {
+			return
+		}
+		for _, e := range entries {
+			if !strings.HasPrefix(e.Path, "/") || strings.Contains(e.Path, "\n") {
+				t.Fatalf("path %q", e.Path)
+			}
+		}
+	})
+}
+
+// FuzzParseGroupCounters: no counter file makes a parser panic, and PSI
+// is a percentage only when it parses.
+func FuzzParseGroupCounters(f *testing.F) {
+	for _, s := range []string{v2CPUStat, v1CPUStat, memEvents, oomCtl, ioStat, blkio, pressure} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var s GroupStats
+		ParseCPUStat(b, &s)
+		ParseMemoryEvents(b, &s)
+		ParseOOMControl(b, &s)
+		ParsePidsEvents(b, &s)
+		ParseIOStat(b, &s)
+		ParseBlkioBytes(b, &s)
+		if v, ok := ParsePressureSome(b); ok && (v < 0 || v > 1e12) {
+			t.Fatalf("pressure %v", v)
 		}
 	})
 }
