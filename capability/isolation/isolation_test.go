@@ -75,6 +75,14 @@ limits "customers" {
 }
 `
 
+type fakeStats struct {
+	r     *rig
+	group string
+}
+
+func (f fakeStats) Read(s *platform.GroupStats) error { *s = f.r.stats[f.group]; return nil }
+func (f fakeStats) Close() error                      { return nil }
+
 type rig struct {
 	c      *Isolation
 	g      *fakeGroups
@@ -105,9 +113,8 @@ func newRig(t *testing.T, src string) *rig {
 		}
 		return w, nil
 	}
-	c.readStats = func(_ *platform.CgroupLayout, group string, s *platform.GroupStats) error {
-		*s = r.stats[group]
-		return nil
+	c.openStats = func(_ *platform.CgroupLayout, group string) (statsFiles, error) {
+		return fakeStats{r, group}, nil
 	}
 	c.blockDevs = func([]string) ([]platform.BlockDevice, error) { return nil, nil }
 	if err := c.Start(&fakeHost{pol: p, acc: platform.NewAccounts()}, p); err != nil {
