@@ -292,6 +292,9 @@ func TestSystemdScopes(t *testing.T) {
 	})
 
 	t.Run("KillSparesKept", func(t *testing.T) {
+		// Frozen first, as stop_user then kill_user would: cgroup.kill's
+		// SIGKILL ends frozen processes too.
+		ctl.must(t, "freeze %d", u.UID)
 		ctl.must(t, "kill %d", u.UID)
 		if !Eventually(Deadline, func() bool { return !c.alive(burnPID) }) {
 			t.Fatalf("burner %s alive after kill", burnPID)
@@ -305,6 +308,7 @@ func TestSystemdScopes(t *testing.T) {
 		if p := c.show(t, scope, "ActiveState"); p["ActiveState"] != "active" {
 			t.Errorf("scope with its kept process: %v", p)
 		}
+		ctl.must(t, "thaw %d", u.UID)
 		// Remove refuses a scope that still has a process.
 		if _, err := ctl.do(t, "remove %d", u.UID); err == nil || !strings.Contains(err.Error(), "still has 1 processes") {
 			t.Errorf("remove with a kept process: %v", err)
@@ -373,5 +377,23 @@ func TestSystemdScopes(t *testing.T) {
 		if cg := c.procCgroup(t, pid); cg != wantCg+"/kept" {
 			t.Errorf("cgroup %q, want %q", cg, wantCg+"/kept")
 		}
+
+		// Remove, once the scope is empty, forgets the limits: the next
+		// scope of the customer starts without them.
+		c.must(t, "kill", "-KILL", pid)
+		if !Eventually(Deadline, func() bool { return !c.alive(pid) }) {
+			t.Fatalf("pid %s alive after SIGKILL", pid)
+		}
+		ctl.must(t, "remove %d", u.UID)
+		if !Eventually(Deadline, func() bool {
+			return c.show(t, scope, "LoadState")["LoadState"] == "not-found"
+		}) {
+			t.Fatalf("%s left after remove: %v", scope, c.show(t, scope, "LoadState", "ActiveState"))
+		}
+		fresh := c.startOffender(t, u, "-nproc", "100", "sleep", "fresh")
+		if err := place(readyPID(t, fresh), "work"); err != nil {
+			t.Fatal(err)
+		}
+		checkProps(map[string]string{"ActiveState": "active", "CPUQuotaPerSecUSec": "infinity", "MemoryMax": "infinity", "TasksMax": "infinity"})
 	})
 }
