@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -199,7 +200,10 @@ func TestSystemdScopes(t *testing.T) {
 	}
 	place := func(pid, leaf string) error {
 		start := strings.Fields(ctl.must(t, "start %s", pid))[0]
-		_, err := ctl.do(t, "place %d %s %s %s", u.UID, pid, start, leaf)
+		out, err := ctl.do(t, "place %d %s %s %s", u.UID, pid, start, leaf)
+		if err == nil {
+			t.Logf("place %s in %s: %s", pid, leaf, out)
+		}
 		return err
 	}
 
@@ -265,6 +269,27 @@ func TestSystemdScopes(t *testing.T) {
 	if m := ctl.must(t, "members %d", u.UID); m != fmt.Sprintf("work=%s kept=%s", burnPID, keepPID) {
 		t.Errorf("members: %q", m)
 	}
+
+	t.Run("MoveLatency", func(t *testing.T) {
+		// A placement into the running scope, measured in the driver:
+		// the kept process moved between the leaves 200 times.
+		start := strings.Fields(ctl.must(t, "start %s", keepPID))[0]
+		var took []time.Duration
+		for i := range 200 {
+			leaf := []string{"work", "kept"}[i%2]
+			out := ctl.must(t, "place %d %s %s %s", u.UID, keepPID, start, leaf)
+			us, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(out, "took="), "us"))
+			if err != nil {
+				t.Fatalf("place said %q", out)
+			}
+			took = append(took, time.Duration(us)*time.Microsecond)
+		}
+		slices.Sort(took)
+		t.Logf("Place into a running scope (AttachProcessesToUnit and the start time checks), 200 moves: median %s, worst %s", took[len(took)/2], took[len(took)-1])
+		if cg := c.procCgroup(t, keepPID); cg != wantCg+"/kept" {
+			t.Errorf("after the moves: %q, want %q", cg, wantCg+"/kept")
+		}
+	})
 
 	t.Run("FreezeThaw", func(t *testing.T) {
 		ctl.must(t, "freeze %d", u.UID)

@@ -4,7 +4,7 @@
 // line on stdout ("ok ..." or "err ..."):
 //
 //	ensure UID CPU% MEMHIGH MEMMAX TASKS RBPS WBPS [DEVICE...]
-//	place UID PID STARTTIME work|kept
+//	place UID PID STARTTIME work|kept  → ok took=MICROSECONDS
 //	start PID                  → ok STARTTIME UID
 //	freeze UID | thaw UID | kill UID | remove UID
 //	members UID                → ok work=PID,... kept=PID,...
@@ -18,6 +18,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/platform"
@@ -77,7 +78,9 @@ func run(d *enforce.SystemdGroups, f []string) (out string, err error) {
 		if len(f) != 5 {
 			return "", fmt.Errorf("place: want UID PID STARTTIME work|kept")
 		}
-		return "", d.Place(uid, platform.ProcID{PID: int32(num(f[2])), StartTime: num(f[3])}, f[4] == "kept")
+		start := time.Now()
+		err := d.Place(uid, platform.ProcID{PID: int32(num(f[2])), StartTime: num(f[3])}, f[4] == "kept")
+		return fmt.Sprintf("took=%dus", time.Since(start).Microseconds()), err
 	case "start":
 		p, err := platform.ReadProcess(int32(num(f[1])), nil)
 		if err != nil {
