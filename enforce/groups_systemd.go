@@ -49,6 +49,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
@@ -94,7 +95,7 @@ const (
 // SystemdGroups is the GroupDriver that lets systemd own the groups.
 type SystemdGroups struct {
 	conn   *sddbus.Conn
-	minUID uint32
+	minUID atomic.Uint32 // a reload may raise it (SetMinUID)
 	root   string        // the cgroup2 mount the scopes' ControlGroup is relative to
 	wait   time.Duration // bound of every call to systemd and of every wait on cgroup.events
 
@@ -119,7 +120,19 @@ func NewSystemdGroups(ctx context.Context, minUID uint32) (*SystemdGroups, error
 	if err != nil {
 		return nil, fmt.Errorf("systemd groups: connecting to systemd: %w", err)
 	}
-	return &SystemdGroups{conn: conn, minUID: minUID, root: cgroupRoot, wait: 10 * time.Second, limits: map[uint32]GroupLimits{}}, nil
+	d := &SystemdGroups{conn: conn, root: cgroupRoot, wait: 10 * time.Second, limits: map[uint32]GroupLimits{}}
+	d.minUID.Store(minUID)
+	return d, nil
+}
+
+// SetMinUID changes the lowest uid the driver acts on (a reload); 0 is
+// refused.
+func (d *SystemdGroups) SetMinUID(minUID uint32) error {
+	if minUID == 0 {
+		return errors.New("systemd groups: min_uid must be at least 1 (never uid 0)")
+	}
+	d.minUID.Store(minUID)
+	return nil
 }
 
 // checkUnified returns ErrSystemdNotUnified unless root is a cgroup2 mount
@@ -141,8 +154,8 @@ func (*SystemdGroups) Name() string { return "systemd" }
 func ScopeName(uid uint32) string { return "guardd-u" + strconv.FormatUint(uint64(uid), 10) + ".scope" }
 
 func (d *SystemdGroups) check(uid uint32) error {
-	if uid == 0 || uid < d.minUID {
-		return fmt.Errorf("systemd groups: uid %d is below min_uid %d: refused", uid, d.minUID)
+	if lo := d.minUID.Load(); uid == 0 || lo == 0 || uid < lo {
+		return fmt.Errorf("systemd groups: uid %d is below min_uid %d: refused", uid, lo)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -58,3 +58,4 @@ func (*SystemdGroups) Close() error                              { return nil }
 func (*SystemdGroups) Members(uint32) ([]int32, []int32, error) {
 	return nil, nil, platform.ErrUnsupported
 }
+func (*SystemdGroups) SetMinUID(uint32) error { return platform.ErrUnsupported }

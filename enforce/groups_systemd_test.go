@@ -163,7 +163,17 @@ func TestSystemdConstructorRefuses(t *testing.T) {
 }
 
 func TestSystemdUIDFloor(t *testing.T) {
-	d := &SystemdGroups{minUID: 1000, limits: map[uint32]GroupLimits{}}
+	d := &SystemdGroups{limits: map[uint32]GroupLimits{}}
+	// A driver whose min_uid was never set acts on nobody.
+	if err := d.Ensure(5000, GroupLimits{}); err == nil {
+		t.Errorf("Ensure with no min_uid accepted")
+	}
+	if err := d.SetMinUID(0); err == nil {
+		t.Errorf("SetMinUID(0) accepted")
+	}
+	if err := d.SetMinUID(1000); err != nil {
+		t.Fatal(err)
+	}
 	for _, uid := range []uint32{0, 1, 999} {
 		if err := d.Ensure(uid, GroupLimits{}); err == nil || !strings.Contains(err.Error(), "below min_uid") {
 			t.Errorf("Ensure(%d): %v", uid, err)
