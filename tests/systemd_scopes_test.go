@@ -148,6 +148,54 @@ func readyPID(t testing.TB, o *sdOffender) string {
 	return f[1]
 }
 
+const scopesTarget = "gdt-scopes-test.target"
+
+// scopesStage stages what the containers of these tests need: a target
+// of their own, scopectl, the offender and guardd (its helper kills a
+// user's processes in startOffender's cleanup).
+func scopesStage(t *testing.T) string {
+	t.Helper()
+	stage := t.TempDir()
+	for _, d := range []string{filepath.Join(stage, "etc", "systemd", "system"), filepath.Join(stage, "usr", "local", "bin"), filepath.Join(stage, "usr", "sbin")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(t, filepath.Join(stage, "etc", "systemd", "system", scopesTarget), "[Unit]\nDescription=guardd scopes test\nWants=basic.target\nAfter=basic.target\n")
+	if err := goBuildEnv(filepath.Join(stage, strings.TrimPrefix(scopeCtlPath, "/")), "./scopectl", []string{"CGO_ENABLED=0"}); err != nil {
+		t.Fatal(err)
+	}
+	CopyFile(t, offenderBin, filepath.Join(stage, strings.TrimPrefix(sdOffenderPath, "/")), 0o755)
+	// startOffender's cleanup kills the user's processes with guardd's
+	// helper, from inside.
+	CopyFile(t, guarddBin, filepath.Join(stage, "usr", "sbin", "guardd"), 0o755)
+	return stage
+}
+
+// TestSystemdScopesRefusedHybrid: under systemd on a hybrid hierarchy (the
+// container as this host boots it by default) the driver refuses to
+// start, saying why, so that the caller falls back to the cgroup
+// filesystem driver; no unit is made.
+func TestSystemdScopesRefusedHybrid(t *testing.T) {
+	t.Parallel()
+	c := bootContainer(t, scopesStage(t), scopesTarget)
+	var st unix.Statfs_t
+	if err := unix.Statfs(filepath.Join(c.root, "sys", "fs", "cgroup"), &st); err != nil || st.Type == unix.CGROUP2_SUPER_MAGIC {
+		t.Skipf("the container booted unified here (%v): no hybrid systemd to refuse", err)
+	}
+	out, err := c.exec(scopeCtlPath, "-min-uid", "3000000")
+	if err == nil || !strings.Contains(out, "err systemd runs a cgroup v1 or hybrid hierarchy") || !strings.Contains(out, "use the cgroup filesystem driver") {
+		t.Errorf("scopectl on a hybrid systemd: %v\n%s", err, out)
+	}
+	if u := c.must(t, "systemctl", "list-units", "--all", "--no-legend", "guardd*"); strings.TrimSpace(u) != "" {
+		t.Errorf("units made anyway: %s", u)
+	}
+	// The control: the same systemd answers on its private socket.
+	if v := c.must(t, "systemctl", "show", "-p", "Version"); !strings.HasPrefix(v, "Version=") {
+		t.Errorf("systemctl show -p Version: %q", v)
+	}
+}
+
 // TestSystemdScopes: the systemd driver starts a customer's scope with its
 // first process and the limits as properties, puts processes in its work
 // and kept leaves, freezes, thaws and kills the work leaf only, and starts
@@ -156,25 +204,10 @@ func readyPID(t testing.TB, o *sdOffender) string {
 // process are refused.
 func TestSystemdScopes(t *testing.T) {
 	t.Parallel()
-	stage := t.TempDir()
-	const target = "gdt-scopes-test.target"
-	for _, d := range []string{filepath.Join(stage, "etc", "systemd", "system"), filepath.Join(stage, "usr", "local", "bin"), filepath.Join(stage, "usr", "sbin")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	writeFile(t, filepath.Join(stage, "etc", "systemd", "system", target), "[Unit]\nDescription=guardd scopes test\nWants=basic.target\nAfter=basic.target\n")
-	if err := goBuildEnv(filepath.Join(stage, strings.TrimPrefix(scopeCtlPath, "/")), "./scopectl", []string{"CGO_ENABLED=0"}); err != nil {
-		t.Fatal(err)
-	}
-	CopyFile(t, offenderBin, filepath.Join(stage, strings.TrimPrefix(sdOffenderPath, "/")), 0o755)
-	// startOffender's cleanup kills the user's processes with guardd's
-	// helper, from inside.
-	CopyFile(t, guarddBin, filepath.Join(stage, "usr", "sbin", "guardd"), 0o755)
-
+	stage := scopesStage(t)
 	// nspawn's documented switch: the container gets a cgroup2 mount of
 	// its own subtree on this hybrid host.
-	c := bootContainerEnv(t, stage, target, []string{"SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1"})
+	c := bootContainerEnv(t, stage, scopesTarget, []string{"SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1"})
 	cgRoot := filepath.Join(c.root, "sys", "fs", "cgroup")
 	var st unix.Statfs_t
 	if err := unix.Statfs(cgRoot, &st); err != nil || st.Type != unix.CGROUP2_SUPER_MAGIC {
