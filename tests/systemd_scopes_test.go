@@ -453,5 +453,70 @@ func TestSystemdScopes(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkProps(map[string]string{"ActiveState": "active", "CPUQuotaPerSecUSec": "infinity", "MemoryMax": "infinity", "TasksMax": "infinity"})
+
+		t.Run("InTheUnitSandbox", func(t *testing.T) {
+			// The driver as guardd runs it: in the shipped unit's
+			// sandbox (its settings, only the command and type changed).
+			fpid := readyPID(t, fresh)
+			fstart := strings.Fields(ctl.must(t, "start %s", fpid))[0]
+			unit := sandboxedScopeCtl(t, c, minUID, fmt.Sprintf("ensure %d 50 0 0 60 0 0\nplace %d %s %s kept\nmembers %d\nfreeze %d\nthaw %d\n",
+				u.UID, u.UID, fpid, fstart, u.UID, u.UID, u.UID))
+			if _, err := c.exec("systemctl", "start", unit); err != nil {
+				t.Fatalf("%v\n%s", err, c.journalText(unit))
+			}
+			var said []string
+			for _, e := range c.journal(t, unit) {
+				if strings.HasPrefix(e.Message, "ok") || strings.HasPrefix(e.Message, "err") {
+					said = append(said, e.Message)
+				}
+			}
+			if len(said) != 6 || said[0] != "ok systemd" || said[1] != "ok" || !strings.HasPrefix(said[2], "ok took=") ||
+				said[3] != "ok work= kept="+fpid || said[4] != "ok" || said[5] != "ok" {
+				t.Errorf("scopectl in the unit's sandbox said %q\n%s", said, c.journalText(unit))
+			}
+			t.Logf("scopectl in the unit's sandbox: %q", said)
+			if p := c.show(t, unit, "ProtectSystem", "NoNewPrivileges", "SystemCallFilter"); p["ProtectSystem"] != "strict" || p["NoNewPrivileges"] != "yes" || p["SystemCallFilter"] == "" {
+				t.Errorf("the unit is not sandboxed like guardd's: %v", p)
+			}
+			checkProps(map[string]string{"ActiveState": "active", "CPUQuotaPerSecUSec": "500ms", "TasksMax": "60"})
+			if cg := c.procCgroup(t, fpid); cg != wantCg+"/kept" {
+				t.Errorf("placed from the sandbox: cgroup %q, want %q", cg, wantCg+"/kept")
+			}
+		})
 	})
+}
+
+// sandboxedScopeCtl installs a oneshot unit that runs scopectl in the
+// shipped guardd unit's sandbox, with script as its stdin, and returns
+// its name.
+func sandboxedScopeCtl(t *testing.T, c *container, minUID uint32, script string) string {
+	t.Helper()
+	const unit = "gdt-scopectl.service"
+	b, err := os.ReadFile(unitFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	replaced := false
+	for line := range strings.Lines(string(b)) {
+		line = strings.TrimRight(line, "\n")
+		k, _, _ := strings.Cut(line, "=")
+		switch k {
+		case "ExecStartPre", "ExecReload", "WatchdogSec", "Restart", "RestartSec", "WantedBy":
+			continue // a oneshot: no check, reload, watchdog or restart
+		case "Type":
+			line = "Type=oneshot"
+		case "ExecStart":
+			line = fmt.Sprintf("ExecStart=%s -strict -min-uid %d\nStandardInput=file:/run/gdt-scopectl.in", scopeCtlPath, minUID)
+			replaced = true
+		}
+		out = append(out, line)
+	}
+	if !replaced {
+		t.Fatalf("no ExecStart= in %s", unitFile)
+	}
+	writeFile(t, filepath.Join(c.root, "run", "gdt-scopectl.in"), script)
+	writeFile(t, filepath.Join(c.root, "etc", "systemd", "system", unit), strings.Join(out, "\n")+"\n")
+	c.must(t, "systemctl", "daemon-reload")
+	return unit
 }

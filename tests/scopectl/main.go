@@ -26,6 +26,7 @@ import (
 
 func main() {
 	minUID := flag.Uint("min-uid", 1000, "lowest uid the driver acts on")
+	strict := flag.Bool("strict", false, "exit 1 at the first command that fails (run as a unit, stdin from a file)")
 	flag.Parse()
 	d, err := enforce.NewSystemdGroups(context.Background(), uint32(*minUID))
 	if err != nil {
@@ -39,6 +40,10 @@ func main() {
 		out, err := run(d, strings.Fields(sc.Text()))
 		if err != nil {
 			fmt.Println("err", strings.ReplaceAll(err.Error(), "\n", " "))
+			if *strict {
+				d.Close()
+				os.Exit(1)
+			}
 		} else {
 			fmt.Println(strings.TrimSpace("ok " + out))
 		}
