@@ -310,7 +310,10 @@ func checkProc(uid uint32, p platform.ProcID) error {
 		return fmt.Errorf("systemd groups: pid %d refused", p.PID)
 	}
 	proc, err := readIdentity(p.PID)
-	if errors.Is(err, platform.ErrGone) || (err == nil && proc.StartTime != p.StartTime) {
+	// A zombie has exited (systemd refuses it too); a leader that exited
+	// while its threads run has not.
+	zombie := err == nil && (proc.State == 'Z' || proc.State == 'X') && !proc.LeaderExited
+	if errors.Is(err, platform.ErrGone) || (err == nil && proc.StartTime != p.StartTime) || zombie {
 		return fmt.Errorf("systemd groups: process %s: %w (exited, or its pid names another process now)", p, platform.ErrGone)
 	}
 	if err != nil {

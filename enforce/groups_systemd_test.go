@@ -7,6 +7,7 @@ import (
 	"errors"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	godbus "github.com/godbus/dbus/v5"
 	"github.com/guardd/guardd/platform"
+	"golang.org/x/sys/unix"
 )
 
 func TestSystemdLimitProps(t *testing.T) {
@@ -239,5 +241,30 @@ func TestSystemdWaitEvents(t *testing.T) {
 	err := waitEvents(path, "populated 0", 100*time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "populated 1 frozen 1") || time.Since(start) > 10*time.Second {
 		t.Errorf("bounded wait: %v after %s", err, time.Since(start))
+	}
+}
+
+// TestSystemdCheckProcZombie: an exited process not yet reaped keeps its
+// pid and start time, but is gone for placement.
+func TestSystemdCheckProcZombie(t *testing.T) {
+	cmd := exec.Command("/bin/true")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	// Wait for its exit without reaping it (WNOWAIT): a zombie now.
+	var info unix.Siginfo
+	if err := unix.Waitid(unix.P_PID, cmd.Process.Pid, &info, unix.WEXITED|unix.WNOWAIT, nil); err != nil {
+		t.Fatal(err)
+	}
+	p, err := platform.ReadProcess(int32(cmd.Process.Pid), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.State != 'Z' {
+		t.Fatalf("state %c, want Z", p.State)
+	}
+	if err := checkProc(p.UID, p.ProcID); !errors.Is(err, platform.ErrGone) || !strings.Contains(err.Error(), "exited") {
+		t.Errorf("a zombie: %v, want ErrGone", err)
 	}
 }
