@@ -262,6 +262,14 @@ func ensureNspawn(t testing.TB) {
 // when the test ends.
 func bootContainer(t *testing.T, stage, target string) *container {
 	t.Helper()
+	return bootContainerEnv(t, stage, target, nil)
+}
+
+// bootContainerEnv is bootContainer with extra environment for
+// systemd-nspawn (SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1: a cgroup v2 only
+// container on a hybrid host).
+func bootContainerEnv(t *testing.T, stage, target string, env []string) *container {
+	t.Helper()
 	ensureNspawn(t)
 	for _, tool := range []string{"unshare", "nsenter", "/lib/systemd/systemd"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -305,6 +313,9 @@ func bootContainer(t *testing.T, stage, target string) *container {
 	}
 	args := append([]string{"--mount", "--propagation", "private", "/bin/sh", script, t.TempDir(), stage, target}, procs...)
 	c.cmd = exec.Command("unshare", args...)
+	if env != nil {
+		c.cmd.Env = append(os.Environ(), env...)
+	}
 	c.cmd.Stdout, c.cmd.Stderr = &lockedWriter{w: &c.console}, &lockedWriter{w: &c.console}
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	start := time.Now()
