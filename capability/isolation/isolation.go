@@ -21,6 +21,7 @@
 package isolation
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"path"
@@ -59,21 +60,43 @@ func limitsOf(l policy.UserLimits, devices []platform.BlockDevice) enforce.Limit
 }
 
 // Opener opens the group driver for this host's layout.
-type Opener func(layout *platform.CgroupLayout, base string) (enforce.GroupDriver, error)
+type Opener func(layout *platform.CgroupLayout, base string, minUID uint32) (enforce.GroupDriver, error)
+
+// openDriver picks the driver. Under systemd on cgroup v2, systemd owns
+// the groups (a scope per customer in guardd.slice): groups made below
+// guardd's own would be guardd.service's, and `systemctl stop guardd`
+// would kill every customer's processes with it. Elsewhere (no systemd,
+// or systemd on a v1/hybrid hierarchy, which cannot delegate v1
+// controllers), the cgroup filesystem under guardd's own groups.
+func openDriver(layout *platform.CgroupLayout, base string, minUID uint32) (enforce.GroupDriver, error) {
+	if layout.Mode == platform.CgroupV2 && platform.SystemdBooted() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		d, err := enforce.NewSystemdGroups(ctx, max(minUID, 1))
+		if err != nil {
+			return nil, fmt.Errorf("systemd runs this host, and customers' groups must be its scopes, but its API refused: %w", err)
+		}
+		return d, nil
+	}
+	return enforce.NewGroups(layout, base)
+}
 
 // Isolation is the capability.
 type Isolation struct {
 	capability.Base
 	open Opener
 
-	h       capability.Host
-	log     *slog.Logger
-	door    door
-	layout  *platform.CgroupLayout
-	driver  enforce.GroupDriver
-	devices []platform.BlockDevice // where io limits apply
-	why     string                 // why there are no groups (logged once)
-	now     func() time.Time
+	h      capability.Host
+	log    *slog.Logger
+	door   door
+	layout *platform.CgroupLayout
+	driver enforce.GroupDriver
+	scopes bool // systemd's scopes hold the groups (else guardd's own cgroup tree)
+	// statsLayout is layout with Own where the groups' paths start.
+	statsLayout *platform.CgroupLayout
+	devices     []platform.BlockDevice // where io limits apply
+	why         string                 // why there are no groups (logged once)
+	now         func() time.Time
 	// The host's facts, replaced in tests.
 	discover  func() (*platform.CgroupLayout, error)
 	whereIs   func(pid int32, l *platform.CgroupLayout) (string, error)
@@ -146,7 +169,7 @@ type Metrics struct {
 
 // New makes the capability with the cgroup filesystem drivers (for the
 // registry).
-func New() capability.Capability { return &Isolation{open: enforce.NewGroups} }
+func New() capability.Capability { return &Isolation{open: openDriver} }
 
 func (c *Isolation) Name() string { return "isolation" }
 
@@ -178,7 +201,7 @@ func (c *Isolation) setUp(p *policy.Policy) {
 	}
 	var g enforce.GroupDriver
 	if err == nil {
-		g, err = c.open(layout, Base)
+		g, err = c.open(layout, Base, p.MinUID)
 	}
 	if err == nil && layout.Placement() == nil {
 		err = fmt.Errorf("no hierarchy to place processes in (mode %s)", layout.Mode)
@@ -189,6 +212,16 @@ func (c *Isolation) setUp(p *policy.Policy) {
 		return
 	}
 	c.layout, c.driver = layout, g
+	c.scopes = g.Name() == "systemd"
+	if c.scopes {
+		// The scopes are not below guardd's own group: counters are read
+		// from the hierarchy's root.
+		v2 := *layout.V2
+		v2.Own = v2.Root
+		c.statsLayout = &platform.CgroupLayout{Mode: layout.Mode, V2: &v2}
+	} else {
+		c.statsLayout = layout
+	}
 	c.hasPids = layout.Mode == platform.CgroupV2 && layout.V2.Has("pids") || layout.Mode == platform.CgroupV1 && layout.V1["pids"] != nil
 	c.door.SetGroups(g)
 	devs, derr := c.blockDevs(customerDataPaths)
@@ -234,11 +267,19 @@ func (c *Isolation) leaf(uid uint32, kept bool) string {
 	if kept {
 		name = "kept"
 	}
+	if c.scopes {
+		return path.Join(c.layout.V2.Root, enforce.GuarddSlice, enforce.ScopeName(uid), name)
+	}
 	return path.Join(c.layout.Placement().Own, Base, "u"+strconv.FormatUint(uint64(uid), 10), name)
 }
 
-// statsGroup is uid's group relative to guardd's own group.
-func statsGroup(uid uint32) string { return Base + "/u" + strconv.FormatUint(uint64(uid), 10) }
+// statsGroup is uid's group relative to statsLayout's own group.
+func (c *Isolation) statsGroup(uid uint32) string {
+	if c.scopes {
+		return path.Join(enforce.GuarddSlice, enforce.ScopeName(uid))
+	}
+	return Base + "/u" + strconv.FormatUint(uint64(uid), 10)
+}
 
 // Isolation says how uid is isolated (capability.Isolator): grouped when
 // a limits block with cpu, memory or io applies to it and isolation runs.
@@ -386,7 +427,7 @@ func (c *Isolation) Observe(snap *platform.Snapshot) {
 		groups++
 		u := snap.Users[uid]
 		if cu.files == nil {
-			f, err := c.openStats(c.layout, statsGroup(uid))
+			f, err := c.openStats(c.statsLayout, c.statsGroup(uid))
 			if err != nil {
 				continue
 			}

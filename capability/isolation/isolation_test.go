@@ -101,7 +101,7 @@ func newRig(t *testing.T, src string) *rig {
 	}
 	r := &rig{g: &fakeGroups{ensured: map[uint32]enforce.Limits{}, placed: map[platform.ProcID]bool{}, refuse: map[int32]bool{}},
 		where: map[int32]string{}, stats: map[string]platform.GroupStats{}, clock: time.Unix(1e9, 0), policy: p}
-	c := &Isolation{open: func(*platform.CgroupLayout, string) (enforce.GroupDriver, error) { return r.g, nil }, door: r.g}
+	c := &Isolation{open: func(*platform.CgroupLayout, string, uint32) (enforce.GroupDriver, error) { return r.g, nil }, door: r.g}
 	c.discover = func() (*platform.CgroupLayout, error) {
 		return &platform.CgroupLayout{Mode: platform.CgroupV2, V2: &platform.CgroupHierarchy{Version: 2, Mount: "/sys/fs/cgroup", Root: "/", Own: "/"}}, nil
 	}
