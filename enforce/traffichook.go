@@ -44,14 +44,17 @@ type TrafficLimit struct {
 	Burst uint64
 }
 
-// MinEgressBurst is the smallest burst: a single GSO packet on loopback
-// is 64 KiB.
-const MinEgressBurst = 128 << 10
+// MinEgressBurst is the smallest burst: a few GSO packets (64 KiB each
+// on loopback).
+const MinEgressBurst = 256 << 10
 
-// DefaultEgressBurst is the burst of a rate: 50 ms of it, at least
-// MinEgressBurst.
+// DefaultEgressBurst is the burst of a rate: 250 ms of it, at least
+// MinEgressBurst. A TCP sender whose segment was dropped with nothing in
+// flight waits for its probe timer (200 ms at least) before it tries
+// again; a burst that covers that wait lets it catch up afterwards, so
+// that it gets its rate rather than half of it.
 func DefaultEgressBurst(bytesPerSec uint64) uint64 {
-	return max(bytesPerSec/20, MinEgressBurst)
+	return max(bytesPerSec/4, MinEgressBurst)
 }
 
 // Layout of a counts entry (per CPU): u64 tx_bytes, tx_packets,
