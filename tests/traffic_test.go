@@ -261,3 +261,35 @@ limits "c" {
 		t.Errorf("after the reload the customer still sends at %.0f bytes/s (limit was %d)", after, rate)
 	}
 }
+
+// TestTrafficConnectRefusals: the connects the connect hook refuses a
+// customer show in user.connect_refusals; a control user of the same
+// class whose connects are allowed gets no line.
+func TestTrafficConnectRefusals(t *testing.T) {
+	t.Parallel()
+	u, ctl := NewUser(t), NewUser(t)
+	port := smtpServers(t, false)
+	g := StartGuardd(t, Class(u, ctl)+connectBlock("enforce", port)+`
+rule "spammer" {
+  class = "c"
+  when  = user.connect_refusals > 0
+  report {}
+}
+`)
+	waitConnectHook(t, g)
+	oc := dial(t, ctl, "tcp", "127.0.0.1", port, 5) // the local MTA: allowed
+	oc.WaitOutput(t, "dial ok 5", Deadline)
+	o := dial(t, u, "tcp", "127.0.0.2", port, 5)
+	o.WaitOutput(t, "dial EPERM 5", Deadline)
+	ev := g.WaitAudit(t, func(ev Event) bool { return ev.Rule == "spammer" && ev.UID == u.UID }, Deadline)
+	if n, _ := ev.Values["user.connect_refusals"].(float64); n < 1 || n > 5 {
+		t.Errorf("user.connect_refusals = %v, want 1 to 5 (5 refused, maybe over two ticks)", ev.Values["user.connect_refusals"])
+	}
+	// The refusals' own lines are written by then; the control has none.
+	g.WaitAudit(t, func(ev Event) bool { return ev.Action == "refuse-connect" && ev.UID == u.UID }, Deadline)
+	for _, ev := range g.Audit(t) {
+		if ev.UID == ctl.UID {
+			t.Errorf("a line for the control, whose connects were allowed: %+v", ev)
+		}
+	}
+}
