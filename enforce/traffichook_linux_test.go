@@ -3,13 +3,18 @@
 package enforce_test
 
 import (
+	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/platform"
+	"golang.org/x/sys/unix"
 )
 
 func openTrafficHook(t testing.TB) *enforce.TrafficHook {
@@ -88,5 +93,114 @@ func TestTrafficHookCounts(t *testing.T) {
 	}
 	if _, ok := after[0]; ok {
 		t.Errorf("root counted: %+v", after[0])
+	}
+}
+
+// udpSelfLoop times N sends of SIZE-byte datagrams from a loopback UDP
+// socket to itself (both ends the caller's: egress and ingress programs
+// both count) and prints ns per send.
+func udpSelfLoop(spec string) string {
+	f := strings.Fields(spec)
+	if len(f) != 2 {
+		return "bad spec"
+	}
+	n, _ := strconv.Atoi(f[0])
+	size, _ := strconv.Atoi(f[1])
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err.Error()
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		return err.Error()
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return err.Error()
+	}
+	if err := unix.Connect(fd, sa); err != nil {
+		return err.Error()
+	}
+	buf := make([]byte, size)
+	drain := make([]byte, size)
+	start := time.Now()
+	for i := range n {
+		unix.Write(fd, buf)
+		if i%64 == 63 { // keep the receive queue from filling up
+			for {
+				if _, _, err := unix.Recvfrom(fd, drain, unix.MSG_DONTWAIT); err != nil {
+					break
+				}
+			}
+		}
+	}
+	return strconv.FormatFloat(float64(time.Since(start).Nanoseconds())/float64(n), 'f', 1, 64)
+}
+
+// BenchmarkTrafficHookProgram: what the traffic hook adds per packet: a
+// customer sends 1,472-byte datagrams (a 1,500-byte IP packet) to its own
+// loopback socket, so both programs count each; without the hook, with
+// it, and with it and an egress limit high enough never to drop (the
+// policer's path too); 7 rounds interleaved, medians.
+func BenchmarkTrafficHookProgram(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	holdUsersLock(b)
+	u := newTestUser(b)
+	bin := helperBinary(b)
+	const sends = 200000
+	spec := fmt.Sprintf("udpself %d 1472", sends)
+	run := func() float64 {
+		out := runConnects(b, u, bin, spec)
+		v, err := strconv.ParseFloat(out[0], 64)
+		if err != nil {
+			b.Fatalf("udp loop: %s", out[0])
+		}
+		return v
+	}
+	root, err := platform.FindCgroup2Root()
+	if err != nil {
+		b.Skip(err)
+	}
+	for b.Loop() {
+		var without, counted, policed []float64
+		var sent uint64
+		for range 7 {
+			without = append(without, run())
+			h, err := enforce.OpenTrafficHook(root)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := h.SetMinUID(1000); err != nil {
+				b.Fatal(err)
+			}
+			if err := h.SetLimits(map[uint32]enforce.TrafficLimit{u.uid: {BytesPerSec: 1 << 40}}); err != nil {
+				b.Fatal(err)
+			}
+			policed = append(policed, run())
+			if err := h.SetLimits(nil); err != nil {
+				b.Fatal(err)
+			}
+			counted = append(counted, run())
+			m := map[uint32]enforce.TrafficCounts{}
+			if err := h.Read(m); err != nil {
+				b.Fatal(err)
+			}
+			if m[u.uid].TxDropped != 0 {
+				b.Fatalf("the limit dropped %d packets", m[u.uid].TxDropped)
+			}
+			sent = m[u.uid].TxPackets
+			h.Close()
+		}
+		if sent != 2*sends {
+			b.Errorf("the hook counted %d packets out, %d were sent", sent, 2*sends)
+		}
+		med := func(v []float64) float64 { slices.Sort(v); return v[len(v)/2] }
+		b.ReportMetric(med(without), "ns/send-without-hook")
+		b.ReportMetric(med(counted), "ns/send-counted")
+		b.ReportMetric(med(policed), "ns/send-counted-policed")
+		b.ReportMetric(med(counted)-med(without), "ns-added-counted")
+		b.ReportMetric(med(policed)-med(without), "ns-added-policed")
 	}
 }
