@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/guardd/guardd/platform"
@@ -219,4 +220,35 @@ func parseConnectCount(k, v []byte) (ConnectRefusals, error) {
 	r.PID = int32(pid)
 	r.setID = ne.Uint32(v[20:])
 	return r, nil
+}
+
+// Totals of the refusals every connect hook of this process handed out
+// (TakeCounts), per uid, for user.connect_refusals: whoever drains the
+// hook for the audit log, others read the totals and diff them.
+var connectTotals struct {
+	mu sync.Mutex // guards n
+	n  map[uint32]uint64
+}
+
+func addConnectTotals(counts []ConnectRefusals) {
+	connectTotals.mu.Lock()
+	defer connectTotals.mu.Unlock()
+	if connectTotals.n == nil {
+		connectTotals.n = map[uint32]uint64{}
+	}
+	for i := range counts {
+		connectTotals.n[counts[i].UID] += counts[i].Count
+	}
+}
+
+// ConnectRefusalTotals fills dst (cleared first) with each uid's refused
+// (or, in monitor mode, would-be refused) connects and sends since guardd
+// started, as far as the connect hook's counts have been taken.
+func ConnectRefusalTotals(dst map[uint32]uint64) {
+	clear(dst)
+	connectTotals.mu.Lock()
+	defer connectTotals.mu.Unlock()
+	for uid, n := range connectTotals.n {
+		dst[uid] = n
+	}
 }

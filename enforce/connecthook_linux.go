@@ -152,6 +152,7 @@ func (h *ConnectHook) TakeCounts() ([]ConnectRefusals, error) {
 		}
 		out = append(out, r)
 	}
+	addConnectTotals(out)
 	return out, nil
 }
 

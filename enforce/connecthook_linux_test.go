@@ -39,6 +39,10 @@ func init() {
 			fmt.Println(connectLoop(rest))
 			continue
 		}
+		if rest, ok := strings.CutPrefix(spec, "udpself "); ok {
+			fmt.Println(udpSelfLoop(rest))
+			continue
+		}
 		fmt.Println(tryConnect(spec))
 	}
 	os.Exit(0)

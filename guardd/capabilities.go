@@ -13,6 +13,7 @@ import (
 	"github.com/guardd/guardd/capability/procs"
 	"github.com/guardd/guardd/capability/storms"
 	"github.com/guardd/guardd/capability/tell"
+	"github.com/guardd/guardd/capability/traffic"
 	"github.com/guardd/guardd/capability/trees"
 	"github.com/guardd/guardd/policy"
 )
@@ -30,6 +31,7 @@ func capabilities() []capability.Factory {
 		storms.NewUserSteps, // kill_user, stop_user, resume_user, reap
 		listeners.New,       // listen blocks
 		locks.New,
+		traffic.New, // traffic per uid, connections, egress_bps
 	}
 	list = append(list, osCapabilities...)
 	return append(list,

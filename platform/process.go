@@ -153,6 +153,17 @@ type UserStats struct {
 	// Group is the customer's own kernel group, where per-customer
 	// isolation runs (filled by the isolation capability).
 	Group UserGroupUsage
+
+	// Traffic of the sockets the uid owns over the last tick, IP bytes
+	// per second (filled by the traffic capability; 0 where its kernel
+	// hook does not run).
+	TxBytesPerSec float64
+	RxBytesPerSec float64
+	// Connections are the uid's established TCP sockets (IPv4 and IPv6).
+	Connections int32
+	// ConnectRefusals are the connects (and UDP sends) the connect hook
+	// refused the uid, or in monitor mode would have, over the last tick.
+	ConnectRefusals int64
 }
 
 // Host holds host-wide facts from one sample.

@@ -39,6 +39,7 @@ type Limit struct {
 	MemoryBytes uint64  // 0 = none
 	IOReadBPS   uint64  // 0 = none
 	IOWriteBPS  uint64  // 0 = none
+	EgressBPS   uint64  // bytes per second out of the customer's sockets; 0 = none (traffic.go)
 	Burst       *Burst  // nil = none
 	DeclRange   hcl.Range
 
@@ -150,8 +151,8 @@ func (d *decoder) limitsBlock(b *hcl.Block, src []byte) {
 		}
 	}
 	d.decodeIsolation(l, content, src)
-	if content.Attributes["procs"] == nil && l.CPUPercent == 0 && l.MemoryBytes == 0 && l.IOReadBPS == 0 && l.IOWriteBPS == 0 && !d.diags[before:].HasErrors() {
-		d.errf(b.DefRange.Ptr(), "Empty limits block", "limits %q sets no limit: give it procs, cpu, memory, io_read_bps or io_write_bps.", name)
+	if content.Attributes["procs"] == nil && l.CPUPercent == 0 && l.MemoryBytes == 0 && l.IOReadBPS == 0 && l.IOWriteBPS == 0 && l.EgressBPS == 0 && !d.diags[before:].HasErrors() {
+		d.errf(b.DefRange.Ptr(), "Empty limits block", "limits %q sets no limit: give it procs, cpu, memory, io_read_bps, io_write_bps or egress_bps.", name)
 	}
 	d.p.Limits = append(d.p.Limits, l)
 }

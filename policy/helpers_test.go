@@ -99,6 +99,8 @@ func fakeUser() *platform.UserStats {
 		LockWaiters:       4,
 		Inodes:            250000,
 		InodeGrowthPerMin: 1200.5,
+
+		TxBytesPerSec: 1.25e6, RxBytesPerSec: 4e5, Connections: 17, ConnectRefusals: 5,
 	}
 }
 

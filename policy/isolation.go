@@ -46,6 +46,7 @@ type UserLimits struct {
 	MemoryBytes uint64  // memory.max; memory.high is MemoryHighPercent of it
 	IOReadBPS   uint64
 	IOWriteBPS  uint64
+	EgressBPS   uint64   // policed by the traffic hook, not by the group: Any leaves it out
 	Blocks      []string // the limits blocks that apply, in policy order
 	Bursting    []string // those whose burst holds now
 }
@@ -104,6 +105,7 @@ func (p *Policy) LimitsFor(uid uint32, user string, groups []string, host *Env) 
 		out.MemoryBytes = minU(out.MemoryBytes, mem)
 		out.IOReadBPS = minU(out.IOReadBPS, l.IOReadBPS)
 		out.IOWriteBPS = minU(out.IOWriteBPS, l.IOWriteBPS)
+		out.EgressBPS = minU(out.EgressBPS, l.EgressBPS)
 	}
 	return out
 }
@@ -162,6 +164,7 @@ func (d *decoder) decodeIsolation(l *Limit, content *hcl.BodyContent, src []byte
 	if a := content.Attributes["io_write_bps"]; a != nil {
 		l.IOWriteBPS = d.sizeAttr(a.Expr, MinIOLimit, "io_write_bps", "bytes per second the customer may write to each block device that holds customer data")
 	}
+	d.decodeTraffic(l, content)
 	var bursts []*hcl.Block
 	for _, b := range content.Blocks {
 		if b.Type == "burst" {

@@ -130,6 +130,10 @@ tr.hot .bar { background: #fff; }
 {{if .TopInodes}}{{template "users" (userTable "users-inodes" .TopInodes)}}{{else}}<p class="none" id="users-inodes">Not counted: no inode trees in the policy.</p>{{end}}
 </div>
 <div>
+<h2>Users by traffic</h2>
+{{if .TopTraffic}}{{template "traffic" .TopTraffic}}{{else}}<p class="none" id="users-traffic">{{if eq .TopTraffic nil}}Not counted on this host.{{else}}No customer traffic in the last tick.{{end}}</p>{{end}}
+</div>
+<div>
 <h2>Filesystems</h2>
 {{if .Filesystems}}
 <table id="filesystems">
@@ -191,6 +195,14 @@ tr.hot .bar { background: #fff; }
 </body>
 </html>
 
+{{define "traffic"}}
+<table id="users-traffic">
+<thead><tr><th class="n">#</th><th>User</th><th class="n">UID</th><th class="n">Out</th><th class="n">In</th><th class="n">TCP connections</th></tr></thead>
+<tbody>
+{{range $i, $u := .}}<tr class="user-row" data-user="{{$u.User}}"><td class="n">{{inc $i}}</td><td>{{$u.User}}</td><td class="n">{{$u.UID}}</td><td class="n">{{rate $u.TxBytesPerSec}}</td><td class="n">{{rate $u.RxBytesPerSec}}</td><td class="n">{{$u.Connections}}</td></tr>
+{{end}}</tbody>
+</table>
+{{end}}
 {{define "users"}}
 <table id="{{.ID}}">
 <thead><tr><th class="n">#</th><th>User</th><th class="n">UID</th><th class="n">CPU %</th><th class="n">Processes</th><th class="n">Memory</th>{{if .Inodes}}<th class="n">Inodes</th>{{end}}</tr></thead>

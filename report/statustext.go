@@ -71,6 +71,17 @@ func WriteStatusText(w io.Writer, s *HostSummary, color bool) error {
 	users("USERS BY CPU", s.TopCPU, false)
 	users("USERS BY PROCESSES", s.TopProcesses, false)
 	users("USERS BY INODES", s.TopInodes, true)
+	fmt.Fprintf(&b, "\n%sUSERS BY TRAFFIC%s\n", bold, reset)
+	if s.TopTraffic == nil {
+		b.WriteString("not counted\n")
+	} else {
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, " #\tUSER\tUID\tOUT\tIN\tCONNS\t")
+		for i, u := range s.TopTraffic {
+			fmt.Fprintf(tw, " %d\t%s\t%d\t%s\t%s\t%d\t\n", i+1, esc(u.User), u.UID, formatRate(u.TxBytesPerSec), formatRate(u.RxBytesPerSec), u.Connections)
+		}
+		tw.Flush()
+	}
 
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "\n%sLONGEST-RUNNING CUSTOMER PROCESSES%s\n", bold, reset)

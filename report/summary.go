@@ -35,6 +35,7 @@ type HostSummary struct {
 	TopCPU       []UserSummary `json:"top_cpu"`       // users by CPU, most first
 	TopProcesses []UserSummary `json:"top_processes"` // users by process count
 	TopInodes    []UserSummary `json:"top_inodes"`    // users by inodes in the counted trees; null when not counted
+	TopTraffic   []UserSummary `json:"top_traffic"`   // users by bytes per second out and in; null where the traffic hook does not run
 	LongRunners  []ProcSummary `json:"long_runners"`  // customer processes by age, oldest first
 
 	Actions []ActionCount `json:"actions"` // actions in the period, by rule, action and outcome
@@ -97,6 +98,12 @@ type UserSummary struct {
 	Processes  int32   `json:"processes"`
 	RSSBytes   uint64  `json:"rss_bytes"`
 	Inodes     int64   `json:"inodes,omitzero"`
+
+	// Traffic of the account's sockets over the last tick, IP bytes per
+	// second, and its established TCP connections.
+	TxBytesPerSec float64 `json:"tx_bytes_per_sec,omitzero"`
+	RxBytesPerSec float64 `json:"rx_bytes_per_sec,omitzero"`
+	Connections   int32   `json:"connections,omitzero"`
 }
 
 // ProcSummary is one process in a ranking.

@@ -226,6 +226,8 @@ var (
 	descUserProcs     = prometheus.NewDesc("guardd_user_processes", "Processes of the account; top accounts only.", []string{"user"}, nil)
 	descUserRSS       = prometheus.NewDesc("guardd_user_resident_memory_bytes", "Resident memory of the account's processes; top accounts only.", []string{"user"}, nil)
 	descUserInodes    = prometheus.NewDesc("guardd_user_inodes", "Inodes the account owns in the counted trees; top accounts only.", []string{"user"}, nil)
+	descUserTx        = prometheus.NewDesc("guardd_user_transmit_bytes_per_second", "IP bytes per second the account's sockets sent over the last tick; the top accounts by traffic only.", []string{"user"}, nil)
+	descUserRx        = prometheus.NewDesc("guardd_user_receive_bytes_per_second", "IP bytes per second the account's sockets received over the last tick; the top accounts by traffic only.", []string{"user"}, nil)
 	descUsersTrunc    = prometheus.NewDesc("guardd_users_truncated", "Accounts with processes that have no guardd_user_* series: not in the top N by CPU, processes or inodes (report { metrics { top } }).", nil, nil)
 	descLongRunner    = prometheus.NewDesc("guardd_long_running_process_seconds", "Age of the longest-running customer processes, oldest first: rank 1 to N (report { metrics { top } }), the owner and the command name.", []string{"rank", "user", "comm"}, nil)
 	descFSSize        = prometheus.NewDesc("guardd_filesystem_size_bytes", "Filesystem size.", []string{"mountpoint", "fstype"}, nil)
@@ -289,6 +291,12 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 		gauge(descUsersTrunc, float64(truncated))
+		// Traffic: the top accounts by traffic only (two series each).
+		for _, u := range s.TopTraffic[:min(len(s.TopTraffic), top)] {
+			name := labelValue(u.User)
+			gauge(descUserTx, u.TxBytesPerSec, name)
+			gauge(descUserRx, u.RxBytesPerSec, name)
+		}
 		for i, pr := range s.LongRunners[:min(len(s.LongRunners), top)] {
 			gauge(descLongRunner, pr.AgeSeconds, strconv.Itoa(i+1), labelValue(pr.User), labelValue(cutBytes(pr.Comm, 32)))
 		}

@@ -151,8 +151,8 @@ rule "r" {
 		Users: map[uint32]*platform.UserStats{
 			0:    {UID: 0, Name: "root", Procs: 1},
 			1001: {UID: 1001, Name: "alice", Procs: 2, CPUPercent: 90},
-			1002: {UID: 1002, Name: "bob", Procs: 1, CPUPercent: 1},
-			1003: {UID: 1003, Name: "www", Procs: 1},
+			1002: {UID: 1002, Name: "bob", Procs: 1, CPUPercent: 1, TxBytesPerSec: 1e6, RxBytesPerSec: 5e6, Connections: 4},
+			1003: {UID: 1003, Name: "www", Procs: 1, TxBytesPerSec: 3e6, RxBytesPerSec: 4e6},
 			1004: {UID: 1004, Name: "zed", Procs: 1, Inodes: 5000},
 			1005: {UID: 1005, Name: "filesonly", Inodes: 9000}, // files, no process
 		}}
@@ -172,6 +172,11 @@ rule "r" {
 	}
 	if got := users(s.TopInodes); got != "filesonly,zed" {
 		t.Errorf("by inodes: %s", got)
+	}
+	if got := users(s.TopTraffic); got != "www,bob" {
+		t.Errorf("by traffic: %s (out and in; none without traffic)", got)
+	} else if b := s.TopTraffic[1]; b.TxBytesPerSec != 1e6 || b.RxBytesPerSec != 5e6 || b.Connections != 4 {
+		t.Errorf("by traffic: bob's row %+v", b)
 	}
 	var long []string
 	for _, pr := range s.LongRunners {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"runtime"
 	"sort"
 	"time"
 
@@ -204,7 +205,8 @@ func Summarize(snap *platform.Snapshot, p *policy.Policy, top int, version strin
 		counted = counted || u.Inodes > 0
 	}
 	row := func(u *platform.UserStats) report.UserSummary {
-		return report.UserSummary{User: u.Name, UID: u.UID, CPUPercent: u.CPUPercent, Processes: u.Procs, RSSBytes: u.RSSBytes, Inodes: u.Inodes}
+		return report.UserSummary{User: u.Name, UID: u.UID, CPUPercent: u.CPUPercent, Processes: u.Procs, RSSBytes: u.RSSBytes, Inodes: u.Inodes,
+			TxBytesPerSec: u.TxBytesPerSec, RxBytesPerSec: u.RxBytesPerSec, Connections: u.Connections}
 	}
 	rank := func(less func(a, b *platform.UserStats) bool, keep func(*platform.UserStats) bool) []report.UserSummary {
 		sort.Slice(users, func(i, j int) bool {
@@ -229,6 +231,10 @@ func Summarize(snap *platform.Snapshot, p *policy.Policy, top int, version strin
 	s.TopProcesses = rank(func(a, b *platform.UserStats) bool { return a.Procs > b.Procs }, running)
 	if counted {
 		s.TopInodes = rank(func(a, b *platform.UserStats) bool { return a.Inodes > b.Inodes }, func(u *platform.UserStats) bool { return u.Inodes > 0 })
+	}
+	if runtime.GOOS == "linux" { // the traffic hook's OS: elsewhere the rates are unknown, not zero
+		bps := func(u *platform.UserStats) float64 { return u.TxBytesPerSec + u.RxBytesPerSec }
+		s.TopTraffic = rank(func(a, b *platform.UserStats) bool { return bps(a) > bps(b) }, func(u *platform.UserStats) bool { return bps(u) > 0 })
 	}
 	// The longest-running customer processes: accounts of the policy's
 	// classes that it may act on (not protected, not system), oldest
