@@ -21,6 +21,7 @@ import (
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
 	"github.com/guardd/guardd/report"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Host is what the daemon lends a capability. The loop calls a
@@ -95,6 +96,16 @@ type Host interface {
 	// that is a ProcEventSink. The fork-storm observer, which reads the
 	// connector, calls it from its reader goroutine: it must not block.
 	PublishProcEvent(ev platform.ProcEvent)
+
+	// Collectors are the Prometheus collectors of every capability that
+	// is a MetricsSource (tell serves them on its metrics page).
+	Collectors() []prometheus.Collector
+}
+
+// MetricsSource is a capability with metrics of its own. Its collectors
+// are read at scrape time, from the scraper's goroutine.
+type MetricsSource interface {
+	Collectors() []prometheus.Collector
 }
 
 // Isolation is how one customer is isolated in the kernel.

@@ -26,6 +26,7 @@ import (
 	"github.com/guardd/guardd/policy"
 	"github.com/guardd/guardd/report"
 	"github.com/hashicorp/hcl/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 )
 
@@ -855,6 +856,16 @@ func (d *daemonState) Isolation(uid uint32) capability.Isolation {
 		return capability.Isolation{}
 	}
 	return d.isolator.Isolation(uid)
+}
+
+func (d *daemonState) Collectors() []prometheus.Collector {
+	var out []prometheus.Collector
+	for _, c := range d.caps {
+		if m, ok := c.(capability.MetricsSource); ok {
+			out = append(out, m.Collectors()...)
+		}
+	}
+	return out
 }
 
 func (d *daemonState) PublishProcEvent(ev platform.ProcEvent) {

@@ -176,7 +176,10 @@ func TestIsolationPlacesAtUIDChange(t *testing.T) {
 	groups := NewTestGroups(t)
 	requireV1Groups(t, groups)
 	dir := t.TempDir()
-	g := StartGuarddConfig(t, Config{Dir: dir, Interval: "1m", Body: isolationPolicy(50, "256MiB", 100, u), Wrap: groups.Wrap()})
+	addr := FreeAddr(t)
+	early := StartOffender(t, u, "sleep") // before guardd: placed at start
+	body := isolationPolicy(50, "256MiB", 100, u) + fmt.Sprintf("report {\n  metrics {\n    listen = %q\n  }\n}\n", addr)
+	g := StartGuarddConfig(t, Config{Dir: dir, Interval: "1m", Body: body, Wrap: groups.Wrap()})
 	g.WaitLog(t, Msg("per-customer isolation"), Deadline)
 	if !strings.Contains(g.Log(), "proc connector") && strings.Contains(g.Log(), "no process events") {
 		t.Skip("no proc connector here: placement waits for the tick")
@@ -187,6 +190,40 @@ func TestIsolationPlacesAtUIDChange(t *testing.T) {
 	if !Eventually(30*time.Second, func() bool { rel, ok := groups.Group(o.PID, "pids"); return ok && rel == userLeaf(u) }) {
 		rel, _ := groups.Group(o.PID, "pids")
 		t.Fatalf("a process that became the customer's is in %q 30 s later, want %s (the tick is 1m: the event path did not place it)", rel, userLeaf(u))
+	}
+	if rel, ok := groups.Group(early.PID, "pids"); !ok || rel != userLeaf(u) {
+		t.Errorf("the process started before guardd is in %q, want %s", rel, userLeaf(u))
+	}
+	// The metrics say so: placed at the event and at start, none outside.
+	fams := scrapeMetrics(t, addr)
+	byLabel := func(name, label, value string) float64 {
+		f := fams[name]
+		if f == nil {
+			return -1
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					if m.GetCounter() != nil {
+						return m.GetCounter().GetValue()
+					}
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+		return -1
+	}
+	if v := byLabel("guardd_cgroup_placed_total", "when", "event"); v < 1 {
+		t.Errorf("guardd_cgroup_placed_total{when=event} = %v, want >= 1", v)
+	}
+	if v := byLabel("guardd_cgroup_placed_total", "when", "start"); v < 1 {
+		t.Errorf("guardd_cgroup_placed_total{when=start} = %v, want >= 1", v)
+	}
+	if v := byLabel("guardd_cgroup_isolation_up", "driver", "cgroup1"); v != 1 {
+		t.Errorf("guardd_cgroup_isolation_up{driver=cgroup1} = %v, want 1", v)
+	}
+	if f := fams["guardd_cgroup_outside_processes"]; f == nil || gaugeValue(f) != 0 {
+		t.Errorf("guardd_cgroup_outside_processes = %v, want 0", f)
 	}
 }
 

@@ -35,6 +35,7 @@ import (
 	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Base is the group under guardd's own group of each hierarchy that
@@ -187,6 +188,9 @@ func (c *Isolation) Start(h capability.Host, p *policy.Policy) error {
 	c.pol = p
 	c.polNow.Store(p)
 	c.setUp(p)
+	if c.active(p) {
+		h.Wake() // the processes already running are placed at once, not a tick later
+	}
 	return nil
 }
 
@@ -294,6 +298,51 @@ func (c *Isolation) Isolation(uid uint32) capability.Isolation {
 		return capability.Isolation{}
 	}
 	return capability.Isolation{Grouped: true, PidsLimited: lim.Procs > 0 && c.hasPids}
+}
+
+// Collectors are the capability's metrics (capability.MetricsSource):
+// host-wide, never per customer.
+func (c *Isolation) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{metricsCollector{c}}
+}
+
+type metricsCollector struct{ c *Isolation }
+
+var (
+	descPlaced  = prometheus.NewDesc("guardd_cgroup_placed_total", "Processes of customers moved into their own group, by when: at their uid change (event), at the first reconcile after start (start), at a later reconcile (reconcile: the event path missed them).", []string{"when"}, nil)
+	descEscaped = prometheus.NewDesc("guardd_cgroup_escaped_total", "Processes of isolated customers found outside their group by a reconcile after start and moved back (goal: 0).", nil, nil)
+	descOutside = prometheus.NewDesc("guardd_cgroup_outside_processes", "Processes of isolated customers outside their group right now: those the last reconcile could not move (goal: 0).", nil, nil)
+	descFailed  = prometheus.NewDesc("guardd_cgroup_place_failures_total", "Moves into a customer's group that failed.", nil, nil)
+	descGroups  = prometheus.NewDesc("guardd_cgroup_groups", "Customers with a group of their own now.", nil, nil)
+	descBurst   = prometheus.NewDesc("guardd_cgroup_bursting_customers", "Customers whose limits a burst block raises now.", nil, nil)
+	descUp      = prometheus.NewDesc("guardd_cgroup_isolation_up", "1 when per-customer isolation runs (the driver in a label), 0 when the policy asks for it and the host cannot.", []string{"driver"}, nil)
+)
+
+func (m metricsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descPlaced, descEscaped, descOutside, descFailed, descGroups, descBurst, descUp} {
+		ch <- d
+	}
+}
+
+func (m metricsCollector) Collect(ch chan<- prometheus.Metric) {
+	s := m.c.Snapshot()
+	p := m.c.polNow.Load()
+	if p == nil || !p.Isolating() {
+		return // a policy without isolation limits: no series
+	}
+	up := 1.0
+	if s.Driver == "" {
+		up = 0
+	}
+	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up, s.Driver)
+	ch <- prometheus.MustNewConstMetric(descPlaced, prometheus.CounterValue, float64(s.PlacedEvent), "event")
+	ch <- prometheus.MustNewConstMetric(descPlaced, prometheus.CounterValue, float64(s.PlacedStart), "start")
+	ch <- prometheus.MustNewConstMetric(descPlaced, prometheus.CounterValue, float64(s.Placed-s.PlacedEvent-s.PlacedStart), "reconcile")
+	ch <- prometheus.MustNewConstMetric(descEscaped, prometheus.CounterValue, float64(s.Escaped))
+	ch <- prometheus.MustNewConstMetric(descOutside, prometheus.GaugeValue, float64(s.Outside))
+	ch <- prometheus.MustNewConstMetric(descFailed, prometheus.CounterValue, float64(s.PlaceFailed))
+	ch <- prometheus.MustNewConstMetric(descGroups, prometheus.GaugeValue, float64(s.Groups))
+	ch <- prometheus.MustNewConstMetric(descBurst, prometheus.GaugeValue, float64(s.BurstingNow))
 }
 
 // Snapshot returns the counters.

@@ -116,6 +116,11 @@ func (t *teller) Start(h capability.Host, p *policy.Policy) error {
 	t.summaries = make(chan summaryJob, 1)
 	t.stats.actions = map[actionKey]uint64{}
 	t.m = newMetrics(t)
+	for _, c := range h.Collectors() {
+		if err := t.m.reg.Register(c); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+	}
 	t.wg.Add(1)
 	go t.summaryLoop()
 	if err := t.Validate(p); err != nil {
