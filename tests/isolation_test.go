@@ -244,3 +244,103 @@ func waitPrefix(t testing.TB, o *Offender, prefix string, deadline time.Duration
 	}
 	return line
 }
+
+// kill_user of an isolated customer ends the fork bomb through the group
+// (every process of the work leaf at once) while the protected session,
+// in the kept leaf, lives on, running; the bomb is held by the group's
+// pids limit, not by RLIMIT_NPROC. stop_user freezes the group where the
+// customer's own SIGCONT cannot undo it, and resume_after thaws it.
+func TestIsolationKillUserUsesGroup(t *testing.T) {
+	u := NewUser(t)
+	groups := NewTestGroups(t)
+	requireV1Groups(t, groups)
+	dir := ExecDir(t)
+	trigger := filepath.Join(dir, "go")
+	session := StartOffenderSpec(t, u, OffenderSpec{Reaped: true, Args: []string{"sleep", "session"}})
+	bomb := bashBomb(t, u, trigger)
+	limits := "limits \"c\" {\n  class = \"c\"\n  procs = 150\n  cpu   = 150\n}\n\n"
+	g := StartGuarddConfig(t, Config{Body: Class(u) + protectOffender() + limits + stormRule(100, 60), Wrap: groups.Wrap()})
+	kept := fmt.Sprintf("guardd-users/u%d/kept", u.UID)
+	if !Eventually(Deadline, func() bool { rel, ok := groups.Group(session.PID, "pids"); return ok && rel == kept }) {
+		rel, _ := groups.Group(session.PID, "pids")
+		t.Fatalf("the protected session is in %q, want %s", rel, kept)
+	}
+	if !Eventually(Deadline, func() bool { rel, ok := groups.Group(bomb.PID, "pids"); return ok && rel == userLeaf(u) }) {
+		t.Fatal("the bomb's shell was never placed in work")
+	}
+	// The group holds the procs limit: no RLIMIT_NPROC cap is set.
+	if soft, _ := procLimit(t, bomb.PID); soft == "150" {
+		t.Errorf("the bomb's shell carries RLIMIT_NPROC 150: the group's pids limit should hold it alone")
+	}
+	writeFile(t, trigger, "")
+	ev := g.WaitAudit(t, func(e Event) bool {
+		return Action("fork-storm", "kill_user", "done", 0)(e) && e.UID == u.UID
+	}, Deadline)
+	waitOnly(t, u, session)
+	checkRunning(t, session, "the protected session in kept")
+	if !strings.Contains(ev.Reason, fmt.Sprintf("killed u%d/work", u.UID)) {
+		t.Errorf("kill_user reason %q, want the group's kill", ev.Reason)
+	}
+	if n := groups.Value(t, "pids", userLeaf(u), "pids.events", "max") + groups.Value(t, "pids", fmt.Sprintf("guardd-users/u%d", u.UID), "pids.events", "max"); n < 1 {
+		t.Errorf("pids.events max = %d: the bomb was not held by the group's pids limit", n)
+	}
+	t.Logf("kill_user: %q", ev.Reason)
+}
+
+// stop_user freezes an isolated customer's work leaf: a burner gets no
+// CPU, whatever signals the customer sends itself, while the kept session
+// runs; resume_after thaws it.
+func TestIsolationStopUserFreezes(t *testing.T) {
+	u := NewUser(t)
+	groups := NewTestGroups(t)
+	requireV1Groups(t, groups)
+	if groups.Dirs["freezer"] == "" {
+		t.Skip("no freezer hierarchy")
+	}
+	session := StartOffenderSpec(t, u, OffenderSpec{Reaped: true, Args: []string{"sleep", "session"}})
+	burner := StartBurner(t, u)
+	body := Class(u) + protectOffender() + "limits \"c\" {\n  class = \"c\"\n  cpu   = 150\n}\n\n" + `rule "freeze" {
+  class    = "c"
+  when     = user.cpu_percent > 20
+  cooldown = "1h"
+  stop_user {
+    resume_after = "4s"
+  }
+}
+`
+	g := StartGuarddConfig(t, Config{Body: body, Wrap: groups.Wrap()})
+	ev := g.WaitAudit(t, func(e Event) bool { return Action("freeze", "stop_user", "done", 0)(e) && e.UID == u.UID }, Deadline)
+	if !strings.Contains(ev.Reason, fmt.Sprintf("freeze u%d/work", u.UID)) {
+		t.Errorf("stop_user reason %q, want the group's freeze", ev.Reason)
+	}
+	frozen := func() bool {
+		return strings.TrimSpace(groups.Read(t, "freezer", userLeaf(u), "freezer.state")) == "FROZEN"
+	}
+	if !frozen() {
+		t.Fatalf("work leaf not frozen after stop_user: %q", groups.Read(t, "freezer", userLeaf(u), "freezer.state"))
+	}
+	// The customer's own SIGCONT does not undo a freeze: the burner
+	// gets no CPU over a measuring window after it.
+	if err := syscall.Kill(burner.PID, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	cpu := func() int64 {
+		v, _ := strconv.ParseInt(strings.TrimSpace(groups.Read(t, "cpuacct", userLeaf(u), "cpuacct.usage")), 10, 64)
+		return v
+	}
+	c0 := cpu()
+	time.Sleep(time.Second) // a measuring window, not synchronisation
+	if c1 := cpu(); c1 > c0+int64(20*time.Millisecond) && frozen() {
+		t.Errorf("the frozen work leaf used %v of CPU in a second after the customer's SIGCONT", time.Duration(c1-c0))
+	}
+	if st, err := ReadStat(session.PID); err != nil || st.State == 'T' || st.State == 't' {
+		t.Errorf("the protected session in kept is stopped (%c, %v)", st.State, err)
+	}
+	if rel, _ := groups.Group(session.PID, "freezer"); rel != fmt.Sprintf("guardd-users/u%d/kept", u.UID) {
+		t.Errorf("the session is in %q, want kept", rel)
+	}
+	g.WaitAudit(t, func(e Event) bool { return e.Rule == "freeze" && e.Action == "resume_user" && e.UID == u.UID }, Deadline)
+	if !Eventually(Deadline, func() bool { return !frozen() }) {
+		t.Fatal("resume_after did not thaw the work leaf")
+	}
+}

@@ -47,8 +47,15 @@ func (c *protectSeen) userSignalStep(sig string) capability.StepFunc {
 				}
 			}
 			var res enforce.UserResult
-			switch sig {
-			case "KILL", "STOP":
+			switch {
+			case sig == "STOP" && (group.Outcome == enforce.Done || group.Outcome == enforce.WouldDo):
+				// Frozen: nothing in the group can run or fork, and a
+				// process placed there later (a straggler) freezes as it
+				// enters. A SIGSTOP sweep now would wait for frozen
+				// processes to show stopped, which they never do.
+				res = enforce.UserResult{Outcome: group.Outcome, Reason: "group: " + group.Reason}
+				group = enforce.Result{}
+			case sig == "KILL" || sig == "STOP":
 				spare, mayHave := c.userSpare(h, snap, uid)
 				if sig == "KILL" && !mayHave {
 					res = enf.KillUser(uid, gid, nil, dry) // the fast path: kill(-1) as the user
