@@ -7,6 +7,9 @@ package platform
 type UserGroupUsage struct {
 	InGroup bool // the customer has a group whose counters were read this tick
 
+	// CPUPercent: CPU the group used over the last tick, percent of one
+	// core, exited processes included (-1 when not measured).
+	CPUPercent float64
 	// CPUThrottledPercent: share of the last tick's CPU periods in which
 	// the group was throttled by its cpu limit, percent.
 	CPUThrottledPercent float64

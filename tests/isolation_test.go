@@ -344,3 +344,63 @@ func TestIsolationStopUserFreezes(t *testing.T) {
 		t.Fatal("resume_after did not thaw the work leaf")
 	}
 }
+
+// A customer who burns CPU in processes that each live a few tens of
+// milliseconds (shorter than a tick: no sample sees most of them) shows
+// little CPU to a per-process view; the customer's group counts every
+// one of them, exited or not. Control: the same load of a customer
+// without a group of its own reads low.
+func TestIsolationCountsShortLivedCPU(t *testing.T) {
+	u, ctl := NewUser(t), NewUser(t)
+	groups := NewTestGroups(t)
+	requireV1Groups(t, groups)
+	hopper := "while :; do /bin/sh -c 'i=0; while [ $i -lt 3000 ]; do i=$((i+1)); done'; done"
+	body := fmt.Sprintf(`class "c" {
+  users = [%q]
+}
+class "ctl" {
+  users = [%q]
+}
+limits "c" {
+  class = "c"
+  cpu   = 400
+}
+rule "cpu-c" {
+  class    = "c"
+  when     = user.procs > 0 || user.cpu_percent > 0
+  cooldown = "1s"
+  report {}
+}
+rule "cpu-ctl" {
+  class    = "ctl"
+  when     = user.procs > 0 || user.cpu_percent > 0
+  cooldown = "1s"
+  report {}
+}
+`, u.Name, ctl.Name)
+	g := StartGuarddConfig(t, Config{Body: body, Interval: "500ms", Wrap: groups.Wrap()})
+	StartOffenderSpec(t, u, OffenderSpec{Args: []string{"exec", "--", "/bin/sh", "-c", hopper}, Nice: BurnerNice})
+	StartOffenderSpec(t, ctl, OffenderSpec{Args: []string{"exec", "--", "/bin/sh", "-c", hopper}, Nice: BurnerNice})
+	cpuOf := func(rule string, uid uint32) func() float64 {
+		return func() float64 {
+			best := -1.0
+			for _, e := range g.Audit(t) {
+				if e.Rule == rule && e.UID == uid {
+					if v, ok := e.Values["user.cpu_percent"].(float64); ok && v > best {
+						best = v
+					}
+				}
+			}
+			return best
+		}
+	}
+	var got float64
+	if !Eventually(Deadline, func() bool { got = cpuOf("cpu-c", u.UID)(); return got > 50 }) {
+		t.Fatalf("the grouped customer's short-lived burners read at most %.0f %% of a core, want > 50 %% (the group counts them all)", got)
+	}
+	ctlGot := cpuOf("cpu-ctl", ctl.UID)()
+	t.Logf("short-lived CPU: with a group %.0f %%, without %.0f %% (per-process view)", got, ctlGot)
+	if ctlGot >= got {
+		t.Errorf("control: the ungrouped customer read %.0f %%, not less than the grouped one's %.0f %%: the test does not show what the group adds", ctlGot, got)
+	}
+}

@@ -144,7 +144,7 @@ type statsFiles interface {
 }
 
 // tickStats are the counters a tick turns into the user.* variables.
-const tickStats = platform.StatCPUThrottled | platform.StatMemoryCurrent | platform.StatMemoryHigh | platform.StatMemoryMax |
+const tickStats = platform.StatCPUUsage | platform.StatCPUThrottled | platform.StatMemoryCurrent | platform.StatMemoryHigh | platform.StatMemoryMax |
 	platform.StatMemoryOOMKill | platform.StatPidsRefused | platform.StatCPUPressure | platform.StatMemoryPressure | platform.StatIOPressure
 
 func openGroupStats(l *platform.CgroupLayout, group string) (statsFiles, error) {
@@ -415,6 +415,7 @@ func (c *Isolation) Observe(snap *platform.Snapshot) {
 	// whose parent is known to be in the right leaf of the same customer
 	// needs no read; anything else is read once, then remembered.
 	var outside int64
+	strays := map[uint32]bool{} // customers with a process outside their group now
 	mine := make(map[int32]*platform.Process, len(snap.Procs)/4)
 	for _, pr := range snap.Procs {
 		if limited[pr.UID] {
@@ -439,6 +440,9 @@ func (c *Isolation) Observe(snap *platform.Snapshot) {
 		if at == c.leaf(pr.UID, kept) {
 			c.placed[pr.ProcID] = placedAs{kept: kept, since: platform.BootTicks(), seen: c.ticks}
 			continue
+		}
+		if !c.movedBetweenLeaves(at, pr.UID) {
+			strays[pr.UID] = true // outside for some of the tick: the group's CPU is not all of it
 		}
 		if r := c.door.PlaceInGroup(pr.ProcID, pr.UID, kept, false); r.Outcome != enforce.Done {
 			if r.Outcome == enforce.Failed {
@@ -491,6 +495,13 @@ func (c *Isolation) Observe(snap *platform.Snapshot) {
 		now := c.now()
 		u.Group = usage(&cu.prev, &s, now.Sub(cu.prevTime), !cu.prevTime.IsZero())
 		cu.prev, cu.prevTime = s, now
+		// The group's CPU is exact, processes that came and went between
+		// two samples included (a customer hopping across short-lived
+		// processes shows in no per-process rate): it is the customer's
+		// CPU when every process of the customer was in place all tick.
+		if u.Group.CPUPercent >= 0 && !strays[uid] {
+			u.CPUPercent = u.Group.CPUPercent
+		}
 	}
 	c.metrics.Groups = groups
 }
@@ -578,7 +589,7 @@ func equalLimits(a, b enforce.Limits) bool {
 // usage turns two readings of a group's counters dt apart into the
 // user.* variables (rates over the tick; PSI as the kernel gives it).
 func usage(prev, cur *platform.GroupStats, dt time.Duration, havePrev bool) platform.UserGroupUsage {
-	u := platform.UserGroupUsage{InGroup: true}
+	u := platform.UserGroupUsage{InGroup: true, CPUPercent: -1}
 	if cur.Has(platform.StatMemoryCurrent) {
 		u.MemoryBytes = cur.MemoryCurrent
 	}
@@ -599,6 +610,9 @@ func usage(prev, cur *platform.GroupStats, dt time.Duration, havePrev bool) plat
 			return float64(b)
 		}
 		return float64(b - a)
+	}
+	if prev.Has(platform.StatCPUUsage) && cur.Has(platform.StatCPUUsage) {
+		u.CPUPercent = d(prev.CPUUsageUsec, cur.CPUUsageUsec) / float64(dt.Microseconds()) * 100
 	}
 	if periods := d(prev.CPUPeriods, cur.CPUPeriods); periods > 0 {
 		u.CPUThrottledPercent = min(100, d(prev.CPUThrottled, cur.CPUThrottled)/periods*100)

@@ -296,3 +296,33 @@ func TestUsageRates(t *testing.T) {
 		t.Errorf("after recreation: %+v", u)
 	}
 }
+
+// The group's CPU replaces the per-process sum when every process of
+// the customer was in place; a customer with a process found outside
+// keeps the per-process figure.
+func TestGroupCPUReplacesTheSum(t *testing.T) {
+	r := newRig(t, testPolicy)
+	in := proc(500, 1, 1900, 10)
+	r.where[500] = "/guardd-users/u1900/work"
+	r.stats["guardd-users/u1900"] = platform.GroupStats{Avail: platform.StatCPUUsage, CPUUsageUsec: 1_000_000}
+	r.c.Observe(snapshot(5, in))
+	r.clock = r.clock.Add(time.Second)
+	r.stats["guardd-users/u1900"] = platform.GroupStats{Avail: platform.StatCPUUsage, CPUUsageUsec: 1_900_000} // 90 % of a core
+	snap := snapshot(5, in)
+	snap.Users[1900].CPUPercent = 3 // what live processes showed
+	r.c.Observe(snap)
+	if got := snap.Users[1900].CPUPercent; got != 90 {
+		t.Errorf("user.cpu_percent = %v, want the group's 90", got)
+	}
+	// A stray outside the group: the group's figure is not all of it.
+	stray := proc(501, 1, 1900, 11)
+	r.where[501] = "/system.slice/cron.service"
+	r.clock = r.clock.Add(time.Second)
+	r.stats["guardd-users/u1900"] = platform.GroupStats{Avail: platform.StatCPUUsage, CPUUsageUsec: 2_800_000}
+	snap = snapshot(5, in, stray)
+	snap.Users[1900].CPUPercent = 3
+	r.c.Observe(snap)
+	if got := snap.Users[1900].CPUPercent; got != 3 {
+		t.Errorf("with a stray, user.cpu_percent = %v, want the per-process 3", got)
+	}
+}
