@@ -299,3 +299,13 @@ func init() {
 	defNum("user.io_pressure", lvUser, "percent of the last 10 s some process of the customer stalled on IO (PSI of the group; cgroup v2 only, 0 elsewhere)",
 		func(e *Env) float64 { return e.User.Group.IOPressure })
 }
+
+// Limit returns the limits block called name, nil when there is none.
+func (p *Policy) Limit(name string) *Limit {
+	for _, l := range p.Limits {
+		if l.Name == name {
+			return l
+		}
+	}
+	return nil
+}

@@ -222,6 +222,9 @@ func TestIsolationPlacesAtUIDChange(t *testing.T) {
 	if v := byLabel("guardd_cgroup_isolation_up", "driver", "cgroup1"); v != 1 {
 		t.Errorf("guardd_cgroup_isolation_up{driver=cgroup1} = %v, want 1", v)
 	}
+	if v := byLabel("guardd_limits_customers", "limits", "c"); v != 1 {
+		t.Errorf("guardd_limits_customers{limits=c} = %v, want 1", v)
+	}
 	if f := fams["guardd_cgroup_outside_processes"]; f == nil || gaugeValue(f) != 0 {
 		t.Errorf("guardd_cgroup_outside_processes = %v, want 0", f)
 	}

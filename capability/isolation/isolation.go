@@ -166,6 +166,17 @@ type Metrics struct {
 	Unavailable  string // why isolation does not run, "" when it does
 	BurstingNow  int    // customers whose limits are raised by a burst now
 	LimitChanges uint64 // limits written to groups (creation included)
+	// Blocks are per limits block (a customer counts for the first block
+	// that applies to it): bounded by the policy, never per customer.
+	Blocks map[string]BlockMetrics
+}
+
+// BlockMetrics are one limits block's customers and their faults.
+type BlockMetrics struct {
+	Customers    int     // with a group now
+	Throttled    int     // customers whose CPU was throttled in the last tick
+	MemoryFaults float64 // since start
+	ProcsFaults  float64 // since start
 }
 
 // New makes the capability with the cgroup filesystem drivers (for the
@@ -309,17 +320,20 @@ func (c *Isolation) Collectors() []prometheus.Collector {
 type metricsCollector struct{ c *Isolation }
 
 var (
-	descPlaced  = prometheus.NewDesc("guardd_cgroup_placed_total", "Processes of customers moved into their own group, by when: at their uid change (event), at the first reconcile after start (start), at a later reconcile (reconcile: the event path missed them).", []string{"when"}, nil)
-	descEscaped = prometheus.NewDesc("guardd_cgroup_escaped_total", "Processes of isolated customers found outside their group by a reconcile after start and moved back (goal: 0).", nil, nil)
-	descOutside = prometheus.NewDesc("guardd_cgroup_outside_processes", "Processes of isolated customers outside their group right now: those the last reconcile could not move (goal: 0).", nil, nil)
-	descFailed  = prometheus.NewDesc("guardd_cgroup_place_failures_total", "Moves into a customer's group that failed.", nil, nil)
-	descGroups  = prometheus.NewDesc("guardd_cgroup_groups", "Customers with a group of their own now.", nil, nil)
-	descBurst   = prometheus.NewDesc("guardd_cgroup_bursting_customers", "Customers whose limits a burst block raises now.", nil, nil)
-	descUp      = prometheus.NewDesc("guardd_cgroup_isolation_up", "1 when per-customer isolation runs (the driver in a label), 0 when the policy asks for it and the host cannot.", []string{"driver"}, nil)
+	descPlaced         = prometheus.NewDesc("guardd_cgroup_placed_total", "Processes of customers moved into their own group, by when: at their uid change (event), at the first reconcile after start (start), at a later reconcile (reconcile: the event path missed them).", []string{"when"}, nil)
+	descEscaped        = prometheus.NewDesc("guardd_cgroup_escaped_total", "Processes of isolated customers found outside their group by a reconcile after start and moved back (goal: 0).", nil, nil)
+	descOutside        = prometheus.NewDesc("guardd_cgroup_outside_processes", "Processes of isolated customers outside their group right now: those the last reconcile could not move (goal: 0).", nil, nil)
+	descFailed         = prometheus.NewDesc("guardd_cgroup_place_failures_total", "Moves into a customer's group that failed.", nil, nil)
+	descGroups         = prometheus.NewDesc("guardd_cgroup_groups", "Customers with a group of their own now.", nil, nil)
+	descBurst          = prometheus.NewDesc("guardd_cgroup_bursting_customers", "Customers whose limits a burst block raises now.", nil, nil)
+	descBlockCustomers = prometheus.NewDesc("guardd_limits_customers", "Customers with a group of their own, by the limits block that applies to them (the first, where several do).", []string{"limits"}, nil)
+	descBlockThrottled = prometheus.NewDesc("guardd_limits_cpu_throttled_customers", "Customers whose CPU their limit held back in the last tick, by limits block.", []string{"limits"}, nil)
+	descBlockFaults    = prometheus.NewDesc("guardd_limits_faults_total", "Limit faults of the customers of a limits block since guardd started: memory (high, max, OOM kills in the group), procs (forks refused).", []string{"limits", "kind"}, nil)
+	descUp             = prometheus.NewDesc("guardd_cgroup_isolation_up", "1 when per-customer isolation runs (the driver in a label), 0 when the policy asks for it and the host cannot.", []string{"driver"}, nil)
 )
 
 func (m metricsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPlaced, descEscaped, descOutside, descFailed, descGroups, descBurst, descUp} {
+	for _, d := range []*prometheus.Desc{descPlaced, descEscaped, descOutside, descFailed, descGroups, descBurst, descUp, descBlockCustomers, descBlockThrottled, descBlockFaults} {
 		ch <- d
 	}
 }
@@ -343,6 +357,15 @@ func (m metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descFailed, prometheus.CounterValue, float64(s.PlaceFailed))
 	ch <- prometheus.MustNewConstMetric(descGroups, prometheus.GaugeValue, float64(s.Groups))
 	ch <- prometheus.MustNewConstMetric(descBurst, prometheus.GaugeValue, float64(s.BurstingNow))
+	for name, b := range s.Blocks {
+		if p.Limit(name) == nil {
+			continue // a block a reload removed: its series go
+		}
+		ch <- prometheus.MustNewConstMetric(descBlockCustomers, prometheus.GaugeValue, float64(b.Customers), name)
+		ch <- prometheus.MustNewConstMetric(descBlockThrottled, prometheus.GaugeValue, float64(b.Throttled), name)
+		ch <- prometheus.MustNewConstMetric(descBlockFaults, prometheus.CounterValue, b.MemoryFaults, name, "memory")
+		ch <- prometheus.MustNewConstMetric(descBlockFaults, prometheus.CounterValue, b.ProcsFaults, name, "procs")
+	}
 }
 
 // Snapshot returns the counters.
@@ -350,6 +373,10 @@ func (c *Isolation) Snapshot() Metrics {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	m := c.metrics
+	m.Blocks = make(map[string]BlockMetrics, len(c.metrics.Blocks))
+	for k, v := range c.metrics.Blocks {
+		m.Blocks[k] = v
+	}
 	m.Outside = c.outside.Load()
 	if c.driver != nil {
 		m.Driver = c.driver.Name()
@@ -380,6 +407,7 @@ func (c *Isolation) Observe(snap *platform.Snapshot) {
 	first := c.ticks == 1
 	env := &policy.Env{Host: &snap.Host}
 	limited := map[uint32]bool{}
+	blockOf := map[uint32]string{}
 	bursting := 0
 	for uid, u := range snap.Users {
 		lim := p.LimitsFor(uid, u.Name, u.Groups, env)
@@ -389,6 +417,7 @@ func (c *Isolation) Observe(snap *platform.Snapshot) {
 		if len(lim.Bursting) > 0 {
 			bursting++
 		}
+		blockOf[uid] = lim.Blocks[0]
 		cu := c.users[uid]
 		if cu == nil {
 			cu = &customer{}
@@ -469,6 +498,13 @@ func (c *Isolation) Observe(snap *platform.Snapshot) {
 
 	// Counters, once per customer.
 	groups := 0
+	if c.metrics.Blocks == nil {
+		c.metrics.Blocks = map[string]BlockMetrics{}
+	}
+	for name, b := range c.metrics.Blocks { // gauges start again; totals stay
+		b.Customers, b.Throttled = 0, 0
+		c.metrics.Blocks[name] = b
+	}
 	for uid, cu := range c.users {
 		if cu.seen != c.ticks {
 			if cu.files != nil {
@@ -501,6 +537,16 @@ func (c *Isolation) Observe(snap *platform.Snapshot) {
 		// CPU when every process of the customer was in place all tick.
 		if u.Group.CPUPercent >= 0 && !strays[uid] {
 			u.CPUPercent = u.Group.CPUPercent
+		}
+		if name := blockOf[uid]; name != "" {
+			b := c.metrics.Blocks[name]
+			b.Customers++
+			if u.Group.CPUThrottledPercent > 0 {
+				b.Throttled++
+			}
+			b.MemoryFaults += u.Group.MemoryFaults
+			b.ProcsFaults += u.Group.ProcsFaults
+			c.metrics.Blocks[name] = b
 		}
 	}
 	c.metrics.Groups = groups
