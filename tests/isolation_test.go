@@ -191,8 +191,9 @@ func TestIsolationPlacesAtUIDChange(t *testing.T) {
 		rel, _ := groups.Group(o.PID, "pids")
 		t.Fatalf("a process that became the customer's is in %q 30 s later, want %s (the tick is 1m: the event path did not place it)", rel, userLeaf(u))
 	}
-	if rel, ok := groups.Group(early.PID, "pids"); !ok || rel != userLeaf(u) {
-		t.Errorf("the process started before guardd is in %q, want %s", rel, userLeaf(u))
+	if !Eventually(Deadline, func() bool { rel, ok := groups.Group(early.PID, "pids"); return ok && rel == userLeaf(u) }) {
+		rel, _ := groups.Group(early.PID, "pids")
+		t.Errorf("the process started before guardd is in %q, want %s (placed by the tick woken at start)", rel, userLeaf(u))
 	}
 	// The metrics say so: placed at the event and at start, none outside.
 	fams := scrapeMetrics(t, addr)
@@ -250,8 +251,9 @@ func waitPrefix(t testing.TB, o *Offender, prefix string, deadline time.Duration
 
 // kill_user of an isolated customer ends the fork bomb through the group
 // (every process of the work leaf at once) while the protected session,
-// in the kept leaf, lives on, running; the bomb is held by the group's
-// pids limit, not by RLIMIT_NPROC. stop_user freezes the group where the
+// in the kept leaf, lives on, running; the procs limit is the group's
+// pids limit, not RLIMIT_NPROC (TestIsolationLimitsHold proves the
+// refusal). stop_user freezes the group where the
 // customer's own SIGCONT cannot undo it, and resume_after thaws it.
 func TestIsolationKillUserUsesGroup(t *testing.T) {
 	u := NewUser(t)
@@ -283,9 +285,6 @@ func TestIsolationKillUserUsesGroup(t *testing.T) {
 	checkRunning(t, session, "the protected session in kept")
 	if !strings.Contains(ev.Reason, fmt.Sprintf("killed u%d/work", u.UID)) {
 		t.Errorf("kill_user reason %q, want the group's kill", ev.Reason)
-	}
-	if n := groups.Value(t, "pids", userLeaf(u), "pids.events", "max") + groups.Value(t, "pids", fmt.Sprintf("guardd-users/u%d", u.UID), "pids.events", "max"); n < 1 {
-		t.Errorf("pids.events max = %d: the bomb was not held by the group's pids limit", n)
 	}
 	t.Logf("kill_user: %q", ev.Reason)
 }
