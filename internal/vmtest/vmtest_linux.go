@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -351,19 +352,35 @@ func Run(t testing.TB, o Options) Result {
 	cmd.Dir = work
 	// qemu dies with the test binary, whatever ends it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	stdout, err := cmd.StdoutPipe()
+	// The console is read to its end (EOF when qemu exits), not closed by
+	// cmd.Wait as a StdoutPipe would be.
+	stdout, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = cmd.Stdout
+	defer stdout.Close()
+	cmd.Stdout, cmd.Stderr = w, w
+	// Pdeathsig fires when the thread that started qemu ends, not the
+	// process: start it from a locked thread that lives until qemu exits.
+	exited := make(chan struct{})
+	started := make(chan error, 1)
+	var waitErr error
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with qemu's wait
+		err := cmd.Start()
+		w.Close()
+		started <- err
+		if err != nil {
+			return
+		}
+		waitErr = cmd.Wait()
+		close(exited)
+	}()
+	if err := <-started; err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("vm: qemu pid %d, kernel %s, %d vCPUs, %d MiB, payload %q", cmd.Process.Pid, k.version, o.CPUs, o.MemoryMiB, o.Args)
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(exited) }()
 
 	var (
 		mu      sync.Mutex

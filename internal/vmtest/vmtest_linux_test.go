@@ -5,18 +5,23 @@ package vmtest
 import (
 	"fmt"
 	"os"
+	osuser "os/user"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // TestRunIsolated boots the VM with a shell payload: its exit status and
 // exact output come back, the share is writable both ways, the root is
-// writable but nothing written there reaches the host, and the only
-// network interface is loopback, up.
+// writable (useradd works) but nothing written there reaches the host,
+// and the only network interface is loopback, up.
 func TestRunIsolated(t *testing.T) {
 	Require(t)
 	leak := fmt.Sprintf("/etc/guardd-vmtest-%d", os.Getpid())
+	user := fmt.Sprintf("gdt-vm-%d", os.Getpid())
 	share := t.TempDir()
 	if err := os.WriteFile(filepath.Join(share, "in"), []byte("from the host\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -27,6 +32,8 @@ echo written > ` + leak + `
 cat ` + leak + `
 cat "$SHARE/in"
 echo back > "$SHARE/back"
+useradd -M -s /bin/false ` + user + `
+echo user: $(id -un ` + user + `)
 echo net: $(ls /sys/class/net) flags $(cat /sys/class/net/lo/flags)
 echo stdin: $(cat)
 echo to stderr >&2
@@ -35,7 +42,7 @@ exit 3`
 	if r.ExitCode != 3 || r.Status != "exit 3" {
 		t.Errorf("status %q (code %d), want exit 3", r.Status, r.ExitCode)
 	}
-	for _, want := range []string{kernelMarker, "written\nfrom the host\n", "net: lo flags 0x9\n", "stdin:\n", "to stderr\n"} {
+	for _, want := range []string{kernelMarker, "written\nfrom the host\n", "net: lo flags 0x9\n", "user: " + user + "\n", "stdin:\n", "to stderr\n"} {
 		if !strings.Contains(r.Output, want) {
 			t.Errorf("output has no %q:\n%s", want, r.Output)
 		}
@@ -46,6 +53,9 @@ exit 3`
 	if _, err := os.Stat(leak); !os.IsNotExist(err) {
 		os.Remove(leak)
 		t.Errorf("the VM's write to %s reached the host (%v)", leak, err)
+	}
+	if _, err := osuser.Lookup(user); err == nil {
+		t.Errorf("the user %s added in the VM exists on the host", user)
 	}
 	if r.Boot <= 0 || r.Slowdown <= 0 || r.SyscallSlowdown <= 0 {
 		t.Errorf("boot %v, slowdown %v/%v", r.Boot, r.Slowdown, r.SyscallSlowdown)
@@ -75,5 +85,82 @@ func TestModulesOrder(t *testing.T) {
 	}
 	if _, ok := pos["9p"]; !ok {
 		t.Errorf("no 9p in %v", mods)
+	}
+}
+
+// recorder is a testing.TB whose Fatal ends only the goroutine that runs
+// Run, and whose cleanups run when the test says: a failing Run can be
+// tested.
+type recorder struct {
+	testing.TB
+	mu       sync.Mutex
+	fatal    string
+	logs     []string
+	cleanups []func()
+}
+
+func (r *recorder) Fatalf(format string, args ...any) {
+	r.mu.Lock()
+	r.fatal = fmt.Sprintf(format, args...)
+	r.mu.Unlock()
+	runtime.Goexit()
+}
+func (r *recorder) Fatal(args ...any) { r.Fatalf("%s", fmt.Sprint(args...)) }
+func (r *recorder) Logf(format string, args ...any) {
+	r.mu.Lock()
+	r.logs = append(r.logs, fmt.Sprintf(format, args...))
+	r.mu.Unlock()
+	r.TB.Logf(format, args...)
+}
+func (r *recorder) Cleanup(f func()) { r.cleanups = append(r.cleanups, f) }
+
+// run calls Run, then its cleanups, and returns Run's fatal message and
+// qemu's PID.
+func (r *recorder) run(o Options) (fatal string, pid int) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Run(r, o)
+	}()
+	<-done
+	for i := len(r.cleanups) - 1; i >= 0; i-- {
+		r.cleanups[i]()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, l := range r.logs {
+		if _, err := fmt.Sscanf(l, "vm: qemu pid %d", &pid); err == nil {
+			break
+		}
+	}
+	return r.fatal, pid
+}
+
+// TestRunTimeouts: a VM that does not boot in time, and a payload that
+// hangs, fail the test, and qemu is gone once the test's cleanups ran.
+func TestRunTimeouts(t *testing.T) {
+	Require(t)
+	for _, c := range []struct {
+		name string
+		o    Options
+		want string
+	}{
+		{"boot", Options{Args: []string{"/bin/true"}, BootTimeout: time.Millisecond}, "did not boot in 1ms"},
+		{"payload", Options{Args: []string{"/bin/sleep", "600"}, Timeout: 20 * time.Second}, "the payload did not end in 20s"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := &recorder{TB: t}
+			fatal, pid := r.run(c.o)
+			if !strings.Contains(fatal, c.want) {
+				t.Errorf("Run failed with %q, want %q", fatal, c.want)
+			}
+			if pid == 0 {
+				t.Fatal("no qemu pid logged")
+			}
+			// Reaped by Run: the PID names no qemu now (nor a zombie).
+			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && strings.HasPrefix(string(b), "qemu") {
+				t.Errorf("qemu %d still there after the cleanups", pid)
+			}
+		})
 	}
 }
