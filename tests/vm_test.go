@@ -127,8 +127,8 @@ func checkCgroupV2(dir string) error {
 
 // TestVMCgroupV2 proves the VM harness: in the VM, cgroup v2 offers cpu,
 // memory, io and pids, and they work: memory.max OOM-kills inside the
-// group only, pids.max refuses a fork, cpu.max throttles, and the proc
-// connector sees a fork. Each with a control that the limit, not
+// group only, pids.max refuses a fork, cpu.max throttles, io.max slows
+// direct writes to a scratch disk, and the proc connector sees a fork. Each with a control that the limit, not
 // something else, did it; and on this host's v1 hybrid layout the same
 // check finds no such controllers, so the test really ran in the VM.
 func TestVMCgroupV2(t *testing.T) {
@@ -154,8 +154,8 @@ func TestVMCgroupV2(t *testing.T) {
 		t.Fatal("the host says it is the VM")
 	}
 	start := time.Now()
-	r := rerunInVM(t, "^TestVMCgroupV2$", VMOptions{Timeout: 3 * time.Minute})
-	for _, want := range []string{"--- PASS: TestVMCgroupV2", "vm: oom_kill 1", "vm: fork refused", "vm: throttled", "vm: fork event"} {
+	r := rerunInVM(t, "^TestVMCgroupV2$", VMOptions{DiskMiB: 64, Timeout: 3 * time.Minute})
+	for _, want := range []string{"--- PASS: TestVMCgroupV2", "vm: oom_kill 1", "vm: fork refused", "vm: throttled", "vm: io throttled", "vm: fork event"} {
 		if !strings.Contains(r.Output, want) {
 			t.Errorf("the VM's output has no %q", want)
 		}
@@ -250,6 +250,49 @@ func vmCgroupV2(t *testing.T) {
 		}
 		fmt.Printf("vm: throttled %d times; CPU used %d µs at 10 %% vs %d µs free\n",
 			limited.counter(t, "cpu.stat", "nr_throttled"), used[0], used[1])
+	})
+
+	t.Run("io", func(t *testing.T) {
+		// The scratch disk, raw: direct writes reach it through the
+		// group's io.max (buffered ones would be charged at writeback).
+		dev, err := os.ReadFile("/sys/block/vda/dev")
+		if err != nil {
+			t.Fatalf("no scratch disk: %v", err)
+		}
+		g := newV2Group(t, "io")
+		write := func(seek int) time.Duration {
+			begin := time.Now()
+			out, err := g.command(t, "dd", "if=/dev/zero", "of=/dev/vda", "bs=1M", "count=4",
+				"seek="+strconv.Itoa(seek), "oflag=direct").CombinedOutput()
+			if err != nil {
+				t.Fatalf("dd: %v\n%s", err, out)
+			}
+			return time.Since(begin)
+		}
+		// The control: the same write without io.max.
+		free := write(0)
+		g.write(t, "io.max", strings.TrimSpace(string(dev))+" wbps=1048576")
+		limited := write(8)
+		// io.stat: "MAJ:MIN rbytes=… wbytes=… …"; both writes are the group's.
+		var wbytes int64
+		for _, line := range strings.Split(g.read(t, "io.stat"), "\n") {
+			if f := strings.Fields(line); len(f) > 0 && f[0] == strings.TrimSpace(string(dev)) {
+				for _, kv := range f[1:] {
+					if v, ok := strings.CutPrefix(kv, "wbytes="); ok {
+						wbytes, _ = strconv.ParseInt(v, 10, 64)
+					}
+				}
+			}
+		}
+		if wbytes < 8<<20 {
+			t.Errorf("io.stat wbytes %d, want the 8 MiB written: %q", wbytes, g.read(t, "io.stat"))
+		}
+		// 4 MiB at 1 MiB/s: about 3 s or more; a share, not a figure.
+		if limited < 2*time.Second || limited < 3*free {
+			t.Errorf("4 MiB took %v under wbps=1MiB/s, %v without", limited, free)
+		}
+		fmt.Printf("vm: io throttled: 4 MiB in %v under io.max wbps=1MiB/s, %v without\n",
+			limited.Round(time.Millisecond), free.Round(time.Millisecond))
 	})
 
 	t.Run("connector", func(t *testing.T) {

@@ -40,7 +40,10 @@ type Options struct {
 	// Share is a host directory the VM mounts read-write at the same path
 	// (default: a fresh t.TempDir()). vminit writes the files "output"
 	// and "exit" there.
-	Share       string
+	Share string
+	// DiskMiB, if set, gives the VM a blank scratch disk of that size,
+	// /dev/vda (virtio-blk): a block device for io.max and io.stat.
+	DiskMiB     int
 	CPUs        int           // default 2
 	MemoryMiB   int           // default 1536
 	BootTimeout time.Duration // from qemu's start to the payload's (default 3 min)
@@ -86,7 +89,7 @@ type kernel struct {
 
 // wantModules are what vminit needs to mount its root; built-in ones
 // (modules.builtin) are skipped.
-var wantModules = []string{"virtio_pci", "9pnet_virtio", "9p", "overlay"}
+var wantModules = []string{"virtio_pci", "9pnet_virtio", "9p", "overlay", "virtio_blk"}
 
 // Available says whether this machine can boot the VM: root, qemu, and a
 // kernel in /boot whose modules include 9p. The error says what to install.
@@ -198,41 +201,24 @@ type vminitConfig struct {
 	Modules []string
 }
 
-var (
-	buildOnce sync.Once
-	vminitBin string
-	buildErr  error
-	hostCal   [2]time.Duration
-)
-
-// buildVMInit builds vminit once per test binary (static: the initramfs
-// has no libc) and times its calibration loop natively.
-func buildVMInit() (string, [2]time.Duration, error) {
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "guardd-vminit-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		// The binary is small and lives as long as the test binary: the
-		// directory is not removed, so that every test of the run can use it.
-		vminitBin = filepath.Join(dir, "vminit")
-		cmd := exec.Command("go", "build", "-o", vminitBin, "github.com/guardd/guardd/internal/vmtest/vminit")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build vminit: %v\n%s", err, out)
-			return
-		}
-		out, err := exec.Command(vminitBin, "-calibrate").Output()
-		if err != nil {
-			buildErr = fmt.Errorf("vminit -calibrate: %v", err)
-			return
-		}
-		if _, err := fmt.Sscanf(string(out), "%d %d", &hostCal[0], &hostCal[1]); err != nil {
-			buildErr = fmt.Errorf("vminit -calibrate: %q: %v", out, err)
-		}
-	})
-	return vminitBin, hostCal, buildErr
+// buildVMInit builds vminit into dir (static: the initramfs has no libc;
+// the build cache makes it a link) and times its calibration natively, now.
+func buildVMInit(dir string) (string, [2]time.Duration, error) {
+	var cal [2]time.Duration
+	bin := filepath.Join(dir, "vminit")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/guardd/guardd/internal/vmtest/vminit")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", cal, fmt.Errorf("go build vminit: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "-calibrate").Output()
+	if err != nil {
+		return "", cal, fmt.Errorf("vminit -calibrate: %v", err)
+	}
+	if _, err := fmt.Sscanf(string(out), "%d %d", &cal[0], &cal[1]); err != nil {
+		return "", cal, fmt.Errorf("vminit -calibrate: %q: %v", out, err)
+	}
+	return bin, cal, nil
 }
 
 func (o *Options) defaults(t testing.TB) {
@@ -322,11 +308,11 @@ func Run(t testing.TB, o Options) Result {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vminit, hostCal, err := buildVMInit()
+	work := t.TempDir()
+	vminit, hostCal, err := buildVMInit(work)
 	if err != nil {
 		t.Fatal(err)
 	}
-	work := t.TempDir()
 	initrd := filepath.Join(work, "initramfs.cpio")
 	if err := initramfs(initrd, vminit, k, o); err != nil {
 		t.Fatal(err)
@@ -347,6 +333,18 @@ func Run(t testing.TB, o Options) Result {
 		"-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot",
 		"-fsdev", "local,id=share,path=" + o.Share + ",security_model=passthrough",
 		"-device", "virtio-9p-pci,fsdev=share,mount_tag=share",
+	}
+	if o.DiskMiB > 0 {
+		disk := filepath.Join(work, "disk.raw")
+		f, err := os.Create(disk)
+		if err == nil {
+			err = f.Truncate(int64(o.DiskMiB) << 20) // sparse
+			f.Close()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "-drive", "file="+disk+",format=raw,if=virtio")
 	}
 	cmd := exec.Command(qemuBin, args...)
 	cmd.Dir = work
