@@ -2,11 +2,11 @@
 
 // Command vminit is PID 1 of the test VM that package vmtest boots: it
 // loads the virtio/9p/overlay modules, mounts the host's / (9p, read-only)
-// under a tmpfs overlay, mounts /proc, /sys, /dev, /tmp, /run and cgroup v2
-// with every controller enabled for the root's children, brings loopback
-// up, runs the payload that /config.json names, writes its exit status to
-// the private share and powers off. It is static (CGO_ENABLED=0): the
-// initramfs holds no libc.
+// under a tmpfs overlay, mounts /proc, /sys, /dev, /tmp, /run, securityfs,
+// bpffs and cgroup v2 with every controller enabled for the root's
+// children, brings loopback up, runs the payload that /config.json names,
+// writes its exit status to the private share and powers off. It is
+// static (CGO_ENABLED=0): the initramfs holds no libc.
 package main
 
 import (
@@ -176,6 +176,10 @@ func run() error {
 		{"tmpfs", "/tmp", "tmpfs", 0, "mode=1777"},
 		{"tmpfs", "/run", "tmpfs", 0, "mode=0755"},
 		{"cgroup2", "/sys/fs/cgroup", "cgroup2", 0, ""},
+		// As systemd mounts them on a production host: the BPF LSM's
+		// list, pinned BPF objects.
+		{"securityfs", "/sys/kernel/security", "securityfs", 0, ""},
+		{"bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700"},
 	} {
 		if err := mount(m); err != nil {
 			return err
