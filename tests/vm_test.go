@@ -47,7 +47,7 @@ func rerunInVM(t *testing.T, pattern string, o VMOptions) VMResult {
 	t.Helper()
 	vmtest.Require(t)
 	if o.Share == "" {
-		o.Share = t.TempDir()
+		o.Share = vmtest.ShareDir(t)
 	}
 	bin := filepath.Join(o.Share, "bin")
 	if err := os.Mkdir(bin, 0o755); err != nil {

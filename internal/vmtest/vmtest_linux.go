@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/guardd/guardd/internal/printable"
 )
 
 // Install is the command that provides what the VM needs on Debian 12:
@@ -38,9 +40,15 @@ type Options struct {
 	Env []string
 	Dir string // the payload's working directory (default /)
 	// Share is a host directory the VM mounts read-write at the same path
-	// (default: a fresh t.TempDir()). vminit writes the files "output"
-	// and "exit" there.
+	// (default: a fresh ShareDir). vminit writes the files "output" and
+	// "exit" there. Not under /tmp, which the VM mounts afresh (and
+	// systemd empties).
 	Share string
+	// Systemd makes systemd (the host's, 252 on Debian 12) PID 1: the
+	// payload runs as vmtest-payload.service (Delegate=yes, CPU, IO,
+	// memory and tasks accounting, so systemd enables those controllers)
+	// after basic.target; drive it with systemctl or its D-Bus API.
+	Systemd bool
 	// DiskMiB, if set, gives the VM a blank scratch disk of that size,
 	// /dev/vda (virtio-blk): a block device for io.max and io.stat.
 	DiskMiB     int
@@ -116,6 +124,20 @@ func Require(t testing.TB) {
 		}
 		t.Skipf("the test VM cannot boot: %v", err)
 	}
+}
+
+const systemdBin = "/lib/systemd/systemd"
+
+// ShareDir is a fresh directory for Options.Share under /var/tmp (the
+// VM's /tmp is its own), removed after the test.
+func ShareDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/var/tmp", "guardd-vm-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
 
 func findKernel() (kernel, error) {
@@ -199,7 +221,37 @@ type vminitConfig struct {
 	Dir     string
 	Share   string
 	Modules []string
+	Units   map[string]string
 }
+
+// The systemd mode's units: a target with as little as a host boots
+// (basic.target), and the payload as a service.
+const (
+	vmtestTarget = `[Unit]
+Description=guardd test VM (vmtest)
+Requires=basic.target
+Wants=vmtest-payload.service
+After=basic.target
+AllowIsolate=yes
+`
+	payloadService = `[Unit]
+Description=guardd test payload (vmtest)
+After=basic.target
+
+[Service]
+Type=exec
+ExecStart=/usr/lib/guardd-vmtest/vminit -payload
+Delegate=yes
+CPUAccounting=yes
+IOAccounting=yes
+MemoryAccounting=yes
+TasksAccounting=yes
+StandardInput=null
+StandardOutput=tty
+StandardError=tty
+TTYPath=/dev/console
+`
+)
 
 // buildVMInit builds vminit into dir (static: the initramfs has no libc;
 // the build cache makes it a link) and times its calibration natively, now.
@@ -223,7 +275,7 @@ func buildVMInit(dir string) (string, [2]time.Duration, error) {
 
 func (o *Options) defaults(t testing.TB) {
 	if o.Share == "" {
-		o.Share = t.TempDir()
+		o.Share = ShareDir(t)
 	}
 	if o.Dir == "" {
 		o.Dir = "/"
@@ -261,6 +313,9 @@ func initramfs(path, vminit string, k kernel, o Options) error {
 		return err
 	}
 	cfg := vminitConfig{Args: o.Args, Env: o.env(), Dir: o.Dir, Share: o.Share}
+	if o.Systemd {
+		cfg.Units = map[string]string{"vmtest.target": vmtestTarget, "vmtest-payload.service": payloadService}
+	}
 	var buf bytes.Buffer
 	c := &cpioWriter{w: &buf}
 	for _, d := range []string{"dev", "proc", "sys", "lower", "rw", "newroot", "modules"} {
@@ -291,6 +346,8 @@ func initramfs(path, vminit string, k kernel, o Options) error {
 	return os.WriteFile(path, buf.Bytes(), 0o600)
 }
 
+var csiRE = regexp.MustCompile("\x1b\\[[0-9;?]*[A-Za-z]")
+
 var calibrateRE = regexp.MustCompile(`vminit: booted uptime=([0-9.]+)s calibrate=([0-9]+)ns,([0-9]+)ns`)
 
 // Run boots the VM, runs o.Args in it and returns when the VM has powered
@@ -313,6 +370,21 @@ func Run(t testing.TB, o Options) Result {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, p := range []string{"/tmp", "/run", "/dev"} {
+		if o.Share == p || strings.HasPrefix(o.Share, p+"/") {
+			t.Fatalf("vmtest: share %s is under %s, which the VM mounts afresh", o.Share, p)
+		}
+	}
+	cmdline := "console=ttyS0 loglevel=1 panic=-1 rdinit=/init " + kernelMarker
+	if o.Systemd {
+		if _, err := os.Stat(systemdBin); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("CI=true and no systemd for the test VM: %v", err)
+			}
+			t.Skipf("no systemd for the test VM: %v", err)
+		}
+		cmdline += " systemd.unit=vmtest.target"
+	}
 	initrd := filepath.Join(work, "initramfs.cpio")
 	if err := initramfs(initrd, vminit, k, o); err != nil {
 		t.Fatal(err)
@@ -328,7 +400,7 @@ func Run(t testing.TB, o Options) Result {
 		"-nic", "none", // no network: loopback inside only
 		"-serial", "stdio",
 		"-kernel", k.image, "-initrd", initrd,
-		"-append", "console=ttyS0 loglevel=1 panic=-1 rdinit=/init " + kernelMarker,
+		"-append", cmdline,
 		"-fsdev", "local,id=hostroot,path=/,security_model=passthrough,readonly=on,multidevs=remap",
 		"-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot",
 		"-fsdev", "local,id=share,path=" + o.Share + ",security_model=passthrough",
@@ -391,7 +463,9 @@ func Run(t testing.TB, o Options) Result {
 		r := bufio.NewReader(stdout)
 		for {
 			line, err := r.ReadString('\n')
-			if line = strings.TrimRight(line, "\r\n"); line != "" {
+			// Terminal escapes (systemd's status) dropped, the rest escaped.
+			line = printable.Escape(csiRE.ReplaceAllString(strings.TrimRight(line, "\r\n"), ""))
+			if line != "" {
 				t.Log("vm| " + line)
 				mu.Lock()
 				console = append(console, line)
@@ -499,7 +573,7 @@ func RunSelf(t testing.TB, pattern string, o Options) Result {
 		t.Fatal(err)
 	}
 	if o.Share == "" {
-		o.Share = t.TempDir()
+		o.Share = ShareDir(t)
 	}
 	if o.Dir == "" {
 		if o.Dir, err = os.Getwd(); err != nil {

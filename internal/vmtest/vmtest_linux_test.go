@@ -5,9 +5,11 @@ package vmtest
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	osuser "os/user"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -24,7 +26,7 @@ func TestRunIsolated(t *testing.T) {
 	Require(t)
 	leak := fmt.Sprintf("/etc/guardd-vmtest-%d", os.Getpid())
 	user := fmt.Sprintf("gdt-vm-%d", os.Getpid())
-	share := t.TempDir()
+	share := ShareDir(t)
 	if err := os.WriteFile(filepath.Join(share, "in"), []byte("from the host\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -185,6 +187,38 @@ func TestRunSelf(t *testing.T) {
 	Require(t)
 	r := RunSelf(t, "^TestRunSelf$", Options{})
 	if r.ExitCode != 0 || !strings.Contains(r.Output, "in the VM: cgroup2 here") || !strings.Contains(r.Output, "--- PASS: TestRunSelf") {
+		t.Fatalf("in the VM: %s\n%s", r.Status, r.Output)
+	}
+}
+
+// TestRunSystemd re-runs this test in the VM with systemd as PID 1: there
+// it runs as vmtest-payload.service in that service's own group, systemd
+// answers systemctl, and cpu, io, memory and pids are enabled for the
+// root's children (the unit asks for their accounting).
+func TestRunSystemd(t *testing.T) {
+	if InVM() {
+		if b, _ := os.ReadFile("/proc/1/comm"); strings.TrimSpace(string(b)) != "systemd" {
+			t.Fatalf("PID 1 is %q", b)
+		}
+		if b, _ := os.ReadFile("/proc/self/cgroup"); strings.TrimSpace(string(b)) != "0::/system.slice/vmtest-payload.service" {
+			t.Errorf("own group %q", b)
+		}
+		out, err := exec.Command("systemctl", "show", "-p", "ActiveState", "vmtest-payload.service").CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != "ActiveState=active" {
+			t.Errorf("systemctl show: %v %q", err, out)
+		}
+		b, _ := os.ReadFile("/sys/fs/cgroup/cgroup.subtree_control")
+		for _, c := range []string{"cpu", "io", "memory", "pids"} {
+			if !slices.Contains(strings.Fields(string(b)), c) {
+				t.Errorf("root subtree_control %q has no %s", b, c)
+			}
+		}
+		fmt.Println("in the VM: under systemd")
+		return
+	}
+	Require(t)
+	r := RunSelf(t, "^TestRunSystemd$", Options{Systemd: true})
+	if r.ExitCode != 0 || !strings.Contains(r.Output, "in the VM: under systemd") || !strings.Contains(r.Output, "--- PASS: TestRunSystemd") {
 		t.Fatalf("in the VM: %s\n%s", r.Status, r.Output)
 	}
 }

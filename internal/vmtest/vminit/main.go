@@ -29,7 +29,18 @@ type config struct {
 	Dir     string
 	Share   string   // where the private rw share is mounted (the host's path of it)
 	Modules []string // file names under /modules, in load order
+	// Units, if set, makes systemd PID 1 (booted into vmtest.target):
+	// unit file name -> content, written to /etc/systemd/system. The
+	// payload then runs as vmtest-payload.service through "vminit
+	// -payload", which reads this config from payloadConfig.
+	Units map[string]string
 }
+
+// Where the systemd mode keeps vminit and its config in the VM's root.
+const (
+	payloadBin    = "/usr/lib/guardd-vmtest/vminit"
+	payloadConfig = "/usr/lib/guardd-vmtest/config.json"
+)
 
 var console io.Writer = os.Stderr
 
@@ -43,6 +54,15 @@ func main() {
 		c, sc := calibrate()
 		fmt.Println(c.Nanoseconds(), sc.Nanoseconds())
 		return
+	}
+	if len(os.Args) == 2 && os.Args[1] == "-payload" {
+		// The systemd mode's service: run the payload, then power off.
+		if err := servicePayload(); err != nil {
+			logf("FAILED: %v", err)
+		}
+		unix.Sync()
+		unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+		os.Exit(1)
 	}
 	if os.Getpid() != 1 {
 		fmt.Fprintln(os.Stderr, "vminit: PID 1 of the test VM only (or -calibrate)")
@@ -154,6 +174,12 @@ func run() error {
 		"lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work"}); err != nil {
 		return err
 	}
+	var self []byte
+	if cfg.Units != nil {
+		if self, err = os.ReadFile("/init"); err != nil {
+			return err
+		}
+	}
 	// switch_root: the overlay becomes /; the initramfs stays underneath.
 	if err := unix.Chdir("/newroot"); err != nil {
 		return err
@@ -166,6 +192,9 @@ func run() error {
 	}
 	if err := unix.Chdir("/"); err != nil {
 		return err
+	}
+	if cfg.Units != nil {
+		return bootSystemd(cfg, self)
 	}
 	for _, m := range []mnt{
 		{"proc", "/proc", "proc", 0, ""},
@@ -209,7 +238,61 @@ func run() error {
 	// vmtest waits for this line: the boot is over.
 	c, sc := calibrate()
 	logf("booted uptime=%.2fs calibrate=%dns,%dns", up, c.Nanoseconds(), sc.Nanoseconds())
-	return runPayload(cfg)
+	return runPayload(cfg, true)
+}
+
+// bootSystemd hands PID 1 to systemd with the payload's units in place.
+// systemd mounts /proc, /sys, /dev, /run and cgroup2 itself; the share is
+// outside /tmp (systemd-tmpfiles empties /tmp at boot).
+func bootSystemd(cfg config, self []byte) error {
+	os.Remove("/.dockerenv") // else systemd believes it runs in a container
+	if err := retry(10*time.Second, func() error {
+		return mount(mnt{"share", cfg.Share, "9p", 0, "trans=virtio,version=9p2000.L,msize=512000"})
+	}); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(payloadBin), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(payloadBin, self, 0o755); err != nil {
+		return err
+	}
+	js, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(payloadConfig, js, 0o600); err != nil {
+		return err
+	}
+	for name, content := range cfg.Units {
+		if err := os.WriteFile(filepath.Join("/etc/systemd/system", name), []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	logf("systemd takes over as PID 1")
+	// Plain status lines on the console: the host logs them.
+	env := append(os.Environ(), "TERM=dumb", "SYSTEMD_COLORS=0")
+	return unix.Exec("/lib/systemd/systemd", []string{"/lib/systemd/systemd"}, env)
+}
+
+// servicePayload is vmtest-payload.service: the payload under systemd.
+func servicePayload() error {
+	console = os.Stdout
+	b, err := os.ReadFile(payloadConfig)
+	if err != nil {
+		return err
+	}
+	var cfg config
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return err
+	}
+	var up float64
+	if b, err := os.ReadFile("/proc/uptime"); err == nil {
+		fmt.Sscanf(string(b), "%f", &up)
+	}
+	c, sc := calibrate()
+	logf("booted uptime=%.2fs calibrate=%dns,%dns", up, c.Nanoseconds(), sc.Nanoseconds())
+	return runPayload(cfg, false)
 }
 
 func retry(d time.Duration, f func() error) error {
@@ -276,7 +359,7 @@ func loopbackUp() error {
 // the console (streamed to the host) and to the share's output file
 // (exact), reaps every orphan while it runs (PID 1's duty), and records
 // its exit status in the share's exit file.
-func runPayload(cfg config) error {
+func runPayload(cfg config, pid1 bool) error {
 	out, err := os.Create(filepath.Join(cfg.Share, "output"))
 	if err != nil {
 		return err
@@ -310,7 +393,7 @@ func runPayload(cfg config) error {
 reap:
 	for {
 		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, 0, nil)
+		pid, err := unix.Wait4(-1, &ws, 0, nil) // as PID 1, orphans too
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
@@ -331,8 +414,11 @@ reap:
 		}
 		break reap
 	}
-	// Whatever the payload left behind holds the pipe open: end it.
-	unix.Kill(-1, unix.SIGKILL)
+	// Whatever the payload left behind holds the pipe open: end it (as
+	// PID 1; under systemd the power-off ends it).
+	if pid1 {
+		unix.Kill(-1, unix.SIGKILL)
+	}
 	select {
 	case <-copied:
 	case <-time.After(5 * time.Second):
