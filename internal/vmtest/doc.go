@@ -5,7 +5,8 @@
 // tmpfs overlay (useradd works inside, nothing leaks out), a private
 // read-write 9p share at the same path as on the host, no network but
 // loopback, and a static Go PID 1 (vminit) that runs one payload and
-// powers off.
+// powers off; or, with Options.Systemd, the host's systemd as PID 1 and the
+// payload as a service.
 //
 // A test that must run in the VM re-runs its own test binary there:
 //
@@ -21,5 +22,9 @@
 //
 // Any package's tests can do this (enforce, platform, tests): vmtest is
 // imported by _test.go files only, never by guardd's own code. The test
-// binary's TestMain runs inside the VM too.
+// binary's TestMain runs inside the VM too: whatever it builds there is
+// built under emulation (tests/ takes the host's binaries instead, see
+// rerunInVM there). Files the payload needs go in Options.Share, which
+// the VM mounts at the same path; the host's / is there read-only, but
+// not its /tmp.
 package vmtest

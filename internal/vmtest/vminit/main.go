@@ -246,6 +246,11 @@ func run() error {
 // outside /tmp (systemd-tmpfiles empties /tmp at boot).
 func bootSystemd(cfg config, self []byte) error {
 	os.Remove("/.dockerenv") // else systemd believes it runs in a container
+	// A /tmp of its own: systemd-tmpfiles would otherwise empty the host's
+	// /tmp in the overlay at boot, a walk of all of it over 9p.
+	if err := mount(mnt{"tmpfs", "/tmp", "tmpfs", 0, "mode=1777"}); err != nil {
+		return err
+	}
 	if err := retry(10*time.Second, func() error {
 		return mount(mnt{"share", cfg.Share, "9p", 0, "trans=virtio,version=9p2000.L,msize=512000"})
 	}); err != nil {
