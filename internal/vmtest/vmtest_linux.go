@@ -118,7 +118,12 @@ func Available() error {
 // CI=true: CI must not skip it silently.
 func Require(t testing.TB) {
 	t.Helper()
-	if err := Available(); err != nil {
+	require(t, Available())
+}
+
+func require(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("CI=true and the test VM cannot boot: %v", err)
 		}

@@ -3,6 +3,7 @@
 package vmtest
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -110,6 +111,10 @@ func (r *recorder) Fatalf(format string, args ...any) {
 	runtime.Goexit()
 }
 func (r *recorder) Fatal(args ...any) { r.Fatalf("%s", fmt.Sprint(args...)) }
+func (r *recorder) Skipf(format string, args ...any) {
+	r.Logf("SKIP: "+format, args...)
+	runtime.Goexit()
+}
 func (r *recorder) Logf(format string, args ...any) {
 	r.mu.Lock()
 	r.logs = append(r.logs, fmt.Sprintf(format, args...))
@@ -220,5 +225,36 @@ func TestRunSystemd(t *testing.T) {
 	r := RunSelf(t, "^TestRunSystemd$", Options{Systemd: true})
 	if r.ExitCode != 0 || !strings.Contains(r.Output, "in the VM: under systemd") || !strings.Contains(r.Output, "--- PASS: TestRunSystemd") {
 		t.Fatalf("in the VM: %s\n%s", r.Status, r.Output)
+	}
+}
+
+// TestRequire: without what the VM needs a test skips, saying what to
+// install, but under CI=true it fails.
+func TestRequire(t *testing.T) {
+	missing := errors.New("no qemu-system-x86_64: " + Install)
+	for _, c := range []struct {
+		ci              string
+		err             error
+		fatal, skip, ok bool
+	}{
+		{"", missing, false, true, false},
+		{"true", missing, true, false, false},
+		{"true", nil, false, false, true},
+		{"", nil, false, false, true},
+	} {
+		t.Setenv("CI", c.ci)
+		r := &recorder{TB: t}
+		returned := false
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			require(r, c.err)
+			returned = true
+		}()
+		<-done
+		skipped := len(r.logs) > 0 && strings.HasPrefix(r.logs[0], "SKIP: ") && strings.Contains(r.logs[0], "apt-get install")
+		if (r.fatal != "") != c.fatal || skipped != c.skip || returned != c.ok {
+			t.Errorf("CI=%q err %v: fatal %q, logs %q, returned %v", c.ci, c.err, r.fatal, r.logs, returned)
+		}
 	}
 }
