@@ -128,9 +128,12 @@ func checkCgroupV2(dir string) error {
 // TestVMCgroupV2 proves the VM harness: in the VM, cgroup v2 offers cpu,
 // memory, io and pids, and they work: memory.max OOM-kills inside the
 // group only, pids.max refuses a fork, cpu.max throttles, io.max slows
-// direct writes to a scratch disk, and the proc connector sees a fork. Each with a control that the limit, not
-// something else, did it; and on this host's v1 hybrid layout the same
-// check finds no such controllers, so the test really ran in the VM.
+// direct writes to a scratch disk, and the proc connector sees a fork.
+// Each with a control that the limit, not something else, did it; and on
+// this host's v1 hybrid layout the same check finds no such controllers,
+// so the test really ran in the VM. Both with the bare init (groups under
+// the root) and with systemd as PID 1 (groups under the payload service's
+// delegated group).
 func TestVMCgroupV2(t *testing.T) {
 	if inVM() {
 		vmCgroupV2(t)
@@ -150,18 +153,64 @@ func TestVMCgroupV2(t *testing.T) {
 	if b, _ := os.ReadFile("/proc/cmdline"); strings.Contains(string(b), "guardd.vm=1") {
 		t.Fatal("the host's kernel command line carries the VM's marker")
 	}
-	if inVM() {
-		t.Fatal("the host says it is the VM")
+	for _, mode := range []struct {
+		name    string
+		systemd bool
+	}{{"bare", false}, {"systemd", true}} {
+		t.Run(mode.name, func(t *testing.T) {
+			start := time.Now()
+			r := rerunInVM(t, "^TestVMCgroupV2$", VMOptions{Systemd: mode.systemd, DiskMiB: 64, Timeout: 3 * time.Minute})
+			for _, want := range []string{"--- PASS: TestVMCgroupV2", "vm: oom_kill 1", "vm: fork refused",
+				"vm: throttled", "vm: io throttled", "vm: fork event"} {
+				if !strings.Contains(r.Output, want) {
+					t.Errorf("the VM's output has no %q", want)
+				}
+			}
+			t.Logf("VM (%s): booted in %v, TCG slowdown %.1fx, %v in all (%v with the host's part); host v2: %v", mode.name,
+				r.Boot.Round(time.Millisecond), r.Slowdown, r.Wall.Round(time.Millisecond), time.Since(start).Round(time.Millisecond), hostV2)
+		})
 	}
-	start := time.Now()
-	r := rerunInVM(t, "^TestVMCgroupV2$", VMOptions{DiskMiB: 64, Timeout: 3 * time.Minute})
-	for _, want := range []string{"--- PASS: TestVMCgroupV2", "vm: oom_kill 1", "vm: fork refused", "vm: throttled", "vm: io throttled", "vm: fork event"} {
-		if !strings.Contains(r.Output, want) {
-			t.Errorf("the VM's output has no %q", want)
+}
+
+// vmGroupBase is where the VM part makes its groups: the cgroup v2 root
+// under the bare init (vminit enabled the controllers there); under
+// systemd, the payload service's delegated group, after its processes
+// moved into a leaf of it ("payload"): a group with processes of its own
+// cannot enable controllers for its children.
+func vmGroupBase(t *testing.T) string {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, ok := strings.CutPrefix(strings.TrimSpace(string(b)), "0::")
+	if !ok {
+		t.Fatalf("/proc/self/cgroup: %q", b)
+	}
+	dir := filepath.Join("/sys/fs/cgroup", own)
+	if own == "/" {
+		return dir
+	}
+	leaf := filepath.Join(dir, "payload")
+	if err := os.Mkdir(leaf, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// This process and its parent (vminit, which started it) move; the
+	// subtree is the service's, delegated to it.
+	procs, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range strings.Fields(string(procs)) {
+		if err := os.WriteFile(filepath.Join(leaf, "cgroup.procs"), []byte(pid), 0); err != nil {
+			t.Fatalf("move %s to %s: %v", pid, leaf, err)
 		}
 	}
-	t.Logf("VM: booted in %v, TCG slowdown %.1fx, %v in all (%v with the host's part); host v2: %v",
-		r.Boot.Round(time.Millisecond), r.Slowdown, r.Wall.Round(time.Millisecond), time.Since(start).Round(time.Millisecond), hostV2)
+	for _, c := range v2Controllers {
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte("+"+c), 0); err != nil {
+			t.Fatalf("enable %s in %s: %v", c, dir, err)
+		}
+	}
+	return dir
 }
 
 // vmCgroupV2 is TestVMCgroupV2's part inside the VM.
@@ -170,7 +219,14 @@ func vmCgroupV2(t *testing.T) {
 	if err := checkCgroupV2(root); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("vm: %s is cgroup v2 with %v enabled for its children", root, v2Controllers)
+	base := vmGroupBase(t)
+	if err := checkCgroupV2(base); err != nil {
+		t.Fatal(err)
+	}
+	pid1, _ := os.ReadFile("/proc/1/comm")
+	t.Logf("vm: PID 1 %s; %s is cgroup v2 with %v enabled for its children; groups under %s",
+		strings.TrimSpace(string(pid1)), root, v2Controllers, base)
+	newV2Group := func(t *testing.T, name string) *v2Group { return newV2GroupIn(t, base, name) }
 	// Pressure (PSI) per group, for the user.*_pressure variables.
 	psi := newV2Group(t, "psi")
 	for _, f := range []string{"cpu.pressure", "memory.pressure", "io.pressure"} {
@@ -336,16 +392,16 @@ func vmCgroupV2(t *testing.T) {
 	})
 }
 
-// v2Group is a child of the VM's cgroup v2 root, killed and removed after
-// the test.
+// v2Group is a child of base (see vmGroupBase) in the VM, killed and
+// removed after the test.
 type v2Group struct {
 	dir string
 	fd  int
 }
 
-func newV2Group(t *testing.T, name string) *v2Group {
+func newV2GroupIn(t *testing.T, base, name string) *v2Group {
 	t.Helper()
-	g := &v2Group{dir: filepath.Join("/sys/fs/cgroup", "gdt-vm-"+name)}
+	g := &v2Group{dir: filepath.Join(base, "gdt-vm-"+name)}
 	if err := os.Mkdir(g.dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
