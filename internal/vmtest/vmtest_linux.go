@@ -380,7 +380,8 @@ func Run(t testing.TB, o Options) Result {
 			t.Fatalf("vmtest: share %s is under %s, which the VM mounts afresh", o.Share, p)
 		}
 	}
-	cmdline := "console=ttyS0 loglevel=1 panic=-1 rdinit=/init " + kernelMarker
+	// loglevel=4: errors (lockups, stalls, OOM kills) on the console, not warnings.
+	cmdline := "console=ttyS0 loglevel=4 panic=-1 rdinit=/init " + kernelMarker
 	if o.Systemd {
 		if _, err := os.Stat(systemdBin); err != nil {
 			if os.Getenv("CI") == "true" {
