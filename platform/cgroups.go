@@ -247,6 +247,10 @@ type GroupStats struct {
 	// PSI "some avg10": percent of the last 10 s in which some task of
 	// the group was stalled on the resource.
 	CPUPressure, MemoryPressure, IOPressure float64
+	// IOFullStallUsec is PSI's io "full" total: time in which every
+	// non-idle task of the group was stalled on IO, µs (read with
+	// StatIOPressure).
+	IOFullStallUsec uint64
 }
 
 // Has reports whether the field(s) of bit f were read.
@@ -401,6 +405,40 @@ func ParseBlkioBytes(b []byte, s *GroupStats) {
 // ParsePressureSome returns the "some avg10" of a PSI file
 // ("some avg10=1.23 avg60=… total=…").
 func ParsePressureSome(b []byte) (float64, bool) {
+	return parsePressureSome(b)
+}
+
+// ParsePressureFullTotal returns the total= of a PSI file's "full" line,
+// µs; false when there is none (cpu.pressure before kernel 5.13).
+func ParsePressureFullTotal(b []byte) (uint64, bool) {
+	i := bytes.Index(b, []byte("full "))
+	if i < 0 {
+		return 0, false
+	}
+	line := b[i:]
+	if j := bytes.IndexByte(line, '\n'); j >= 0 {
+		line = line[:j]
+	}
+	k := bytes.Index(line, []byte("total="))
+	if k < 0 {
+		return 0, false
+	}
+	var v uint64
+	digits := 0
+	for _, c := range line[k+len("total="):] {
+		if c < '0' || c > '9' {
+			break
+		}
+		v = v*10 + uint64(c-'0')
+		digits++
+	}
+	if digits == 0 || digits > 19 {
+		return 0, false
+	}
+	return v, true
+}
+
+func parsePressureSome(b []byte) (float64, bool) {
 	rest, ok := bytes.CutPrefix(b, []byte("some "))
 	if !ok {
 		return 0, false

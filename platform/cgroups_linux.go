@@ -157,6 +157,9 @@ var v2StatFiles = []statFile{
 		if v, ok := ParsePressureSome(b); ok {
 			s.IOPressure, s.Avail = v, s.Avail|StatIOPressure
 		}
+		if v, ok := ParsePressureFullTotal(b); ok {
+			s.IOFullStallUsec = v
+		}
 	}},
 }
 

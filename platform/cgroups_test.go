@@ -304,3 +304,21 @@ func FuzzParseGroupCounters(f *testing.F) {
 		}
 	})
 }
+
+func TestParsePressureFullTotal(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want uint64
+		ok   bool
+	}{
+		{"some avg10=1.00 avg60=0.50 avg300=0.10 total=123\nfull avg10=0.50 avg60=0.20 avg300=0.05 total=4567\n", 4567, true},
+		{"some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n", 0, false},
+		{"full avg10=0.00 avg60=0.00 avg300=0.00 total=\n", 0, false},
+		{"", 0, false},
+	} {
+		got, ok := ParsePressureFullTotal([]byte(tc.in))
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("ParsePressureFullTotal(%q) = %d, %v; want %d, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}

@@ -20,8 +20,9 @@ type UserGroupUsage struct {
 	MemoryFaults float64
 	// ProcsFaults: forks the pids limit refused over the last tick.
 	ProcsFaults float64
-	// IOThrottledSeconds: time the group's IO waited on its limits over
-	// the last tick, seconds (v2: io pressure "full"; v1: not kept).
+	// IOThrottledSeconds: time over the last tick in which every task of
+	// the group waited on IO, its io limits included, seconds (PSI's io
+	// "full" total, cgroup v2; 0 on v1, which keeps no such figure).
 	IOThrottledSeconds float64
 	// CPUPressure, MemoryPressure, IOPressure: PSI "some" avg10 of the
 	// group, percent of the last 10 s some task stalled (v2 only).

@@ -290,7 +290,7 @@ func init() {
 		func(e *Env) float64 { return e.User.Group.MemoryFaults })
 	defNum("user.procs_faults", lvUser, "forks the kernel refused the customer over the last tick because of `procs` (pids limit of the group)",
 		func(e *Env) float64 { return e.User.Group.ProcsFaults })
-	defNum("user.io_throttled_seconds", lvUser, "seconds over the last tick the customer's IO waited on its io limits (cgroup v2 only; 0 elsewhere)",
+	defNum("user.io_throttled_seconds", lvUser, "seconds over the last tick in which every process of the customer's group waited on IO, its io limits included (PSI io \"full\" of the group; cgroup v2 only, 0 elsewhere)",
 		func(e *Env) float64 { return e.User.Group.IOThrottledSeconds })
 	defNum("user.cpu_pressure", lvUser, "percent of the last 10 s some process of the customer waited for CPU (PSI of the group; cgroup v2 only, 0 elsewhere)",
 		func(e *Env) float64 { return e.User.Group.CPUPressure })

@@ -665,5 +665,8 @@ func usage(prev, cur *platform.GroupStats, dt time.Duration, havePrev bool) plat
 	}
 	u.MemoryFaults = d(prev.MemoryHigh, cur.MemoryHigh) + d(prev.MemoryMax, cur.MemoryMax) + d(prev.MemoryOOMKill, cur.MemoryOOMKill)
 	u.ProcsFaults = d(prev.PidsRefused, cur.PidsRefused)
+	if prev.Has(platform.StatIOPressure) && cur.Has(platform.StatIOPressure) {
+		u.IOThrottledSeconds = d(prev.IOFullStallUsec, cur.IOFullStallUsec) / 1e6
+	}
 	return u
 }
