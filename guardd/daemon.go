@@ -448,14 +448,7 @@ func (d *daemonState) applyOverrides(p *policy.Policy) {
 func (d *daemonState) install(p *policy.Policy) {
 	d.pol = p
 	d.eval = policy.NewEvaluator(p, d.enf.Exempt)
-	d.timings = make(map[string]*enforce.Timing, len(p.Rules))
-	for _, r := range p.Rules {
-		t := &enforce.Timing{For: r.For, Cooldown: r.Cooldown}
-		for _, s := range r.Steps {
-			t.After = append(t.After, s.After)
-		}
-		d.timings[r.Key] = t // escalations are keyed by the rule's content: an edited rule starts afresh
-	}
+	d.timings = timingsOf(p)
 	// The enforcer's timers read min_uid at the end of a grace: SetMinUID
 	// keeps it where they read it atomically (and they apply the stricter
 	// of it and the value they were scheduled with).
@@ -464,6 +457,21 @@ func (d *daemonState) install(p *policy.Policy) {
 	}
 	d.sampler.FDInterval = p.FDInterval
 	platform.SetExeInspector(p.Protect.MatchExe) // protection by exe needs where a process came from
+}
+
+// timingsOf is the ledger's timing of every rule of p, by the rule's key:
+// escalations are keyed by the rule's content, so an edited rule starts
+// afresh.
+func timingsOf(p *policy.Policy) map[string]*enforce.Timing {
+	out := make(map[string]*enforce.Timing, len(p.Rules))
+	for _, r := range p.Rules {
+		t := &enforce.Timing{For: r.For, Cooldown: r.Cooldown}
+		for _, s := range r.Steps {
+			t.After = append(t.After, s.After)
+		}
+		out[r.Key] = t
+	}
+	return out
 }
 
 func (d *daemonState) status() string {

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"io"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,35 +19,7 @@ import (
 // again. The control: a run that worked keeps the
 // rule's hour of cooldown.
 func TestDetachedStepUndoneOnFailure(t *testing.T) {
-	pol, diags := policy.Parse(map[string][]byte{"p.hcl": []byte(`
-class "c" { uids = ["1000-1999"] }
-rule "storm" {
-  class    = "c"
-  when     = user.procs > 10
-  cooldown = "1h"
-  kill_user {}
-}`)})
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
-	dir := t.TempDir()
-	auditPath := filepath.Join(dir, "audit.jsonl")
-	audit, err := report.OpenAuditLog(auditPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer audit.Close()
-	d := &daemonState{log: slog.New(slog.NewTextHandler(io.Discard, nil)), pol: pol, ledger: enforce.NewLedger()}
-	d.audit.Store(audit)
-	d.eval = policy.NewEvaluator(pol, func(int32) bool { return false })
-	d.timings = map[string]*enforce.Timing{}
-	for _, r := range pol.Rules {
-		tm := &enforce.Timing{For: r.For, Cooldown: r.Cooldown}
-		for _, s := range r.Steps {
-			tm.After = append(tm.After, s.After)
-		}
-		d.timings[r.Key] = tm
-	}
+	d, auditPath := newDecideDaemon(t)
 	outcome := report.OutcomeFailed
 	calls := 0
 	release := make(chan struct{})

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"github.com/guardd/guardd/capability"
-	"io"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/guardd/guardd/capability"
 
 	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/platform"
@@ -36,29 +34,8 @@ func (c *trackerCounter) Users(now time.Time, fn func(uid uint32, live int32, fo
 // escalation (one writer, newest snapshot). The control: the tick's own
 // decision came before its persist.
 func TestSlowDiskDoesNotDelayFastPath(t *testing.T) {
-	pol, diags := policy.Parse(map[string][]byte{"p.hcl": []byte(`
-class "c" { uids = ["1000-1999"] }
-rule "storm" {
-  class    = "c"
-  when     = user.procs > 10
-  cooldown = "1h"
-  kill_user {}
-}`)})
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
-	pol.StateDir = t.TempDir()
-	dir := t.TempDir()
-	audit, err := report.OpenAuditLog(filepath.Join(dir, "audit.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer audit.Close()
-	d := &daemonState{log: slog.New(slog.NewTextHandler(io.Discard, nil)), pol: pol, ledger: enforce.NewLedger(),
-		accounts: platform.NewAccounts(), ticks: 1}
-	d.audit.Store(audit)
-	d.eval = policy.NewEvaluator(pol, func(int32) bool { return false })
-	d.timings = map[string]*enforce.Timing{pol.Rule("storm").Key: {Cooldown: time.Hour, After: []time.Duration{0}}}
+	d, auditPath := newDecideDaemon(t)
+	pol := d.pol
 	fs := &trackerCounter{tracker: platform.NewTracker()}
 	d.caps = []capability.Capability{fs}
 
@@ -149,7 +126,7 @@ rule "storm" {
 	}
 
 	d.persisting.Wait() // the fast path's own persists
-	b, err := os.ReadFile(filepath.Join(dir, "audit.jsonl"))
+	b, err := os.ReadFile(auditPath)
 	if err != nil {
 		t.Fatal(err)
 	}

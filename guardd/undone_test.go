@@ -1,13 +1,11 @@
 package main
 
 import (
-	"github.com/guardd/guardd/capability"
-	"io"
-	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/guardd/guardd/capability"
 	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
@@ -20,34 +18,7 @@ import (
 // bomb is ended (issue 11, item 6). The control: a step that worked does
 // start the cooldown.
 func TestFailedStepStartsNoCooldown(t *testing.T) {
-	pol, diags := policy.Parse(map[string][]byte{"p.hcl": []byte(`
-class "c" { uids = ["1000-1999"] }
-rule "storm" {
-  class    = "c"
-  when     = user.procs > 10
-  cooldown = "1h"
-  kill_user {}
-}`)})
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
-	dir := t.TempDir()
-	audit, err := report.OpenAuditLog(filepath.Join(dir, "audit.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer audit.Close()
-	d := &daemonState{log: slog.New(slog.NewTextHandler(io.Discard, nil)), pol: pol, ledger: enforce.NewLedger()}
-	d.audit.Store(audit)
-	d.eval = policy.NewEvaluator(pol, func(int32) bool { return false })
-	d.timings = map[string]*enforce.Timing{}
-	for _, r := range pol.Rules {
-		tm := &enforce.Timing{For: r.For, Cooldown: r.Cooldown}
-		for _, s := range r.Steps {
-			tm.After = append(tm.After, s.After)
-		}
-		d.timings[r.Key] = tm
-	}
+	d, _ := newDecideDaemon(t)
 	outcome := report.OutcomeFailed
 	calls := 0
 	d.steps = map[policy.StepKind]capability.StepFunc{policy.StepKillUser: (func(h capability.Host, snap *platform.Snapshot, m *policy.Match, st policy.Step, base report.Event) {
@@ -73,10 +44,11 @@ rule "storm" {
 		t.Fatalf("a failed step was retried after 1s (%d calls): it must wait %s", calls, retryUndone)
 	}
 	// The state a restart finds: nothing done.
-	path := filepath.Join(dir, "ledger.json")
+	path := filepath.Join(t.TempDir(), "ledger.json")
 	if err := d.ledger.Save(path, "boot", t0, true); err != nil {
 		t.Fatal(err)
 	}
+	var err error
 	if d.ledger, err = enforce.LoadLedger(path, "boot"); err != nil {
 		t.Fatal(err)
 	}
