@@ -486,22 +486,30 @@ func (h *BindHook) Close(keepPinned bool) error {
 	return err
 }
 
+// closeHook detaches and closes what a hook loaded (nil entries are
+// ones it never got to).
+func closeHook(links []link.Link, progs []*ebpf.Program, maps ...*ebpf.Map) {
+	for _, l := range links {
+		if l != nil {
+			l.Close()
+		}
+	}
+	for _, p := range progs {
+		if p != nil {
+			p.Close()
+		}
+	}
+	for _, m := range maps {
+		if m != nil {
+			m.Close()
+		}
+	}
+}
+
 func (h *BindHook) closeFDs() {
 	if h.reader != nil {
 		h.reader.Close()
 	}
 	h.closeListen()
-	for i := range h.links {
-		if h.links[i] != nil {
-			h.links[i].Close()
-		}
-		if h.progs[i] != nil {
-			h.progs[i].Close()
-		}
-	}
-	for _, m := range []*ebpf.Map{h.config, h.uids, h.sets, h.events, h.stats} {
-		if m != nil {
-			m.Close()
-		}
-	}
+	closeHook(h.links[:], h.progs[:], h.config, h.uids, h.sets, h.events, h.stats)
 }

@@ -169,19 +169,7 @@ func (h *ConnectHook) Close() error {
 }
 
 func (h *ConnectHook) closeFDs() {
-	for i := range h.links {
-		if h.links[i] != nil {
-			h.links[i].Close()
-		}
-		if h.progs[i] != nil {
-			h.progs[i].Close()
-		}
-	}
-	for _, m := range []*ebpf.Map{h.config, h.uids, h.sets, h.counts} {
-		if m != nil {
-			m.Close()
-		}
-	}
+	closeHook(h.links[:], h.progs[:], h.config, h.uids, h.sets, h.counts)
 }
 
 // Stack of the connect programs (offsets from the frame pointer); stSetID,

@@ -254,19 +254,7 @@ func (h *TrafficHook) Close() error {
 }
 
 func (h *TrafficHook) closeFDs() {
-	for i := range h.links {
-		if h.links[i] != nil {
-			h.links[i].Close()
-		}
-		if h.progs[i] != nil {
-			h.progs[i].Close()
-		}
-	}
-	for _, m := range []*ebpf.Map{h.config, h.counts, h.limits} {
-		if m != nil {
-			m.Close()
-		}
-	}
+	closeHook(h.links[:], h.progs[:], h.config, h.counts, h.limits)
 }
 
 // Stack of the traffic programs (offsets from the frame pointer).
