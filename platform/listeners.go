@@ -136,6 +136,21 @@ var errDiagUnknown = errors.New("sock_diag: protocol not supported by this kerne
 // Messages of another sequence number (a stale dump) are skipped.
 // Malformed input is an error, never a panic.
 func ParseDiagMessages(b []byte, seq uint32, proto Proto, fn func(Listener)) (done bool, err error) {
+	return walkDiag(b, seq, func(payload []byte) error {
+		l, ok, err := parseInetDiagMsg(payload, proto)
+		if err == nil && ok {
+			fn(l)
+		}
+		return err
+	})
+}
+
+// walkDiag walks the netlink messages of one recv(2) of an inet_diag dump
+// answering request seq, handing each inet_diag_msg payload to sock; it
+// reports whether the dump is complete (NLMSG_DONE or an acknowledgement
+// was seen). The one walker of every sock_diag dump guardd makes: the
+// bounds and error checks live here once.
+func walkDiag(b []byte, seq uint32, sock func(payload []byte) error) (done bool, err error) {
 	ne := binary.NativeEndian
 	for len(b) > 0 {
 		if len(b) < diagNlmsgHdrLen {
@@ -183,12 +198,8 @@ func ParseDiagMessages(b []byte, seq uint32, proto Proto, fn func(Listener)) (do
 			}
 			return true, nil // an acknowledgement
 		case diagSockDiagByFamily:
-			l, ok, err := parseInetDiagMsg(payload, proto)
-			if err != nil {
+			if err := sock(payload); err != nil {
 				return false, err
-			}
-			if ok {
-				fn(l)
 			}
 		default:
 			return false, fmt.Errorf("sock_diag: unexpected message type %d", typ)
