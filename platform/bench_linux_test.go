@@ -306,3 +306,80 @@ func benchProcfs(b *testing.B) (time.Duration, int) {
 	}
 	return (cpuTime(b) - c0) / rounds, n
 }
+
+// BenchmarkSampleActivityProbe: the steady tick of the same idle host
+// without and with an activity probe that says the processes' uid did
+// not run (what per-customer isolation knows from a customer's group CPU
+// counter), each probe answer costing one pread of a real cgroup counter
+// file, as the isolation capability's does. The idle backoff still reads
+// every idle process every maxIdleSkip ticks; with the probe, none.
+//
+//	GUARDD_BENCH_PROCS=5000 go test -run='^$' -bench=SampleActivityProbe -benchtime=3s -count=1 ./platform/
+func BenchmarkSampleActivityProbe(b *testing.B) {
+	if v := os.Getenv(benchProcsEnv); v != "" && os.Getuid() == 0 {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			b.Fatalf("%s=%q: want a count", benchProcsEnv, v)
+		}
+		spawnIdle(b, n)
+	}
+	layout, err := DiscoverCgroups()
+	if err != nil {
+		b.Fatal(err)
+	}
+	counter, err := OpenGroupStats(layout, "", StatCPUUsage)
+	if err != nil {
+		b.Skipf("no cgroup CPU counter to read: %v", err)
+	}
+	defer counter.Close()
+	s, err := NewSampler(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	warm := func() {
+		for range 2*maxIdleSkip + 1 {
+			if _, err := s.Sample(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	measure := func(ticks int) time.Duration {
+		u0, s0 := cpuSplit(b)
+		for range ticks {
+			if _, err := s.Sample(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		u1, s1 := cpuSplit(b)
+		return (u1 - u0 + s1 - s0) / time.Duration(ticks)
+	}
+	warm()
+	ticks := 8 * maxIdleSkip
+	without := measure(ticks)
+	probes := 0
+	spawned := uint32(os.Getuid())
+	s.SetActivityProbe(func(uid uint32) Activity {
+		probes++
+		var st GroupStats
+		counter.Read(&st) // the cost of asking a real group
+		if uid == spawned {
+			return ActivityNone
+		}
+		return ActivityUnknown
+	})
+	warm()
+	probes = 0
+	skips0 := s.ProbeSkips()
+	var with time.Duration
+	for b.Loop() {
+		with = measure(ticks)
+	}
+	perTick := float64(probes) / float64(ticks*max(1, b.N))
+	b.ReportMetric(ms(without), "backoff-cpu-ms/tick")
+	b.ReportMetric(ms(with), "probed-cpu-ms/tick")
+	b.ReportMetric(float64(s.ProbeSkips()-skips0)/float64(ticks*max(1, b.N)), "reads-saved/tick")
+	b.ReportMetric(perTick, "probes/tick")
+	b.Logf("steady tick: %.2f ms with the idle backoff alone, %.2f ms with the probe (%.0f probe answers a tick, %.0f reads saved a tick)",
+		ms(without), ms(with), perTick, float64(s.ProbeSkips()-skips0)/float64(ticks*max(1, b.N)))
+}

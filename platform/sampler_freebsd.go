@@ -437,3 +437,10 @@ func BootID() (string, error) {
 // NOTE_EXEC): the next sample re-reads its path and arguments even if
 // its comm stayed the same. It is safe to call from another goroutine.
 func (s *Sampler) NoteExec(pid int32) { s.notes.note(pid) }
+
+// SetActivityProbe: FreeBSD reads every process in one sysctl; a probe
+// would save nothing.
+func (s *Sampler) SetActivityProbe(ActivityProbe) {}
+
+// ProbeSkips: none.
+func (s *Sampler) ProbeSkips() uint64 { return 0 }

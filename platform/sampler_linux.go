@@ -66,6 +66,33 @@ type Sampler struct {
 	closed   bool
 	kept     int // stat descriptors held open
 	keepMax  int // hold at most this many, leaving room for everything else
+
+	probe    ActivityProbe       // nil: none
+	activity map[uint32]Activity // this sample's answers, by uid
+	skipped  uint64              // reads the probe saved, in all
+}
+
+// SetActivityProbe makes the sampler ask p, once per sample and uid,
+// whether a uid's processes ran: processes of a uid that did not are not
+// read (the idle backoff would have read some), those of a uid that did
+// are read at once (the backoff would have waited up to 8 ticks for
+// some). nil removes it.
+func (s *Sampler) SetActivityProbe(p ActivityProbe) { s.probe = p }
+
+// ProbeSkips is how many process reads the activity probe saved so far.
+func (s *Sampler) ProbeSkips() uint64 { return s.skipped }
+
+// activityOf asks the probe about uid, once per sample.
+func (s *Sampler) activityOf(uid uint32) Activity {
+	if s.probe == nil {
+		return ActivityUnknown
+	}
+	a, ok := s.activity[uid]
+	if !ok {
+		a = s.probe(uid)
+		s.activity[uid] = a
+	}
+	return a
 }
 
 // fdReserve is how many descriptors the sampler leaves to the rest of
@@ -183,6 +210,12 @@ func (s *Sampler) Sample() (*Snapshot, error) {
 
 	procs := s.snap.Procs[:0]
 	kthreads := 0
+	if s.probe != nil {
+		if s.activity == nil {
+			s.activity = map[uint32]Activity{}
+		}
+		clear(s.activity)
+	}
 	s.execd = s.notes.take(s.execd)
 	err = s.listPIDs(func(pid int32, ino uint64) {
 		e := s.entries[pid]
@@ -197,6 +230,17 @@ func (s *Sampler) Sample() (*Snapshot, error) {
 				e = nil
 			} else {
 				e.ino, e.nextRead = ino, s.gen
+			}
+		}
+		if e != nil && s.probe != nil && !e.p.Kernel && !e.execd {
+			switch s.activityOf(e.p.UID) {
+			case ActivityNone:
+				if s.gen >= e.nextRead {
+					s.skipped++ // a read the backoff would have made
+					e.nextRead = s.gen + uint64(e.idle)
+				}
+			case ActivitySome:
+				e.nextRead = min(e.nextRead, s.gen)
 			}
 		}
 		if e != nil {

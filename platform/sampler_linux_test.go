@@ -697,3 +697,60 @@ func TestSamplerIdleBackoff(t *testing.T) {
 		}
 	}
 }
+
+// The activity probe: a uid that did not run is not read (the backoff
+// would have read some of its processes), one that ran is read at once,
+// and the probe is asked once per sample and uid.
+func TestActivityProbe(t *testing.T) {
+	s, err := NewSampler(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for range 2*maxIdleSkip + 1 {
+		if _, err := s.Sample(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	me := uint32(os.Getuid())
+	answer := ActivityNone
+	asked := map[uint32]int{}
+	s.SetActivityProbe(func(uid uint32) Activity {
+		asked[uid]++
+		if uid == me {
+			return answer
+		}
+		return ActivityUnknown
+	})
+	for range 2 * maxIdleSkip {
+		clear(asked)
+		if _, err := s.Sample(); err != nil {
+			t.Fatal(err)
+		}
+		for uid, n := range asked {
+			if n != 1 {
+				t.Fatalf("uid %d asked %d times in one sample", uid, n)
+			}
+		}
+	}
+	if s.ProbeSkips() == 0 {
+		t.Fatal("no read saved over 16 samples of a uid that did not run")
+	}
+	// Ran: every process of the uid is due now.
+	answer = ActivitySome
+	if _, err := s.Sample(); err != nil {
+		t.Fatal(err)
+	}
+	read, mine := 0, 0
+	for _, e := range s.entries {
+		if e.p.UID == me && !e.p.Kernel {
+			mine++
+			if e.readAt == s.at {
+				read++
+			}
+		}
+	}
+	if read != mine {
+		t.Fatalf("%d of the %d processes of a uid that ran were read in that sample, want all", read, mine)
+	}
+}

@@ -30,3 +30,9 @@ func (*Sampler) NoteExec(int32) {}
 
 // Alive reports false on this OS.
 func (*Sampler) Alive(ProcID) bool { return false }
+
+// SetActivityProbe: no probe on this OS.
+func (s *Sampler) SetActivityProbe(ActivityProbe) {}
+
+// ProbeSkips: none.
+func (s *Sampler) ProbeSkips() uint64 { return 0 }

@@ -5,6 +5,24 @@ import (
 	"time"
 )
 
+// Activity is what an ActivityProbe knows of a uid's processes since the
+// previous sample.
+type Activity uint8
+
+// Activities.
+const (
+	ActivityUnknown Activity = iota // read as usual (the idle backoff)
+	ActivityNone                    // no process of the uid ran: none changed, none need reading
+	ActivitySome                    // some ran: read them all now, whatever their idleness
+)
+
+// ActivityProbe says, once per sample and uid, whether the uid's
+// processes ran since the previous sample (from the CPU counter of the
+// uid's own kernel group, where per-customer isolation keeps one). Only
+// ActivityNone for a uid all of whose processes are in that group: a
+// process that did not run changed nothing /proc/PID/stat shows.
+type ActivityProbe func(uid uint32) Activity
+
 // What the samplers of every OS share: the per-user aggregation of a
 // sample and the spreading of periodic per-process work.
 

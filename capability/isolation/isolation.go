@@ -102,6 +102,7 @@ type Isolation struct {
 	discover  func() (*platform.CgroupLayout, error)
 	whereIs   func(pid int32, l *platform.CgroupLayout) (string, error)
 	openStats func(l *platform.CgroupLayout, group string) (statsFiles, error)
+	openCPU   func(l *platform.CgroupLayout, group string) (statsFiles, error)
 	blockDevs func(paths []string) ([]platform.BlockDevice, error)
 
 	// mu guards what the event path (ProcEvent) shares with the tick.
@@ -134,6 +135,13 @@ type customer struct {
 	prevTime time.Time
 	seen     uint64
 	files    statsFiles // the group's counter files, held open
+	// For the sampler's activity probe: the group's CPU counter alone,
+	// what it read last, and whether every process of the customer was
+	// in place at the last reconcile.
+	cpu      statsFiles
+	cpuSeen  uint64
+	cpuKnown bool
+	whole    bool
 }
 
 // statsFiles reads one group's counters from files held open: a pread
@@ -190,6 +198,9 @@ func (c *Isolation) Start(h capability.Host, p *policy.Policy) error {
 	if c.discover == nil {
 		c.discover, c.whereIs, c.blockDevs = platform.DiscoverCgroups, platform.ProcCgroupPath, platform.BlockDevicesOf
 		c.openStats = openGroupStats
+		c.openCPU = func(l *platform.CgroupLayout, group string) (statsFiles, error) {
+			return platform.OpenGroupStats(l, group, platform.StatCPUUsage)
+		}
 	}
 	if c.door == nil {
 		c.door = h.Enforcer()
@@ -202,7 +213,45 @@ func (c *Isolation) Start(h capability.Host, p *policy.Policy) error {
 	if c.active(p) {
 		h.Wake() // the processes already running are placed at once, not a tick later
 	}
+	if s := h.Sampler(); s != nil && c.driver != nil {
+		s.SetActivityProbe(c.probe)
+	}
 	return nil
+}
+
+// probe tells the sampler whether a customer's processes ran since it
+// last asked: the group's CPU counter moved or not (one pread). Only for
+// a customer all of whose processes were in the group at the last
+// reconcile; anything else is read as usual.
+func (c *Isolation) probe(uid uint32) platform.Activity {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cu := c.users[uid]
+	if cu == nil || !cu.ensured || !cu.whole || !c.active(c.pol) {
+		return platform.ActivityUnknown
+	}
+	if cu.cpu == nil {
+		f, err := c.openCPU(c.statsLayout, c.statsGroup(uid))
+		if err != nil {
+			return platform.ActivityUnknown
+		}
+		cu.cpu = f
+	}
+	var s platform.GroupStats
+	if err := cu.cpu.Read(&s); err != nil || !s.Has(platform.StatCPUUsage) {
+		cu.cpu.Close()
+		cu.cpu, cu.cpuKnown = nil, false
+		return platform.ActivityUnknown
+	}
+	seen, known := cu.cpuSeen, cu.cpuKnown
+	cu.cpuSeen, cu.cpuKnown = s.CPUUsageUsec, true
+	switch {
+	case !known:
+		return platform.ActivityUnknown
+	case s.CPUUsageUsec == seen:
+		return platform.ActivityNone
+	}
+	return platform.ActivitySome
 }
 
 // setUp opens the driver the first time a policy asks for isolation.
@@ -263,6 +312,9 @@ func (c *Isolation) Stop() {
 	for _, cu := range c.users {
 		if cu.files != nil {
 			cu.files.Close()
+		}
+		if cu.cpu != nil {
+			cu.cpu.Close()
 		}
 	}
 	c.mu.Unlock()
@@ -506,9 +558,13 @@ func (c *Isolation) Observe(snap *platform.Snapshot) {
 		c.metrics.Blocks[name] = b
 	}
 	for uid, cu := range c.users {
+		cu.whole = !strays[uid]
 		if cu.seen != c.ticks {
 			if cu.files != nil {
 				cu.files.Close()
+			}
+			if cu.cpu != nil {
+				cu.cpu.Close()
 			}
 			delete(c.users, uid) // no process left: its group is collected or idle
 			continue

@@ -326,3 +326,47 @@ func TestGroupCPUReplacesTheSum(t *testing.T) {
 		t.Errorf("with a stray, user.cpu_percent = %v, want the per-process 3", got)
 	}
 }
+
+type fakeCPU struct{ usec *uint64 }
+
+func (f fakeCPU) Read(s *platform.GroupStats) error {
+	*s = platform.GroupStats{Avail: platform.StatCPUUsage, CPUUsageUsec: *f.usec}
+	return nil
+}
+func (f fakeCPU) Close() error { return nil }
+
+// The sampler's probe: unknown until a customer's group was read once
+// and while a process of the customer is outside it; none while its CPU
+// counter stands still; some when it moves.
+func TestActivityProbe(t *testing.T) {
+	r := newRig(t, testPolicy)
+	var usec uint64 = 1000
+	r.c.openCPU = func(*platform.CgroupLayout, string) (statsFiles, error) { return fakeCPU{&usec}, nil }
+	p := proc(600, 1, 2000, 10)
+	r.where[600] = "/guardd-users/u2000/work"
+	if a := r.c.probe(2000); a != platform.ActivityUnknown {
+		t.Fatalf("before any reconcile: %v, want unknown", a)
+	}
+	r.c.Observe(snapshot(5, p))
+	if a := r.c.probe(2000); a != platform.ActivityUnknown {
+		t.Fatalf("first reading: %v, want unknown (no baseline)", a)
+	}
+	if a := r.c.probe(2000); a != platform.ActivityNone {
+		t.Fatalf("counter unchanged: %v, want none", a)
+	}
+	usec += 5
+	if a := r.c.probe(2000); a != platform.ActivitySome {
+		t.Fatalf("counter moved: %v, want some", a)
+	}
+	// A stray outside the group: its CPU is not in the counter.
+	stray := proc(601, 1, 2000, 11)
+	r.where[601] = "/elsewhere"
+	r.g.refuse[601] = true
+	r.c.Observe(snapshot(5, p, stray))
+	if a := r.c.probe(2000); a != platform.ActivityUnknown {
+		t.Fatalf("with a process outside the group: %v, want unknown", a)
+	}
+	if a := r.c.probe(1); a != platform.ActivityUnknown {
+		t.Fatalf("a uid with no group: %v, want unknown", a)
+	}
+}
