@@ -220,6 +220,17 @@ func TestSystemdIsolation(t *testing.T) {
 		c.waitJournal(t, unit, 0, "per-customer isolation", "driver=systemd")
 		c.waitJournal(t, unit, 0, "connect hook attached", "denied connects fail with EPERM")
 		c.waitJournal(t, unit, 0, "traffic hook attached")
+		// In the sandbox: the unit's seccomp filter and no new privileges.
+		pid := c.show(t, unit, "MainPID")["MainPID"]
+		status, err := os.ReadFile(filepath.Join(c.root, "proc", pid, "status"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"Seccomp:\t2", "NoNewPrivs:\t1"} {
+			if !strings.Contains(string(status), want) {
+				t.Errorf("guardd's status lacks %q:\n%s", want, status)
+			}
+		}
 		if j := c.journalText(unit); strings.Contains(j, "process events unavailable") {
 			t.Logf("as expected in a container: no process events (the proc connector serves the initial namespaces only)")
 		}
@@ -286,6 +297,12 @@ func TestSystemdIsolation(t *testing.T) {
 			return ev.Action == "refuse-connect" && ev.UID == u.UID && ev.Port == 25 && ev.Outcome == "done"
 		})
 		t.Logf("refusal: %s", ev.Reason)
+		// The same destination written as an IPv4-mapped IPv6 address
+		// goes through the connect6 hook: refused too.
+		m := c.startOffender(t, u, "-nproc", "100", "dial", "tcp", "::ffff:127.0.0.2", "25")
+		if got := m.waitOutput(t, "dial "); got != "dial EPERM 1" {
+			t.Errorf("the customer's connect to [::ffff:127.0.0.2]:25: %q, want dial EPERM 1", got)
+		}
 		// The controls: root's connect to the same listener, and the
 		// customer's to another port of the same address.
 		r := c.startRootScope(t, "dial", "tcp", "127.0.0.2", "25")
