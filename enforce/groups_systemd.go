@@ -126,6 +126,7 @@ func (d *SystemdGroups) Kill(uid uint32) (int, error) {
 // NewSystemdGroups connects to PID 1 over its private socket
 // (/run/systemd/private: no dbus-daemon needed) and refuses where the
 // hierarchy is not unified. minUID is the lowest uid it acts on (≥ 1).
+// ctx bounds the connecting only: the driver outlives it.
 func NewSystemdGroups(ctx context.Context, minUID uint32) (*SystemdGroups, error) {
 	if minUID == 0 {
 		return nil, errors.New("systemd groups: min_uid must be at least 1 (never uid 0)")
@@ -133,13 +134,41 @@ func NewSystemdGroups(ctx context.Context, minUID uint32) (*SystemdGroups, error
 	if err := checkUnified(cgroupRoot); err != nil {
 		return nil, err
 	}
-	conn, err := sddbus.NewSystemdConnectionContext(ctx)
+	conn, err := dialSystemd(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("systemd groups: connecting to systemd: %w", err)
 	}
 	d := &SystemdGroups{conn: conn, root: cgroupRoot, wait: 10 * time.Second, limits: map[uint32]ScopeLimits{}}
 	d.minUID.Store(minUID)
 	return d, nil
+}
+
+// dialSystemd connects to PID 1 within ctx. godbus closes a connection
+// when the context it was dialled with is done, so the dial gets ctx
+// without its cancellation: a caller's deferred cancel must not close
+// the driver's connection (seen: "dbus: connection closed by user" at
+// the first placement).
+func dialSystemd(ctx context.Context) (*sddbus.Conn, error) {
+	type dialled struct {
+		conn *sddbus.Conn
+		err  error
+	}
+	ch := make(chan dialled, 1)
+	go func() {
+		c, err := sddbus.NewSystemdConnectionContext(context.WithoutCancel(ctx))
+		ch <- dialled{c, err}
+	}()
+	select {
+	case d := <-ch:
+		return d.conn, d.err
+	case <-ctx.Done():
+		go func() {
+			if d := <-ch; d.conn != nil {
+				d.conn.Close() // too late: nobody holds it
+			}
+		}()
+		return nil, ctx.Err()
+	}
 }
 
 // SetMinUID changes the lowest uid the driver acts on (a reload); 0 is

@@ -104,6 +104,7 @@ type Isolation struct {
 	openStats func(l *platform.CgroupLayout, group string) (statsFiles, error)
 	openCPU   func(l *platform.CgroupLayout, group string) (statsFiles, error)
 	blockDevs func(paths []string) ([]platform.BlockDevice, error)
+	systemd   func() bool // systemd is PID 1
 
 	// mu guards what the event path (ProcEvent) shares with the tick.
 	mu      sync.Mutex
@@ -202,6 +203,9 @@ func (c *Isolation) Start(h capability.Host, p *policy.Policy) error {
 			return platform.OpenGroupStats(l, group, platform.StatCPUUsage)
 		}
 	}
+	if c.systemd == nil {
+		c.systemd = platform.SystemdBooted
+	}
 	if c.door == nil {
 		c.door = h.Enforcer()
 	}
@@ -260,6 +264,18 @@ func (c *Isolation) setUp(p *policy.Policy) {
 		return
 	}
 	layout, err := c.discover()
+	if err == nil && layout.Mode == platform.CgroupNone && layout.V2 != nil && len(layout.V1) == 0 && c.systemd() {
+		// systemd on a cgroup2 tree without controllers (a container
+		// whose host delegates none): its scopes still hold a customer's
+		// processes and freeze and kill them at once (cgroup.freeze and
+		// cgroup.kill need no controller), and carry the limits as
+		// properties, which the kernel enforces only where the
+		// controllers are.
+		l := *layout
+		l.Mode = platform.CgroupV2
+		layout = &l
+		c.log.Warn("per-customer isolation without kernel limits: the cgroup2 tree has no cpu, memory or pids controller; customers' groups still hold, freeze and kill their processes", "cgroup", l.V2.Mount)
+	}
 	if err == nil && layout.Mode == platform.CgroupNone {
 		err = fmt.Errorf("no cgroup hierarchy with the cpu, memory or pids controller")
 	}

@@ -368,5 +368,57 @@ func TestActivityProbe(t *testing.T) {
 	}
 	if a := r.c.probe(1); a != platform.ActivityUnknown {
 		t.Fatalf("a uid with no group: %v, want unknown", a)
+
+// TestSystemdWithoutControllers: under systemd, a cgroup2 tree with no
+// controllers (a container whose host delegates none) still gets the
+// groups (placement, freeze, kill; the limits as the scopes'
+// properties); without systemd, or with v1 hierarchies, it gets none.
+func TestSystemdWithoutControllers(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		systemd bool
+		v1      bool
+		want    bool
+	}{
+		{"systemd", true, false, true},
+		{"no systemd", false, false, false},
+		{"systemd with v1", true, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, diags := policy.Parse(map[string][]byte{"p.hcl": []byte(testPolicy)})
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			g := &fakeGroups{ensured: map[uint32]enforce.Limits{}, placed: map[platform.ProcID]bool{}}
+			var opened *platform.CgroupLayout
+			c := &Isolation{open: func(l *platform.CgroupLayout, _ string, _ uint32) (enforce.GroupDriver, error) {
+				opened = l
+				return g, nil
+			}, door: g}
+			c.discover = func() (*platform.CgroupLayout, error) {
+				l := &platform.CgroupLayout{Mode: platform.CgroupNone, V2: &platform.CgroupHierarchy{Version: 2, Mount: "/sys/fs/cgroup", Root: "/", Own: "/"}, V1: map[string]*platform.CgroupHierarchy{}}
+				if tc.v1 {
+					l.V1["name=x"] = &platform.CgroupHierarchy{Version: 1}
+				}
+				return l, nil
+			}
+			c.whereIs = func(int32, *platform.CgroupLayout) (string, error) { return "", platform.ErrGone }
+			c.openStats = func(*platform.CgroupLayout, string) (statsFiles, error) { return nil, platform.ErrGone }
+			c.blockDevs = func([]string) ([]platform.BlockDevice, error) { return nil, nil }
+			c.systemd = func() bool { return tc.systemd }
+			if err := c.Start(&fakeHost{pol: p, acc: platform.NewAccounts()}, p); err != nil {
+				t.Fatal(err)
+			}
+			s := c.Snapshot()
+			if got := s.Driver != ""; got != tc.want || g.set != tc.want {
+				t.Fatalf("driver %q (door set %v), unavailable %q; want a driver: %v", s.Driver, g.set, s.Unavailable, tc.want)
+			}
+			if tc.want && (opened == nil || opened.Mode != platform.CgroupV2 || c.hasPids) {
+				t.Errorf("opened with %+v (pids %v), want v2 mode and no pids limit", opened, c.hasPids)
+			}
+			if !tc.want && s.Unavailable == "" {
+				t.Error("no reason given")
+			}
+		})
 	}
 }
