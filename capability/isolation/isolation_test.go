@@ -368,6 +368,8 @@ func TestActivityProbe(t *testing.T) {
 	}
 	if a := r.c.probe(1); a != platform.ActivityUnknown {
 		t.Fatalf("a uid with no group: %v, want unknown", a)
+	}
+}
 
 // TestSystemdWithoutControllers: under systemd, a cgroup2 tree with no
 // controllers (a container whose host delegates none) still gets the
