@@ -154,10 +154,15 @@ func run() error {
 	}
 
 	// The virtio devices are probed as their drivers load; the 9p mount
-	// retries for the moment a device may still be coming up.
+	// retries for the moment a device may still be coming up. No
+	// cache=loose on the host's /: it assumes nothing changes on the
+	// host, and CI changes it all the time (tests adding users, making
+	// the next VM's share): a VM booted beside them saw a lock file the
+	// host had removed (useradd failed) and missed a share just made
+	// (its payload "not found"). Uncached costs nothing measurable here.
 	opts9p := "trans=virtio,version=9p2000.L,msize=512000"
 	if err := retry(10*time.Second, func() error {
-		return mount(mnt{"hostroot", "/lower", "9p", unix.MS_RDONLY, opts9p + ",cache=loose"})
+		return mount(mnt{"hostroot", "/lower", "9p", unix.MS_RDONLY, opts9p})
 	}); err != nil {
 		return err
 	}
