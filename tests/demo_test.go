@@ -4,12 +4,15 @@ package tests
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // demoBin is guardd-demo, built next to guarddBin on first use (only the
@@ -100,9 +103,7 @@ func TestDemoLauncher(t *testing.T) {
 			t.Skipf("%s/guardd-demo is installed: the missing case cannot be shown", d)
 		}
 	}
-	cmd := exec.Command(bin, "demo")
-	cmd.Env = env
-	out, err := cmd.CombinedOutput()
+	out, err := combinedOutput(env, bin, "demo")
 	if exitCode(err) != 1 || !strings.Contains(string(out), "go run ./cmd/guardd-demo") {
 		t.Errorf("guardd demo without guardd-demo: %v, want exit 1 and where the demo went:\n%s", err, out)
 	}
@@ -111,9 +112,7 @@ func TestDemoLauncher(t *testing.T) {
 	if err := os.WriteFile(stub, []byte("#!/bin/sh\necho \"argv: $*\"\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd = exec.Command(bin, "demo", "--timeout", "7s")
-	cmd.Env = env
-	out, err = cmd.CombinedOutput()
+	out, err = combinedOutput(env, bin, "demo", "--timeout", "7s")
 	if want := "argv: --guardd " + bin + " --timeout 7s\n"; err != nil || string(out) != want {
 		t.Errorf("guardd demo --timeout 7s ran %q (%v), want %q", out, err, want)
 	}
@@ -127,4 +126,21 @@ func exitCode(err error) int {
 		return ee.ExitCode()
 	}
 	return -1
+}
+
+// combinedOutput runs a binary the test just copied, as CombinedOutput
+// does, trying again while it is "busy": a child another test forked
+// meanwhile holds the copy's write descriptor until it execs
+// (golang.org/issue/22315), as startOffender knows too.
+func combinedOutput(env []string, bin string, args ...string) ([]byte, error) {
+	for try := 0; ; try++ {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if errors.Is(err, syscall.ETXTBSY) && try < 50 {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		return out, err
+	}
 }
