@@ -66,10 +66,10 @@ func (p *Policy) ProcCap(uid uint32, user string, groups []string) (int, bool) {
 }
 
 func init() {
-	defNum("user.forks_per_sec", lvUser, "new processes of the user over the last second, from the kernel's process events (where those are unavailable, only the new processes that 100 ms scans of /proc catch)",
+	DefineNumber("user.forks_per_sec", UserLevel, "new processes of the user over the last second, from the kernel's process events (where those are unavailable, only the new processes that 100 ms scans of /proc catch)",
 		func(e *Env) float64 { return e.User.ForksPerSec })
-	defNum("proc.children", lvProc, "child processes (zombies included)", func(e *Env) float64 { return float64(e.Proc.Children) })
-	defNum("proc.zombie_children", lvProc, "zombie children: exited, not yet reaped by this process", func(e *Env) float64 { return float64(e.Proc.Zombies) })
+	DefineNumber("proc.children", ProcLevel, "child processes (zombies included)", func(e *Env) float64 { return float64(e.Proc.Children) })
+	DefineNumber("proc.zombie_children", ProcLevel, "zombie children: exited, not yet reaped by this process", func(e *Env) float64 { return float64(e.Proc.Zombies) })
 
 	RegisterBlock("limits", []string{"name"}, func(d *decoder, b *hcl.Block, src []byte) { d.limitsBlock(b, src) })
 	RegisterFinisher(func(d *decoder, parsed bool) {

@@ -136,7 +136,7 @@ func checkPolicy(t *testing.T, p *Policy) {
 			t.Errorf("rule %q reads no variable", r.Name)
 		}
 		for _, v := range r.When.Vars {
-			if r.Scope == ScopeUser && v.level == lvProc {
+			if r.Scope == ScopeUser && v.level == ProcLevel {
 				t.Errorf("user-scope rule %q reads %s", r.Name, v.Name)
 			}
 		}

@@ -50,9 +50,9 @@ const (
 )
 
 func init() {
-	defNum("user.inodes", lvUser, "inodes the user owns in the `inodes` block's trees (0 until first counted)",
+	DefineNumber("user.inodes", UserLevel, "inodes the user owns in the `inodes` block's trees (0 until first counted)",
 		func(e *Env) float64 { return float64(e.User.Inodes) })
-	defNum("user.inode_growth_per_min", lvUser, "net entries the user created there per minute, over the last minute",
+	DefineNumber("user.inode_growth_per_min", UserLevel, "net entries the user created there per minute, over the last minute",
 		func(e *Env) float64 { return e.User.InodeGrowthPerMin })
 
 	RegisterBlock("inodes", nil, func(d *decoder, b *hcl.Block, _ []byte) { d.inodesBlock(b) })

@@ -256,7 +256,7 @@ func (d *decoder) hostCondition(e hcl.Expression, src []byte) *Condition {
 		return nil
 	}
 	for _, v := range c.vars {
-		if v.level != lvHost {
+		if v.level != HostLevel {
 			d.errf(e.Range().Ptr(), "Burst condition reads "+v.Name,
 				"A burst applies to every customer of the class at once, so its `when` reads host.* variables only (host.load1, host.ncpu, ...), not %s.", v.Name)
 			return nil
@@ -282,20 +282,20 @@ func formatSize(b uint64) string {
 }
 
 func init() {
-	defNum("user.cpu_throttled_percent", lvUser, "share of the last tick's CPU periods in which the customer's group was held back by its `cpu` limit, percent (0 without per-customer isolation)",
+	DefineNumber("user.cpu_throttled_percent", UserLevel, "share of the last tick's CPU periods in which the customer's group was held back by its `cpu` limit, percent (0 without per-customer isolation)",
 		func(e *Env) float64 { return e.User.Group.CPUThrottledPercent })
-	defNum("user.memory_mb", lvUser, "memory of the customer's group, page cache included, MiB (0 without per-customer isolation: see user.rss_mb)",
+	DefineNumber("user.memory_mb", UserLevel, "memory of the customer's group, page cache included, MiB (0 without per-customer isolation: see user.rss_mb)",
 		func(e *Env) float64 { return float64(e.User.Group.MemoryBytes) / (1 << 20) })
-	defNum("user.memory_faults", lvUser, "times over the last tick the customer's group hit its `memory` limit (reclaim at the high mark, the max, OOM kills inside the group)",
+	DefineNumber("user.memory_faults", UserLevel, "times over the last tick the customer's group hit its `memory` limit (reclaim at the high mark, the max, OOM kills inside the group)",
 		func(e *Env) float64 { return e.User.Group.MemoryFaults })
-	defNum("user.procs_faults", lvUser, "forks the kernel refused the customer over the last tick because of `procs` (pids limit of the group)",
+	DefineNumber("user.procs_faults", UserLevel, "forks the kernel refused the customer over the last tick because of `procs` (pids limit of the group)",
 		func(e *Env) float64 { return e.User.Group.ProcsFaults })
-	defNum("user.io_throttled_seconds", lvUser, "seconds over the last tick the customer's IO waited on its io limits (cgroup v2 only; 0 elsewhere)",
+	DefineNumber("user.io_throttled_seconds", UserLevel, "seconds over the last tick the customer's IO waited on its io limits (cgroup v2 only; 0 elsewhere)",
 		func(e *Env) float64 { return e.User.Group.IOThrottledSeconds })
-	defNum("user.cpu_pressure", lvUser, "percent of the last 10 s some process of the customer waited for CPU (PSI of the group; cgroup v2 only, 0 elsewhere)",
+	DefineNumber("user.cpu_pressure", UserLevel, "percent of the last 10 s some process of the customer waited for CPU (PSI of the group; cgroup v2 only, 0 elsewhere)",
 		func(e *Env) float64 { return e.User.Group.CPUPressure })
-	defNum("user.memory_pressure", lvUser, "percent of the last 10 s some process of the customer stalled on memory (PSI of the group; cgroup v2 only, 0 elsewhere)",
+	DefineNumber("user.memory_pressure", UserLevel, "percent of the last 10 s some process of the customer stalled on memory (PSI of the group; cgroup v2 only, 0 elsewhere)",
 		func(e *Env) float64 { return e.User.Group.MemoryPressure })
-	defNum("user.io_pressure", lvUser, "percent of the last 10 s some process of the customer stalled on IO (PSI of the group; cgroup v2 only, 0 elsewhere)",
+	DefineNumber("user.io_pressure", UserLevel, "percent of the last 10 s some process of the customer stalled on IO (PSI of the group; cgroup v2 only, 0 elsewhere)",
 		func(e *Env) float64 { return e.User.Group.IOPressure })
 }

@@ -204,7 +204,7 @@ func init() {
 	RegisterBlock("listen", []string{"name"}, func(d *decoder, b *hcl.Block, _ []byte) { d.listenBlock(b) })
 	RegisterFinisher((*decoder).finishListens)
 
-	defNumList("proc.listen_ports", lvProc, "ports the process listens on: TCP listeners and unconnected UDP sockets among its descriptors, sorted; filled only for the classes of rules that read it",
+	DefineNumberList("proc.listen_ports", ProcLevel, "ports the process listens on: TCP listeners and unconnected UDP sockets among its descriptors, sorted; filled only for the classes of rules that read it",
 		func(e *Env) []float64 {
 			ports := e.Proc.ListenPorts
 			if len(ports) == 0 {
@@ -216,9 +216,9 @@ func init() {
 			}
 			return out
 		})
-	defNum("proc.forbidden_listens", lvProc, "listening sockets the process holds that the listen blocks governing its user do not allow (what a listen block's own rule, listen:NAME, kills)",
+	DefineNumber("proc.forbidden_listens", ProcLevel, "listening sockets the process holds that the listen blocks governing its user do not allow (what a listen block's own rule, listen:NAME, kills)",
 		func(e *Env) float64 { return float64(e.Proc.ForbiddenListens) })
-	defNum("user.listeners", lvUser, "listening sockets the user owns (TCP listen, unconnected UDP)",
+	DefineNumber("user.listeners", UserLevel, "listening sockets the user owns (TCP listen, unconnected UDP)",
 		func(e *Env) float64 { return float64(e.User.Listeners) })
 }
 

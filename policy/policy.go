@@ -3,6 +3,18 @@
 // policy files and makes no syscalls: every decision is a pure function of
 // the policy and a platform.Snapshot, so it is table-testable with fake
 // observations.
+//
+// It is the engine of the language: the guardd block, classes, protect,
+// rules and their scopes, conditions, durations, globs, and the core
+// variables the sampler fills in (proc.*, user.* and host.* of vars.go).
+// A capability adds the rest from its package's init function:
+// DefineNumber and its siblings for variables, RegisterBlock and
+// RegisterStep for blocks and steps, RegisterFinisher for checks across
+// blocks. So the whole language is what a program imports: the daemon
+// and the documentation generator import every capability through the
+// registry (capability/all). Some schemas still live here (listen,
+// connect, limits, report and its steps, inodes, fork storms); they move
+// to their capabilities as their fields on Policy become theirs.
 package policy
 
 import (

@@ -80,7 +80,7 @@ func (d *decoder) userSteps(r *Rule) {
 // firstProcVar names the first proc.* variable the condition reads.
 func (c *Condition) firstProcVar() string {
 	for _, v := range c.Vars {
-		if v.level == lvProc {
+		if v.level == ProcLevel {
 			return v.Name
 		}
 	}
