@@ -19,7 +19,7 @@ import (
 //	}
 
 func init() {
-	RegisterFinisher(func(d *decoder, _ bool) {
+	RegisterFinisher(func(d *Decoder, _ bool) {
 		for _, r := range d.p.Rules {
 			if r.Scope != ScopeFilesystem {
 				continue
@@ -48,7 +48,7 @@ func filesystemSteps() []string {
 // ruleClass checks the class attribute of a rule whose `when` has been
 // compiled (r.When may be nil after an error): required, except for
 // filesystem rules, which must not have one.
-func (d *decoder) ruleClass(b *hcl.Block, attrs hcl.Attributes, r *Rule) {
+func (d *Decoder) ruleClass(b *hcl.Block, attrs hcl.Attributes, r *Rule) {
 	a := attrs["class"]
 	fs := r.When != nil && r.Scope == ScopeFilesystem
 	if r.When == nil {

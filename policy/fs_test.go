@@ -102,7 +102,8 @@ func TestScopeOfConditions(t *testing.T) {
 	}
 }
 
-func TestInodesAndCleanTmpDecode(t *testing.T) {
+// The inodes block is the trees capability's (capability/trees/schema_test.go).
+func TestCleanTmpDecode(t *testing.T) {
 	p := mustParse(t, `
 class "c" {
   uids = ["1000-59999"]
@@ -122,25 +123,9 @@ rule "tmp" {
   }
 }
 `)
-	in := p.Inodes
-	if in == nil || !slices.Equal(in.Dirs, []string{"/tmp", "/home/*/tmp"}) || in.Period != DefaultInodePeriod || !in.Watch {
-		t.Errorf("inodes %+v, want the defaults", in)
-	}
 	st := p.Rule("tmp").Steps[0]
 	if st.Kind != StepCleanTmp || st.Clean == nil || !slices.Equal(st.Clean.Dirs, []string{"/var/tmp", "/dev/shm"}) || st.Clean.OlderThan != 48*time.Hour {
 		t.Errorf("clean_tmp step %+v %+v", st, st.Clean)
-	}
-	if p := mustParse(t, `
-inodes {
-  dirs   = ["/tmp"]
-  period = "1h"
-  watch  = false
-}
-rule "r" {
-  when = fs.used_percent > 99
-  report {}
-}`); p.Inodes.Period != time.Hour || p.Inodes.Watch {
-		t.Errorf("inodes %+v", p.Inodes)
 	}
 	if k := StepKinds(); !slices.Contains(k, StepCleanTmp) {
 		t.Errorf("StepKinds %v lacks clean_tmp", k)

@@ -89,16 +89,6 @@ func checkPolicy(t *testing.T, p *Policy) {
 			t.Errorf("protect exe %q is relative", g.Pattern)
 		}
 	}
-	if in := p.Inodes; in != nil {
-		if in.Period < MinInodePeriod {
-			t.Errorf("inodes %+v", in)
-		}
-		for _, d := range in.Dirs {
-			if badTreePattern(d) != "" {
-				t.Errorf("inodes dir %q", d)
-			}
-		}
-	}
 	for i, r := range p.Rules {
 		if (r.Class == nil) != (r.Scope == ScopeFilesystem) || r.When == nil || len(r.Steps) == 0 {
 			t.Fatalf("rule %q: class %v, condition %v, %d steps", r.Name, r.Class, r.When, len(r.Steps))

@@ -150,7 +150,7 @@ var isolationAttrs = []hcl.AttributeSchema{{Name: "cpu"}, {Name: "memory"}, {Nam
 
 // decodeIsolation reads cpu, memory, io_read_bps, io_write_bps and the
 // burst sub-block of a limits block into l.
-func (d *decoder) decodeIsolation(l *Limit, content *hcl.BodyContent, src []byte) {
+func (d *Decoder) decodeIsolation(l *Limit, content *hcl.BodyContent, src []byte) {
 	if a := content.Attributes["cpu"]; a != nil {
 		l.CPUPercent = d.cpuPercent(a.Expr)
 	}
@@ -179,7 +179,7 @@ func (d *decoder) decodeIsolation(l *Limit, content *hcl.BodyContent, src []byte
 	}
 }
 
-func (d *decoder) cpuPercent(e hcl.Expression) float64 {
+func (d *Decoder) cpuPercent(e hcl.Expression) float64 {
 	v, ok := d.number(e)
 	if !ok {
 		return 0
@@ -192,7 +192,7 @@ func (d *decoder) cpuPercent(e hcl.Expression) float64 {
 	return v
 }
 
-func (d *decoder) sizeAttr(e hcl.Expression, min uint64, name, meaning string, args ...any) uint64 {
+func (d *Decoder) sizeAttr(e hcl.Expression, min uint64, name, meaning string, args ...any) uint64 {
 	s, ok := d.str(e)
 	if !ok {
 		return 0
@@ -208,7 +208,7 @@ func (d *decoder) sizeAttr(e hcl.Expression, min uint64, name, meaning string, a
 	return v
 }
 
-func (d *decoder) burstBlock(l *Limit, b *hcl.Block, src []byte) *Burst {
+func (d *Decoder) burstBlock(l *Limit, b *hcl.Block, src []byte) *Burst {
 	content, diags := b.Body.Content(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 		{Name: "when", Required: true}, {Name: "cpu"}, {Name: "memory"},
 	}})
@@ -244,7 +244,7 @@ func (d *decoder) burstBlock(l *Limit, b *hcl.Block, src []byte) *Burst {
 
 // hostCondition compiles a condition over host.* variables only: a
 // burst depends on the host's health, not on any one customer.
-func (d *decoder) hostCondition(e hcl.Expression, src []byte) *Condition {
+func (d *Decoder) hostCondition(e hcl.Expression, src []byte) *Condition {
 	c := &compiler{src: src, seen: map[string]bool{}}
 	n, ok := c.compile(e)
 	d.diags = append(d.diags, c.diags...)

@@ -25,7 +25,7 @@ func init() {
 	// (its mail then lists no processes: the sample has none).
 	RegisterStep(StepSpec{Kind: StepNotify, Follows: true, WholeUser: true,
 		Attrs: []hcl.AttributeSchema{{Name: "template"}, {Name: "interval"}, {Name: "min_offences"}},
-		Decode: func(d *decoder, st *Step, attrs hcl.Attributes) bool {
+		Decode: func(d *Decoder, st *Step, attrs hcl.Attributes) bool {
 			n := &NotifySpec{}
 			st.Notify = n
 			before := len(d.diags)
@@ -37,7 +37,7 @@ func init() {
 			d.intIn(attrs, "min_offences", 1, 1_000_000, &n.MinOffences)
 			return !d.diags[before:].HasErrors()
 		}})
-	RegisterFinisher(func(d *decoder, parsed bool) {
+	RegisterFinisher(func(d *Decoder, parsed bool) {
 		if !parsed || d.p.Report.Mail != nil {
 			return
 		}

@@ -12,9 +12,10 @@
 // RegisterStep for blocks and steps, RegisterFinisher for checks across
 // blocks. So the whole language is what a program imports: the daemon
 // and the documentation generator import every capability through the
-// registry (capability/all). Some schemas still live here (listen,
-// connect, limits, report and its steps, inodes, fork storms); they move
-// to their capabilities as their fields on Policy become theirs.
+// registry (capability/all). What a capability's blocks compile to lives
+// in a Slot it owns, not in a field of Policy. Some schemas still live
+// here (listen, connect, limits, report and its steps, clean_tmp, fork
+// storms); they move to their capabilities as their fields become Slots.
 package policy
 
 import (
@@ -210,11 +211,12 @@ type Policy struct {
 	Listens []*Listen            // listen blocks (policy/listen.go)
 	Limits  []*Limit             // limits blocks: standing process caps (policy/forkstorm.go)
 	Report  Report               // mail, upstream sinks, metrics (policy/report.go)
-	Inodes  *InodeSettings       // the inodes block; nil without one (policy/inodes.go)
 	Files   map[string]*hcl.File // the parsed sources, for diagnostics
 	Source  string               // where it was loaded from ("embedded:default.hcl" for the default)
 
 	Connects []*Connect // connect blocks (policy/connect.go)
+
+	ext map[*slotKey]any // the capabilities' Slots
 }
 
 // Class returns the class called name, or nil.

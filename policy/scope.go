@@ -17,7 +17,7 @@ import (
 
 // ruleScope applies a rule's `scope` attribute (a may be nil) to r, whose
 // condition has been compiled (r.When may be nil after an error).
-func (d *decoder) ruleScope(a *hcl.Attribute, r *Rule) {
+func (d *Decoder) ruleScope(a *hcl.Attribute, r *Rule) {
 	if a == nil {
 		return
 	}
@@ -53,7 +53,7 @@ func (d *decoder) ruleScope(a *hcl.Attribute, r *Rule) {
 
 // userSteps reports the steps of a process rule that act on the user as a
 // whole: they would run once for every matching process.
-func (d *decoder) userSteps(r *Rule) {
+func (d *Decoder) userSteps(r *Rule) {
 	if r.When == nil || r.Scope != ScopeProcess {
 		return
 	}

@@ -15,7 +15,7 @@ func init() {
 }
 
 // decodeTraffic reads egress_bps of a limits block into l.
-func (d *decoder) decodeTraffic(l *Limit, content *hcl.BodyContent) {
+func (d *Decoder) decodeTraffic(l *Limit, content *hcl.BodyContent) {
 	if a := content.Attributes["egress_bps"]; a != nil {
 		l.EgressBPS = d.sizeAttr(a.Expr, MinEgressBPS, "egress_bps",
 			"bytes per second the customer's sockets may send together (IPv4 and IPv6; \"12MiB\" is about 100 Mbit/s); packets over it are dropped in the kernel and TCP slows down to it")

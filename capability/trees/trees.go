@@ -5,9 +5,9 @@
 // filesystem has them, platform.DirWatcher between counts: the
 // user.inodes and user.inode_growth_per_min variables), and it carries
 // out the clean_tmp step (enforce.CleanTmp), after which it recounts.
-// It defines the fs.* variables (schema.go); the rest of its policy schema
-// (the inodes block, the clean_tmp step, the inode variables) is still
-// declared in package policy.
+// Its policy schema (schema.go) is the fs.* and inode variables and the
+// inodes block (read with Inodes); the clean_tmp step is still declared in
+// package policy.
 package trees
 
 import (
