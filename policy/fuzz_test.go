@@ -100,17 +100,6 @@ func checkPolicy(t *testing.T, p *Policy) {
 			if sp := stepSpecOf(st.Kind); r.Scope == ScopeProcess && sp != nil && sp.UserOnly {
 				t.Errorf("process rule %q has a %s step", r.Name, st.Kind)
 			}
-			if st.Kind == StepCleanTmp {
-				if st.Clean == nil || len(st.Clean.Dirs) == 0 || st.Clean.OlderThan < MinCleanAge {
-					t.Errorf("rule %q: clean_tmp %+v", r.Name, st.Clean)
-					continue
-				}
-				for _, d := range st.Clean.Dirs {
-					if badTreePattern(d) != "" {
-						t.Errorf("rule %q: clean_tmp dir %q", r.Name, d)
-					}
-				}
-			}
 		}
 		if r.Index != i || !validName(strings.TrimPrefix(r.Name, ListenRulePrefix)) || (r.Mode != ModeEnforce && r.Mode != ModeMonitor) ||
 			r.Scope != r.When.Scope && !(r.ScopeSet && r.Scope == ScopeProcess && r.When.Scope == ScopeUser) {

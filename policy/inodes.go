@@ -3,63 +3,12 @@ package policy
 import (
 	"path"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/hcl/v2"
 )
 
-// Temp trees: the clean_tmp step, and the patterns of temp trees it and
-// the inodes block (capability/trees, which counts the inodes) share.
-//
-//	rule "tmp-spewer" {
-//	  class = "customers"
-//	  when  = user.inodes > 100000 || user.inode_growth_per_min > 5000
-//	  clean_tmp {
-//	    dirs       = ["/tmp", "/var/tmp"]
-//	    older_than = "24h"
-//	  }
-//	}
-
-// CleanSpec is what a clean_tmp step removes: the offending user's entries
-// in Dirs whose last access and modification are both older than OlderThan.
-type CleanSpec struct {
-	Dirs      []string // absolute patterns, as in the inodes block
-	OlderThan time.Duration
-}
-
-// StepCleanTmp removes the offending user's old files from temp trees.
-const StepCleanTmp StepKind = "clean_tmp"
-
-// MinCleanAge is the smallest older_than of clean_tmp.
-const MinCleanAge = time.Minute
-
-func init() {
-	RegisterStep(StepSpec{Kind: StepCleanTmp, UserOnly: true,
-		Attrs: []hcl.AttributeSchema{{Name: "dirs", Required: true}, {Name: "older_than", Required: true}},
-		Decode: func(d *Decoder, st *Step, attrs hcl.Attributes) bool {
-			c := &CleanSpec{}
-			st.Clean = c
-			ok := true
-			if a := attrs["dirs"]; a != nil {
-				c.Dirs = d.TreePatterns(a)
-				ok = len(c.Dirs) > 0
-			}
-			if a := attrs["older_than"]; a != nil {
-				v, good := d.duration(a)
-				switch {
-				case !good:
-					ok = false
-				case v < MinCleanAge:
-					d.errf(a.Expr.Range().Ptr(), "older_than too short",
-						"Files younger than %s may be in use right now: older_than must be at least %s (\"24h\" is usual).", MinCleanAge, MinCleanAge)
-					ok = false
-				default:
-					c.OlderThan = v
-				}
-			}
-			return ok
-		}})
-}
+// Temp trees: the patterns of the trees that the inodes block and the
+// clean_tmp step (capability/trees) name, in the policy's glob dialect.
 
 // TreePatterns decodes a list of temp-tree patterns: absolute, clean,
 // in the one glob dialect of the policy (policy/glob.go) but without **

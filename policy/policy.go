@@ -13,9 +13,10 @@
 // blocks. So the whole language is what a program imports: the daemon
 // and the documentation generator import every capability through the
 // registry (capability/all). What a capability's blocks compile to lives
-// in a Slot it owns, not in a field of Policy. Some schemas still live
-// here (listen, connect, limits, report and its steps, clean_tmp, fork
-// storms); they move to their capabilities as their fields become Slots.
+// in a Slot it owns, not in a field of Policy, and what its steps do in
+// Step.Ext. Some schemas still live here (listen, connect, limits, report
+// and its steps, fork storms); they move to their capabilities as their
+// fields become Slots.
 package policy
 
 import (
@@ -142,7 +143,7 @@ type Step struct {
 	Signal    string        // kill: signal name without SIG, e.g. "TERM"
 	Grace     time.Duration // kill: wait this long for a non-KILL signal, then SIGKILL; 0 = never escalate. reap: wait this long for the parent to reap
 	Notify    *NotifySpec   // notify: which mail (policy/notify.go)
-	Clean     *CleanSpec    // clean_tmp: which trees, how old (policy/inodes.go)
+	Ext       any           // a capability's step settings, set by its StepSpec.Decode (clean_tmp: trees.CleanSpec)
 	DeclRange hcl.Range
 
 	// ResumeAfter (stop_user): SIGCONT every process of the user this long

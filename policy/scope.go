@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"reflect"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -102,13 +103,20 @@ func (r *Rule) contentKey() string {
 	}
 	for _, st := range r.Steps {
 		plain := st
-		plain.DeclRange, plain.Notify, plain.Clean = hcl.Range{}, nil, nil
-		fmt.Fprintf(h, "step=%+v\n", plain)
+		plain.DeclRange, plain.Notify, plain.Ext = hcl.Range{}, nil, nil
+		// Ext is hashed under the name its field had before step settings
+		// moved to their capabilities (Clean, then clean for clean_tmp's),
+		// so that escalations stored by an older guardd keep their keys.
+		fmt.Fprintf(h, "step=%s\n", strings.Replace(fmt.Sprintf("%+v", plain), " Ext:<nil> ", " Clean:<nil> ", 1))
 		if st.Notify != nil {
 			fmt.Fprintf(h, "notify=%+v\n", *st.Notify)
 		}
-		if st.Clean != nil {
-			fmt.Fprintf(h, "clean=%+v\n", *st.Clean)
+		if st.Ext != nil {
+			label := string(st.Kind)
+			if st.Kind == "clean_tmp" {
+				label = "clean"
+			}
+			fmt.Fprintf(h, "%s=%+v\n", label, reflect.Indirect(reflect.ValueOf(st.Ext)))
 		}
 	}
 	return r.Name + "@" + hex.EncodeToString(h.Sum(nil)[:6])

@@ -115,3 +115,61 @@ func inodesBlock(d *policy.Decoder, b *hcl.Block) {
 		}
 	}
 }
+
+// The clean_tmp step.
+//
+//	rule "tmp-spewer" {
+//	  class = "customers"
+//	  when  = user.inodes > 100000 || user.inode_growth_per_min > 5000
+//	  clean_tmp {
+//	    dirs       = ["/tmp", "/var/tmp"]
+//	    older_than = "24h"
+//	  }
+//	}
+
+// CleanSpec is what a clean_tmp step removes: the offending user's entries
+// in Dirs whose last access and modification are both older than OlderThan.
+type CleanSpec struct {
+	Dirs      []string // absolute patterns, as in the inodes block
+	OlderThan time.Duration
+}
+
+// StepCleanTmp removes the offending user's old files from temp trees.
+const StepCleanTmp policy.StepKind = "clean_tmp"
+
+// MinCleanAge is the smallest older_than of clean_tmp.
+const MinCleanAge = time.Minute
+
+func init() {
+	policy.RegisterStep(policy.StepSpec{Kind: StepCleanTmp, UserOnly: true,
+		Attrs: []hcl.AttributeSchema{{Name: "dirs", Required: true}, {Name: "older_than", Required: true}},
+		Decode: func(d *policy.Decoder, st *policy.Step, attrs hcl.Attributes) bool {
+			c := &CleanSpec{}
+			st.Ext = c
+			ok := true
+			if a := attrs["dirs"]; a != nil {
+				c.Dirs = d.TreePatterns(a)
+				ok = len(c.Dirs) > 0
+			}
+			if a := attrs["older_than"]; a != nil {
+				v, good := d.Duration(a)
+				switch {
+				case !good:
+					ok = false
+				case v < MinCleanAge:
+					d.Errf(a.Expr.Range().Ptr(), "older_than too short",
+						"Files younger than %s may be in use right now: older_than must be at least %s (\"24h\" is usual).", MinCleanAge, MinCleanAge)
+					ok = false
+				default:
+					c.OlderThan = v
+				}
+			}
+			return ok
+		}})
+}
+
+// Clean is a clean_tmp step's settings; nil for any other step.
+func Clean(st *policy.Step) *CleanSpec {
+	c, _ := st.Ext.(*CleanSpec)
+	return c
+}
