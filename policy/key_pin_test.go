@@ -34,8 +34,25 @@ rule "tmp" {
     after = "1h"
   }
 }
+report {
+  mail {
+    to = "{{.User}}@example.jp"
+  }
+}
+rule "told" {
+  class = "c"
+  when  = user.procs > 100
+  notify {
+    template = "many"
+    interval = "2h"
+  }
+  kill_user {
+    after = "1h"
+  }
+  notify {}
+}
 `)
-	for name, want := range map[string]string{"hog": "hog@21c417ea324e", "tmp": "tmp@daf5a5472109"} {
+	for name, want := range map[string]string{"hog": "hog@21c417ea324e", "tmp": "tmp@daf5a5472109", "told": "told@503e129720c1"} {
 		if got := p.Rule(name).Key; got != want {
 			t.Errorf("rule %s: key %q, want %q", name, got, want)
 		}
