@@ -14,8 +14,8 @@
 // and the documentation generator import every capability through the
 // registry (capability/all). What a capability's blocks compile to lives
 // in a Slot it owns, not in a field of Policy, and what its steps do in
-// Step.Ext. Some schemas still live here (listen, connect, limits, report
-// and its steps, fork storms); they move to their capabilities as their
+// Step.Ext. Some schemas still live here (listen, connect, limits, the
+// report block, fork storms); they move to their capabilities as their
 // fields become Slots.
 package policy
 
@@ -142,8 +142,7 @@ type Step struct {
 	Nice      int           // renice: 0..19 (a step never raises priority)
 	Signal    string        // kill: signal name without SIG, e.g. "TERM"
 	Grace     time.Duration // kill: wait this long for a non-KILL signal, then SIGKILL; 0 = never escalate. reap: wait this long for the parent to reap
-	Notify    *NotifySpec   // notify: which mail (policy/notify.go)
-	Ext       any           // a capability's step settings, set by its StepSpec.Decode (clean_tmp: trees.CleanSpec)
+	Ext       any           // a capability's step settings, set by its StepSpec.Decode (notify: tell.NotifySpec, clean_tmp: trees.CleanSpec)
 	DeclRange hcl.Range
 
 	// ResumeAfter (stop_user): SIGCONT every process of the user this long

@@ -31,6 +31,40 @@ func (d *Decoder) Value(e hcl.Expression) (cty.Value, bool) { return d.value(e) 
 // not one (already reported).
 func (d *Decoder) Duration(a *hcl.Attribute) (time.Duration, bool) { return d.duration(a) }
 
+// DurationIn decodes attrs[name], when present, into *into: a duration
+// in [lo, hi].
+func (d *Decoder) DurationIn(attrs hcl.Attributes, name string, lo, hi time.Duration, into *time.Duration) {
+	d.durationIn(attrs, name, lo, hi, into)
+}
+
+// IntIn decodes attrs[name], when present, into *into: a whole number in
+// [lo, hi].
+func (d *Decoder) IntIn(attrs hcl.Attributes, name string, lo, hi int, into *int) {
+	d.intIn(attrs, name, lo, hi, into)
+}
+
+// StrAttr decodes attrs[name], when present, into *into: a string. It
+// returns the attribute (nil when absent) and whether it was a string.
+func (d *Decoder) StrAttr(attrs hcl.Attributes, name string, into *string) (*hcl.Attribute, bool) {
+	return d.strAttr(attrs, name, into)
+}
+
+// Errors counts the errors reported so far: a decoder compares the counts
+// before and after its own checks.
+func (d *Decoder) Errors() int {
+	n := 0
+	for _, dg := range d.diags {
+		if dg.Severity == hcl.DiagError {
+			n++
+		}
+	}
+	return n
+}
+
+// ValidTemplateName reports whether s can name a mail template (a file
+// NAME.LANG.tmpl in the templates directory).
+func ValidTemplateName(s string) bool { return cleanName(s) }
+
 // RangeAt is "file:line" of r, for an error that points at an earlier
 // definition.
 func RangeAt(r hcl.Range) string { return rangeAt(r) }

@@ -103,14 +103,12 @@ func (r *Rule) contentKey() string {
 	}
 	for _, st := range r.Steps {
 		plain := st
-		plain.DeclRange, plain.Notify, plain.Ext = hcl.Range{}, nil, nil
-		// Ext is hashed under the name its field had before step settings
-		// moved to their capabilities (Clean, then clean for clean_tmp's),
-		// so that escalations stored by an older guardd keep their keys.
-		fmt.Fprintf(h, "step=%s\n", strings.Replace(fmt.Sprintf("%+v", plain), " Ext:<nil> ", " Clean:<nil> ", 1))
-		if st.Notify != nil {
-			fmt.Fprintf(h, "notify=%+v\n", *st.Notify)
-		}
+		plain.DeclRange, plain.Ext = hcl.Range{}, nil
+		// Ext is hashed as the fields it replaced were before step
+		// settings moved to their capabilities (Notify and Clean, then
+		// notify= or clean= with the settings), so that escalations stored
+		// by an older guardd keep their keys.
+		fmt.Fprintf(h, "step=%s\n", strings.Replace(fmt.Sprintf("%+v", plain), " Ext:<nil> ", " Notify:<nil> Clean:<nil> ", 1))
 		if st.Ext != nil {
 			label := string(st.Kind)
 			if st.Kind == "clean_tmp" {
