@@ -57,6 +57,9 @@ type Var struct {
 	nums  func(*Env) []float64
 }
 
+// Level is the variable's level (what decides a rule's scope).
+func (v *Var) Level() Level { return v.level }
+
 const mib = 1 << 20
 
 // variables is the vocabulary of `when`. Defining one is all it takes to
