@@ -66,8 +66,6 @@ func (p *Policy) ProcCap(uid uint32, user string, groups []string) (int, bool) {
 }
 
 func init() {
-	DefineNumber("user.forks_per_sec", UserLevel, "new processes of the user over the last second, from the kernel's process events (where those are unavailable, only the new processes that 100 ms scans of /proc catch)",
-		func(e *Env) float64 { return e.User.ForksPerSec })
 	DefineNumber("proc.children", ProcLevel, "child processes (zombies included)", func(e *Env) float64 { return float64(e.Proc.Children) })
 	DefineNumber("proc.zombie_children", ProcLevel, "zombie children: exited, not yet reaped by this process", func(e *Env) float64 { return float64(e.Proc.Zombies) })
 

@@ -280,22 +280,3 @@ func formatSize(b uint64) string {
 	}
 	return strconv.FormatUint(b, 10) + "B"
 }
-
-func init() {
-	DefineNumber("user.cpu_throttled_percent", UserLevel, "share of the last tick's CPU periods in which the customer's group was held back by its `cpu` limit, percent (0 without per-customer isolation)",
-		func(e *Env) float64 { return e.User.Group.CPUThrottledPercent })
-	DefineNumber("user.memory_mb", UserLevel, "memory of the customer's group, page cache included, MiB (0 without per-customer isolation: see user.rss_mb)",
-		func(e *Env) float64 { return float64(e.User.Group.MemoryBytes) / (1 << 20) })
-	DefineNumber("user.memory_faults", UserLevel, "times over the last tick the customer's group hit its `memory` limit (reclaim at the high mark, the max, OOM kills inside the group)",
-		func(e *Env) float64 { return e.User.Group.MemoryFaults })
-	DefineNumber("user.procs_faults", UserLevel, "forks the kernel refused the customer over the last tick because of `procs` (pids limit of the group)",
-		func(e *Env) float64 { return e.User.Group.ProcsFaults })
-	DefineNumber("user.io_throttled_seconds", UserLevel, "seconds over the last tick the customer's IO waited on its io limits (cgroup v2 only; 0 elsewhere)",
-		func(e *Env) float64 { return e.User.Group.IOThrottledSeconds })
-	DefineNumber("user.cpu_pressure", UserLevel, "percent of the last 10 s some process of the customer waited for CPU (PSI of the group; cgroup v2 only, 0 elsewhere)",
-		func(e *Env) float64 { return e.User.Group.CPUPressure })
-	DefineNumber("user.memory_pressure", UserLevel, "percent of the last 10 s some process of the customer stalled on memory (PSI of the group; cgroup v2 only, 0 elsewhere)",
-		func(e *Env) float64 { return e.User.Group.MemoryPressure })
-	DefineNumber("user.io_pressure", UserLevel, "percent of the last 10 s some process of the customer stalled on IO (PSI of the group; cgroup v2 only, 0 elsewhere)",
-		func(e *Env) float64 { return e.User.Group.IOPressure })
-}
