@@ -2,15 +2,17 @@
 // capabilities that plug into it (fork storms, locks, temp trees,
 // listeners, mail, ...). A capability is built only from the engines'
 // APIs (platform observes, policy decides, enforce acts, report tells)
-// and from the Host the daemon lends it; the daemon lists every
-// capability in one explicit registry (guardd/capabilities.go), so adding
-// one is a new package and one line there.
+// and from the Host the daemon lends it; every capability is listed in one
+// explicit registry (capability/all), so adding one is a new package and
+// one line there.
 //
 // Where a capability goes: its own package under capability/, holding
 // what it observes (Observe), its step handlers (Stepper), the evidence it
 // adds to audit lines (Evidencer) and its offline policy checks
-// (PolicyChecker). Its policy schema (blocks, steps, variables) is still
-// declared in package policy, which must stay free of I/O.
+// (PolicyChecker), and its policy schema (variables, blocks, steps),
+// registered with package policy from an init function in its schema.go
+// (the schema must stay free of I/O, as policy is). Some capabilities'
+// schemas are still declared in package policy itself.
 package capability
 
 import (

@@ -6,39 +6,12 @@ import (
 	"strings"
 
 	"github.com/guardd/guardd/capability"
-	"github.com/guardd/guardd/capability/isolation"
-	"github.com/guardd/guardd/capability/listeners"
-	"github.com/guardd/guardd/capability/locks"
-	"github.com/guardd/guardd/capability/outbound"
-	"github.com/guardd/guardd/capability/procs"
-	"github.com/guardd/guardd/capability/storms"
-	"github.com/guardd/guardd/capability/tell"
-	"github.com/guardd/guardd/capability/traffic"
-	"github.com/guardd/guardd/capability/trees"
+	"github.com/guardd/guardd/capability/all"
 	"github.com/guardd/guardd/policy"
 )
 
-// capabilities is the registry: every capability guardd runs, in start
-// order (stopped in reverse). Adding a capability is its package and one
-// line here (capability/capability.go says what a capability is).
-func capabilities() []capability.Factory {
-	list := []capability.Factory{
-		procs.New,           // renice, kill, stop, report
-		isolation.New,       // per-customer groups: before storms, which asks it about caps
-		outbound.New,        // connect blocks
-		storms.New,          // fork-storm observer, process caps
-		trees.New,           // filesystems, inodes, clean_tmp
-		storms.NewUserSteps, // kill_user, stop_user, resume_user, reap
-		listeners.New,       // listen blocks
-		locks.New,
-		traffic.New, // traffic per uid, connections, egress_bps
-	}
-	list = append(list, osCapabilities...)
-	return append(list,
-		storms.NewResumer, // stop_user's resume_after
-		tell.New,          // notify, mail, upstream, metrics
-	)
-}
+// capabilities is the registry (capability/all), with this OS's own.
+func capabilities() []capability.Factory { return all.Factories(osCapabilities...) }
 
 // stepTable maps every step kind the policy accepts to the one
 // capability handler that carries it out; an error names a kind with no

@@ -21,6 +21,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/fsnotify/fsnotify"
 	"github.com/guardd/guardd/capability"
+	"github.com/guardd/guardd/capability/tell"
 	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
@@ -733,7 +734,7 @@ const retryUndone = 5 * time.Second
 // notify or report step that fails is logged, but the escalation goes on:
 // broken mail must not hold back the steps that protect the host.
 func actsOnHost(k policy.StepKind) bool {
-	return k != policy.StepNotify && k != policy.StepReport
+	return k != tell.StepNotify && k != policy.StepReport
 }
 
 // stepTally collects, while one step is carried out, whether any of its

@@ -17,6 +17,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/guardd/guardd/capability/trees"
 	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
@@ -49,7 +50,7 @@ func runProbes(p *policy.Policy, inDaemon bool) []probe {
 	add(probe{Name: "realtime", What: "real-time priority for the kill_user helper", Err: probeRealtime()})
 	add(probe{Name: "state", What: "saving escalations in state_dir " + p.StateDir, Err: probeWritable(filepath.Join(p.StateDir, "ledger.json"))})
 	add(probe{Name: "audit", What: "the audit log " + p.AuditLog, Err: probeWritable(p.AuditLog)})
-	if p.Inodes != nil {
+	if trees.Inodes(p) != nil {
 		add(probe{Name: "openat2", What: "per-user inode counts and clean_tmp", Err: probeSyscall("openat2")})
 		if !inDaemon { // the daemon probes it before it starts counting
 			add(quotactlProbe())

@@ -190,15 +190,15 @@ func (p *Policy) ConnectSpans(idx AccountIndex) []ConnectSpan {
 }
 
 func init() {
-	RegisterBlock("connect", []string{"name"}, func(d *decoder, b *hcl.Block, _ []byte) { d.connectBlock(b) })
-	RegisterFinisher((*decoder).finishConnects)
+	RegisterBlock("connect", []string{"name"}, func(d *Decoder, b *hcl.Block, _ []byte) { d.connectBlock(b) })
+	RegisterFinisher((*Decoder).finishConnects)
 }
 
 var connectSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "class", Required: true}, {Name: "deny", Required: true}, {Name: "allow"}, {Name: "mode"},
 }}
 
-func (d *decoder) connectBlock(b *hcl.Block) {
+func (d *Decoder) connectBlock(b *hcl.Block) {
 	name := b.Labels[0]
 	for _, c := range d.p.Connects {
 		if c.Name == name {
@@ -264,7 +264,7 @@ func (d *decoder) connectBlock(b *hcl.Block) {
 
 // finishConnects resolves the classes the connect blocks name, and their
 // mode, once every file is read.
-func (d *decoder) finishConnects(parsed bool) {
+func (d *Decoder) finishConnects(parsed bool) {
 	for _, c := range d.p.Connects {
 		if c.classExpr != nil {
 			c.Class = d.lookupClass(c.className, c.classExpr.Range())

@@ -87,24 +87,24 @@ func CompileCondition(expr hcl.Expression, src []byte) (*Condition, hcl.Diagnost
 	if r := expr.Range(); src != nil && r.End.Byte <= len(src) {
 		cond.Source = string(r.SliceBytes(src))
 	}
-	lv, fs := lvHost, false
+	lv, fs := HostLevel, false
 	for _, v := range c.vars {
-		if v.level == lvFS {
+		if v.level == FSLevel {
 			fs = true
 			continue
 		}
 		lv = max(lv, v.level)
 	}
 	switch {
-	case fs && lv != lvHost:
+	case fs && lv != HostLevel:
 		c.errf(expr.Range(), "Condition mixes filesystems with processes or users",
 			"fs.* variables describe one filesystem, and a rule on them acts on no process or user, so it cannot also read proc.* or user.*; write two rules.")
 		return nil, c.diags
 	case fs:
 		cond.Scope = ScopeFilesystem
-	case lv == lvProc:
+	case lv == ProcLevel:
 		cond.Scope = ScopeProcess
-	case lv == lvUser:
+	case lv == UserLevel:
 		cond.Scope = ScopeUser
 	default:
 		c.errf(expr.Range(), "Condition names no process or user",

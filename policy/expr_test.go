@@ -370,7 +370,7 @@ func TestVariables(t *testing.T) {
 		default:
 			src = fmt.Sprintf("%s || !%s", v.Name, v.Name)
 		}
-		if v.level == lvHost {
+		if v.level == HostLevel {
 			src += " && user.procs >= 0"
 		}
 		c := mustWhen(t, src)
@@ -383,9 +383,9 @@ func TestVariables(t *testing.T) {
 		}
 		wantScope := ScopeUser
 		switch v.level {
-		case lvProc:
+		case ProcLevel:
 			wantScope = ScopeProcess
-		case lvFS:
+		case FSLevel:
 			wantScope = ScopeFilesystem
 		}
 		if c.Scope != wantScope {

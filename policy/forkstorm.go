@@ -66,13 +66,11 @@ func (p *Policy) ProcCap(uid uint32, user string, groups []string) (int, bool) {
 }
 
 func init() {
-	defNum("user.forks_per_sec", lvUser, "new processes of the user over the last second, from the kernel's process events (where those are unavailable, only the new processes that 100 ms scans of /proc catch)",
-		func(e *Env) float64 { return e.User.ForksPerSec })
-	defNum("proc.children", lvProc, "child processes (zombies included)", func(e *Env) float64 { return float64(e.Proc.Children) })
-	defNum("proc.zombie_children", lvProc, "zombie children: exited, not yet reaped by this process", func(e *Env) float64 { return float64(e.Proc.Zombies) })
+	DefineNumber("proc.children", ProcLevel, "child processes (zombies included)", func(e *Env) float64 { return float64(e.Proc.Children) })
+	DefineNumber("proc.zombie_children", ProcLevel, "zombie children: exited, not yet reaped by this process", func(e *Env) float64 { return float64(e.Proc.Zombies) })
 
-	RegisterBlock("limits", []string{"name"}, func(d *decoder, b *hcl.Block, src []byte) { d.limitsBlock(b, src) })
-	RegisterFinisher(func(d *decoder, parsed bool) {
+	RegisterBlock("limits", []string{"name"}, func(d *Decoder, b *hcl.Block, src []byte) { d.limitsBlock(b, src) })
+	RegisterFinisher(func(d *Decoder, parsed bool) {
 		for _, l := range d.p.Limits {
 			if l.className != "" {
 				l.Class = d.lookupClass(l.className, l.classRng)
@@ -83,13 +81,13 @@ func init() {
 	RegisterStep(StepSpec{Kind: StepKillUser, Last: true, WholeUser: true, UserOnly: true, PerProcess: StepKill})
 	RegisterStep(StepSpec{Kind: StepStopUser, WholeUser: true, UserOnly: true, PerProcess: StepStop,
 		Attrs: []hcl.AttributeSchema{{Name: "resume_after"}},
-		Decode: func(d *decoder, st *Step, attrs hcl.Attributes) bool {
+		Decode: func(d *Decoder, st *Step, attrs hcl.Attributes) bool {
 			before := len(d.diags)
 			d.durationIn(attrs, "resume_after", time.Second, MaxResumeAfter, &st.ResumeAfter)
 			return !d.diags[before:].HasErrors()
 		}})
 	RegisterStep(StepSpec{Kind: StepResumeUser, WholeUser: true, UserOnly: true})
-	RegisterFinisher(func(d *decoder, _ bool) {
+	RegisterFinisher(func(d *Decoder, _ bool) {
 		for _, r := range d.p.Rules {
 			stopped := false
 			for _, st := range r.Steps {
@@ -109,7 +107,7 @@ func init() {
 	})
 	RegisterStep(StepSpec{Kind: StepReap,
 		Attrs: []hcl.AttributeSchema{{Name: "grace"}},
-		Decode: func(d *decoder, st *Step, attrs hcl.Attributes) bool {
+		Decode: func(d *Decoder, st *Step, attrs hcl.Attributes) bool {
 			st.Grace = DefaultReapGrace
 			if a := attrs["grace"]; a != nil {
 				v, ok := d.duration(a)
@@ -120,7 +118,7 @@ func init() {
 		}})
 }
 
-func (d *decoder) limitsBlock(b *hcl.Block, src []byte) {
+func (d *Decoder) limitsBlock(b *hcl.Block, src []byte) {
 	name := b.Labels[0]
 	for _, l := range d.p.Limits {
 		if l.Name == name {

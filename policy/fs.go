@@ -6,10 +6,11 @@ import (
 	"github.com/hashicorp/hcl/v2"
 )
 
-// Filesystem rules: a `when` over fs.* (and host.*) variables is evaluated
-// once per mounted local filesystem. Such a rule names no class (a
-// filesystem belongs to no account) and its steps can only tell (report):
-// there is no process or user to act on.
+// Filesystem rules: a `when` over variables of FSLevel (fs.*, defined by
+// the temp-tree capability) and host.* is evaluated once per mounted local
+// filesystem. Such a rule names no class (a filesystem belongs to no
+// account) and its steps can only tell (report): there is no process or
+// user to act on.
 //
 //	rule "disk-full" {
 //	  when = fs.used_percent > 90 || fs.inodes_used_percent > 90
@@ -18,16 +19,7 @@ import (
 //	}
 
 func init() {
-	defStr("fs.mount", lvFS, "mount point (filesystem rules)", func(e *Env) string { return e.FS.Mount })
-	defStr("fs.type", lvFS, "filesystem type (`ext4`, `xfs`, `tmpfs`…)", func(e *Env) string { return e.FS.Type })
-	defStr("fs.device", lvFS, "device (the mount source)", func(e *Env) string { return e.FS.Source })
-	defNum("fs.used_percent", lvFS, "space used, percent, as `df` computes Use%: used / (used + available to users)", func(e *Env) float64 { return e.FS.UsedPercent })
-	defNum("fs.inodes_used_percent", lvFS, "inodes used, percent, as `df -i` computes IUse% (0 where the filesystem has no fixed number of inodes)", func(e *Env) float64 { return e.FS.InodesUsedPercent })
-	defNum("fs.size_gb", lvFS, "size, GiB", func(e *Env) float64 { return float64(e.FS.SizeBytes) / (1 << 30) })
-	defNum("fs.avail_gb", lvFS, "space available to non-root users, GiB", func(e *Env) float64 { return float64(e.FS.AvailBytes) / (1 << 30) })
-	defNum("fs.inodes_free", lvFS, "free inodes", func(e *Env) float64 { return float64(e.FS.InodesFree) })
-
-	RegisterFinisher(func(d *decoder, _ bool) {
+	RegisterFinisher(func(d *Decoder, _ bool) {
 		for _, r := range d.p.Rules {
 			if r.Scope != ScopeFilesystem {
 				continue
@@ -56,7 +48,7 @@ func filesystemSteps() []string {
 // ruleClass checks the class attribute of a rule whose `when` has been
 // compiled (r.When may be nil after an error): required, except for
 // filesystem rules, which must not have one.
-func (d *decoder) ruleClass(b *hcl.Block, attrs hcl.Attributes, r *Rule) {
+func (d *Decoder) ruleClass(b *hcl.Block, attrs hcl.Attributes, r *Rule) {
 	a := attrs["class"]
 	fs := r.When != nil && r.Scope == ScopeFilesystem
 	if r.When == nil {

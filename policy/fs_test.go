@@ -4,7 +4,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/guardd/guardd/platform"
 )
@@ -99,51 +98,6 @@ func TestScopeOfConditions(t *testing.T) {
 		if !diags.HasErrors() || !strings.Contains(diagString(diags), wantErr) {
 			t.Errorf("%s: %s, want an error with %q", src, diagString(diags), wantErr)
 		}
-	}
-}
-
-func TestInodesAndCleanTmpDecode(t *testing.T) {
-	p := mustParse(t, `
-class "c" {
-  uids = ["1000-59999"]
-}
-inodes {
-  dirs = ["/tmp", "/home/*/tmp"]
-}
-rule "tmp" {
-  class = "c"
-  when  = user.inodes > 10
-  clean_tmp {
-    dirs       = ["/var/tmp", "/dev/shm"]
-    older_than = "2d"
-  }
-  kill {
-    after = "1h"
-  }
-}
-`)
-	in := p.Inodes
-	if in == nil || !slices.Equal(in.Dirs, []string{"/tmp", "/home/*/tmp"}) || in.Period != DefaultInodePeriod || !in.Watch {
-		t.Errorf("inodes %+v, want the defaults", in)
-	}
-	st := p.Rule("tmp").Steps[0]
-	if st.Kind != StepCleanTmp || st.Clean == nil || !slices.Equal(st.Clean.Dirs, []string{"/var/tmp", "/dev/shm"}) || st.Clean.OlderThan != 48*time.Hour {
-		t.Errorf("clean_tmp step %+v %+v", st, st.Clean)
-	}
-	if p := mustParse(t, `
-inodes {
-  dirs   = ["/tmp"]
-  period = "1h"
-  watch  = false
-}
-rule "r" {
-  when = fs.used_percent > 99
-  report {}
-}`); p.Inodes.Period != time.Hour || p.Inodes.Watch {
-		t.Errorf("inodes %+v", p.Inodes)
-	}
-	if k := StepKinds(); !slices.Contains(k, StepCleanTmp) {
-		t.Errorf("StepKinds %v lacks clean_tmp", k)
 	}
 }
 

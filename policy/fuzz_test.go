@@ -89,16 +89,6 @@ func checkPolicy(t *testing.T, p *Policy) {
 			t.Errorf("protect exe %q is relative", g.Pattern)
 		}
 	}
-	if in := p.Inodes; in != nil {
-		if in.Period < MinInodePeriod {
-			t.Errorf("inodes %+v", in)
-		}
-		for _, d := range in.Dirs {
-			if badTreePattern(d) != "" {
-				t.Errorf("inodes dir %q", d)
-			}
-		}
-	}
 	for i, r := range p.Rules {
 		if (r.Class == nil) != (r.Scope == ScopeFilesystem) || r.When == nil || len(r.Steps) == 0 {
 			t.Fatalf("rule %q: class %v, condition %v, %d steps", r.Name, r.Class, r.When, len(r.Steps))
@@ -109,17 +99,6 @@ func checkPolicy(t *testing.T, p *Policy) {
 			}
 			if sp := stepSpecOf(st.Kind); r.Scope == ScopeProcess && sp != nil && sp.UserOnly {
 				t.Errorf("process rule %q has a %s step", r.Name, st.Kind)
-			}
-			if st.Kind == StepCleanTmp {
-				if st.Clean == nil || len(st.Clean.Dirs) == 0 || st.Clean.OlderThan < MinCleanAge {
-					t.Errorf("rule %q: clean_tmp %+v", r.Name, st.Clean)
-					continue
-				}
-				for _, d := range st.Clean.Dirs {
-					if badTreePattern(d) != "" {
-						t.Errorf("rule %q: clean_tmp dir %q", r.Name, d)
-					}
-				}
 			}
 		}
 		if r.Index != i || !validName(strings.TrimPrefix(r.Name, ListenRulePrefix)) || (r.Mode != ModeEnforce && r.Mode != ModeMonitor) ||
@@ -136,7 +115,7 @@ func checkPolicy(t *testing.T, p *Policy) {
 			t.Errorf("rule %q reads no variable", r.Name)
 		}
 		for _, v := range r.When.Vars {
-			if r.Scope == ScopeUser && v.level == lvProc {
+			if r.Scope == ScopeUser && v.level == ProcLevel {
 				t.Errorf("user-scope rule %q reads %s", r.Name, v.Name)
 			}
 		}

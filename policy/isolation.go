@@ -150,7 +150,7 @@ var isolationAttrs = []hcl.AttributeSchema{{Name: "cpu"}, {Name: "memory"}, {Nam
 
 // decodeIsolation reads cpu, memory, io_read_bps, io_write_bps and the
 // burst sub-block of a limits block into l.
-func (d *decoder) decodeIsolation(l *Limit, content *hcl.BodyContent, src []byte) {
+func (d *Decoder) decodeIsolation(l *Limit, content *hcl.BodyContent, src []byte) {
 	if a := content.Attributes["cpu"]; a != nil {
 		l.CPUPercent = d.cpuPercent(a.Expr)
 	}
@@ -179,7 +179,7 @@ func (d *decoder) decodeIsolation(l *Limit, content *hcl.BodyContent, src []byte
 	}
 }
 
-func (d *decoder) cpuPercent(e hcl.Expression) float64 {
+func (d *Decoder) cpuPercent(e hcl.Expression) float64 {
 	v, ok := d.number(e)
 	if !ok {
 		return 0
@@ -192,7 +192,7 @@ func (d *decoder) cpuPercent(e hcl.Expression) float64 {
 	return v
 }
 
-func (d *decoder) sizeAttr(e hcl.Expression, min uint64, name, meaning string, args ...any) uint64 {
+func (d *Decoder) sizeAttr(e hcl.Expression, min uint64, name, meaning string, args ...any) uint64 {
 	s, ok := d.str(e)
 	if !ok {
 		return 0
@@ -208,7 +208,7 @@ func (d *decoder) sizeAttr(e hcl.Expression, min uint64, name, meaning string, a
 	return v
 }
 
-func (d *decoder) burstBlock(l *Limit, b *hcl.Block, src []byte) *Burst {
+func (d *Decoder) burstBlock(l *Limit, b *hcl.Block, src []byte) *Burst {
 	content, diags := b.Body.Content(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 		{Name: "when", Required: true}, {Name: "cpu"}, {Name: "memory"},
 	}})
@@ -244,7 +244,7 @@ func (d *decoder) burstBlock(l *Limit, b *hcl.Block, src []byte) *Burst {
 
 // hostCondition compiles a condition over host.* variables only: a
 // burst depends on the host's health, not on any one customer.
-func (d *decoder) hostCondition(e hcl.Expression, src []byte) *Condition {
+func (d *Decoder) hostCondition(e hcl.Expression, src []byte) *Condition {
 	c := &compiler{src: src, seen: map[string]bool{}}
 	n, ok := c.compile(e)
 	d.diags = append(d.diags, c.diags...)
@@ -256,7 +256,7 @@ func (d *decoder) hostCondition(e hcl.Expression, src []byte) *Condition {
 		return nil
 	}
 	for _, v := range c.vars {
-		if v.level != lvHost {
+		if v.level != HostLevel {
 			d.errf(e.Range().Ptr(), "Burst condition reads "+v.Name,
 				"A burst applies to every customer of the class at once, so its `when` reads host.* variables only (host.load1, host.ncpu, ...), not %s.", v.Name)
 			return nil
@@ -279,25 +279,6 @@ func formatSize(b uint64) string {
 		}
 	}
 	return strconv.FormatUint(b, 10) + "B"
-}
-
-func init() {
-	defNum("user.cpu_throttled_percent", lvUser, "share of the last tick's CPU periods in which the customer's group was held back by its `cpu` limit, percent (0 without per-customer isolation)",
-		func(e *Env) float64 { return e.User.Group.CPUThrottledPercent })
-	defNum("user.memory_mb", lvUser, "memory of the customer's group, page cache included, MiB (0 without per-customer isolation: see user.rss_mb)",
-		func(e *Env) float64 { return float64(e.User.Group.MemoryBytes) / (1 << 20) })
-	defNum("user.memory_faults", lvUser, "times over the last tick the customer's group hit its `memory` limit (reclaim at the high mark, the max, OOM kills inside the group)",
-		func(e *Env) float64 { return e.User.Group.MemoryFaults })
-	defNum("user.procs_faults", lvUser, "forks the kernel refused the customer over the last tick because of `procs` (pids limit of the group)",
-		func(e *Env) float64 { return e.User.Group.ProcsFaults })
-	defNum("user.io_throttled_seconds", lvUser, "seconds over the last tick in which every process of the customer's group waited on IO, its io limits included (PSI io \"full\" of the group; cgroup v2 only, 0 elsewhere)",
-		func(e *Env) float64 { return e.User.Group.IOThrottledSeconds })
-	defNum("user.cpu_pressure", lvUser, "percent of the last 10 s some process of the customer waited for CPU (PSI of the group; cgroup v2 only, 0 elsewhere)",
-		func(e *Env) float64 { return e.User.Group.CPUPressure })
-	defNum("user.memory_pressure", lvUser, "percent of the last 10 s some process of the customer stalled on memory (PSI of the group; cgroup v2 only, 0 elsewhere)",
-		func(e *Env) float64 { return e.User.Group.MemoryPressure })
-	defNum("user.io_pressure", lvUser, "percent of the last 10 s some process of the customer stalled on IO (PSI of the group; cgroup v2 only, 0 elsewhere)",
-		func(e *Env) float64 { return e.User.Group.IOPressure })
 }
 
 // Limit returns the limits block called name, nil when there is none.

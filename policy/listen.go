@@ -201,10 +201,10 @@ func (p *Policy) RulesReading(name string) []*Rule {
 }
 
 func init() {
-	RegisterBlock("listen", []string{"name"}, func(d *decoder, b *hcl.Block, _ []byte) { d.listenBlock(b) })
-	RegisterFinisher((*decoder).finishListens)
+	RegisterBlock("listen", []string{"name"}, func(d *Decoder, b *hcl.Block, _ []byte) { d.listenBlock(b) })
+	RegisterFinisher((*Decoder).finishListens)
 
-	defNumList("proc.listen_ports", lvProc, "ports the process listens on: TCP listeners and unconnected UDP sockets among its descriptors, sorted; filled only for the classes of rules that read it",
+	DefineNumberList("proc.listen_ports", ProcLevel, "ports the process listens on: TCP listeners and unconnected UDP sockets among its descriptors, sorted; filled only for the classes of rules that read it",
 		func(e *Env) []float64 {
 			ports := e.Proc.ListenPorts
 			if len(ports) == 0 {
@@ -216,9 +216,9 @@ func init() {
 			}
 			return out
 		})
-	defNum("proc.forbidden_listens", lvProc, "listening sockets the process holds that the listen blocks governing its user do not allow (what a listen block's own rule, listen:NAME, kills)",
+	DefineNumber("proc.forbidden_listens", ProcLevel, "listening sockets the process holds that the listen blocks governing its user do not allow (what a listen block's own rule, listen:NAME, kills)",
 		func(e *Env) float64 { return float64(e.Proc.ForbiddenListens) })
-	defNum("user.listeners", lvUser, "listening sockets the user owns (TCP listen, unconnected UDP)",
+	DefineNumber("user.listeners", UserLevel, "listening sockets the user owns (TCP listen, unconnected UDP)",
 		func(e *Env) float64 { return float64(e.User.Listeners) })
 }
 
@@ -226,7 +226,7 @@ var listenSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "class", Required: true}, {Name: "allow"}, {Name: "block"}, {Name: "mode"},
 }}
 
-func (d *decoder) listenBlock(b *hcl.Block) {
+func (d *Decoder) listenBlock(b *hcl.Block) {
 	name := b.Labels[0]
 	for _, l := range d.p.Listens {
 		if l.Name == name {
@@ -284,7 +284,7 @@ func (d *decoder) listenBlock(b *hcl.Block) {
 
 // finishListens resolves the classes the listen blocks name, and their
 // mode, once every file is read, and gives every block its rule.
-func (d *decoder) finishListens(parsed bool) {
+func (d *Decoder) finishListens(parsed bool) {
 	for _, l := range d.p.Listens {
 		if l.classExpr != nil {
 			l.Class = d.lookupClass(l.className, l.classExpr.Range())
@@ -314,7 +314,7 @@ const listenCondition = "proc.forbidden_listens > 0"
 // refuses, through the ledger and the enforcer like any rule. Its key
 // hashes the block, so an edited block (another allow list, mode or
 // class) judges afresh.
-func (d *decoder) listenRule(l *Listen) *Rule {
+func (d *Decoder) listenRule(l *Listen) *Rule {
 	expr, diags := hclsyntax.ParseExpression([]byte(listenCondition), l.DeclRange.Filename, l.DeclRange.Start)
 	if diags.HasErrors() {
 		panic("listen rule condition: " + diags.Error())

@@ -83,7 +83,7 @@ func Parse(sources map[string][]byte) (*Policy, hcl.Diagnostics) {
 	}
 	sort.Strings(names)
 	parser := hclparse.NewParser()
-	d := &decoder{p: &Policy{Settings: DefaultSettings()}, srcs: sources}
+	d := &Decoder{p: &Policy{Settings: DefaultSettings()}, srcs: sources}
 	parsed := true // every file was decoded: a missing class is a mistake, not a consequence
 	for _, n := range names {
 		f, diags := parser.ParseHCL(sources[n], n)
@@ -125,7 +125,7 @@ func WriteDiagnostics(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnos
 // notePartialClasses records the class names of a file with syntax
 // errors, as far as hcl could read it, so that rules of other files that
 // name them are not reported as naming unknown classes.
-func (d *decoder) notePartialClasses(f *hcl.File) {
+func (d *Decoder) notePartialClasses(f *hcl.File) {
 	if d.partialClasses == nil {
 		d.partialClasses = map[string]bool{}
 	}
@@ -143,7 +143,10 @@ func (d *decoder) notePartialClasses(f *hcl.File) {
 	}
 }
 
-type decoder struct {
+// Decoder decodes the policy's files. A capability's block or step decoder
+// reports problems with its exported helpers, in the words and at the
+// ranges the language's own blocks use.
+type Decoder struct {
 	partialClasses map[string]bool // classes of files with syntax errors; nil when every file parsed
 
 	p        *Policy
@@ -161,17 +164,17 @@ type pendingRule struct {
 }
 
 func init() {
-	RegisterBlock("guardd", nil, func(d *decoder, b *hcl.Block, _ []byte) { d.settingsBlock(b) })
-	RegisterBlock("class", []string{"name"}, func(d *decoder, b *hcl.Block, _ []byte) { d.classBlock(b) })
-	RegisterBlock("protect", nil, func(d *decoder, b *hcl.Block, _ []byte) { d.protectBlock(b) })
-	RegisterBlock("rule", []string{"name"}, (*decoder).ruleBlock)
+	RegisterBlock("guardd", nil, func(d *Decoder, b *hcl.Block, _ []byte) { d.settingsBlock(b) })
+	RegisterBlock("class", []string{"name"}, func(d *Decoder, b *hcl.Block, _ []byte) { d.classBlock(b) })
+	RegisterBlock("protect", nil, func(d *Decoder, b *hcl.Block, _ []byte) { d.protectBlock(b) })
+	RegisterBlock("rule", []string{"name"}, (*Decoder).ruleBlock)
 }
 
-func (d *decoder) errf(r *hcl.Range, summary, detail string, args ...any) {
+func (d *Decoder) errf(r *hcl.Range, summary, detail string, args ...any) {
 	d.diags = append(d.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(detail, args...), Subject: r})
 }
 
-func (d *decoder) file(f *hcl.File, src []byte) {
+func (d *Decoder) file(f *hcl.File, src []byte) {
 	schema := &hcl.BodySchema{}
 	for _, tb := range topBlocks {
 		schema.Blocks = append(schema.Blocks, hcl.BlockHeaderSchema{Type: tb.typ, LabelNames: tb.labels})
@@ -191,7 +194,7 @@ var settingsSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "interval"}, {Name: "mode"}, {Name: "audit_log"}, {Name: "state_dir"}, {Name: "min_uid"}, {Name: "fd_interval"}, {Name: "bpf_pin_dir"},
 }}
 
-func (d *decoder) settingsBlock(b *hcl.Block) {
+func (d *Decoder) settingsBlock(b *hcl.Block) {
 	if d.settings != nil {
 		d.errf(b.DefRange.Ptr(), "Duplicate guardd block",
 			"The guardd block is already defined at %s; merge the two.", rangeAt(*d.settings))
@@ -252,7 +255,7 @@ func (d *decoder) settingsBlock(b *hcl.Block) {
 
 var membersAttrs = []hcl.AttributeSchema{{Name: "uids"}, {Name: "users"}, {Name: "groups"}}
 
-func (d *decoder) classBlock(b *hcl.Block) {
+func (d *Decoder) classBlock(b *hcl.Block) {
 	name := b.Labels[0]
 	if c := d.p.Class(name); c != nil {
 		d.errf(b.LabelRanges[0].Ptr(), "Duplicate class", "Class %q is already defined at %s.", name, rangeAt(c.DeclRange))
@@ -277,7 +280,7 @@ func (d *decoder) classBlock(b *hcl.Block) {
 	d.p.Classes = append(d.p.Classes, c)
 }
 
-func (d *decoder) protectBlock(b *hcl.Block) {
+func (d *Decoder) protectBlock(b *hcl.Block) {
 	content, diags := b.Body.Content(&hcl.BodySchema{Attributes: append(membersAttrs, hcl.AttributeSchema{Name: "exes"})})
 	d.diags = append(d.diags, diags...)
 	d.members(&d.p.Protect.Members, content.Attributes)
@@ -300,7 +303,7 @@ func (d *decoder) protectBlock(b *hcl.Block) {
 
 // members decodes uids, users and groups, appending to m (protect blocks
 // may repeat and merge).
-func (d *decoder) members(m *Members, attrs hcl.Attributes) {
+func (d *Decoder) members(m *Members, attrs hcl.Attributes) {
 	if a := attrs["uids"]; a != nil {
 		d.uidRanges(m, a)
 	}
@@ -333,7 +336,7 @@ type item struct {
 	r hcl.Range
 }
 
-func (d *decoder) uidRanges(m *Members, a *hcl.Attribute) {
+func (d *Decoder) uidRanges(m *Members, a *hcl.Attribute) {
 	exprs, diags := hcl.ExprList(a.Expr)
 	if diags.HasErrors() {
 		d.errf(a.Expr.Range().Ptr(), "uids must be a list", "Write uids = [\"1000-59999\", \"70000\"].")
@@ -418,7 +421,7 @@ func ruleSchema() *hcl.BodySchema {
 // again on every tick.
 const DefaultCooldown = time.Hour
 
-func (d *decoder) ruleBlock(b *hcl.Block, src []byte) {
+func (d *Decoder) ruleBlock(b *hcl.Block, src []byte) {
 	name := b.Labels[0]
 	for _, pr := range d.rules {
 		if pr.r.Name == name {
@@ -518,7 +521,7 @@ var signals = map[string]bool{"TERM": true, "KILL": true, "INT": true, "HUP": tr
 func init() {
 	RegisterStep(StepSpec{Kind: StepRenice,
 		Attrs: []hcl.AttributeSchema{{Name: "nice", Required: true}},
-		Decode: func(d *decoder, st *Step, attrs hcl.Attributes) bool {
+		Decode: func(d *Decoder, st *Step, attrs hcl.Attributes) bool {
 			a := attrs["nice"]
 			if a == nil {
 				return false
@@ -542,7 +545,7 @@ func init() {
 		}})
 	RegisterStep(StepSpec{Kind: StepKill, Last: true,
 		Attrs: []hcl.AttributeSchema{{Name: "signal"}, {Name: "grace"}},
-		Decode: func(d *decoder, st *Step, attrs hcl.Attributes) bool {
+		Decode: func(d *Decoder, st *Step, attrs hcl.Attributes) bool {
 			st.Signal, st.Grace = "TERM", 10*time.Second
 			ok := true
 			if a := attrs["signal"]; a != nil {
@@ -561,7 +564,7 @@ func init() {
 	RegisterStep(StepSpec{Kind: StepReport, Filesystem: true, WholeUser: true})
 }
 
-func (d *decoder) signal(a *hcl.Attribute) (string, bool) {
+func (d *Decoder) signal(a *hcl.Attribute) (string, bool) {
 	s, ok := d.str(a.Expr)
 	if !ok {
 		return "", false
@@ -576,7 +579,7 @@ func (d *decoder) signal(a *hcl.Attribute) (string, bool) {
 
 // step decodes one step block with its kind's StepSpec. Every step takes
 // `after`.
-func (d *decoder) step(b *hcl.Block) (Step, bool) {
+func (d *Decoder) step(b *hcl.Block) (Step, bool) {
 	st := Step{Kind: StepKind(b.Type), DeclRange: b.DefRange}
 	sp := stepSpecOf(st.Kind)
 	schema := &hcl.BodySchema{Attributes: append([]hcl.AttributeSchema{{Name: "after"}}, sp.Attrs...)}
@@ -596,7 +599,7 @@ func (d *decoder) step(b *hcl.Block) (Step, bool) {
 // finish resolves references between blocks once every file is read. It
 // runs even when there are errors, so a misspelled class is reported with
 // the rest; not when a file failed to parse, whose classes are unknown.
-func (d *decoder) finish(parsed bool) {
+func (d *Decoder) finish(parsed bool) {
 	for _, pr := range d.rules {
 		r := pr.r
 		if pr.classExpr != nil {
@@ -619,7 +622,7 @@ func (d *decoder) finish(parsed bool) {
 
 // lookupClass returns the class called name, or reports at rng that there
 // is none (with a suggestion) and returns nil.
-func (d *decoder) lookupClass(name string, rng hcl.Range) *Class {
+func (d *Decoder) lookupClass(name string, rng hcl.Range) *Class {
 	if c := d.p.Class(name); c != nil {
 		return c
 	}
@@ -637,7 +640,7 @@ func (d *decoder) lookupClass(name string, rng hcl.Range) *Class {
 	return nil
 }
 
-func (d *decoder) suggestClass(name string) string {
+func (d *Decoder) suggestClass(name string) string {
 	best, bestDist := "", 3
 	for _, c := range d.p.Classes {
 		if dist := levenshtein.Distance(name, c.Name, nil); dist < bestDist {
@@ -649,7 +652,7 @@ func (d *decoder) suggestClass(name string) string {
 
 // Value helpers. Each reports its own diagnostic and returns ok=false.
 
-func (d *decoder) value(e hcl.Expression) (cty.Value, bool) {
+func (d *Decoder) value(e hcl.Expression) (cty.Value, bool) {
 	v, diags := e.Value(nil)
 	if diags.HasErrors() {
 		d.diags = append(d.diags, diags...)
@@ -662,7 +665,7 @@ func (d *decoder) value(e hcl.Expression) (cty.Value, bool) {
 	return v, true
 }
 
-func (d *decoder) str(e hcl.Expression) (string, bool) {
+func (d *Decoder) str(e hcl.Expression) (string, bool) {
 	v, ok := d.value(e)
 	if !ok {
 		return "", false
@@ -674,7 +677,7 @@ func (d *decoder) str(e hcl.Expression) (string, bool) {
 	return v.AsString(), true
 }
 
-func (d *decoder) number(e hcl.Expression) (float64, bool) {
+func (d *Decoder) number(e hcl.Expression) (float64, bool) {
 	v, ok := d.value(e)
 	if !ok {
 		return 0, false
@@ -688,7 +691,7 @@ func (d *decoder) number(e hcl.Expression) (float64, bool) {
 	return f, true
 }
 
-func (d *decoder) duration(a *hcl.Attribute) (time.Duration, bool) {
+func (d *Decoder) duration(a *hcl.Attribute) (time.Duration, bool) {
 	s, ok := d.str(a.Expr)
 	if !ok {
 		return 0, false
@@ -701,7 +704,7 @@ func (d *decoder) duration(a *hcl.Attribute) (time.Duration, bool) {
 	return v, true
 }
 
-func (d *decoder) mode(a *hcl.Attribute) (string, bool) {
+func (d *Decoder) mode(a *hcl.Attribute) (string, bool) {
 	s, ok := d.str(a.Expr)
 	if !ok {
 		return "", false
@@ -713,7 +716,7 @@ func (d *decoder) mode(a *hcl.Attribute) (string, bool) {
 	return s, true
 }
 
-func (d *decoder) absPath(a *hcl.Attribute) (string, bool) {
+func (d *Decoder) absPath(a *hcl.Attribute) (string, bool) {
 	s, ok := d.str(a.Expr)
 	if !ok {
 		return "", false
@@ -725,7 +728,7 @@ func (d *decoder) absPath(a *hcl.Attribute) (string, bool) {
 	return filepath.Clean(s), true
 }
 
-func (d *decoder) stringList(a *hcl.Attribute) []item {
+func (d *Decoder) stringList(a *hcl.Attribute) []item {
 	exprs, diags := hcl.ExprList(a.Expr)
 	if diags.HasErrors() {
 		d.errf(a.Expr.Range().Ptr(), "Expected a list of strings", "Write %s = [\"a\", \"b\"].", a.Name)

@@ -10,21 +10,21 @@ import "github.com/guardd/guardd/platform"
 // needs a root master of its own (policy/protect.go).
 
 func init() {
-	defStr("proc.parent_exe", lvProc, "executable path of the parent process, `\"\"` when unknown; trust it only with `proc.parent_uid == 0` (a customer's own process can run any executable)",
+	DefineString("proc.parent_exe", ProcLevel, "executable path of the parent process, `\"\"` when unknown; trust it only with `proc.parent_uid == 0` (a customer's own process can run any executable)",
 		func(e *Env) string {
 			if pp := e.Proc.Parent; pp != nil && pp.PID == e.Proc.PPID {
 				return pp.Exe
 			}
 			return ""
 		})
-	defNum("proc.parent_uid", lvProc, "real uid of the parent process, -1 when unknown",
+	DefineNumber("proc.parent_uid", ProcLevel, "real uid of the parent process, -1 when unknown",
 		func(e *Env) float64 {
 			if pp := e.Proc.Parent; pp != nil && pp.PID == e.Proc.PPID {
 				return float64(pp.UID)
 			}
 			return -1
 		})
-	defBool("proc.in_session", lvProc, "a process that `protect { exes }` protects (a login session's sshd, started by the root sshd) is among its first 8 ancestors: the shell of a live session and what runs under it; false once the session ends and the process is orphaned",
+	DefineBool("proc.in_session", ProcLevel, "a process that `protect { exes }` protects (a login session's sshd, started by the root sshd) is among its first 8 ancestors: the shell of a live session and what runs under it; false once the session ends and the process is orphaned",
 		func(e *Env) bool { return e.pol.inSession(e.Proc) })
 }
 

@@ -3,6 +3,20 @@
 // policy files and makes no syscalls: every decision is a pure function of
 // the policy and a platform.Snapshot, so it is table-testable with fake
 // observations.
+//
+// It is the engine of the language: the guardd block, classes, protect,
+// rules and their scopes, conditions, durations, globs, and the core
+// variables the sampler fills in (proc.*, user.* and host.* of vars.go).
+// A capability adds the rest from its package's init function:
+// DefineNumber and its siblings for variables, RegisterBlock and
+// RegisterStep for blocks and steps, RegisterFinisher for checks across
+// blocks. So the whole language is what a program imports: the daemon
+// and the documentation generator import every capability through the
+// registry (capability/all). What a capability's blocks compile to lives
+// in a Slot it owns, not in a field of Policy, and what its steps do in
+// Step.Ext. Some schemas still live here (listen, connect, limits, the
+// report block, fork storms); they move to their capabilities as their
+// fields become Slots.
 package policy
 
 import (
@@ -128,8 +142,7 @@ type Step struct {
 	Nice      int           // renice: 0..19 (a step never raises priority)
 	Signal    string        // kill: signal name without SIG, e.g. "TERM"
 	Grace     time.Duration // kill: wait this long for a non-KILL signal, then SIGKILL; 0 = never escalate. reap: wait this long for the parent to reap
-	Notify    *NotifySpec   // notify: which mail (policy/notify.go)
-	Clean     *CleanSpec    // clean_tmp: which trees, how old (policy/inodes.go)
+	Ext       any           // a capability's step settings, set by its StepSpec.Decode (notify: tell.NotifySpec, clean_tmp: trees.CleanSpec)
 	DeclRange hcl.Range
 
 	// ResumeAfter (stop_user): SIGCONT every process of the user this long
@@ -198,11 +211,12 @@ type Policy struct {
 	Listens []*Listen            // listen blocks (policy/listen.go)
 	Limits  []*Limit             // limits blocks: standing process caps (policy/forkstorm.go)
 	Report  Report               // mail, upstream sinks, metrics (policy/report.go)
-	Inodes  *InodeSettings       // the inodes block; nil without one (policy/inodes.go)
 	Files   map[string]*hcl.File // the parsed sources, for diagnostics
 	Source  string               // where it was loaded from ("embedded:default.hcl" for the default)
 
 	Connects []*Connect // connect blocks (policy/connect.go)
+
+	ext map[*slotKey]any // the capabilities' Slots
 }
 
 // Class returns the class called name, or nil.

@@ -9,8 +9,8 @@ import "github.com/hashicorp/hcl/v2"
 //	func init() { RegisterStep(StepSpec{Kind: "reap", ...}) }
 
 // BlockDecoder decodes one top-level block into d's policy, reporting
-// problems with d's helpers (errf, str, duration, ...).
-type BlockDecoder func(d *decoder, b *hcl.Block, src []byte)
+// problems with d's helpers (Errf, Duration, ...).
+type BlockDecoder func(d *Decoder, b *hcl.Block, src []byte)
 
 type topBlock struct {
 	typ    string
@@ -33,7 +33,7 @@ type StepSpec struct {
 	Attrs []hcl.AttributeSchema // besides `after`, which every step takes
 	// Decode fills the kind's fields of st from attrs (defaults included);
 	// false when something was wrong (already reported). Nil: no attributes.
-	Decode func(d *decoder, st *Step, attrs hcl.Attributes) bool
+	Decode func(d *Decoder, st *Step, attrs hcl.Attributes) bool
 	Last   bool // ends the subject (kill): no step may follow it
 	// Filesystem marks a step that filesystem-scope rules may use (report):
 	// they have no process or user to act on.
@@ -73,7 +73,7 @@ func stepSpecOf(k StepKind) *StepSpec {
 // Finisher runs after every file is decoded, to resolve references between
 // blocks (a class named in another file). parsed is false when some file
 // failed to parse, so references to what it defined cannot be checked.
-type Finisher func(d *decoder, parsed bool)
+type Finisher func(d *Decoder, parsed bool)
 
 var finishers []Finisher
 

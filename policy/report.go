@@ -141,8 +141,8 @@ func DefaultReport() Report {
 }
 
 func init() {
-	RegisterBlock("report", nil, func(d *decoder, b *hcl.Block, _ []byte) { d.reportBlock(b) })
-	RegisterFinisher(func(d *decoder, _ bool) {
+	RegisterBlock("report", nil, func(d *Decoder, b *hcl.Block, _ []byte) { d.reportBlock(b) })
+	RegisterFinisher(func(d *Decoder, _ bool) {
 		if d.p.Report.DeclRange == nil {
 			d.p.Report = DefaultReport()
 		}
@@ -153,7 +153,7 @@ var reportSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 	{Type: "mail"}, {Type: "webhook"}, {Type: "syslog"}, {Type: "journald"}, {Type: "metrics"}, {Type: "summary"}, {Type: "spool"},
 }}
 
-func (d *decoder) reportBlock(b *hcl.Block) {
+func (d *Decoder) reportBlock(b *hcl.Block) {
 	if prev := d.p.Report.DeclRange; prev != nil {
 		d.errf(b.DefRange.Ptr(), "Duplicate report block",
 			"The report block is already defined at %s; merge the two.", rangeAt(*prev))
@@ -192,7 +192,7 @@ func (d *decoder) reportBlock(b *hcl.Block) {
 }
 
 // attrs decodes a block against the attribute names it takes.
-func (d *decoder) attrs(b *hcl.Block, names ...string) hcl.Attributes {
+func (d *Decoder) attrs(b *hcl.Block, names ...string) hcl.Attributes {
 	schema := &hcl.BodySchema{}
 	for _, n := range names {
 		schema.Attributes = append(schema.Attributes, hcl.AttributeSchema{Name: n})
@@ -203,7 +203,7 @@ func (d *decoder) attrs(b *hcl.Block, names ...string) hcl.Attributes {
 }
 
 // durationIn decodes a duration attribute that must lie in [lo, hi].
-func (d *decoder) durationIn(attrs hcl.Attributes, name string, lo, hi time.Duration, into *time.Duration) {
+func (d *Decoder) durationIn(attrs hcl.Attributes, name string, lo, hi time.Duration, into *time.Duration) {
 	a := attrs[name]
 	if a == nil {
 		return
@@ -220,7 +220,7 @@ func (d *decoder) durationIn(attrs hcl.Attributes, name string, lo, hi time.Dura
 }
 
 // intIn decodes a whole number attribute that must lie in [lo, hi].
-func (d *decoder) intIn(attrs hcl.Attributes, name string, lo, hi int, into *int) {
+func (d *Decoder) intIn(attrs hcl.Attributes, name string, lo, hi int, into *int) {
 	a := attrs[name]
 	if a == nil {
 		return
@@ -236,7 +236,7 @@ func (d *decoder) intIn(attrs hcl.Attributes, name string, lo, hi int, into *int
 	*into = int(v)
 }
 
-func (d *decoder) strAttr(attrs hcl.Attributes, name string, into *string) (*hcl.Attribute, bool) {
+func (d *Decoder) strAttr(attrs hcl.Attributes, name string, into *string) (*hcl.Attribute, bool) {
 	a := attrs[name]
 	if a == nil {
 		return nil, false
@@ -249,7 +249,7 @@ func (d *decoder) strAttr(attrs hcl.Attributes, name string, into *string) (*hcl
 	return a, true
 }
 
-func (d *decoder) absPathAttr(attrs hcl.Attributes, name string, into *string) {
+func (d *Decoder) absPathAttr(attrs hcl.Attributes, name string, into *string) {
 	if a := attrs[name]; a != nil {
 		if v, ok := d.absPath(a); ok {
 			*into = v
@@ -257,7 +257,7 @@ func (d *decoder) absPathAttr(attrs hcl.Attributes, name string, into *string) {
 	}
 }
 
-func (d *decoder) hostPort(attrs hcl.Attributes, name string, into *string) {
+func (d *Decoder) hostPort(attrs hcl.Attributes, name string, into *string) {
 	a, ok := d.strAttr(attrs, name, into)
 	if !ok {
 		return
@@ -298,7 +298,7 @@ func ParseRecipientTemplate(s string) (*template.Template, error) {
 	return template.New("to").Option("missingkey=error").Parse(s)
 }
 
-func (d *decoder) mailBlock(b *hcl.Block) *MailConfig {
+func (d *Decoder) mailBlock(b *hcl.Block) *MailConfig {
 	attrs := d.attrs(b, "relay", "sendmail", "tls", "username", "password_file", "from", "to", "map", "bcc",
 		"language", "templates", "interval", "min_offences", "retry_min", "retry_max", "give_up", "max_attempts", "timeout")
 	m := &MailConfig{
@@ -367,7 +367,7 @@ func (d *decoder) mailBlock(b *hcl.Block) *MailConfig {
 
 // checkRecipientTemplate parses the `to` template and tries it on a
 // sample account, so a mistake shows at load, not at the first mail.
-func (d *decoder) checkRecipientTemplate(a *hcl.Attribute, s string) {
+func (d *Decoder) checkRecipientTemplate(a *hcl.Attribute, s string) {
 	t, err := ParseRecipientTemplate(s)
 	if err != nil {
 		d.errf(a.Expr.Range().Ptr(), "Bad recipient template", "%s. Example: to = \"{{.User}}@example.jp\".", err)
@@ -383,7 +383,7 @@ func (d *decoder) checkRecipientTemplate(a *hcl.Attribute, s string) {
 	}
 }
 
-func (d *decoder) webhookBlock(b *hcl.Block) *WebhookConfig {
+func (d *Decoder) webhookBlock(b *hcl.Block) *WebhookConfig {
 	attrs := d.attrs(b, "url", "secret", "secret_file", "batch", "gzip", "timeout", "retry_min", "retry_max")
 	w := &WebhookConfig{Batch: 500, Gzip: true, Timeout: 10 * time.Second, RetryMin: time.Second, RetryMax: 5 * time.Minute, DeclRange: b.DefRange}
 	if a, ok := d.strAttr(attrs, "url", &w.URL); ok {
@@ -418,7 +418,7 @@ func (d *decoder) webhookBlock(b *hcl.Block) *WebhookConfig {
 	return w
 }
 
-func (d *decoder) syslogBlock(b *hcl.Block) *SyslogConfig {
+func (d *Decoder) syslogBlock(b *hcl.Block) *SyslogConfig {
 	attrs := d.attrs(b, "network", "address", "facility", "tag", "retry_min", "retry_max")
 	s := &SyslogConfig{Network: "unix", Address: "/dev/log", Facility: "daemon", Tag: "guardd", RetryMin: time.Second, RetryMax: 5 * time.Minute, DeclRange: b.DefRange}
 	if a, ok := d.strAttr(attrs, "network", &s.Network); ok && s.Network != "udp" && s.Network != "tcp" && s.Network != "unix" {
@@ -455,14 +455,14 @@ func (d *decoder) syslogBlock(b *hcl.Block) *SyslogConfig {
 	return s
 }
 
-func (d *decoder) journaldBlock(b *hcl.Block) *JournaldConfig {
+func (d *Decoder) journaldBlock(b *hcl.Block) *JournaldConfig {
 	attrs := d.attrs(b, "socket")
 	j := &JournaldConfig{Socket: DefaultJournalSocket, DeclRange: b.DefRange}
 	d.absPathAttr(attrs, "socket", &j.Socket)
 	return j
 }
 
-func (d *decoder) metricsBlock(b *hcl.Block) *MetricsConfig {
+func (d *Decoder) metricsBlock(b *hcl.Block) *MetricsConfig {
 	attrs := d.attrs(b, "listen", "top")
 	m := &MetricsConfig{Listen: DefaultMetricsListen, Top: DefaultMetricsTop, DeclRange: b.DefRange}
 	d.hostPort(attrs, "listen", &m.Listen)
@@ -470,7 +470,7 @@ func (d *decoder) metricsBlock(b *hcl.Block) *MetricsConfig {
 	return m
 }
 
-func (d *decoder) summaryBlock(b *hcl.Block, s *SummaryConfig) {
+func (d *Decoder) summaryBlock(b *hcl.Block, s *SummaryConfig) {
 	attrs := d.attrs(b, "interval", "top")
 	if a := attrs["interval"]; a != nil {
 		if v, ok := d.str(a.Expr); ok && v == "off" {
@@ -482,7 +482,7 @@ func (d *decoder) summaryBlock(b *hcl.Block, s *SummaryConfig) {
 	d.intIn(attrs, "top", 1, 100, &s.Top)
 }
 
-func (d *decoder) spoolBlock(b *hcl.Block, s *SpoolConfig) {
+func (d *Decoder) spoolBlock(b *hcl.Block, s *SpoolConfig) {
 	attrs := d.attrs(b, "max_events", "max_mb")
 	d.intIn(attrs, "max_events", 100, 10_000_000, &s.MaxEvents)
 	d.intIn(attrs, "max_mb", 1, 4096, &s.MaxMB)

@@ -47,29 +47,7 @@ func TestReportBlockDecodes(t *testing.T) {
 		t.Error("Upstream() = false with three sinks")
 	}
 
-	hog := p.Rule("cpu-hog")
-	var steps []string
-	for _, st := range hog.Steps {
-		s := fmt.Sprintf("%s@%s", st.Kind, st.After)
-		if st.Notify != nil {
-			s += "/" + st.Notify.Template
-		}
-		steps = append(steps, s)
-	}
-	// A notify without `after` runs with the step before it, also after kill.
-	if got := strings.Join(steps, " "); got != "renice@0s notify@0s/cpu-hog kill@30m0s notify@30m0s/" {
-		t.Errorf("cpu-hog steps = %s", got)
-	}
-	if iv := p.NotifyInterval(&hog.Steps[1]); iv != 6*time.Hour {
-		t.Errorf("notify interval = %s, want the mail block's 6h", iv)
-	}
-	warn := p.Rule("warn-only")
-	if warn.Scope != ScopeUser || p.NotifyInterval(&warn.Steps[0]) != time.Hour || p.NotifyMinOffences(&warn.Steps[0]) != 3 {
-		t.Errorf("warn-only: scope %s, interval %s, min %d", warn.Scope, p.NotifyInterval(&warn.Steps[0]), p.NotifyMinOffences(&warn.Steps[0]))
-	}
-	if p.NotifyMinOffences(&hog.Steps[1]) != 2 {
-		t.Errorf("notify min_offences = %d, want the mail block's 2", p.NotifyMinOffences(&hog.Steps[1]))
-	}
+	// The notify steps of this file are tell's (capability/tell/schema_test.go).
 }
 
 func TestReportDefaults(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"reflect"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -17,7 +18,7 @@ import (
 
 // ruleScope applies a rule's `scope` attribute (a may be nil) to r, whose
 // condition has been compiled (r.When may be nil after an error).
-func (d *decoder) ruleScope(a *hcl.Attribute, r *Rule) {
+func (d *Decoder) ruleScope(a *hcl.Attribute, r *Rule) {
 	if a == nil {
 		return
 	}
@@ -53,7 +54,7 @@ func (d *decoder) ruleScope(a *hcl.Attribute, r *Rule) {
 
 // userSteps reports the steps of a process rule that act on the user as a
 // whole: they would run once for every matching process.
-func (d *decoder) userSteps(r *Rule) {
+func (d *Decoder) userSteps(r *Rule) {
 	if r.When == nil || r.Scope != ScopeProcess {
 		return
 	}
@@ -80,7 +81,7 @@ func (d *decoder) userSteps(r *Rule) {
 // firstProcVar names the first proc.* variable the condition reads.
 func (c *Condition) firstProcVar() string {
 	for _, v := range c.Vars {
-		if v.level == lvProc {
+		if v.level == ProcLevel {
 			return v.Name
 		}
 	}
@@ -102,13 +103,18 @@ func (r *Rule) contentKey() string {
 	}
 	for _, st := range r.Steps {
 		plain := st
-		plain.DeclRange, plain.Notify, plain.Clean = hcl.Range{}, nil, nil
-		fmt.Fprintf(h, "step=%+v\n", plain)
-		if st.Notify != nil {
-			fmt.Fprintf(h, "notify=%+v\n", *st.Notify)
-		}
-		if st.Clean != nil {
-			fmt.Fprintf(h, "clean=%+v\n", *st.Clean)
+		plain.DeclRange, plain.Ext = hcl.Range{}, nil
+		// Ext is hashed as the fields it replaced were before step
+		// settings moved to their capabilities (Notify and Clean, then
+		// notify= or clean= with the settings), so that escalations stored
+		// by an older guardd keep their keys.
+		fmt.Fprintf(h, "step=%s\n", strings.Replace(fmt.Sprintf("%+v", plain), " Ext:<nil> ", " Notify:<nil> Clean:<nil> ", 1))
+		if st.Ext != nil {
+			label := string(st.Kind)
+			if st.Kind == "clean_tmp" {
+				label = "clean"
+			}
+			fmt.Fprintf(h, "%s=%+v\n", label, reflect.Indirect(reflect.ValueOf(st.Ext)))
 		}
 	}
 	return r.Name + "@" + hex.EncodeToString(h.Sum(nil)[:6])

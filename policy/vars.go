@@ -31,13 +31,16 @@ func (t typ) String() string {
 	return [...]string{"bool", "number", "string", "list of strings", "list of numbers"}[t]
 }
 
-type level int
+// Level is what a variable describes, which decides the scope of a rule
+// that reads it: the deepest level among its variables (a process rule
+// reads a proc.* variable, a user rule only user.* and host.*).
+type Level int
 
 const (
-	lvHost level = iota
-	lvUser
-	lvProc
-	lvFS // a filesystem: combines with host.* only (policy/fs.go)
+	HostLevel Level = iota // the host: combines with any level
+	UserLevel              // one customer
+	ProcLevel              // one process of a customer
+	FSLevel                // a filesystem: combines with host.* only (see ScopeFilesystem)
 )
 
 // Var describes one variable that conditions may use.
@@ -47,67 +50,89 @@ type Var struct {
 	Doc  string // one line, with the unit; `code` in backquotes (the README and guardd.hcl(5) are generated from it)
 
 	typ   typ
-	level level
+	level Level
 	num   func(*Env) float64
 	str   func(*Env) string
 	bool  func(*Env) bool
 	nums  func(*Env) []float64
 }
 
+// Level is the variable's level (what decides a rule's scope).
+func (v *Var) Level() Level { return v.level }
+
 const mib = 1 << 20
 
-// variables is the vocabulary of `when`. Adding one here is all it takes
-// to make it usable, documented (Vars) and evidenced in the audit log.
+// variables is the vocabulary of `when`. Defining one is all it takes to
+// make it usable, documented (Vars) and evidenced in the audit log.
 var variables = map[string]*Var{}
 
-func defNum(name string, lv level, doc string, f func(*Env) float64) {
-	variables[name] = &Var{Name: name, Type: "number", Doc: doc, typ: tNum, level: lv, num: f}
+// define adds v; a name defined twice is a bug of the program (two
+// capabilities claiming one variable), found at start.
+func define(v *Var) {
+	if _, dup := variables[v.Name]; dup {
+		panic("policy: variable " + v.Name + " defined twice")
+	}
+	variables[v.Name] = v
 }
 
-func defStr(name string, lv level, doc string, f func(*Env) string) {
-	variables[name] = &Var{Name: name, Type: "string", Doc: doc, typ: tStr, level: lv, str: f}
+// The Define functions add a variable to the language, for its
+// capability's init function (core variables are defined here). doc is
+// one line with the unit; f reads the variable from the Env of its level
+// (e.Proc for ProcLevel, e.User for UserLevel, e.FS for FSLevel, e.Host
+// always), which is never nil when f runs.
+
+// DefineNumber adds a number variable.
+func DefineNumber(name string, lv Level, doc string, f func(*Env) float64) {
+	define(&Var{Name: name, Type: "number", Doc: doc, typ: tNum, level: lv, num: f})
 }
 
-func defBool(name string, lv level, doc string, f func(*Env) bool) {
-	variables[name] = &Var{Name: name, Type: "bool", Doc: doc, typ: tBool, level: lv, bool: f}
+// DefineString adds a string variable.
+func DefineString(name string, lv Level, doc string, f func(*Env) string) {
+	define(&Var{Name: name, Type: "string", Doc: doc, typ: tStr, level: lv, str: f})
 }
 
-func defNumList(name string, lv level, doc string, f func(*Env) []float64) {
-	variables[name] = &Var{Name: name, Type: "list of numbers", Doc: doc, typ: tNumList, level: lv, nums: f}
+// DefineBool adds a bool variable.
+func DefineBool(name string, lv Level, doc string, f func(*Env) bool) {
+	define(&Var{Name: name, Type: "bool", Doc: doc, typ: tBool, level: lv, bool: f})
+}
+
+// DefineNumberList adds a list-of-numbers variable (proc.listen_ports).
+func DefineNumberList(name string, lv Level, doc string, f func(*Env) []float64) {
+	define(&Var{Name: name, Type: "list of numbers", Doc: doc, typ: tNumList, level: lv, nums: f})
 }
 
 func init() {
-	defNum("proc.pid", lvProc, "process id", func(e *Env) float64 { return float64(e.Proc.PID) })
-	defNum("proc.ppid", lvProc, "parent process id", func(e *Env) float64 { return float64(e.Proc.PPID) })
-	defNum("proc.uid", lvProc, "real uid", func(e *Env) float64 { return float64(e.Proc.UID) })
-	defStr("proc.user", lvProc, "name of the real uid", func(e *Env) string { return e.Proc.User })
-	defStr("proc.exe", lvProc, "executable path (`/proc/PID/exe`), `\"\"` when unknown", func(e *Env) string { return e.Proc.Exe })
-	defBool("proc.exe_deleted", lvProc, "the executable was deleted or replaced after the process started", func(e *Env) bool { return e.Proc.ExeDeleted })
-	defStr("proc.comm", lvProc, "command name (chosen by the process: never trust it for protection)", func(e *Env) string { return e.Proc.Comm })
-	defStr("proc.cmdline", lvProc, "arguments joined by spaces (first 512 bytes)", func(e *Env) string { return e.Proc.Cmdline })
-	defStr("proc.state", lvProc, "state of the main thread: `R` running, `S` sleeping, `D` disk wait, `Z` zombie, `T` stopped, …; when the main thread exited (`pthread_exit`) while others run, a live thread's state (never `Z`: the process is alive, and exe, cmdline and fds are read from that thread too)", func(e *Env) string { return stateString(e.Proc.State) })
-	defNum("proc.cpu_percent", lvProc, "CPU use since the previous tick, 100 = one core (0 on first sight of a process older than one tick)", func(e *Env) float64 { return e.Proc.CPUPercent })
-	defNum("proc.cpu_seconds", lvProc, "CPU time used over the process lifetime, seconds", func(e *Env) float64 { return e.Proc.CPUTime.Seconds() })
-	defNum("proc.age_seconds", lvProc, "time since the process started, seconds", func(e *Env) float64 { return e.Proc.Age.Seconds() })
-	defNum("proc.rss_mb", lvProc, "resident memory, MiB", func(e *Env) float64 { return float64(e.Proc.RSSBytes) / mib })
-	defNum("proc.threads", lvProc, "number of threads", func(e *Env) float64 { return float64(e.Proc.Threads) })
-	defNum("proc.nice", lvProc, "nice value, -20…19", func(e *Env) float64 { return float64(e.Proc.Nice) })
-	defNum("proc.fds", lvProc, "open descriptors, counted every `fd_interval` (not every tick); -1 until first counted. Threads with a descriptor table of their own (`unshare(CLONE_FILES)`) count too", func(e *Env) float64 { return float64(e.Proc.FDs) })
+	DefineNumber("proc.pid", ProcLevel, "process id", func(e *Env) float64 { return float64(e.Proc.PID) })
+	DefineNumber("proc.ppid", ProcLevel, "parent process id", func(e *Env) float64 { return float64(e.Proc.PPID) })
+	DefineNumber("proc.uid", ProcLevel, "real uid", func(e *Env) float64 { return float64(e.Proc.UID) })
+	DefineString("proc.user", ProcLevel, "name of the real uid", func(e *Env) string { return e.Proc.User })
+	DefineString("proc.exe", ProcLevel, "executable path (`/proc/PID/exe`), `\"\"` when unknown", func(e *Env) string { return e.Proc.Exe })
+	DefineBool("proc.exe_deleted", ProcLevel, "the executable was deleted or replaced after the process started", func(e *Env) bool { return e.Proc.ExeDeleted })
+	DefineString("proc.comm", ProcLevel, "command name (chosen by the process: never trust it for protection)", func(e *Env) string { return e.Proc.Comm })
+	DefineString("proc.cmdline", ProcLevel, "arguments joined by spaces (first 512 bytes)", func(e *Env) string { return e.Proc.Cmdline })
+	DefineString("proc.state", ProcLevel, "state of the main thread: `R` running, `S` sleeping, `D` disk wait, `Z` zombie, `T` stopped, …; when the main thread exited (`pthread_exit`) while others run, a live thread's state (never `Z`: the process is alive, and exe, cmdline and fds are read from that thread too)", func(e *Env) string { return stateString(e.Proc.State) })
+	DefineNumber("proc.cpu_percent", ProcLevel, "CPU use since the previous tick, 100 = one core (0 on first sight of a process older than one tick)", func(e *Env) float64 { return e.Proc.CPUPercent })
+	DefineNumber("proc.cpu_seconds", ProcLevel, "CPU time used over the process lifetime, seconds", func(e *Env) float64 { return e.Proc.CPUTime.Seconds() })
+	DefineNumber("proc.age_seconds", ProcLevel, "time since the process started, seconds", func(e *Env) float64 { return e.Proc.Age.Seconds() })
+	DefineNumber("proc.rss_mb", ProcLevel, "resident memory, MiB", func(e *Env) float64 { return float64(e.Proc.RSSBytes) / mib })
+	DefineNumber("proc.threads", ProcLevel, "number of threads", func(e *Env) float64 { return float64(e.Proc.Threads) })
+	DefineNumber("proc.nice", ProcLevel, "nice value, -20…19", func(e *Env) float64 { return float64(e.Proc.Nice) })
+	DefineNumber("proc.fds", ProcLevel, "open descriptors, counted every `fd_interval` (not every tick); -1 until first counted. Threads with a descriptor table of their own (`unshare(CLONE_FILES)`) count too", func(e *Env) float64 { return float64(e.Proc.FDs) })
 
-	defNum("user.uid", lvUser, "uid", func(e *Env) float64 { return float64(e.User.UID) })
-	defStr("user.name", lvUser, "user name", func(e *Env) string { return e.User.Name })
-	defNum("user.procs", lvUser, "live processes of the user (zombies included)", func(e *Env) float64 { return float64(e.User.Procs) })
-	defNum("user.zombies", lvUser, "zombie processes of the user", func(e *Env) float64 { return float64(e.User.Zombies) })
-	defNum("user.cpu_percent", lvUser, "CPU use of all the user's processes since the previous tick, 100 = one core: the sum over the processes alive at the tick (a process born since the last tick counts its CPU since birth; what a process used between the last tick and its exit is not counted), so a burner that keeps moving to new pids shows its full rate every tick", func(e *Env) float64 { return e.User.CPUPercent })
-	defNum("user.rss_mb", lvUser, "resident memory of all the user's processes, MiB", func(e *Env) float64 { return float64(e.User.RSSBytes) / mib })
-	defNum("user.fds", lvUser, "open descriptors of all the user's processes (as counted every `fd_interval`)", func(e *Env) float64 { return float64(e.User.FDs) })
+	DefineNumber("user.uid", UserLevel, "uid", func(e *Env) float64 { return float64(e.User.UID) })
+	DefineString("user.name", UserLevel, "user name", func(e *Env) string { return e.User.Name })
+	DefineNumber("user.procs", UserLevel, "live processes of the user (zombies included)", func(e *Env) float64 { return float64(e.User.Procs) })
+	DefineNumber("user.zombies", UserLevel, "zombie processes of the user", func(e *Env) float64 { return float64(e.User.Zombies) })
+	DefineNumber("user.cpu_percent", UserLevel, "CPU use of all the user's processes since the previous tick, 100 = one core: the sum over the processes alive at the tick (a process born since the last tick counts its CPU since birth; what a process used between the last tick and its exit is not counted), so a burner that keeps moving to new pids shows its full rate every tick", func(e *Env) float64 { return e.User.CPUPercent })
+	DefineNumber("user.rss_mb", UserLevel, "resident memory of all the user's processes, MiB", func(e *Env) float64 { return float64(e.User.RSSBytes) / mib })
+	DefineNumber("user.fds", UserLevel, "open descriptors of all the user's processes (as counted every `fd_interval`)", func(e *Env) float64 { return float64(e.User.FDs) })
 
-	defNum("host.load1", lvHost, "1-minute load average", func(e *Env) float64 { return e.Host.Load1 })
-	defNum("host.load5", lvHost, "5-minute load average", func(e *Env) float64 { return e.Host.Load5 })
-	defNum("host.load15", lvHost, "15-minute load average", func(e *Env) float64 { return e.Host.Load15 })
-	defNum("host.ncpu", lvHost, "online CPUs", func(e *Env) float64 { return float64(e.Host.NCPU) })
-	defNum("host.procs", lvHost, "processes on the host", func(e *Env) float64 { return float64(e.Host.Procs) })
-	defNum("host.files_open_percent", lvHost, "system-wide file table in use (`fs.file-nr` / `fs.file-max`), percent", func(e *Env) float64 { return e.Host.FilesOpenPercent })
+	DefineNumber("host.load1", HostLevel, "1-minute load average", func(e *Env) float64 { return e.Host.Load1 })
+	DefineNumber("host.load5", HostLevel, "5-minute load average", func(e *Env) float64 { return e.Host.Load5 })
+	DefineNumber("host.load15", HostLevel, "15-minute load average", func(e *Env) float64 { return e.Host.Load15 })
+	DefineNumber("host.ncpu", HostLevel, "online CPUs", func(e *Env) float64 { return float64(e.Host.NCPU) })
+	DefineNumber("host.procs", HostLevel, "processes on the host", func(e *Env) float64 { return float64(e.Host.Procs) })
+	DefineNumber("host.files_open_percent", HostLevel, "system-wide file table in use (`fs.file-nr` / `fs.file-max`), percent", func(e *Env) float64 { return e.Host.FilesOpenPercent })
 }
 
 // stateStrings avoids allocating a one-byte string per evaluation.

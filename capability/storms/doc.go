@@ -22,6 +22,7 @@
 // every frozen user when guardd stops. The variable it fills in is
 // user.forks_per_sec (user.procs and user.zombies come from the sample).
 //
-// Its policy schema (the limits block, the steps and their arguments)
-// lives in package policy.
+// It defines user.forks_per_sec (schema.go); the rest of its policy schema
+// (the limits block, the steps and their arguments) is still declared in
+// package policy.
 package storms

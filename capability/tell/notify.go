@@ -17,7 +17,7 @@ import (
 
 // Steps: notify.
 func (t *teller) Steps() map[policy.StepKind]capability.StepFunc {
-	return map[policy.StepKind]capability.StepFunc{policy.StepNotify: t.notifyStep}
+	return map[policy.StepKind]capability.StepFunc{StepNotify: t.notifyStep}
 }
 
 // notifyStep hands the customer mail about a match to the mailer: what
@@ -38,7 +38,7 @@ func (t *teller) notifyStep(h capability.Host, snap *platform.Snapshot, m *polic
 	default:
 		n := t.notice(h, snap, m, st, base.Step-1)
 		to, err := t.recipients.For(n.User, n.UID)
-		iv := h.Policy().NotifyInterval(&st)
+		iv := NotifyInterval(h.Policy(), &st)
 		switch {
 		case err != nil:
 			ev.Outcome, ev.Reason = report.OutcomeFailed, "no address: "+err.Error()
@@ -71,9 +71,9 @@ func (t *teller) notice(h capability.Host, snap *platform.Snapshot, m *policy.Ma
 	r := m.Rule
 	n := &report.Notice{
 		ID:   fmt.Sprintf("%x-%d", snap.Time.UnixNano(), noticeSeq.Add(1)),
-		Time: snap.Time, Host: t.host, Rule: r.Name, RuleAt: r.At(), Template: st.Notify.Template,
+		Time: snap.Time, Host: t.host, Rule: r.Name, RuleAt: r.At(), Template: Notify(&st).Template,
 		User: m.User.Name, UID: m.User.UID, Limit: r.When.Source, For: r.For, Values: m.Values(),
-		Interval: h.Policy().NotifyInterval(&st), MinOffences: h.Policy().NotifyMinOffences(&st),
+		Interval: NotifyInterval(h.Policy(), &st), MinOffences: NotifyMinOffences(h.Policy(), &st),
 	}
 	key := enforce.Key{Rule: r.Name, UID: m.User.UID}
 	if m.Proc != nil {
@@ -86,7 +86,7 @@ func (t *teller) notice(h capability.Host, snap *platform.Snapshot, m *policy.Ma
 	}
 	n.Actions = t.actions.take(key)
 	for _, s := range r.Steps[min(step+1, len(r.Steps)):] {
-		if s.Kind == policy.StepNotify || s.Kind == policy.StepReport {
+		if s.Kind == StepNotify || s.Kind == policy.StepReport {
 			continue
 		}
 		n.Next = append(n.Next, report.NextStep{Action: string(s.Kind), After: s.After, Signal: s.Signal, Nice: s.Nice})

@@ -8,9 +8,9 @@
 // from the snapshot and completes it on its own goroutine (traffic,
 // sensors, sockets, filesystems: platform). It owns the notify step; its
 // PolicyChecker loads the mail templates, the mail map and the secret
-// files for `guardd check`. Its policy schema (the report block and its
-// mail, webhook, syslog, journald, summary, spool and metrics blocks, the
-// notify step) is declared in package policy.
+// files for `guardd check`. It declares the notify step (schema.go); the
+// report block and its mail, webhook, syslog, journald, summary, spool and
+// metrics blocks are still declared in package policy.
 package tell
 
 import (
@@ -145,8 +145,8 @@ func (t *teller) Validate(p *policy.Policy) error {
 		} else {
 			for _, rule := range p.Rules {
 				for _, st := range rule.Steps {
-					if st.Kind == policy.StepNotify {
-						if _, err := ts.Resolve(st.Notify.Template, rule.Name, m.Language); err != nil {
+					if st.Kind == StepNotify {
+						if _, err := ts.Resolve(Notify(&st).Template, rule.Name, m.Language); err != nil {
 							errs = append(errs, fmt.Errorf("rule %q (%s): %w", rule.Name, rule.At(), err))
 						}
 					}
@@ -201,7 +201,7 @@ func (t *teller) apply(p *policy.Policy, first bool) {
 	nr := map[string]policy.Scope{}
 	for _, r := range p.Rules {
 		for _, st := range r.Steps {
-			if st.Kind == policy.StepNotify {
+			if st.Kind == StepNotify {
 				nr[r.Name] = r.Scope
 			}
 		}
@@ -386,7 +386,7 @@ func (t *teller) Event(ev *report.Event) {
 	}
 	t.stats.mu.Unlock()
 	t.countAction(ev)
-	if ev.Action != string(policy.StepNotify) {
+	if ev.Action != string(StepNotify) {
 		if rs := t.notifyRules.Load(); rs != nil {
 			if scope, ok := (*rs)[ev.Rule]; ok {
 				t.actions.record(ev, scope)

@@ -48,7 +48,7 @@ func (c *cleaner) step(h capability.Host, _ *platform.Snapshot, m *policy.Match,
 	if m.Proc != nil {
 		capability.FillProc(&ev, m.Proc)
 	}
-	ev.Clean = &report.CleanEvidence{Trees: []string{}, OlderThan: st.Clean.OlderThan.String()}
+	ev.Clean = &report.CleanEvidence{Trees: []string{}, OlderThan: Clean(&st).OlderThan.String()}
 	uid := m.User.UID
 	if why := h.Policy().ProtectedAccount(uid, m.User.Name, m.User.Groups); why != "" {
 		ev.Outcome, ev.Reason = report.OutcomeSkipped, "protected: "+why
@@ -74,9 +74,9 @@ func (c *cleaner) step(h capability.Host, _ *platform.Snapshot, m *policy.Match,
 		h.Write(&ev)
 		return
 	}
-	action := enforce.Clean{UID: uid, Dirs: st.Clean.Dirs, OlderThan: st.Clean.OlderThan,
+	action := enforce.Clean{UID: uid, Dirs: Clean(&st).Dirs, OlderThan: Clean(&st).OlderThan,
 		DryRun: m.Rule.Mode == policy.ModeMonitor, MinUID: h.Enforcer().MinUID, Cancel: c.ctx.Done()}
-	h.Log().Info("clean_tmp started", "rule", m.Rule.Name, "user", m.User.Name, "dirs", st.Clean.Dirs, "older_than", st.Clean.OlderThan, "dry_run", action.DryRun)
+	h.Log().Info("clean_tmp started", "rule", m.Rule.Name, "user", m.User.Name, "dirs", Clean(&st).Dirs, "older_than", Clean(&st).OlderThan, "dry_run", action.DryRun)
 	c.wg.Go(func() {
 		defer func() {
 			c.mu.Lock()

@@ -42,7 +42,7 @@ type inodes struct {
 	quotactlForbidden bool // Host.Facts, read once: the counter's goroutine uses it
 
 	mu       sync.Mutex // guards the fields below: the counter and the watcher write, Observe reads
-	cfg      *policy.InodeSettings
+	cfg      *InodeSettings
 	counted  map[uint32]int64 // the last count
 	countAt  time.Time        // when it started
 	prev     map[uint32]int64 // the count before
@@ -74,7 +74,7 @@ type growthBucket struct {
 
 // inodeRun is the counter and the watcher of one inodes block.
 type inodeRun struct {
-	cfg     policy.InodeSettings
+	cfg     InodeSettings
 	stop    chan struct{}
 	recount chan struct{}
 	watcher *platform.DirWatcher
@@ -91,18 +91,19 @@ func (c *inodes) Apply(p *policy.Policy) {
 	c.mu.Lock()
 	r := c.run
 	c.mu.Unlock()
-	if r != nil && p.Inodes != nil && sameInodes(&r.cfg, p.Inodes) {
+	cfg := Inodes(p)
+	if r != nil && cfg != nil && sameInodes(&r.cfg, cfg) {
 		return
 	}
 	c.Stop()
 	c.mu.Lock()
-	c.cfg, c.counted, c.prev, c.since, c.buckets = p.Inodes, nil, nil, map[uint32]int64{}, nil
+	c.cfg, c.counted, c.prev, c.since, c.buckets = cfg, nil, nil, map[uint32]int64{}, nil
 	c.recent, c.watching, c.complete = map[uint64]uint32{}, time.Time{}, false
 	c.mu.Unlock()
-	if p.Inodes == nil {
+	if cfg == nil {
 		return
 	}
-	r = &inodeRun{cfg: *p.Inodes, stop: make(chan struct{}), recount: make(chan struct{}, 1)}
+	r = &inodeRun{cfg: *cfg, stop: make(chan struct{}), recount: make(chan struct{}, 1)}
 	if r.cfg.Watch {
 		w, err := platform.NewDirWatcher(maxWatches)
 		if err != nil {
@@ -129,7 +130,7 @@ func (c *inodes) Apply(p *policy.Policy) {
 	c.log.Info("inodes: counting per user", "dirs", r.cfg.Dirs, "period", r.cfg.Period, "watch", r.watcher != nil)
 }
 
-func sameInodes(a, b *policy.InodeSettings) bool {
+func sameInodes(a, b *InodeSettings) bool {
 	return slices.Equal(a.Dirs, b.Dirs) && a.Period == b.Period && a.Watch == b.Watch
 }
 
@@ -169,7 +170,7 @@ func (r *inodeRun) Recount() {
 }
 
 // countLoop counts every period, or sooner when asked (a lost watch
-// event, a cleanup), but never twice within policy.MinInodePeriod.
+// event, a cleanup), but never twice within MinInodePeriod.
 func (c *inodes) countLoop(r *inodeRun) {
 	counter := &platform.InodeCounter{MaxDirs: maxWatches + 1}
 	quota := map[string]bool{} // tree path → counted by quotas (probed once)
@@ -186,7 +187,7 @@ func (c *inodes) countLoop(r *inodeRun) {
 		case <-next.C:
 		case <-r.recount:
 			next.Stop()
-			if wait := policy.MinInodePeriod - time.Since(start); wait > 0 {
+			if wait := MinInodePeriod - time.Since(start); wait > 0 {
 				select {
 				case <-r.stop:
 					return

@@ -48,7 +48,7 @@ rule "r" {
 	}
 	h := &fakeHost{log: slog.New(slog.NewTextHandler(io.Discard, nil)), pol: pol, accounts: platform.NewAccounts()}
 	t0 := time.Now()
-	c := &inodes{h: h, log: h.log, cfg: pol.Inodes, since: map[uint32]int64{}, recent: map[uint64]uint32{}}
+	c := &inodes{h: h, log: h.log, cfg: Inodes(pol), since: map[uint32]int64{}, recent: map[uint64]uint32{}}
 	c.counted, c.countAt = map[uint32]int64{1500: 1000, 1600: 5, 0: 300, 999: 7}, t0
 	c.watching, c.complete = t0.Add(-time.Hour), true
 	for range 120 {

@@ -5,8 +5,8 @@
 // filesystem has them, platform.DirWatcher between counts: the
 // user.inodes and user.inode_growth_per_min variables), and it carries
 // out the clean_tmp step (enforce.CleanTmp), after which it recounts.
-// Its policy schema (the inodes block, the clean_tmp step, the fs.* and
-// inode variables) is declared in package policy.
+// Its policy schema (schema.go) is the fs.* and inode variables, the
+// inodes block (read with Inodes) and the clean_tmp step (read with Clean).
 package trees
 
 import (
@@ -48,7 +48,7 @@ func (t *Trees) Observe(snap *platform.Snapshot) {
 
 // Steps: clean_tmp.
 func (t *Trees) Steps() map[policy.StepKind]capability.StepFunc {
-	return map[policy.StepKind]capability.StepFunc{policy.StepCleanTmp: t.clean.step}
+	return map[policy.StepKind]capability.StepFunc{StepCleanTmp: t.clean.step}
 }
 
 // Stop waits for the cleanups in progress (their last recount asks a

@@ -20,6 +20,9 @@ import (
 	"slices"
 	"strings"
 
+	// Each capability adds its variables and steps to the language from
+	// its package's init: the registry brings in every one of them.
+	_ "github.com/guardd/guardd/capability/all"
 	"github.com/guardd/guardd/policy"
 )
 

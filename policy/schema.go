@@ -1,0 +1,98 @@
+package policy
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// What a capability's schema (its schema.go, registered from an init
+// function) needs of the language: the Decoder's helpers, and a Slot on
+// Policy for what its blocks compile to.
+
+// Errf reports an error at r; detail is a format for args.
+func (d *Decoder) Errf(r *hcl.Range, summary, detail string, args ...any) {
+	d.errf(r, summary, detail, args...)
+}
+
+// Report adds diagnostics HCL gave (a block's Content, say).
+func (d *Decoder) Report(diags hcl.Diagnostics) { d.diags = append(d.diags, diags...) }
+
+// Policy is the policy being decoded (finishers read every rule of it).
+func (d *Decoder) Policy() *Policy { return d.p }
+
+// Value evaluates a constant expression; false when it has none (already
+// reported).
+func (d *Decoder) Value(e hcl.Expression) (cty.Value, bool) { return d.value(e) }
+
+// Duration decodes a duration attribute ("90s", "2d"); false when it is
+// not one (already reported).
+func (d *Decoder) Duration(a *hcl.Attribute) (time.Duration, bool) { return d.duration(a) }
+
+// DurationIn decodes attrs[name], when present, into *into: a duration
+// in [lo, hi].
+func (d *Decoder) DurationIn(attrs hcl.Attributes, name string, lo, hi time.Duration, into *time.Duration) {
+	d.durationIn(attrs, name, lo, hi, into)
+}
+
+// IntIn decodes attrs[name], when present, into *into: a whole number in
+// [lo, hi].
+func (d *Decoder) IntIn(attrs hcl.Attributes, name string, lo, hi int, into *int) {
+	d.intIn(attrs, name, lo, hi, into)
+}
+
+// StrAttr decodes attrs[name], when present, into *into: a string. It
+// returns the attribute (nil when absent) and whether it was a string.
+func (d *Decoder) StrAttr(attrs hcl.Attributes, name string, into *string) (*hcl.Attribute, bool) {
+	return d.strAttr(attrs, name, into)
+}
+
+// Errors counts the errors reported so far: a decoder compares the counts
+// before and after its own checks.
+func (d *Decoder) Errors() int {
+	n := 0
+	for _, dg := range d.diags {
+		if dg.Severity == hcl.DiagError {
+			n++
+		}
+	}
+	return n
+}
+
+// ValidTemplateName reports whether s can name a mail template (a file
+// NAME.LANG.tmpl in the templates directory).
+func ValidTemplateName(s string) bool { return cleanName(s) }
+
+// RangeAt is "file:line" of r, for an error that points at an earlier
+// definition.
+func RangeAt(r hcl.Range) string { return rangeAt(r) }
+
+// slotKey tells one Slot from another: each is a distinct pointer.
+type slotKey struct{ name string }
+
+// Slot is one capability's part of a compiled Policy: what its blocks
+// compile to, set while decoding and read-only after, so that Policy has
+// no field per capability. Make each with NewSlot once, in a package
+// variable.
+type Slot[T any] struct{ key *slotKey }
+
+// NewSlot makes a slot; name is for debugging only.
+func NewSlot[T any](name string) Slot[T] { return Slot[T]{&slotKey{name}} }
+
+// Get returns what the slot holds in p, or nil when p's blocks set none.
+func (s Slot[T]) Get(p *Policy) *T {
+	v, _ := p.ext[s.key].(*T)
+	return v
+}
+
+// Set puts v in the slot of the policy being decoded.
+func (s Slot[T]) Set(d *Decoder, v *T) {
+	if d.p.ext == nil {
+		d.p.ext = map[*slotKey]any{}
+	}
+	d.p.ext[s.key] = v
+}
+
+func (s Slot[T]) String() string { return fmt.Sprintf("slot %s", s.key.name) }
