@@ -11,10 +11,10 @@ import (
 
 // WriteStatusPage writes the local status page: this host's load,
 // traffic, temperatures, filesystems (over 80 % in red), users ranked by
-// CPU, processes and inodes, the longest-running customer processes and
-// the recent actions. A nil summary gives a page that says it is
-// collecting. The page refreshes itself every 5 seconds and has no
-// scripts.
+// CPU, processes and inodes, those their limits held back, the
+// longest-running customer processes and the recent actions. A nil
+// summary gives a page that says it is collecting. The page refreshes
+// itself every 5 seconds and has no scripts.
 func WriteStatusPage(w io.Writer, s *HostSummary) error {
 	return statusPage.Execute(w, s)
 }
@@ -29,6 +29,7 @@ var statusFuncs = template.FuncMap{
 	"hot":   func(f float64) bool { return f > HotFilesystemPercent },
 	"trunc": truncate,
 	"inc":   func(i int) int { return i + 1 },
+	"count": formatCount,
 	"userTable": func(id string, rows []UserSummary) userTableData {
 		return userTableData{ID: id, Rows: rows, Inodes: id == "users-inodes"}
 	},
@@ -50,6 +51,15 @@ var statusFuncs = template.FuncMap{
 		}
 		return ""
 	},
+}
+
+// formatCount writes a count over a tick (a float: rates are per tick)
+// without a fraction when it has none.
+func formatCount(f float64) string {
+	if f == math.Trunc(f) {
+		return fmt.Sprintf("%.0f", f)
+	}
+	return fmt.Sprintf("%.1f", f)
 }
 
 // formatRate writes a byte rate as bits per second, the way traffic is
@@ -134,6 +144,10 @@ tr.hot .bar { background: #fff; }
 {{if .TopTraffic}}{{template "traffic" .TopTraffic}}{{else}}<p class="none" id="users-traffic">{{if eq .TopTraffic nil}}Not counted on this host.{{else}}No customer traffic in the last tick.{{end}}</p>{{end}}
 </div>
 <div>
+<h2>Users held back by their limits</h2>
+{{if .TopLimited}}{{template "limited" .TopLimited}}{{else}}<p class="none" id="users-limited">{{if eq .TopLimited nil}}Not isolated on this host.{{else}}No customer held back by its limits in the last tick.{{end}}</p>{{end}}
+</div>
+<div>
 <h2>Filesystems</h2>
 {{if .Filesystems}}
 <table id="filesystems">
@@ -200,6 +214,14 @@ tr.hot .bar { background: #fff; }
 <thead><tr><th class="n">#</th><th>User</th><th class="n">UID</th><th class="n">Out</th><th class="n">In</th><th class="n">TCP connections</th></tr></thead>
 <tbody>
 {{range $i, $u := .}}<tr class="user-row" data-user="{{$u.User}}"><td class="n">{{inc $i}}</td><td>{{$u.User}}</td><td class="n">{{$u.UID}}</td><td class="n">{{rate $u.TxBytesPerSec}}</td><td class="n">{{rate $u.RxBytesPerSec}}</td><td class="n">{{$u.Connections}}</td></tr>
+{{end}}</tbody>
+</table>
+{{end}}
+{{define "limited"}}
+<table id="users-limited">
+<thead><tr><th class="n">#</th><th>User</th><th class="n">UID</th><th class="n">CPU throttled</th><th class="n">Memory faults</th><th class="n">Refused forks</th><th class="n">CPU %</th><th class="n">Group memory</th></tr></thead>
+<tbody>
+{{range $i, $u := .}}<tr class="user-row" data-user="{{$u.User}}"><td class="n">{{inc $i}}</td><td>{{$u.User}}</td><td class="n">{{$u.UID}}</td><td class="n">{{pct $u.CPUThrottledPercent}} %</td><td class="n">{{count $u.MemoryFaults}}</td><td class="n">{{count $u.ProcsFaults}}</td><td class="n">{{pct $u.CPUPercent}}</td><td class="n">{{size $u.MemoryBytes}}</td></tr>
 {{end}}</tbody>
 </table>
 {{end}}

@@ -82,6 +82,21 @@ func WriteStatusText(w io.Writer, s *HostSummary, color bool) error {
 		}
 		tw.Flush()
 	}
+	fmt.Fprintf(&b, "\n%sUSERS HELD BACK BY THEIR LIMITS%s\n", bold, reset)
+	switch {
+	case s.TopLimited == nil:
+		b.WriteString("not isolated on this host\n")
+	case len(s.TopLimited) == 0:
+		b.WriteString("none in the last tick\n")
+	default:
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, " #\tUSER\tUID\tCPU THROTTLED\tMEM FAULTS\tREFUSED FORKS\tCPU%\tGROUP MEMORY\t")
+		for i, u := range s.TopLimited {
+			fmt.Fprintf(tw, " %d\t%s\t%d\t%.1f%%\t%s\t%s\t%.1f\t%s\t\n", i+1, esc(u.User), u.UID, u.CPUThrottledPercent,
+				formatCount(u.MemoryFaults), formatCount(u.ProcsFaults), u.CPUPercent, formatBytes(u.MemoryBytes))
+		}
+		tw.Flush()
+	}
 
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "\n%sLONGEST-RUNNING CUSTOMER PROCESSES%s\n", bold, reset)

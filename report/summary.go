@@ -36,6 +36,7 @@ type HostSummary struct {
 	TopProcesses []UserSummary `json:"top_processes"` // users by process count
 	TopInodes    []UserSummary `json:"top_inodes"`    // users by inodes in the counted trees; null when not counted
 	TopTraffic   []UserSummary `json:"top_traffic"`   // users by bytes per second out and in; null where the traffic hook does not run
+	TopLimited   []UserSummary `json:"top_limited"`   // users held back by their limits over the last tick, by CPU throttled share, then memory faults, then refused forks; null where no customer is in a group of its own (isolation does not run)
 	LongRunners  []ProcSummary `json:"long_runners"`  // customer processes by age, oldest first
 
 	Actions []ActionCount `json:"actions"` // actions in the period, by rule, action and outcome
@@ -104,6 +105,15 @@ type UserSummary struct {
 	TxBytesPerSec float64 `json:"tx_bytes_per_sec,omitzero"`
 	RxBytesPerSec float64 `json:"rx_bytes_per_sec,omitzero"`
 	Connections   int32   `json:"connections,omitzero"`
+
+	// What the account's own group (per-customer isolation) says about
+	// the last tick: the share of CPU periods its cpu limit throttled
+	// (percent), memory.high/max events and OOM kills, forks its pids
+	// limit refused, and the group's memory use now.
+	CPUThrottledPercent float64 `json:"cpu_throttled_percent,omitzero"`
+	MemoryFaults        float64 `json:"memory_faults,omitzero"`
+	ProcsFaults         float64 `json:"procs_faults,omitzero"`
+	MemoryBytes         uint64  `json:"memory_bytes,omitzero"`
 }
 
 // ProcSummary is one process in a ranking.

@@ -51,6 +51,7 @@ func newMetrics(t *teller) *metrics {
 // series per customer. The fullest filesystems and the busiest
 // interfaces are the ones a fleet view looks for.
 const (
+	maxLimitedSeries    = 5 // accounts held back by their limits
 	maxFilesystemSeries = 32
 	maxInterfaceSeries  = 16
 )
@@ -228,6 +229,7 @@ var (
 	descUserInodes    = prometheus.NewDesc("guardd_user_inodes", "Inodes the account owns in the counted trees; top accounts only.", []string{"user"}, nil)
 	descUserTx        = prometheus.NewDesc("guardd_user_transmit_bytes_per_second", "IP bytes per second the account's sockets sent over the last tick; the top accounts by traffic only.", []string{"user"}, nil)
 	descUserRx        = prometheus.NewDesc("guardd_user_receive_bytes_per_second", "IP bytes per second the account's sockets received over the last tick; the top accounts by traffic only.", []string{"user"}, nil)
+	descUserThrottled = prometheus.NewDesc("guardd_user_cpu_throttled_percent", "Share of the last tick's CPU periods in which the account's own group was throttled by its cpu limit, percent; the top accounts held back by their limits only.", []string{"user"}, nil)
 	descUsersTrunc    = prometheus.NewDesc("guardd_users_truncated", "Accounts with processes that have no guardd_user_* series: not in the top N by CPU, processes or inodes (report { metrics { top } }).", nil, nil)
 	descLongRunner    = prometheus.NewDesc("guardd_long_running_process_seconds", "Age of the longest-running customer processes, oldest first: rank 1 to N (report { metrics { top } }), the owner and the command name.", []string{"rank", "user", "comm"}, nil)
 	descFSSize        = prometheus.NewDesc("guardd_filesystem_size_bytes", "Filesystem size.", []string{"mountpoint", "fstype"}, nil)
@@ -296,6 +298,21 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 			name := labelValue(u.User)
 			gauge(descUserTx, u.TxBytesPerSec, name)
 			gauge(descUserRx, u.RxBytesPerSec, name)
+		}
+		// Held back by their limits: the top accounts of that list only,
+		// once per label (two names that differ only in bytes that are
+		// not UTF-8 would be one series twice, and fail the scrape).
+		// Five, one series each: with every other list full the page
+		// stays under its bound (the faults per limits block are the
+		// isolation capability's own series).
+		limited := map[string]bool{}
+		for _, u := range s.TopLimited[:min(len(s.TopLimited), maxLimitedSeries, top)] {
+			name := labelValue(u.User)
+			if limited[name] {
+				continue
+			}
+			limited[name] = true
+			gauge(descUserThrottled, u.CPUThrottledPercent, name)
 		}
 		for i, pr := range s.LongRunners[:min(len(s.LongRunners), top)] {
 			gauge(descLongRunner, pr.AgeSeconds, strconv.Itoa(i+1), labelValue(pr.User), labelValue(cutBytes(pr.Comm, 32)))

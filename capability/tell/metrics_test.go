@@ -24,8 +24,8 @@ import (
 // series are for the top N accounts only (default 10).
 const maxSeries = 400
 
-// crowdedHost is a snapshot of a host with n active accounts, each with
-// three processes with a hostile name (bytes that are not UTF-8, and a
+// crowdedHost is a snapshot of a host with n active accounts, each in a
+// group of its own that its limits held back, with three processes with a hostile name (bytes that are not UTF-8, and a
 // quote, a brace and a newline that would end a label and a line of the
 // exposition format if they were not escaped), and a filesystem and an
 // interface per account (a bind mount and a veth per customer).
@@ -36,7 +36,8 @@ func crowdedHost(n int) *platform.Snapshot {
 	for i := range n {
 		uid := uint32(2000 + i)
 		name := fmt.Sprintf("u%04d", i)
-		snap.Users[uid] = &platform.UserStats{UID: uid, Name: name, Procs: 3, CPUPercent: float64(i % 97), RSSBytes: uint64(i) << 20, Inodes: int64(i * 10)}
+		snap.Users[uid] = &platform.UserStats{UID: uid, Name: name, Procs: 3, CPUPercent: float64(i % 97), RSSBytes: uint64(i) << 20, Inodes: int64(i * 10),
+			Group: platform.UserGroupUsage{InGroup: true, CPUThrottledPercent: float64(i%50) + 1, MemoryFaults: float64(i % 7), MemoryBytes: uint64(i) << 20}}
 		for k := range 3 {
 			age := time.Duration(i*3+k) * time.Minute
 			snap.Procs = append(snap.Procs, &platform.Process{ProcID: platform.ProcID{PID: int32(10000 + i*3 + k)}, UID: uid, EUID: uid, User: name,
@@ -117,6 +118,10 @@ func TestMetricsSeriesBoundedWith2000Users(t *testing.T) {
 			t.Errorf("%s: %d series, want 1 to 30", name, n)
 		}
 	}
+	// Held back by their limits (all 2,000 are): the first five only.
+	if n := per["guardd_user_cpu_throttled_percent"]; n != maxLimitedSeries {
+		t.Errorf("guardd_user_cpu_throttled_percent: %d series, want the first %d of 2,000 held back", n, maxLimitedSeries)
+	}
 	if n := per["guardd_long_running_process_seconds"]; n != 10 {
 		t.Errorf("guardd_long_running_process_seconds: %d series, want the top 10", n)
 	}
@@ -133,7 +138,7 @@ func TestMetricsSeriesBoundedWith2000Users(t *testing.T) {
 	// The control: with top = 100 the same host exposes more, so the
 	// bound above comes from the cut, not from a host too small.
 	_, wide := scrape(t, crowdedTeller(t, defaultWithMetrics(t, "    top = 100\n"), 2000))
-	if wide <= total+3*(100-10) {
+	if wide <= total+(3+2)*(100-10) {
 		t.Errorf("top = 100 exposes %d series, top = 10 %d: the cut does not bound anything", wide, total)
 	}
 }
@@ -282,5 +287,52 @@ func TestCapsKeepTheFullestAndBusiest(t *testing.T) {
 	}
 	if b := busiestInterfaces(ns, 3); len(b) != 3 {
 		t.Errorf("under the cap, all are kept: %+v", b)
+	}
+}
+
+// The held-back series carry the group's figures for the top accounts of
+// that list only, once per label even when two names differ only in
+// bytes that are not UTF-8, and none where isolation does not run.
+func TestHeldBackSeries(t *testing.T) {
+	tl := crowdedTeller(t, defaultWithMetrics(t, "    top = 3\n"), 0)
+	gather := func() map[string]map[string]float64 {
+		fams, err := tl.m.reg.Gather()
+		if err != nil {
+			t.Fatal(err) // a series twice, or a label that is not UTF-8, fails here
+		}
+		out := map[string]map[string]float64{}
+		for _, f := range fams {
+			for _, m := range f.Metric {
+				for _, l := range m.Label {
+					if l.GetName() == "user" {
+						if out[f.GetName()] == nil {
+							out[f.GetName()] = map[string]float64{}
+						}
+						out[f.GetName()][l.GetValue()] = m.GetGauge().GetValue()
+					}
+				}
+			}
+		}
+		return out
+	}
+	tl.status.Store(&report.HostSummary{Host: "h", TopLimited: []report.UserSummary{
+		{User: "cpuhog", UID: 1001, CPUThrottledPercent: 90, MemoryFaults: 1},
+		{User: "x\xff", UID: 1002, CPUThrottledPercent: 50},
+		{User: "x\xfe", UID: 1003, CPUThrottledPercent: 40},
+		{User: "memhog", UID: 1004, MemoryFaults: 7}, // fourth: cut by top = 3
+	}})
+	got := gather()
+	thr := got["guardd_user_cpu_throttled_percent"]
+	if len(thr) != 2 || thr["cpuhog"] != 90 || thr["x\ufffd"] != 50 {
+		t.Errorf("held back, top 3: throttled %v; want cpuhog 90 and x\ufffd 50 once, memhog cut", thr)
+	}
+	// The control: with memhog inside the top, its series is there.
+	tl.pol.Store(defaultWithMetrics(t, "    top = 4\n"))
+	if got := gather(); got["guardd_user_cpu_throttled_percent"]["memhog"] != 0 || len(got["guardd_user_cpu_throttled_percent"]) != 3 {
+		t.Errorf("top = 4: throttled %v, want memhog there too", got["guardd_user_cpu_throttled_percent"])
+	}
+	tl.status.Store(&report.HostSummary{Host: "h"}) // isolation does not run
+	if got := gather(); got["guardd_user_cpu_throttled_percent"] != nil {
+		t.Errorf("not isolated: held-back series %v", got)
 	}
 }

@@ -191,6 +191,87 @@ rule "r" {
 	}
 }
 
+// The users held back by their limits: ranked by CPU throttled share,
+// then memory faults, then refused forks (ties by uid), only those held
+// back, with their group's figures; null where no customer is in a group
+// (isolation does not run), empty when customers are but none was held
+// back, and the JSON says which.
+func TestSummarizeRanksUsersHeldBackByTheirLimits(t *testing.T) {
+	p, diags := policy.Parse(map[string][]byte{"p.hcl": []byte(`
+class "c" { uids = ["1000-2000"] }
+`)})
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	grouped := func(throttled, memFaults, procsFaults float64) platform.UserGroupUsage {
+		return platform.UserGroupUsage{InGroup: true, CPUPercent: 40, CPUThrottledPercent: throttled, MemoryFaults: memFaults, ProcsFaults: procsFaults, MemoryBytes: 64 << 20}
+	}
+	snap := &platform.Snapshot{Time: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC), Host: platform.Host{Hostname: "h", NCPU: 2},
+		Users: map[uint32]*platform.UserStats{
+			1001: {UID: 1001, Name: "forks", Procs: 60, Group: grouped(0, 0, 25)},
+			1002: {UID: 1002, Name: "memhog", Procs: 1, Group: grouped(0, 4, 0)},
+			1003: {UID: 1003, Name: "cpuhog", Procs: 2, CPUPercent: 50, Group: grouped(90, 0, 0)},
+			1004: {UID: 1004, Name: "both", Procs: 2, Group: grouped(20, 9, 1)},
+			1005: {UID: 1005, Name: "tied", Procs: 2, Group: grouped(20, 9, 1)},
+			1006: {UID: 1006, Name: "calm", Procs: 3, Group: grouped(0, 0, 0)},
+			1007: {UID: 1007, Name: "ungrouped", Procs: 3, CPUPercent: 99},
+			1008: {UID: 1008, Name: "memfirst", Procs: 2, Group: grouped(20, 10, 0)},
+		}}
+	names := func(rows []report.UserSummary) string {
+		var out []string
+		for _, r := range rows {
+			out = append(out, r.User)
+		}
+		return strings.Join(out, ",")
+	}
+	s := Summarize(snap, p, 10, "dev")
+	if got := names(s.TopLimited); got != "cpuhog,memfirst,both,tied,memhog,forks" {
+		t.Errorf("held back: %s, want by throttled share, then memory faults, then refused forks, ties by uid; nobody not held back", got)
+	}
+	if r := s.TopLimited[0]; r.UID != 1003 || r.CPUThrottledPercent != 90 || r.MemoryBytes != 64<<20 || r.CPUPercent != 50 || r.Processes != 2 {
+		t.Errorf("cpuhog's row %+v", r)
+	}
+	if r := s.TopLimited[5]; r.ProcsFaults != 25 || r.MemoryFaults != 0 {
+		t.Errorf("forks' row %+v", r)
+	}
+	b, _ := json.Marshal(s.TopLimited[5])
+	for _, want := range []string{`"procs_faults":25`, `"memory_bytes":67108864`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("JSON row %s: no %s", b, want)
+		}
+	}
+	if strings.Contains(string(b), "cpu_throttled_percent") {
+		t.Errorf("JSON row %s: a zero throttled share is left out", b)
+	}
+	if got := names(Summarize(snap, p, 2, "dev").TopLimited); got != "cpuhog,memfirst" {
+		t.Errorf("held back, top 2: %s", got)
+	}
+
+	// Customers in groups, none held back: an empty list, not null.
+	for _, u := range snap.Users {
+		u.Group.CPUThrottledPercent, u.Group.MemoryFaults, u.Group.ProcsFaults = 0, 0, 0
+	}
+	s = Summarize(snap, p, 10, "dev")
+	if s.TopLimited == nil || len(s.TopLimited) != 0 {
+		t.Errorf("nobody held back: %#v, want an empty list", s.TopLimited)
+	}
+	if b, _ := json.Marshal(s); !strings.Contains(string(b), `"top_limited":[]`) {
+		t.Errorf("nobody held back: JSON %s", b)
+	}
+
+	// No customer in a group: isolation does not run here, null.
+	for _, u := range snap.Users {
+		u.Group = platform.UserGroupUsage{}
+	}
+	s = Summarize(snap, p, 10, "dev")
+	if s.TopLimited != nil {
+		t.Errorf("no groups: %#v, want null", s.TopLimited)
+	}
+	if b, _ := json.Marshal(s); !strings.Contains(string(b), `"top_limited":null`) {
+		t.Errorf("no groups: JSON %s", b)
+	}
+}
+
 // BenchmarkReportingCostPerTick measures what reporting adds to the loop
 // for a tick that acts 1,000 times: the teller's Event hook per action and
 // its Tick, against the audit-log write the loop does anyway (the peer

@@ -199,14 +199,17 @@ func Summarize(snap *platform.Snapshot, p *policy.Policy, top int, version strin
 		Load1: h.Load1, Load5: h.Load5, Load15: h.Load15, NCPU: h.NCPU, Processes: h.Procs, Users: len(snap.Users),
 		FilesOpen: h.FilesOpen, FilesMax: h.FilesMax, FilesOpenPercent: h.FilesOpenPercent}
 	users := make([]*platform.UserStats, 0, len(snap.Users))
-	counted := false
+	counted, grouped := false, false
 	for _, u := range snap.Users {
 		users = append(users, u)
 		counted = counted || u.Inodes > 0
+		grouped = grouped || u.Group.InGroup
 	}
 	row := func(u *platform.UserStats) report.UserSummary {
+		g := &u.Group
 		return report.UserSummary{User: u.Name, UID: u.UID, CPUPercent: u.CPUPercent, Processes: u.Procs, RSSBytes: u.RSSBytes, Inodes: u.Inodes,
-			TxBytesPerSec: u.TxBytesPerSec, RxBytesPerSec: u.RxBytesPerSec, Connections: u.Connections}
+			TxBytesPerSec: u.TxBytesPerSec, RxBytesPerSec: u.RxBytesPerSec, Connections: u.Connections,
+			CPUThrottledPercent: g.CPUThrottledPercent, MemoryFaults: g.MemoryFaults, ProcsFaults: g.ProcsFaults, MemoryBytes: g.MemoryBytes}
 	}
 	rank := func(less func(a, b *platform.UserStats) bool, keep func(*platform.UserStats) bool) []report.UserSummary {
 		sort.Slice(users, func(i, j int) bool {
@@ -235,6 +238,15 @@ func Summarize(snap *platform.Snapshot, p *policy.Policy, top int, version strin
 	if runtime.GOOS == "linux" { // the traffic hook's OS: elsewhere the rates are unknown, not zero
 		bps := func(u *platform.UserStats) float64 { return u.TxBytesPerSec + u.RxBytesPerSec }
 		s.TopTraffic = rank(func(a, b *platform.UserStats) bool { return bps(a) > bps(b) }, func(u *platform.UserStats) bool { return bps(u) > 0 })
+	}
+	// Held back by their own group's limits: the group's counters are
+	// read only where isolation runs, so a host where no customer is in
+	// a group cannot tell (null), which is not "nobody" (empty).
+	if grouped {
+		s.TopLimited = rank(heldBackMore, func(u *platform.UserStats) bool {
+			g := &u.Group
+			return g.InGroup && (g.CPUThrottledPercent > 0 || g.MemoryFaults > 0 || g.ProcsFaults > 0)
+		})
 	}
 	// The longest-running customer processes: accounts of the policy's
 	// classes that it may act on (not protected, not system), oldest
@@ -273,6 +285,19 @@ func Summarize(snap *platform.Snapshot, p *policy.Policy, top int, version strin
 		s.Filesystems = fsSummaries(snap.Filesystems)
 	}
 	return s
+}
+
+// heldBackMore orders the accounts their limits held back: by the share
+// of CPU periods throttled, then memory faults, then refused forks.
+func heldBackMore(a, b *platform.UserStats) bool {
+	x, y := &a.Group, &b.Group
+	if x.CPUThrottledPercent != y.CPUThrottledPercent {
+		return x.CPUThrottledPercent > y.CPUThrottledPercent
+	}
+	if x.MemoryFaults != y.MemoryFaults {
+		return x.MemoryFaults > y.MemoryFaults
+	}
+	return x.ProcsFaults > y.ProcsFaults
 }
 
 func fsSummaries(fss []platform.Filesystem) []report.FSSummary {
