@@ -119,6 +119,42 @@ func mount(m mnt) error {
 	return nil
 }
 
+// privateTmp mounts a tmpfs of the VM's own on /tmp, keeping visible the
+// payload's working directory when it lies under /tmp (a checkout in
+// /tmp, as CI makes: a payload whose directory vanished failed to start
+// with "no such file or directory"): that directory is bind-mounted aside
+// from the overlay first and moved back into the new /tmp.
+func privateTmp(cfg config) error {
+	const keep = "/var/lib/guardd-vmtest-keep"
+	rel, err := filepath.Rel("/tmp", cfg.Dir)
+	under := cfg.Dir != "" && err == nil && rel != "." && !strings.HasPrefix(rel, "..")
+	// The whole tree under /tmp it is in (the checkout, not only the
+	// package's directory: tests read files beside it).
+	top := ""
+	if under {
+		top = filepath.Join("/tmp", strings.SplitN(rel, "/", 2)[0])
+		if err := os.MkdirAll(keep, 0o755); err != nil {
+			return err
+		}
+		if err := unix.Mount(top, keep, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("keep the payload's directory %s: %w", top, err)
+		}
+	}
+	if err := mount(mnt{"tmpfs", "/tmp", "tmpfs", 0, "mode=1777"}); err != nil {
+		return err
+	}
+	if !under {
+		return nil
+	}
+	if err := os.MkdirAll(top, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount(keep, top, "", unix.MS_MOVE, ""); err != nil {
+		return fmt.Errorf("bring back the payload's directory %s: %w", top, err)
+	}
+	return nil
+}
+
 func openConsole() {
 	if f, err := os.OpenFile("/dev/console", os.O_RDWR, 0); err == nil {
 		for fd := 0; fd <= 2; fd++ {
@@ -207,7 +243,6 @@ func run() error {
 		{"devtmpfs", "/dev", "devtmpfs", 0, ""},
 		{"devpts", "/dev/pts", "devpts", 0, "newinstance,ptmxmode=0666,mode=0620"},
 		{"tmpfs", "/dev/shm", "tmpfs", 0, "mode=1777"},
-		{"tmpfs", "/tmp", "tmpfs", 0, "mode=1777"},
 		{"tmpfs", "/run", "tmpfs", 0, "mode=0755"},
 		{"cgroup2", "/sys/fs/cgroup", "cgroup2", 0, ""},
 		// As systemd mounts them on a production host: the BPF LSM's
@@ -218,6 +253,9 @@ func run() error {
 		if err := mount(m); err != nil {
 			return err
 		}
+	}
+	if err := privateTmp(cfg); err != nil {
+		return err
 	}
 	openConsole()
 	// A container's marker in the host's tree would make programs think
@@ -253,7 +291,7 @@ func bootSystemd(cfg config, self []byte) error {
 	os.Remove("/.dockerenv") // else systemd believes it runs in a container
 	// A /tmp of its own: systemd-tmpfiles would otherwise empty the host's
 	// /tmp in the overlay at boot, a walk of all of it over 9p.
-	if err := mount(mnt{"tmpfs", "/tmp", "tmpfs", 0, "mode=1777"}); err != nil {
+	if err := privateTmp(cfg); err != nil {
 		return err
 	}
 	if err := retry(10*time.Second, func() error {
