@@ -214,8 +214,6 @@ type Policy struct {
 	Files   map[string]*hcl.File // the parsed sources, for diagnostics
 	Source  string               // where it was loaded from ("embedded:default.hcl" for the default)
 
-	Connects []*Connect // connect blocks (policy/connect.go)
-
 	ext map[*slotKey]any // the capabilities' Slots
 }
 

@@ -96,3 +96,58 @@ func (s Slot[T]) Set(d *Decoder, v *T) {
 }
 
 func (s Slot[T]) String() string { return fmt.Sprintf("slot %s", s.key.name) }
+
+// Str evaluates a constant string expression; false when it is not one
+// (already reported).
+func (d *Decoder) Str(e hcl.Expression) (string, bool) { return d.str(e) }
+
+// Item is one string of a list attribute, with where it is written.
+type Item struct {
+	Text  string
+	Range hcl.Range
+}
+
+// StringList decodes a list of non-empty strings (the bad ones reported
+// and left out).
+func (d *Decoder) StringList(a *hcl.Attribute) []Item {
+	var out []Item
+	for _, it := range d.stringList(a) {
+		out = append(out, Item{it.s, it.r})
+	}
+	return out
+}
+
+// Mode decodes a mode attribute: "enforce" or "monitor".
+func (d *Decoder) Mode(a *hcl.Attribute) (string, bool) { return d.mode(a) }
+
+// LookupClass returns the class called name, or reports at rng that there
+// is none (with a suggestion) and returns nil. Finishers call it, once
+// every file has defined its classes.
+func (d *Decoder) LookupClass(name string, rng hcl.Range) *Class { return d.lookupClass(name, rng) }
+
+// ValidName reports whether s can name a block: letters, digits, '-'
+// and '_'.
+func ValidName(s string) bool { return validName(s) }
+
+// ParsePorts parses the PORTS of pattern s: a port or a range LOW-HIGH
+// (the patterns of listen and connect blocks alike).
+func ParsePorts(s, ports string) (uint16, uint16, error) { return parsePorts(s, ports) }
+
+// FirstClassUIDs returns, for each of classes in order, the uids it
+// governs when the first class containing a uid governs it: its members
+// (names resolved through idx, as a kernel hook sees only uids) without
+// protected accounts (uid 0, uids below min_uid, protect) and without the
+// uids of the classes before it. A nil class governs none.
+func (p *Policy) FirstClassUIDs(classes []*Class, idx AccountIndex) [][]UIDRange {
+	taken := p.protectedUIDs(idx)
+	out := make([][]UIDRange, len(classes))
+	for i, c := range classes {
+		if c == nil {
+			continue
+		}
+		mine := membersUIDs(&c.Members, idx).normalize().minus(taken)
+		out[i] = mine
+		taken = append(taken, mine...).normalize()
+	}
+	return out
+}
