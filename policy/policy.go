@@ -14,9 +14,8 @@
 // and the documentation generator import every capability through the
 // registry (capability/all). What a capability's blocks compile to lives
 // in a Slot it owns, not in a field of Policy, and what its steps do in
-// Step.Ext. Some schemas still live here (listen, connect, limits, the
-// report block, fork storms); they move to their capabilities as their
-// fields become Slots.
+// Step.Ext. Some schemas still live here (listen, limits, fork storms);
+// they move to their capabilities as their fields become Slots.
 package policy
 
 import (
@@ -210,7 +209,6 @@ type Policy struct {
 	Rules   []*Rule
 	Listens []*Listen            // listen blocks (policy/listen.go)
 	Limits  []*Limit             // limits blocks: standing process caps (policy/forkstorm.go)
-	Report  Report               // mail, upstream sinks, metrics (policy/report.go)
 	Files   map[string]*hcl.File // the parsed sources, for diagnostics
 	Source  string               // where it was loaded from ("embedded:default.hcl" for the default)
 

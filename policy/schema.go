@@ -151,3 +151,18 @@ func (p *Policy) FirstClassUIDs(classes []*Class, idx AccountIndex) [][]UIDRange
 	}
 	return out
 }
+
+// Attrs decodes block b against the attribute names it takes (the others
+// reported).
+func (d *Decoder) Attrs(b *hcl.Block, names ...string) hcl.Attributes { return d.attrs(b, names...) }
+
+// AbsPathAttr decodes attrs[name], when present, into *into: an absolute
+// path, cleaned.
+func (d *Decoder) AbsPathAttr(attrs hcl.Attributes, name string, into *string) {
+	d.absPathAttr(attrs, name, into)
+}
+
+// HostPort decodes attrs[name], when present, into *into: "host:port".
+func (d *Decoder) HostPort(attrs hcl.Attributes, name string, into *string) {
+	d.hostPort(attrs, name, into)
+}
