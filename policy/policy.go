@@ -14,8 +14,8 @@
 // and the documentation generator import every capability through the
 // registry (capability/all). What a capability's blocks compile to lives
 // in a Slot it owns, not in a field of Policy, and what its steps do in
-// Step.Ext. Some schemas still live here (listen, limits, fork storms);
-// they move to their capabilities as their fields become Slots.
+// Step.Ext. Some schemas still live here (listen, limits); they move
+// to their capabilities as their fields become Slots.
 package policy
 
 import (
