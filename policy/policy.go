@@ -14,8 +14,9 @@
 // and the documentation generator import every capability through the
 // registry (capability/all). What a capability's blocks compile to lives
 // in a Slot it owns, not in a field of Policy, and what its steps do in
-// Step.Ext. Some schemas still live here (listen, limits); they move
-// to their capabilities as their fields become Slots.
+// Step.Ext. The limits block still lives here: procs, cpu, memory, io,
+// burst and egress_bps of one block are enforced by three capabilities
+// (storms, isolation, traffic).
 package policy
 
 import (
@@ -40,7 +41,7 @@ type Settings struct {
 	StateDir   string        // escalation state survives restarts here
 	MinUID     uint32        // uids below this are system accounts: never acted on
 	FDInterval time.Duration // how often open descriptors are counted
-	BPFPinDir  string        // the bind hooks stay attached, pinned here, when guardd stops; "" = detach (policy/listen.go)
+	BPFPinDir  string        // the bind hooks stay attached, pinned here, when guardd stops; "" = detach (capability/listeners)
 }
 
 // DefaultSettings are used for anything the guardd block leaves out.
@@ -207,7 +208,6 @@ type Policy struct {
 	Classes []*Class
 	Protect Protect
 	Rules   []*Rule
-	Listens []*Listen            // listen blocks (policy/listen.go)
 	Limits  []*Limit             // limits blocks: standing process caps (policy/forkstorm.go)
 	Files   map[string]*hcl.File // the parsed sources, for diagnostics
 	Source  string               // where it was loaded from ("embedded:default.hcl" for the default)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -166,3 +167,46 @@ func (d *Decoder) AbsPathAttr(attrs hcl.Attributes, name string, into *string) {
 func (d *Decoder) HostPort(attrs hcl.Attributes, name string, into *string) {
 	d.hostPort(attrs, name, into)
 }
+
+// GovernedUIDs returns the uids of class c that a block naming it may
+// govern: its members (names resolved through idx) without protected
+// accounts (uid 0, uids below min_uid, protect), normalized.
+func (p *Policy) GovernedUIDs(c *Class, idx AccountIndex) []UIDRange {
+	return membersUIDs(&c.Members, idx).normalize().minus(p.protectedUIDs(idx))
+}
+
+// CompileWhen compiles src, a condition a capability writes for a rule it
+// adds (a listen block's own rule), placed at rng for diagnostics. A
+// mistake in src is the capability's, not the admin's: it panics.
+func (d *Decoder) CompileWhen(src string, rng hcl.Range) *Condition {
+	expr, diags := hclsyntax.ParseExpression([]byte(src), rng.Filename, rng.Start)
+	if diags.HasErrors() {
+		panic("condition " + src + ": " + diags.Error())
+	}
+	cond, diags := CompileCondition(expr, []byte(src))
+	if diags.HasErrors() {
+		panic("condition " + src + ": " + diags.Error())
+	}
+	cond.pol, cond.Source = d.p, src
+	return cond
+}
+
+// Narrow makes the condition hold only where also holds too: a rule a
+// capability adds acts on only what is its own (the processes whose
+// forbidden listeners its listen block acts on). For the conditions of
+// CompileWhen, before the rule is added.
+func (c *Condition) Narrow(also func(*Env) bool) {
+	holds := c.eval
+	c.eval = func(e *Env) bool { return also(e) && holds(e) }
+}
+
+// AddRule appends a rule a capability makes of its block (listen:NAME),
+// from a finisher, giving it its index. The capability sets its Key:
+// ContentKey plus what of its block the rule stands for.
+func (d *Decoder) AddRule(r *Rule) {
+	r.Index = len(d.p.Rules)
+	d.p.Rules = append(d.p.Rules, r)
+}
+
+// ContentKey is what a rule's key hashes of the rule itself.
+func (r *Rule) ContentKey() string { return r.contentKey() }

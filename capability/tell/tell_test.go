@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/guardd/guardd/capability/listeners"
 	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
@@ -354,7 +355,7 @@ func TestEveryDefaultRuleHasMailTemplates(t *testing.T) {
 		if r.Scope == policy.ScopeFilesystem {
 			continue // no user: a notify is skipped
 		}
-		if strings.HasPrefix(r.Name, policy.ListenRulePrefix) {
+		if strings.HasPrefix(r.Name, listeners.ListenRulePrefix) {
 			continue // a listen block's own rule kills and mails nobody
 		}
 		for _, lang := range []string{"en", "ja"} {
