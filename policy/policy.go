@@ -14,9 +14,13 @@
 // and the documentation generator import every capability through the
 // registry (capability/all). What a capability's blocks compile to lives
 // in a Slot it owns, not in a field of Policy, and what its steps do in
-// Step.Ext. The limits block still lives here: procs, cpu, memory, io,
-// burst and egress_bps of one block are enforced by three capabilities
-// (storms, isolation, traffic).
+// Step.Ext. The limits block stays here, a shared block rather than one
+// whose attributes each capability registers: its procs, cpu, memory, io,
+// burst and egress_bps are enforced by three capabilities (storms,
+// isolation, traffic) that read each other's (the customer's group takes
+// procs as its pids limit), LimitsFor merges every kind over an account's
+// blocks in one pass (bursts included), and one check ("Empty limits
+// block") names them all.
 package policy
 
 import (
