@@ -21,6 +21,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/fsnotify/fsnotify"
 	"github.com/guardd/guardd/capability"
+	"github.com/guardd/guardd/capability/listeners"
 	"github.com/guardd/guardd/capability/tell"
 	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/platform"
@@ -437,7 +438,7 @@ func (d *daemonState) applyOverrides(p *policy.Policy) {
 				r.Mode = policy.ModeEnforce
 			}
 		}
-		for _, l := range p.Listens {
+		for _, l := range listeners.Listens(p) {
 			if !l.ModeSet {
 				l.Mode = policy.ModeEnforce
 			}

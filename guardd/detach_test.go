@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/guardd/guardd/capability"
+	"github.com/guardd/guardd/capability/storms"
 	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
@@ -24,7 +25,7 @@ func TestDetachedStepUndoneOnFailure(t *testing.T) {
 	calls := 0
 	release := make(chan struct{})
 	done := make(chan string, 1) // the audit log as done saw it
-	d.steps = map[policy.StepKind]capability.StepFunc{policy.StepKillUser: func(h capability.Host, snap *platform.Snapshot, m *policy.Match, st policy.Step, base report.Event) {
+	d.steps = map[policy.StepKind]capability.StepFunc{storms.StepKillUser: func(h capability.Host, snap *platform.Snapshot, m *policy.Match, st policy.Step, base report.Event) {
 		calls++
 		want := outcome
 		h.Detach(m, base, func() enforce.UserResult {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/guardd/guardd/capability"
 
+	"github.com/guardd/guardd/capability/storms"
 	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
@@ -40,7 +41,7 @@ func TestSlowDiskDoesNotDelayFastPath(t *testing.T) {
 	d.caps = []capability.Capability{fs}
 
 	decided := make(chan uint32, 4)
-	d.steps = map[policy.StepKind]capability.StepFunc{policy.StepKillUser: (func(h capability.Host, snap *platform.Snapshot, m *policy.Match, st policy.Step, base report.Event) {
+	d.steps = map[policy.StepKind]capability.StepFunc{storms.StepKillUser: (func(h capability.Host, snap *platform.Snapshot, m *policy.Match, st policy.Step, base report.Event) {
 		d := h.(*daemonState)
 		ev := base
 		ev.Outcome = report.OutcomeDone

@@ -101,7 +101,7 @@ rule "zombies" {
 
 	m := &policy.Match{Rule: pol.Rules[0], Proc: parent, User: &platform.UserStats{UID: nobody}}
 	d.decideMu.Lock()
-	reap := storms.NewUserSteps().(capability.Stepper).Steps()[policy.StepReap]
+	reap := storms.NewUserSteps().(capability.Stepper).Steps()[storms.StepReap]
 	reap(d, &platform.Snapshot{Time: time.Now(), Procs: []*platform.Process{parent}}, m, pol.Rules[0].Steps[0], report.Event{Rule: "zombies", Action: "reap"})
 	d.decideMu.Unlock()
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/guardd/guardd/capability/listeners"
 	"github.com/guardd/guardd/capability/trees"
 	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/platform"
@@ -58,7 +59,7 @@ func runProbes(p *policy.Policy, inDaemon bool) []probe {
 	}
 	if !inDaemon {
 		add(probe{Name: "connector", What: "process events (the proc connector)", Err: probeConnector()})
-		if len(p.Listens) > 0 {
+		if len(listeners.Listens(p)) > 0 {
 			add(probe{Name: "bpf", What: "the bind hook of the listen blocks", Err: probeBPF()})
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/guardd/guardd/capability"
+	"github.com/guardd/guardd/capability/storms"
 	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
@@ -21,7 +22,7 @@ func TestFailedStepStartsNoCooldown(t *testing.T) {
 	d, _ := newDecideDaemon(t)
 	outcome := report.OutcomeFailed
 	calls := 0
-	d.steps = map[policy.StepKind]capability.StepFunc{policy.StepKillUser: (func(h capability.Host, snap *platform.Snapshot, m *policy.Match, st policy.Step, base report.Event) {
+	d.steps = map[policy.StepKind]capability.StepFunc{storms.StepKillUser: (func(h capability.Host, snap *platform.Snapshot, m *policy.Match, st policy.Step, base report.Event) {
 		d := h.(*daemonState)
 		calls++
 		ev := base

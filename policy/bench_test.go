@@ -260,7 +260,7 @@ func BenchmarkEvaluatorTick(b *testing.B) {
 		if r.Scope != ScopeProcess {
 			continue // evaluated per user or per filesystem, not per process
 		}
-		if strings.HasPrefix(r.Name, ListenRulePrefix) {
+		if strings.HasPrefix(r.Name, "listen:") {
 			continue // a listen block's own rule has no hcl text (and no listener here matches it)
 		}
 		exprs[i] = findWhen(b, p, r)

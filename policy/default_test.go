@@ -37,7 +37,7 @@ func TestDefaultPolicy(t *testing.T) {
 	}
 	for _, r := range p.Rules {
 		want := ModeEnforce
-		if r.Name == "temp-exe" || r.Name == ListenRulePrefix+"customers" { // the listen block's own rule monitors with it
+		if r.Name == "temp-exe" || r.Name == "listen:customers" { // the listen block's own rule monitors with it
 			want = ModeMonitor
 		}
 		if r.Mode != want {

@@ -2,29 +2,12 @@ package policy
 
 import (
 	"math"
-	"time"
 
 	"github.com/hashicorp/hcl/v2"
 )
 
-// Fork storms, process caps and zombies: the variables, the `limits`
-// block and the kill_user, stop_user, resume_user and reap steps.
-
-// Step kinds of this capability.
-const (
-	StepKillUser   StepKind = "kill_user"   // SIGKILL every process of the user at once (kill(-1) as the user)
-	StepStopUser   StepKind = "stop_user"   // SIGSTOP every process of the user: freeze for an admin to look
-	StepResumeUser StepKind = "resume_user" // SIGCONT every process of the user
-	StepReap       StepKind = "reap"        // have zombies reaped: SIGCHLD to their parent, then end the parent
-)
-
-// MaxResumeAfter bounds stop_user's resume_after: a freeze is for an
-// admin to look, not a suspension.
-const MaxResumeAfter = 24 * time.Hour
-
-// DefaultReapGrace is how long reap waits for a parent to reap its zombies
-// after SIGCHLD before it ends the parent.
-const DefaultReapGrace = 10 * time.Second
+// Process caps and zombies: the sampler's variables of children and the
+// `limits` block (the fork-storm steps are capability/storms').
 
 // Limit is a `limits` block: standing, kernel-enforced limits for the
 // accounts of a class. procs is a process cap (RLIMIT_NPROC, soft and
@@ -78,44 +61,6 @@ func init() {
 		}
 	})
 
-	RegisterStep(StepSpec{Kind: StepKillUser, Last: true, WholeUser: true, UserOnly: true, PerProcess: StepKill})
-	RegisterStep(StepSpec{Kind: StepStopUser, WholeUser: true, UserOnly: true, PerProcess: StepStop,
-		Attrs: []hcl.AttributeSchema{{Name: "resume_after"}},
-		Decode: func(d *Decoder, st *Step, attrs hcl.Attributes) bool {
-			before := len(d.diags)
-			d.durationIn(attrs, "resume_after", time.Second, MaxResumeAfter, &st.ResumeAfter)
-			return !d.diags[before:].HasErrors()
-		}})
-	RegisterStep(StepSpec{Kind: StepResumeUser, WholeUser: true, UserOnly: true})
-	RegisterFinisher(func(d *Decoder, _ bool) {
-		for _, r := range d.p.Rules {
-			stopped := false
-			for _, st := range r.Steps {
-				switch {
-				case st.Kind == StepStopUser:
-					stopped = true
-				case st.Kind == StepResumeUser && stopped:
-					// A frozen user's condition often stops holding (it
-					// forks no more, burns no CPU): the escalation then
-					// ends before this step, and the user stays frozen.
-					d.errf(st.DeclRange.Ptr(), "resume_user after stop_user",
-						"Once rule %q has frozen the user, its condition may stop holding and the escalation end before resume_user runs, leaving the user frozen: "+
-							"remove resume_user and write stop_user { resume_after = \"5m\" }, which resumes the user whatever the condition does.", r.Name)
-				}
-			}
-		}
-	})
-	RegisterStep(StepSpec{Kind: StepReap,
-		Attrs: []hcl.AttributeSchema{{Name: "grace"}},
-		Decode: func(d *Decoder, st *Step, attrs hcl.Attributes) bool {
-			st.Grace = DefaultReapGrace
-			if a := attrs["grace"]; a != nil {
-				v, ok := d.duration(a)
-				st.Grace = v
-				return ok
-			}
-			return true
-		}})
 }
 
 func (d *Decoder) limitsBlock(b *hcl.Block, src []byte) {

@@ -101,7 +101,7 @@ func checkPolicy(t *testing.T, p *Policy) {
 				t.Errorf("process rule %q has a %s step", r.Name, st.Kind)
 			}
 		}
-		if r.Index != i || !validName(strings.TrimPrefix(r.Name, ListenRulePrefix)) || (r.Mode != ModeEnforce && r.Mode != ModeMonitor) ||
+		if r.Index != i || !validName(strings.TrimPrefix(r.Name, "listen:")) || (r.Mode != ModeEnforce && r.Mode != ModeMonitor) ||
 			r.Scope != r.When.Scope && !(r.ScopeSet && r.Scope == ScopeProcess && r.When.Scope == ScopeUser) {
 			t.Errorf("rule %q: index %d, mode %q, scope %s/%s", r.Name, r.Index, r.Mode, r.Scope, r.When.Scope)
 		}

@@ -14,9 +14,13 @@
 // and the documentation generator import every capability through the
 // registry (capability/all). What a capability's blocks compile to lives
 // in a Slot it owns, not in a field of Policy, and what its steps do in
-// Step.Ext. Some schemas still live here (listen, connect, limits, the
-// report block, fork storms); they move to their capabilities as their
-// fields become Slots.
+// Step.Ext. The limits block stays here, a shared block rather than one
+// whose attributes each capability registers: its procs, cpu, memory, io,
+// burst and egress_bps are enforced by three capabilities (storms,
+// isolation, traffic) that read each other's (the customer's group takes
+// procs as its pids limit), LimitsFor merges every kind over an account's
+// blocks in one pass (bursts included), and one check ("Empty limits
+// block") names them all.
 package policy
 
 import (
@@ -41,7 +45,7 @@ type Settings struct {
 	StateDir   string        // escalation state survives restarts here
 	MinUID     uint32        // uids below this are system accounts: never acted on
 	FDInterval time.Duration // how often open descriptors are counted
-	BPFPinDir  string        // the bind hooks stay attached, pinned here, when guardd stops; "" = detach (policy/listen.go)
+	BPFPinDir  string        // the bind hooks stay attached, pinned here, when guardd stops; "" = detach (capability/listeners)
 }
 
 // DefaultSettings are used for anything the guardd block leaves out.
@@ -208,13 +212,9 @@ type Policy struct {
 	Classes []*Class
 	Protect Protect
 	Rules   []*Rule
-	Listens []*Listen            // listen blocks (policy/listen.go)
 	Limits  []*Limit             // limits blocks: standing process caps (policy/forkstorm.go)
-	Report  Report               // mail, upstream sinks, metrics (policy/report.go)
 	Files   map[string]*hcl.File // the parsed sources, for diagnostics
 	Source  string               // where it was loaded from ("embedded:default.hcl" for the default)
-
-	Connects []*Connect // connect blocks (policy/connect.go)
 
 	ext map[*slotKey]any // the capabilities' Slots
 }

@@ -3,7 +3,6 @@ package policy
 import (
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/guardd/guardd/platform"
 )
@@ -115,31 +114,5 @@ rule "once" {
 	got := emitted(t, NewEvaluator(p, nil), snap)
 	if len(got) != 4 || got["each/100"]+got["each/101"]+got["each/102"] != 3 || got["once/user:bob"] != 1 {
 		t.Errorf("matches %v, want each 3, once 1", got)
-	}
-}
-
-// stop_user's resume_after is decoded, and it is part of the rule's key.
-func TestStopUserResumeAfter(t *testing.T) {
-	src := `
-class "customers" {
-  uids = ["1000-59999"]
-}
-rule "freeze" {
-  class = "customers"
-  when  = user.forks_per_sec > 500
-  stop_user {
-    resume_after = "5m"
-  }
-}
-`
-	r := mustParse(t, src).Rule("freeze")
-	if len(r.Steps) != 1 || r.Steps[0].ResumeAfter != 5*time.Minute {
-		t.Fatalf("steps %+v", r.Steps)
-	}
-	if k := mustParse(t, strings.Replace(src, `"5m"`, `"10m"`, 1)).Rule("freeze").Key; k == r.Key {
-		t.Errorf("resume_after changed, key %q stayed", k)
-	}
-	if st := mustParse(t, strings.Replace(src, `resume_after = "5m"`, "", 1)).Rule("freeze").Steps[0]; st.ResumeAfter != 0 {
-		t.Errorf("without resume_after: %s", st.ResumeAfter)
 	}
 }

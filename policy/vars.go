@@ -24,7 +24,7 @@ const (
 	tNum
 	tStr
 	tStrList
-	tNumList // proc.listen_ports (policy/listen.go)
+	tNumList // proc.listen_ports (capability/listeners)
 )
 
 func (t typ) String() string {

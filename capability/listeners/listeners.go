@@ -7,12 +7,13 @@
 // refuse-bind and refuse-listen lines. Every listener its blocks do not
 // allow is closed by detect-and-kill: it sets proc.forbidden_listens on
 // the processes holding one, and the block's own rule (listen:NAME,
-// compiled by package policy from the block) kills them with an ordinary
+// compiled from the block by schema.go) kills them with an ordinary
 // kill step, through the ledger and the enforcer; a socket no process
 // visibly holds is closed here by SOCK_DESTROY and journalled with the
 // block as its rule. It owns no step; it is the Evidencer of the listen
 // rules (the listener's address and why). The listen block's schema, its
-// rule and the variables are in package policy (policy/listen.go); what
+// rule (added through policy's AddRule) and the variables are the
+// capability's own (schema.go); what
 // it shares with the outbound
 // capability (uid maps, fallbacks, refusal lines) is in
 // capability/internal/socketrules.
@@ -110,7 +111,7 @@ const retryCloseAfter = time.Minute
 // with the processes holding it.
 type offence struct {
 	l       platform.Listener
-	listens []*policy.Listen
+	listens []*Listen
 	holders []*platform.Process
 }
 
@@ -162,7 +163,7 @@ func (g *listenGuard) Start(h capability.Host, p *policy.Policy) error {
 	socketrules.RefreshAccounts(h)
 	var err error
 	if g.dumper, err = platform.NewListenerDumper(); err != nil {
-		if len(p.Listens) > 0 || g.readsListenVars(p) {
+		if len(Listens(p)) > 0 || g.readsListenVars(p) {
 			h.Log().Warn("cannot observe listening sockets: listen blocks and listener variables do nothing", "err", err)
 		}
 		g.dumper = nil
@@ -176,7 +177,7 @@ func (g *listenGuard) readsListenVars(p *policy.Policy) bool {
 }
 
 // mode is the effective mode of a listen block.
-func (g *listenGuard) mode(l *policy.Listen) string {
+func (g *listenGuard) mode(l *Listen) string {
 	return socketrules.Mode(g.h.ModeOverride(), l.Mode)
 }
 
@@ -197,8 +198,8 @@ func (g *listenGuard) Apply(p *policy.Policy) {
 }
 
 func wantsHook(p *policy.Policy) bool {
-	for _, l := range p.Listens {
-		if l.Block == policy.BlockBind && l.Class != nil {
+	for _, l := range Listens(p) {
+		if l.Block == BlockBind && l.Class != nil {
 			return true
 		}
 	}
@@ -213,12 +214,12 @@ func (g *listenGuard) bindPolicy(p *policy.Policy) (*enforce.BindPolicy, error) 
 	bp := &enforce.BindPolicy{MinUID: max(p.MinUID, 1)}
 	ephLo, ephHi, ephErr := platform.EphemeralPorts()
 	index := map[string]int{} // the governing blocks, by name → set
-	for _, span := range p.ListenSpans(socketrules.Index(g.h.Accounts())) {
+	for _, span := range ListenSpans(p, socketrules.Index(g.h.Accounts())) {
 		var names []string
-		var bind []*policy.Listen
+		var bind []*Listen
 		for _, l := range span.Listens {
 			names = append(names, l.Name)
-			if l.Block == policy.BlockBind {
+			if l.Block == BlockBind {
 				bind = append(bind, l)
 			}
 		}
@@ -415,7 +416,7 @@ func (g *listenGuard) Observe(snap *platform.Snapshot) {
 	p := g.pol
 	varRules := p.RulesReading("proc.listen_ports")
 	type uidFacts struct {
-		listens []*policy.Listen
+		listens []*Listen
 		ports   bool // a rule reads proc.listen_ports for this account
 	}
 	facts := map[uint32]*uidFacts{}
@@ -442,7 +443,7 @@ func (g *listenGuard) Observe(snap *platform.Snapshot) {
 		f := facts[l.UID]
 		if f == nil {
 			name, groups := g.account(snap, l.UID)
-			f = &uidFacts{listens: p.ListensFor(l.UID, name, groups)}
+			f = &uidFacts{listens: ListensFor(p, l.UID, name, groups)}
 			if p.ProtectedAccount(l.UID, name, groups) == "" {
 				for _, r := range varRules {
 					if r.Class != nil && r.Class.Contains(l.UID, name, groups) {
@@ -537,8 +538,8 @@ func (g *listenGuard) isListener(l platform.Listener, now time.Time, seen map[ui
 
 // unauthorized reports whether a listener breaks the listen blocks that
 // govern its owner.
-func (g *listenGuard) unauthorized(l platform.Listener, listens []*policy.Listen) bool {
-	return len(listens) > 0 && !policy.ListenAllowed(listens, l.Addr, l.Port)
+func (g *listenGuard) unauthorized(l platform.Listener, listens []*Listen) bool {
+	return len(listens) > 0 && !ListenAllowed(listens, l.Addr, l.Port)
 }
 
 // account returns the name and groups of uid, from the sample when the
@@ -647,7 +648,7 @@ func (g *listenGuard) Tick(snap *platform.Snapshot) {
 // Evidence adds to the lines of a listen block's rule the listener that
 // made it hold (the first, where a process holds several) and why.
 func (g *listenGuard) Evidence(_ *platform.Snapshot, m *policy.Match, ev *report.Event) {
-	if m.Proc == nil || !strings.HasPrefix(m.Rule.Name, policy.ListenRulePrefix) {
+	if m.Proc == nil || !strings.HasPrefix(m.Rule.Name, ListenRulePrefix) {
 		return
 	}
 	f, ok := g.forbidden[m.Proc.ProcID]
@@ -670,7 +671,7 @@ func (g *listenGuard) sayProtected(snap *platform.Snapshot, o offence, p *platfo
 	}
 	l, mode := g.governing(o.listens)
 	ev := report.Event{
-		Time: snap.Time, Host: snap.Host.Hostname, Rule: policy.ListenRulePrefix + l.Name, RuleAt: l.At(), Step: 1,
+		Time: snap.Time, Host: snap.Host.Hostname, Rule: ListenRulePrefix + l.Name, RuleAt: l.At(), Step: 1,
 		Action: enforce.ActKill, Mode: mode, Signal: "KILL", Outcome: report.OutcomeSkipped,
 		Proto: o.l.Proto.String(), Addr: o.l.Addr.String(), Port: o.l.Port,
 		Reason: g.offenceText(o) + ": protected: " + why,
@@ -701,7 +702,7 @@ func (g *listenGuard) closeSocket(snap *platform.Snapshot, o offence) bool {
 	res := g.h.Enforcer().CloseSocket(enforce.CloseSocket{
 		Listener: o.l, DryRun: mode == policy.ModeMonitor,
 		Check: func() string {
-			if len(pol.ListensFor(o.l.UID, name, groups)) == 0 {
+			if len(ListensFor(pol, o.l.UID, name, groups)) == 0 {
 				return "no longer governed by a listen block"
 			}
 			return ""
@@ -733,7 +734,7 @@ func (g *listenGuard) closeSocket(snap *platform.Snapshot, o offence) bool {
 
 // governing returns the block that acts on an offence: the first that
 // enforces, else the first, with its effective mode.
-func (g *listenGuard) governing(listens []*policy.Listen) (*policy.Listen, string) {
+func (g *listenGuard) governing(listens []*Listen) (*Listen, string) {
 	for _, x := range listens {
 		if g.mode(x) == policy.ModeEnforce {
 			return x, policy.ModeEnforce
@@ -800,9 +801,9 @@ func (g *listenGuard) refusalEvent(host string, c *refusalCount) *report.Event {
 		PID: r.PID, UID: r.UID, User: g.h.Accounts().Name(r.UID),
 		Proto: r.Proto.String(), Addr: r.Addr.String(), Port: r.Port, Count: c.count,
 	}
-	var blocks []*policy.Listen
+	var blocks []*Listen
 	if r.Set != nil {
-		blocks, _ = r.Set.Tag.([]*policy.Listen)
+		blocks, _ = r.Set.Tag.([]*Listen)
 	}
 	name := "listen"
 	if len(blocks) > 0 {

@@ -38,7 +38,7 @@ func describe(bp *enforce.BindPolicy) string {
 			allow = append(allow, fmt.Sprintf("%s:%d-%d", addr, a.PortLo, a.PortHi))
 		}
 		var tags []string
-		for _, l := range s.Tag.([]*policy.Listen) {
+		for _, l := range s.Tag.([]*Listen) {
 			tags = append(tags, l.Name)
 		}
 		out = append(out, fmt.Sprintf("%d-%d:%s[%s](%s)", u.Lo, u.Hi, verdict, strings.Join(allow, " "), strings.Join(tags, ",")))
@@ -207,11 +207,11 @@ func TestDatagramProbation(t *testing.T) {
 func TestEvidence(t *testing.T) {
 	g := testListenGuard(t, "")
 	p := sockettest.Parse(t, listenPolicy)
-	shops := p.Listens[1]
+	shops := Listens(p)[1]
 	proc := &platform.Process{ProcID: platform.ProcID{PID: 42, StartTime: 7}, UID: 2000}
 	l := platform.Listener{Proto: platform.TCP, Addr: netip.MustParseAddr("0.0.0.0"), Port: 6667, UID: 2000}
-	g.forbidden = map[platform.ProcID]forbidden{proc.ProcID: {proc: proc, o: offence{l: l, listens: []*policy.Listen{p.Listens[0], shops}}}}
-	rule := p.Rule(policy.ListenRulePrefix + "shops")
+	g.forbidden = map[platform.ProcID]forbidden{proc.ProcID: {proc: proc, o: offence{l: l, listens: []*Listen{Listens(p)[0], shops}}}}
+	rule := p.Rule(ListenRulePrefix + "shops")
 	var ev report.Event
 	g.Evidence(nil, &policy.Match{Rule: rule, Proc: proc}, &ev)
 	if ev.Proto != "tcp" || ev.Addr != "0.0.0.0" || ev.Port != 6667 ||

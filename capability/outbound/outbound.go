@@ -4,7 +4,7 @@
 // unconnected UDP send) to a destination its connect block denies. It
 // observes nothing per tick but the kernel's refusal counts, which it
 // journals as refuse-connect lines; it owns no step and no variable. The
-// connect block's schema is in package policy (policy/connect.go); what
+// connect block's schema is the capability's own (schema.go); what
 // it shares with the listeners capability (uid maps, fallbacks, refusal
 // lines) is in capability/internal/socketrules.
 package outbound
@@ -48,7 +48,7 @@ func (g *connectGuard) Name() string { return "connect" }
 
 func (g *connectGuard) Start(h capability.Host, p *policy.Policy) error {
 	g.h, g.pol = h, p
-	if len(p.Connects) > 0 {
+	if len(Connects(p)) > 0 {
 		socketrules.RefreshAccounts(h)
 	}
 	g.syncHook(p)
@@ -56,13 +56,13 @@ func (g *connectGuard) Start(h capability.Host, p *policy.Policy) error {
 }
 
 // mode is the effective mode of a connect block.
-func (g *connectGuard) mode(c *policy.Connect) string {
+func (g *connectGuard) mode(c *Connect) string {
 	return socketrules.Mode(g.h.ModeOverride(), c.Mode)
 }
 
 // CheckPolicy refuses a policy the connect hook cannot hold.
 func (g *connectGuard) CheckPolicy(p *policy.Policy) error {
-	_, err := connectPolicy(p, nil, func(c *policy.Connect) string { return c.Mode })
+	_, err := connectPolicy(p, nil, func(c *Connect) string { return c.Mode })
 	return err
 }
 
@@ -80,10 +80,10 @@ func (g *connectGuard) Apply(p *policy.Policy) {
 // connectPolicy computes what the kernel's connect hook enforces: each
 // block is one set, its allow patterns first (the first matching rule
 // decides), then its deny patterns.
-func connectPolicy(p *policy.Policy, accounts *platform.Accounts, mode func(*policy.Connect) string) (*enforce.ConnectPolicy, error) {
+func connectPolicy(p *policy.Policy, accounts *platform.Accounts, mode func(*Connect) string) (*enforce.ConnectPolicy, error) {
 	cp := &enforce.ConnectPolicy{MinUID: max(p.MinUID, 1)}
-	sets := map[*policy.Connect]int{}
-	for _, span := range p.ConnectSpans(socketrules.Index(accounts)) {
+	sets := map[*Connect]int{}
+	for _, span := range ConnectSpans(p, socketrules.Index(accounts)) {
 		c := span.Connect
 		i, ok := sets[c]
 		if !ok {
@@ -109,7 +109,7 @@ func connectPolicy(p *policy.Policy, accounts *platform.Accounts, mode func(*pol
 // syncHook opens, updates or closes the connect hook to match p.
 func (g *connectGuard) syncHook(p *policy.Policy) {
 	log := g.h.Log()
-	if len(p.Connects) == 0 {
+	if len(Connects(p)) == 0 {
 		if g.hook != nil {
 			g.closeHook()
 			log.Info("connect hook detached: no connect block any more")
@@ -220,7 +220,7 @@ func (g *connectGuard) refusalEvent(now time.Time, host string, r *enforce.Conne
 	}
 	name := "connect"
 	if r.Set != nil {
-		if c, ok := r.Set.Tag.(*policy.Connect); ok {
+		if c, ok := r.Set.Tag.(*Connect); ok {
 			ev.Rule, ev.RuleAt = c.Name, c.At()
 			name = fmt.Sprintf("connect %q", c.Name)
 		}

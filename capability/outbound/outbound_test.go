@@ -33,7 +33,7 @@ connect "all" {
 }
 `)
 	h := sockettest.NewHost(t, "")
-	cp, err := connectPolicy(p, h.Accounts(), func(c *policy.Connect) string { return c.Mode })
+	cp, err := connectPolicy(p, h.Accounts(), func(c *Connect) string { return c.Mode })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ connect "all" {
 		t.Fatalf("sets %d, min uid %d", len(cp.Sets), cp.MinUID)
 	}
 	shops, all := cp.Sets[0], cp.Sets[1]
-	if !shops.Refuse || all.Refuse || shops.Tag.(*policy.Connect).Name != "shops" {
+	if !shops.Refuse || all.Refuse || shops.Tag.(*Connect).Name != "shops" {
 		t.Errorf("refuse: shops %v, all %v", shops.Refuse, all.Refuse)
 	}
 	if len(shops.Rules) != 2 || shops.Rules[0].Deny || shops.Rules[0].Prefix != netip.MustParsePrefix("10.0.0.0/8") ||
@@ -53,7 +53,7 @@ connect "all" {
 	}
 	var spans []string
 	for _, u := range cp.UIDs {
-		spans = append(spans, cp.Sets[u.Set].Tag.(*policy.Connect).Name+":"+itoa(u.Lo)+"-"+itoa(u.Hi))
+		spans = append(spans, cp.Sets[u.Set].Tag.(*Connect).Name+":"+itoa(u.Lo)+"-"+itoa(u.Hi))
 	}
 	// shop1 is uid 2000: held by its own block, not by "all".
 	if got := strings.Join(spans, " "); got != "shops:2000-2000 all:1000-1999 all:2001-59999" {

@@ -39,10 +39,10 @@ func (c *protectSeen) Name() string { return "user signals, reap and the kill_us
 // Steps: kill_user, stop_user, resume_user, reap.
 func (c *protectSeen) Steps() map[policy.StepKind]capability.StepFunc {
 	return map[policy.StepKind]capability.StepFunc{
-		policy.StepKillUser:   c.userSignalStep("KILL"),
-		policy.StepStopUser:   c.userSignalStep("STOP"),
-		policy.StepResumeUser: c.userSignalStep("CONT"),
-		policy.StepReap:       reapStep,
+		StepKillUser:   c.userSignalStep("KILL"),
+		StepStopUser:   c.userSignalStep("STOP"),
+		StepResumeUser: c.userSignalStep("CONT"),
+		StepReap:       reapStep,
 	}
 }
 

@@ -94,7 +94,7 @@ func (r *resumer) Apply(p *policy.Policy) {
 
 // Event schedules the resume of a stop_user step that froze a user.
 func (r *resumer) Event(ev *report.Event) {
-	if ev.Action != string(policy.StepStopUser) || ev.Outcome != report.OutcomeDone {
+	if ev.Action != string(StepStopUser) || ev.Outcome != report.OutcomeDone {
 		return
 	}
 	rule := r.pol.Load().Rule(ev.Rule)
@@ -102,7 +102,7 @@ func (r *resumer) Event(ev *report.Event) {
 		return
 	}
 	st := rule.Steps[ev.Step-1]
-	if st.Kind != policy.StepStopUser || st.ResumeAfter <= 0 {
+	if st.Kind != StepStopUser || st.ResumeAfter <= 0 {
 		return
 	}
 	gid := ev.UID

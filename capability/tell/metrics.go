@@ -149,8 +149,8 @@ func (t *teller) tickMetrics(snap *platform.Snapshot) {
 func (t *teller) applyMetrics(p *policy.Policy) {
 	t.initActions(p)
 	want := ""
-	if p.Report.Metrics != nil {
-		want = p.Report.Metrics.Listen
+	if ReportOf(p).Metrics != nil {
+		want = ReportOf(p).Metrics.Listen
 	}
 	if want == t.listen {
 		return
@@ -262,9 +262,9 @@ func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	t := c.t
-	top := policy.DefaultMetricsTop
-	if p := t.pol.Load(); p != nil && p.Report.Metrics != nil {
-		top = p.Report.Metrics.Top
+	top := DefaultMetricsTop
+	if p := t.pol.Load(); p != nil && ReportOf(p).Metrics != nil {
+		top = ReportOf(p).Metrics.Top
 	}
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
@@ -374,10 +374,10 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 
 // StatusURL is where a daemon with this policy serves its status.
 func StatusURL(p *policy.Policy) string {
-	if p.Report.Metrics == nil {
+	if ReportOf(p).Metrics == nil {
 		return ""
 	}
-	host, port, _ := net.SplitHostPort(p.Report.Metrics.Listen)
+	host, port, _ := net.SplitHostPort(ReportOf(p).Metrics.Listen)
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
 	}

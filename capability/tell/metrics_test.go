@@ -57,7 +57,7 @@ func crowdedTeller(t testing.TB, p *policy.Policy, n int) *teller {
 	tl.pol.Store(p)
 	tl.initActions(p)
 	snap := crowdedHost(n)
-	s := Summarize(snap, p, max(p.Report.Summary.Top, p.Report.Metrics.Top, 10), "dev")
+	s := Summarize(snap, p, max(ReportOf(p).Summary.Top, ReportOf(p).Metrics.Top, 10), "dev")
 	for i := range n {
 		s.Network = append(s.Network, report.NetSummary{Interface: fmt.Sprintf("veth%d", i), RxBytes: uint64(i), TxBytes: uint64(i)})
 	}
@@ -104,8 +104,8 @@ func scrape(t testing.TB, tl *teller) (map[string]int, int) {
 
 func TestMetricsSeriesBoundedWith2000Users(t *testing.T) {
 	p := defaultWithMetrics(t, "")
-	if p.Report.Metrics.Top != policy.DefaultMetricsTop || policy.DefaultMetricsTop != 10 {
-		t.Fatalf("metrics top = %d, want the default 10", p.Report.Metrics.Top)
+	if ReportOf(p).Metrics.Top != DefaultMetricsTop || DefaultMetricsTop != 10 {
+		t.Fatalf("metrics top = %d, want the default 10", ReportOf(p).Metrics.Top)
 	}
 	per, total := scrape(t, crowdedTeller(t, p, 2000))
 	t.Logf("series exposed with 2,000 active accounts on the default policy: %d (bound %d): %v", total, maxSeries, per)
@@ -251,7 +251,7 @@ func BenchmarkScrapeThisHost(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := Summarize(snap, p, max(p.Report.Summary.Top, p.Report.Metrics.Top, 10), "dev")
+	s := Summarize(snap, p, max(ReportOf(p).Summary.Top, ReportOf(p).Metrics.Top, 10), "dev")
 	facts.Add(s, true)
 	tl := &teller{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	tl.m = newMetrics(tl)

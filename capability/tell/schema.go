@@ -42,7 +42,7 @@ func init() {
 			return d.Errors() == before
 		}})
 	policy.RegisterFinisher(func(d *policy.Decoder, parsed bool) {
-		if !parsed || d.Policy().Report.Mail != nil {
+		if !parsed || ReportOf(d.Policy()).Mail != nil {
 			return
 		}
 		for _, r := range d.Policy().Rules {
@@ -69,10 +69,10 @@ func NotifyInterval(p *policy.Policy, st *policy.Step) time.Duration {
 	if n := Notify(st); n != nil && n.Interval > 0 {
 		return n.Interval
 	}
-	if p.Report.Mail != nil {
-		return p.Report.Mail.Interval
+	if ReportOf(p).Mail != nil {
+		return ReportOf(p).Mail.Interval
 	}
-	return policy.DefaultMailInterval
+	return DefaultMailInterval
 }
 
 // NotifyMinOffences is the offences a notify step waits for before the
@@ -81,8 +81,8 @@ func NotifyMinOffences(p *policy.Policy, st *policy.Step) int {
 	if n := Notify(st); n != nil && n.MinOffences > 0 {
 		return n.MinOffences
 	}
-	if p.Report.Mail != nil {
-		return p.Report.Mail.MinOffences
+	if ReportOf(p).Mail != nil {
+		return ReportOf(p).Mail.MinOffences
 	}
 	return 1
 }

@@ -61,7 +61,7 @@ type teller struct {
 
 	mailer     *report.Mailer // the loop's; other goroutines use mailerP
 	mailerP    atomic.Pointer[report.Mailer]
-	mailCfg    *policy.MailConfig // as applied
+	mailCfg    *MailConfig // as applied
 	mailerCfg  atomic.Pointer[report.MailerConfig]
 	recipients *recipients
 
@@ -136,7 +136,7 @@ func (t *teller) CheckPolicy(p *policy.Policy) error { return t.Validate(p) }
 // Validate checks what the policy package cannot, because it takes I/O:
 // templates, the address map, secret files.
 func (t *teller) Validate(p *policy.Policy) error {
-	r := &p.Report
+	r := ReportOf(p)
 	var errs []error
 	if m := r.Mail; m != nil {
 		ts, err := report.LoadMailTemplates(m.Templates)
@@ -207,7 +207,7 @@ func (t *teller) apply(p *policy.Policy, first bool) {
 		}
 	}
 	t.notifyRules.Store(&nr)
-	r := &p.Report
+	r := ReportOf(p)
 	needSpool := r.Mail != nil || r.Upstream()
 	if needSpool && t.spool == nil {
 		path := filepath.Join(p.StateDir, "spool.db")
@@ -237,12 +237,12 @@ func (t *teller) apply(p *policy.Policy, first bool) {
 	t.applyMetrics(p)
 }
 
-func spoolLimits(r *policy.Report) report.SpoolLimits {
+func spoolLimits(r *Report) report.SpoolLimits {
 	return report.SpoolLimits{MaxRecords: r.Spool.MaxEvents, MaxBytes: int64(r.Spool.MaxMB) << 20}
 }
 
 func (t *teller) applyMail(p *policy.Policy) {
-	m := p.Report.Mail
+	m := ReportOf(p).Mail
 	if m == nil || t.spool == nil {
 		if t.mailer != nil {
 			t.log.Info("customer mail off: mail already queued stays in the spool until mail is configured again")
@@ -281,7 +281,7 @@ func (t *teller) applyMail(p *policy.Policy) {
 
 // mailerConfig turns the mail block into the mailer's settings; nil when
 // something cannot be read (logged).
-func (t *teller) mailerConfig(m *policy.MailConfig, rcpt *recipients) *report.MailerConfig {
+func (t *teller) mailerConfig(m *MailConfig, rcpt *recipients) *report.MailerConfig {
 	if m == nil {
 		return nil
 	}
@@ -425,10 +425,10 @@ type recipients struct {
 	log   func(err error) // told once about each broken version
 }
 
-func newRecipients(m *policy.MailConfig, host string) (*recipients, error) {
+func newRecipients(m *MailConfig, host string) (*recipients, error) {
 	r := &recipients{host: host, path: m.MapFile}
 	if m.To != "" {
-		t, err := policy.ParseRecipientTemplate(m.To)
+		t, err := ParseRecipientTemplate(m.To)
 		if err != nil {
 			return nil, err
 		}
@@ -490,7 +490,7 @@ func (r *recipients) For(user string, uid uint32) ([]string, error) {
 		return nil, fmt.Errorf("%s is not in the mail map and there is no `to` template", user)
 	}
 	var b strings.Builder
-	if err := r.to.Execute(&b, policy.RecipientData{User: user, UID: uid, Host: r.host}); err != nil {
+	if err := r.to.Execute(&b, RecipientData{User: user, UID: uid, Host: r.host}); err != nil {
 		return nil, err
 	}
 	if err := report.CheckAddress(b.String()); err != nil {

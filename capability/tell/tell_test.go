@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/guardd/guardd/capability/listeners"
 	"github.com/guardd/guardd/enforce"
 	"github.com/guardd/guardd/platform"
 	"github.com/guardd/guardd/policy"
@@ -345,7 +346,7 @@ func TestRecipientsMapWinsAndReloads(t *testing.T) {
 	dir := t.TempDir()
 	mapFile := filepath.Join(dir, "mail-users")
 	os.WriteFile(mapFile, []byte("alice: alice@shop.example, ops@shop.example\n"), 0o600)
-	r, err := newRecipients(&policy.MailConfig{To: "{{.User}}+{{.UID}}@example.jp", MapFile: mapFile}, "web1")
+	r, err := newRecipients(&MailConfig{To: "{{.User}}+{{.UID}}@example.jp", MapFile: mapFile}, "web1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,11 +375,11 @@ func TestRecipientsMapWinsAndReloads(t *testing.T) {
 	if _, err := r.For("we ird", 1); err == nil {
 		t.Error("a user name that makes no address gave one")
 	}
-	if _, err := newRecipients(&policy.MailConfig{MapFile: filepath.Join(dir, "missing")}, "h"); err == nil {
+	if _, err := newRecipients(&MailConfig{MapFile: filepath.Join(dir, "missing")}, "h"); err == nil {
 		t.Error("a missing map file was accepted")
 	}
 	os.WriteFile(mapFile, []byte("bob: bob@elsewhere.example\n"), 0o600)
-	onlyMap, err := newRecipients(&policy.MailConfig{MapFile: mapFile}, "h")
+	onlyMap, err := newRecipients(&MailConfig{MapFile: mapFile}, "h")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -435,7 +436,7 @@ func TestEveryDefaultRuleHasMailTemplates(t *testing.T) {
 		if r.Scope == policy.ScopeFilesystem {
 			continue // no user: a notify is skipped
 		}
-		if strings.HasPrefix(r.Name, policy.ListenRulePrefix) {
+		if strings.HasPrefix(r.Name, listeners.ListenRulePrefix) {
 			continue // a listen block's own rule kills and mails nobody
 		}
 		for _, lang := range []string{"en", "ja"} {

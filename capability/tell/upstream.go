@@ -42,7 +42,7 @@ func (s *sinkRunner) stop() {
 // applySinks starts, restarts (when its settings changed) and stops the
 // upstream sinks, and tells the audit tail which queues to fill.
 func (t *teller) applySinks(p *policy.Policy) {
-	r := &p.Report
+	r := ReportOf(p)
 	want := map[string]any{}
 	if t.spool != nil {
 		if r.Webhook != nil {
@@ -117,7 +117,7 @@ func (t *teller) applySinks(p *policy.Policy) {
 // buildSink makes the sink of one policy block.
 func (t *teller) buildSink(cfg any) (sink report.Sink, batch int, retry report.Backoff, closer func(), err error) {
 	switch c := cfg.(type) {
-	case policy.WebhookConfig:
+	case WebhookConfig:
 		w := &report.WebhookSink{URL: c.URL, Gzip: c.Gzip, Host: t.host, UserAgent: "guardd/" + t.version,
 			Client: &http.Client{Timeout: c.Timeout}}
 		switch {
@@ -131,10 +131,10 @@ func (t *teller) buildSink(cfg any) (sink report.Sink, batch int, retry report.B
 			w.Secret = []byte(c.Secret)
 		}
 		return w, c.Batch, report.Backoff{Min: c.RetryMin, Max: c.RetryMax}, w.Client.CloseIdleConnections, nil
-	case policy.SyslogConfig:
-		s := &report.SyslogSink{Network: c.Network, Address: c.Address, Facility: policy.SyslogFacilities[c.Facility], Tag: c.Tag, Host: t.host}
+	case SyslogConfig:
+		s := &report.SyslogSink{Network: c.Network, Address: c.Address, Facility: SyslogFacilities[c.Facility], Tag: c.Tag, Host: t.host}
 		return s, 100, report.Backoff{Min: c.RetryMin, Max: c.RetryMax}, s.Close, nil
-	case policy.JournaldConfig:
+	case JournaldConfig:
 		j := &report.JournaldSink{Socket: c.Socket, Tag: "guardd"}
 		return j, 100, report.Backoff{Min: time.Second, Max: time.Minute}, j.Close, nil
 	}
@@ -153,17 +153,17 @@ const statusEvery = 2 * time.Second
 // which adds what takes I/O (traffic, sensors, sockets, filesystems).
 func (t *teller) tickSummary(snap *platform.Snapshot) {
 	p := t.pol.Load()
-	upstream := p.Report.Upstream() && p.Report.Summary.Interval > 0 && t.spool != nil
-	status := p.Report.Metrics != nil
+	upstream := ReportOf(p).Upstream() && ReportOf(p).Summary.Interval > 0 && t.spool != nil
+	status := ReportOf(p).Metrics != nil
 	now := snap.Time
-	dueUp := upstream && now.Sub(t.lastSummary) >= p.Report.Summary.Interval
+	dueUp := upstream && now.Sub(t.lastSummary) >= ReportOf(p).Summary.Interval
 	dueStatus := status && now.Sub(t.lastStatus) >= statusEvery
 	if !dueUp && !dueStatus {
 		return
 	}
-	top := max(p.Report.Summary.Top, 10)
-	if p.Report.Metrics != nil {
-		top = max(top, p.Report.Metrics.Top) // the per-user series and long runners come from this picture
+	top := max(ReportOf(p).Summary.Top, 10)
+	if ReportOf(p).Metrics != nil {
+		top = max(top, ReportOf(p).Metrics.Top) // the per-user series and long runners come from this picture
 	}
 	s := Summarize(snap, p, top, t.version)
 	job := summaryJob{s: s, upstream: dueUp, fsFromSnap: snap.Filesystems != nil}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"text/template"
 
+	"github.com/guardd/guardd/capability/listeners"
 	"github.com/guardd/guardd/policy"
 )
 
@@ -23,11 +24,11 @@ func TestDemoPolicyKeepsTheDefaultListens(t *testing.T) {
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	if len(def.Listens) == 0 || len(demo.Listens) != len(def.Listens) {
-		t.Fatalf("demo has %d listen blocks, default %d", len(demo.Listens), len(def.Listens))
+	if len(listeners.Listens(def)) == 0 || len(listeners.Listens(demo)) != len(listeners.Listens(def)) {
+		t.Fatalf("demo has %d listen blocks, default %d", len(listeners.Listens(demo)), len(listeners.Listens(def)))
 	}
-	for i, d := range def.Listens {
-		m := demo.Listens[i]
+	for i, d := range listeners.Listens(def) {
+		m := listeners.Listens(demo)[i]
 		if m.Name != d.Name || m.Class.Name != d.Class.Name || m.Block != d.Block || m.Mode != d.Mode || len(m.Allow) != len(d.Allow) {
 			t.Errorf("listen %d: demo %s/%s/%s/%s/%d allows, default %s/%s/%s/%s/%d", i,
 				m.Name, m.Class.Name, m.Block, m.Mode, len(m.Allow), d.Name, d.Class.Name, d.Block, d.Mode, len(d.Allow))

@@ -1,19 +1,21 @@
-package policy
+package listeners
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"math"
 	"net/netip"
 	"sort"
-	"strconv"
 	"strings"
 
+	"github.com/guardd/guardd/policy"
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclsyntax"
 )
 
+// The listeners capability's policy schema: listen blocks, the rule each
+// compiles to (listen:NAME, added by a finisher), and the variables of
+// listening sockets, filled in by Observe.
+//
 // Listen blocks say which listening sockets the accounts of a class may
 // have:
 //
@@ -49,7 +51,7 @@ const maxListens = 64
 // Listen is one listen block.
 type Listen struct {
 	Name      string
-	Class     *Class
+	Class     *policy.Class
 	Allow     []ListenPattern // empty: no listening at all
 	Block     string          // BlockBind or BlockKill
 	Mode      string          // effective mode: the block's own, or the policy's
@@ -116,36 +118,8 @@ func ParseListenPattern(s string) (ListenPattern, error) {
 		p.Addr = a
 	}
 	var err error
-	p.PortLo, p.PortHi, err = parsePorts(s, ports)
+	p.PortLo, p.PortHi, err = policy.ParsePorts(s, ports)
 	return p, err
-}
-
-// parsePorts parses the PORTS of pattern s: a port or a range LOW-HIGH
-// (the patterns of listen and connect blocks alike).
-func parsePorts(s, ports string) (uint16, uint16, error) {
-	lo, hi, isRange := strings.Cut(ports, "-")
-	if !isRange {
-		hi = lo
-	}
-	l, err1 := parsePort(lo)
-	h, err2 := parsePort(hi)
-	switch {
-	case err1 != nil:
-		return 0, 0, fmt.Errorf("%q: %v", s, err1)
-	case err2 != nil:
-		return 0, 0, fmt.Errorf("%q: %v", s, err2)
-	case h < l:
-		return 0, 0, fmt.Errorf("%q: the port range is empty (%d > %d)", s, l, h)
-	}
-	return l, h, nil
-}
-
-func parsePort(s string) (uint16, error) {
-	v, err := strconv.ParseUint(strings.TrimSpace(s), 10, 16)
-	if err != nil || v == 0 {
-		return 0, fmt.Errorf("%q is not a port (1-65535; port 0 binds are never refused)", s)
-	}
-	return uint16(v), nil
 }
 
 // Matches reports whether the pattern allows a listener on addr:port.
@@ -170,12 +144,13 @@ func ListenAllowed(ls []*Listen, addr netip.Addr, port uint16) bool {
 
 // ListensFor returns the listen blocks that govern an account, in policy
 // order; none for a protected account (uid 0, a system uid, protect).
-func (p *Policy) ListensFor(uid uint32, user string, groups []string) []*Listen {
-	if len(p.Listens) == 0 || p.ProtectedAccount(uid, user, groups) != "" {
+func ListensFor(p *policy.Policy, uid uint32, user string, groups []string) []*Listen {
+	ls := Listens(p)
+	if len(ls) == 0 || p.ProtectedAccount(uid, user, groups) != "" {
 		return nil
 	}
 	var out []*Listen
-	for _, l := range p.Listens {
+	for _, l := range ls {
 		if l.Class != nil && l.Class.Contains(uid, user, groups) {
 			out = append(out, l)
 		}
@@ -183,29 +158,23 @@ func (p *Policy) ListensFor(uid uint32, user string, groups []string) []*Listen 
 	return out
 }
 
-// RulesReading returns the rules whose condition reads the variable.
-func (p *Policy) RulesReading(name string) []*Rule {
-	var out []*Rule
-	for _, r := range p.Rules {
-		if r.When == nil {
-			continue
-		}
-		for _, v := range r.When.Vars {
-			if v.Name == name {
-				out = append(out, r)
-				break
-			}
-		}
+// listensSlot holds a policy's listen blocks, in policy order.
+var listensSlot = policy.NewSlot[[]*Listen]("listen")
+
+// Listens returns p's listen blocks in policy order.
+func Listens(p *policy.Policy) []*Listen {
+	if ls := listensSlot.Get(p); ls != nil {
+		return *ls
 	}
-	return out
+	return nil
 }
 
 func init() {
-	RegisterBlock("listen", []string{"name"}, func(d *Decoder, b *hcl.Block, _ []byte) { d.listenBlock(b) })
-	RegisterFinisher((*Decoder).finishListens)
+	policy.RegisterBlock("listen", []string{"name"}, func(d *policy.Decoder, b *hcl.Block, _ []byte) { listenBlock(d, b) })
+	policy.RegisterFinisher(finishListens)
 
-	DefineNumberList("proc.listen_ports", ProcLevel, "ports the process listens on: TCP listeners and unconnected UDP sockets among its descriptors, sorted; filled only for the classes of rules that read it",
-		func(e *Env) []float64 {
+	policy.DefineNumberList("proc.listen_ports", policy.ProcLevel, "ports the process listens on: TCP listeners and unconnected UDP sockets among its descriptors, sorted; filled only for the classes of rules that read it",
+		func(e *policy.Env) []float64 {
 			ports := e.Proc.ListenPorts
 			if len(ports) == 0 {
 				return nil // most processes: no allocation
@@ -216,84 +185,90 @@ func init() {
 			}
 			return out
 		})
-	DefineNumber("proc.forbidden_listens", ProcLevel, "listening sockets the process holds that the listen blocks governing its user do not allow (what a listen block's own rule, listen:NAME, kills)",
-		func(e *Env) float64 { return float64(e.Proc.ForbiddenListens) })
-	DefineNumber("user.listeners", UserLevel, "listening sockets the user owns (TCP listen, unconnected UDP)",
-		func(e *Env) float64 { return float64(e.User.Listeners) })
+	policy.DefineNumber("proc.forbidden_listens", policy.ProcLevel, "listening sockets the process holds that the listen blocks governing its user do not allow (what a listen block's own rule, listen:NAME, kills)",
+		func(e *policy.Env) float64 { return float64(e.Proc.ForbiddenListens) })
+	policy.DefineNumber("user.listeners", policy.UserLevel, "listening sockets the user owns (TCP listen, unconnected UDP)",
+		func(e *policy.Env) float64 { return float64(e.User.Listeners) })
 }
 
 var listenSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "class", Required: true}, {Name: "allow"}, {Name: "block"}, {Name: "mode"},
 }}
 
-func (d *Decoder) listenBlock(b *hcl.Block) {
+func listenBlock(d *policy.Decoder, b *hcl.Block) {
 	name := b.Labels[0]
-	for _, l := range d.p.Listens {
+	ls := listensSlot.Get(d.Policy())
+	if ls == nil {
+		ls = new([]*Listen)
+		listensSlot.Set(d, ls)
+	}
+	for _, l := range *ls {
 		if l.Name == name {
-			d.errf(b.LabelRanges[0].Ptr(), "Duplicate listen block", "Listen block %q is already defined at %s.", name, rangeAt(l.DeclRange))
+			d.Errf(b.LabelRanges[0].Ptr(), "Duplicate listen block", "Listen block %q is already defined at %s.", name, policy.RangeAt(l.DeclRange))
 			return
 		}
 	}
-	if !validName(name) {
-		d.errf(b.LabelRanges[0].Ptr(), "Bad listen block name", "Names use letters, digits, '-' and '_'.")
+	if !policy.ValidName(name) {
+		d.Errf(b.LabelRanges[0].Ptr(), "Bad listen block name", "Names use letters, digits, '-' and '_'.")
 	}
 	content, diags := b.Body.Content(listenSchema)
-	d.diags = append(d.diags, diags...)
+	d.Report(diags)
 	l := &Listen{Name: name, Block: BlockBind, DeclRange: b.DefRange}
 	if a := content.Attributes["class"]; a != nil {
-		if s, ok := d.str(a.Expr); ok {
+		if s, ok := d.Str(a.Expr); ok {
 			l.className, l.classExpr = s, a.Expr
 		}
 	}
 	if a := content.Attributes["allow"]; a != nil {
-		items := d.stringList(a)
+		items := d.StringList(a)
 		for _, it := range items {
-			p, err := ParseListenPattern(it.s)
+			p, err := ParseListenPattern(it.Text)
 			if err != nil {
-				d.errf(it.r.Ptr(), "Bad listen pattern", "%s.", err)
+				d.Errf(it.Range.Ptr(), "Bad listen pattern", "%s.", err)
 				continue
 			}
 			l.Allow = append(l.Allow, p)
 		}
 		if len(items) > MaxListenAllow {
-			d.errf(a.Expr.Range().Ptr(), "Too many allow patterns",
+			d.Errf(a.Expr.Range().Ptr(), "Too many allow patterns",
 				"A listen block allows at most %d patterns (the kernel's bind hook checks them in a bounded loop); merge neighbouring ports into ranges such as \"*:8000-8099\".", MaxListenAllow)
 		}
 	}
 	if a := content.Attributes["block"]; a != nil {
-		if s, ok := d.str(a.Expr); ok {
+		if s, ok := d.Str(a.Expr); ok {
 			switch s {
 			case BlockBind, BlockKill:
 				l.Block = s
 			default:
-				d.errf(a.Expr.Range().Ptr(), "Unknown block", "block is %q (refuse bind() in the kernel, and close what slipped through) or %q (close listeners by killing their processes).", BlockBind, BlockKill)
+				d.Errf(a.Expr.Range().Ptr(), "Unknown block", "block is %q (refuse bind() in the kernel, and close what slipped through) or %q (close listeners by killing their processes).", BlockBind, BlockKill)
 			}
 		}
 	}
 	if a := content.Attributes["mode"]; a != nil {
-		if v, ok := d.mode(a); ok {
+		if v, ok := d.Mode(a); ok {
 			l.Mode, l.modeSet, l.ModeSet = v, true, true
 		}
 	}
-	if len(d.p.Listens) == maxListens {
-		d.errf(b.DefRange.Ptr(), "Too many listen blocks", "A policy can have at most %d listen blocks.", maxListens)
+	if len(*ls) == maxListens {
+		d.Errf(b.DefRange.Ptr(), "Too many listen blocks", "A policy can have at most %d listen blocks.", maxListens)
 		return
 	}
-	d.p.Listens = append(d.p.Listens, l)
+	*ls = append(*ls, l)
 }
 
 // finishListens resolves the classes the listen blocks name, and their
 // mode, once every file is read, and gives every block its rule.
-func (d *Decoder) finishListens(parsed bool) {
-	for _, l := range d.p.Listens {
+func finishListens(d *policy.Decoder, _ bool) {
+	p := d.Policy()
+	for _, l := range Listens(p) {
 		if l.classExpr != nil {
-			l.Class = d.lookupClass(l.className, l.classExpr.Range())
+			l.Class = d.LookupClass(l.className, l.classExpr.Range())
 		}
 		if !l.modeSet {
-			l.Mode = d.p.Mode
+			l.Mode = p.Mode
 		}
 		if l.Class != nil {
-			d.p.Rules = append(d.p.Rules, d.listenRule(l))
+			d.AddRule(listenRule(d, l))
 		}
 	}
 }
@@ -314,39 +289,22 @@ const listenCondition = "proc.forbidden_listens > 0"
 // refuses, through the ledger and the enforcer like any rule. Its key
 // hashes the block, so an edited block (another allow list, mode or
 // class) judges afresh.
-func (d *Decoder) listenRule(l *Listen) *Rule {
-	expr, diags := hclsyntax.ParseExpression([]byte(listenCondition), l.DeclRange.Filename, l.DeclRange.Start)
-	if diags.HasErrors() {
-		panic("listen rule condition: " + diags.Error())
-	}
-	cond, diags := CompileCondition(expr, []byte(listenCondition))
-	if diags.HasErrors() {
-		panic("listen rule condition: " + diags.Error())
-	}
-	cond.pol, cond.Source = d.p, listenCondition
-	holds, name := cond.eval, l.Name
-	cond.eval = func(e *Env) bool { return e.Proc.ForbiddenListenBlock == name && holds(e) }
-	r := &Rule{
-		Name: ListenRulePrefix + l.Name, Index: len(d.p.Rules), Class: l.Class, Mode: l.Mode, ModeSet: l.ModeSet,
-		When: cond, Cooldown: DefaultCooldown, Scope: ScopeProcess, ScopeSet: true, DeclRange: l.DeclRange,
-		Steps: []Step{{Kind: StepKill, Signal: "KILL", DeclRange: l.DeclRange}},
+func listenRule(d *policy.Decoder, l *Listen) *policy.Rule {
+	cond := d.CompileWhen(listenCondition, l.DeclRange)
+	name := l.Name
+	cond.Narrow(func(e *policy.Env) bool { return e.Proc.ForbiddenListenBlock == name })
+	r := &policy.Rule{
+		Name: ListenRulePrefix + l.Name, Class: l.Class, Mode: l.Mode, ModeSet: l.ModeSet,
+		When: cond, Cooldown: policy.DefaultCooldown, Scope: policy.ScopeProcess, ScopeSet: true, DeclRange: l.DeclRange,
+		Steps: []policy.Step{{Kind: policy.StepKill, Signal: "KILL", DeclRange: l.DeclRange}},
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "rule=%s\nblock=%s\nmode=%s\nclass=%s\n", r.contentKey(), l.Block, l.Mode, l.Class.Name)
+	fmt.Fprintf(h, "rule=%s\nblock=%s\nmode=%s\nclass=%s\n", r.ContentKey(), l.Block, l.Mode, l.Class.Name)
 	for _, a := range l.Allow {
 		fmt.Fprintf(h, "allow=%s\n", a.Text)
 	}
 	r.Key = r.Name + "@" + hex.EncodeToString(h.Sum(nil)[:6])
 	return r
-}
-
-// AccountIndex resolves the user and group names of classes to uids.
-type AccountIndex interface {
-	// UID returns the uid of the account called user.
-	UID(user string) (uint32, bool)
-	// GroupMembers returns the uids of the accounts in the group (primary
-	// or supplementary).
-	GroupMembers(group string) []uint32
 }
 
 // ListenSpan is a range of uids governed by the same listen blocks.
@@ -360,11 +318,11 @@ type ListenSpan struct {
 // accounts (uid 0, uids below min_uid, protect). Accounts that classes
 // select by user or group name are resolved through idx: this is what the
 // kernel's bind hook, which sees only uids, enforces.
-func (p *Policy) ListenSpans(idx AccountIndex) []ListenSpan {
-	if len(p.Listens) == 0 {
+func ListenSpans(p *policy.Policy, idx policy.AccountIndex) []ListenSpan {
+	blocks := Listens(p)
+	if len(blocks) == 0 {
 		return nil
 	}
-	protected := p.protectedUIDs(idx)
 
 	type edge struct {
 		at   uint64 // a uid, or 1<<32 for the end of the last
@@ -372,12 +330,12 @@ func (p *Policy) ListenSpans(idx AccountIndex) []ListenSpan {
 		open bool
 	}
 	var edges []edge
-	for i, l := range p.Listens {
+	for i, l := range blocks {
 		if l.Class == nil {
 			continue
 		}
 		bit := uint64(1) << i
-		for _, r := range membersUIDs(&l.Class.Members, idx).normalize().minus(protected) {
+		for _, r := range p.GovernedUIDs(l.Class, idx) {
 			edges = append(edges, edge{uint64(r.Lo), bit, true}, edge{uint64(r.Hi) + 1, bit, false})
 		}
 	}
@@ -397,12 +355,12 @@ func (p *Policy) ListenSpans(idx AccountIndex) []ListenSpan {
 			continue
 		}
 		lo, hi := uint32(at), uint32(edges[i].at-1)
-		if n := len(out); n > 0 && out[n-1].Hi+1 == lo && sameListens(out[n-1].Listens, mask, p.Listens) {
+		if n := len(out); n > 0 && out[n-1].Hi+1 == lo && sameListens(out[n-1].Listens, mask, blocks) {
 			out[n-1].Hi = hi
 			continue
 		}
 		var ls []*Listen
-		for j, l := range p.Listens {
+		for j, l := range blocks {
 			if mask&(1<<j) != 0 {
 				ls = append(ls, l)
 			}
@@ -422,76 +380,4 @@ func sameListens(ls []*Listen, mask uint64, all []*Listen) bool {
 		}
 	}
 	return m == mask
-}
-
-// protectedUIDs returns the uids no listen or connect block governs: uid
-// 0, the uids below min_uid and protect's accounts (names resolved
-// through idx), normalized.
-func (p *Policy) protectedUIDs(idx AccountIndex) uidSet {
-	out := uidSet{{0, 0}}
-	if p.MinUID > 0 {
-		out = append(out, UIDRange{0, p.MinUID - 1})
-	}
-	out = append(out, membersUIDs(&p.Protect.Members, idx)...)
-	return out.normalize()
-}
-
-// uidSet is a set of uids as ranges; normalize sorts and merges them.
-type uidSet []UIDRange
-
-func membersUIDs(m *Members, idx AccountIndex) uidSet {
-	out := append(uidSet(nil), m.UIDs...)
-	if idx == nil {
-		return out
-	}
-	for name := range m.Users {
-		if uid, ok := idx.UID(name); ok {
-			out = append(out, UIDRange{uid, uid})
-		}
-	}
-	for name := range m.Groups {
-		for _, uid := range idx.GroupMembers(name) {
-			out = append(out, UIDRange{uid, uid})
-		}
-	}
-	return out
-}
-
-func (s uidSet) normalize() uidSet {
-	if len(s) == 0 {
-		return nil
-	}
-	s = append(uidSet(nil), s...)
-	sort.Slice(s, func(i, j int) bool { return s[i].Lo < s[j].Lo })
-	out := s[:1]
-	for _, r := range s[1:] {
-		last := &out[len(out)-1]
-		if uint64(r.Lo) <= uint64(last.Hi)+1 {
-			last.Hi = max(last.Hi, r.Hi)
-			continue
-		}
-		out = append(out, r)
-	}
-	return out
-}
-
-// minus returns s without the uids of t; both are normalized.
-func (s uidSet) minus(t uidSet) uidSet {
-	var out uidSet
-	for _, r := range s {
-		lo := uint64(r.Lo)
-		for _, x := range t {
-			if uint64(x.Hi) < lo || x.Lo > r.Hi {
-				continue
-			}
-			if uint64(x.Lo) > lo {
-				out = append(out, UIDRange{uint32(lo), x.Lo - 1})
-			}
-			lo = uint64(x.Hi) + 1
-		}
-		if lo <= uint64(r.Hi) && lo <= math.MaxUint32 {
-			out = append(out, UIDRange{uint32(lo), r.Hi})
-		}
-	}
-	return out
 }

@@ -1,13 +1,16 @@
-package policy
+package outbound
 
 import (
 	"fmt"
 	"net/netip"
 	"strings"
 
+	"github.com/guardd/guardd/policy"
 	"github.com/hashicorp/hcl/v2"
 )
 
+// The outbound capability's policy schema: connect blocks.
+//
 // Connect blocks say where the accounts of a class may not connect to,
 // the outbound twin of listen blocks:
 //
@@ -34,7 +37,7 @@ const maxConnects = 32
 // Connect is one connect block.
 type Connect struct {
 	Name      string
-	Class     *Class
+	Class     *policy.Class
 	Deny      []ConnectPattern
 	Allow     []ConnectPattern // exceptions to Deny
 	Mode      string           // effective mode: the block's own, or the policy's
@@ -117,7 +120,7 @@ func ParseConnectPattern(s string) (ConnectPattern, error) {
 		return p, nil
 	}
 	var err error
-	p.PortLo, p.PortHi, err = parsePorts(s, ports)
+	p.PortLo, p.PortHi, err = policy.ParsePorts(s, ports)
 	return p, err
 }
 
@@ -148,11 +151,12 @@ func (p *ConnectPattern) Matches(addr netip.Addr, port uint16) bool {
 // ConnectFor returns the connect block that governs an account: the first
 // whose class contains it; nil for a protected account (uid 0, a system
 // uid, protect) and for accounts no block names.
-func (p *Policy) ConnectFor(uid uint32, user string, groups []string) *Connect {
-	if len(p.Connects) == 0 || p.ProtectedAccount(uid, user, groups) != "" {
+func ConnectFor(p *policy.Policy, uid uint32, user string, groups []string) *Connect {
+	cs := Connects(p)
+	if len(cs) == 0 || p.ProtectedAccount(uid, user, groups) != "" {
 		return nil
 	}
-	for _, c := range p.Connects {
+	for _, c := range cs {
 		if c.Class != nil && c.Class.Contains(uid, user, groups) {
 			return c
 		}
@@ -170,62 +174,77 @@ type ConnectSpan struct {
 // protected accounts (uid 0, uids below min_uid, protect) and uids an
 // earlier block already governs. Names are resolved through idx: the
 // kernel's connect hook sees only uids.
-func (p *Policy) ConnectSpans(idx AccountIndex) []ConnectSpan {
-	if len(p.Connects) == 0 {
+func ConnectSpans(p *policy.Policy, idx policy.AccountIndex) []ConnectSpan {
+	cs := Connects(p)
+	if len(cs) == 0 {
 		return nil
 	}
-	taken := p.protectedUIDs(idx)
+	classes := make([]*policy.Class, len(cs))
+	for i, c := range cs {
+		classes[i] = c.Class
+	}
 	var out []ConnectSpan
-	for _, c := range p.Connects {
-		if c.Class == nil {
-			continue
+	for i, uids := range p.FirstClassUIDs(classes, idx) {
+		for _, r := range uids {
+			out = append(out, ConnectSpan{Lo: r.Lo, Hi: r.Hi, Connect: cs[i]})
 		}
-		mine := membersUIDs(&c.Class.Members, idx).normalize().minus(taken)
-		for _, r := range mine {
-			out = append(out, ConnectSpan{Lo: r.Lo, Hi: r.Hi, Connect: c})
-		}
-		taken = append(taken, mine...).normalize()
 	}
 	return out
 }
 
+// connectsSlot holds a policy's connect blocks, in policy order.
+var connectsSlot = policy.NewSlot[[]*Connect]("connect")
+
+// Connects returns p's connect blocks in policy order.
+func Connects(p *policy.Policy) []*Connect {
+	if cs := connectsSlot.Get(p); cs != nil {
+		return *cs
+	}
+	return nil
+}
+
 func init() {
-	RegisterBlock("connect", []string{"name"}, func(d *Decoder, b *hcl.Block, _ []byte) { d.connectBlock(b) })
-	RegisterFinisher((*Decoder).finishConnects)
+	policy.RegisterBlock("connect", []string{"name"}, func(d *policy.Decoder, b *hcl.Block, _ []byte) { connectBlock(d, b) })
+	policy.RegisterFinisher(finishConnects)
 }
 
 var connectSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "class", Required: true}, {Name: "deny", Required: true}, {Name: "allow"}, {Name: "mode"},
 }}
 
-func (d *Decoder) connectBlock(b *hcl.Block) {
+func connectBlock(d *policy.Decoder, b *hcl.Block) {
 	name := b.Labels[0]
-	for _, c := range d.p.Connects {
+	cs := connectsSlot.Get(d.Policy())
+	if cs == nil {
+		cs = new([]*Connect)
+		connectsSlot.Set(d, cs)
+	}
+	for _, c := range *cs {
 		if c.Name == name {
-			d.errf(b.LabelRanges[0].Ptr(), "Duplicate connect block", "Connect block %q is already defined at %s.", name, rangeAt(c.DeclRange))
+			d.Errf(b.LabelRanges[0].Ptr(), "Duplicate connect block", "Connect block %q is already defined at %s.", name, policy.RangeAt(c.DeclRange))
 			return
 		}
 	}
-	if !validName(name) {
-		d.errf(b.LabelRanges[0].Ptr(), "Bad connect block name", "Names use letters, digits, '-' and '_'.")
+	if !policy.ValidName(name) {
+		d.Errf(b.LabelRanges[0].Ptr(), "Bad connect block name", "Names use letters, digits, '-' and '_'.")
 	}
 	content, diags := b.Body.Content(connectSchema)
-	d.diags = append(d.diags, diags...)
+	d.Report(diags)
 	c := &Connect{Name: name, DeclRange: b.DefRange}
 	if a := content.Attributes["class"]; a != nil {
-		if s, ok := d.str(a.Expr); ok {
+		if s, ok := d.Str(a.Expr); ok {
 			c.className, c.classExpr = s, a.Expr
 		}
 	}
 	n := 0
 	patterns := func(a *hcl.Attribute) []ConnectPattern {
 		var out []ConnectPattern
-		items := d.stringList(a)
+		items := d.StringList(a)
 		n += len(items)
 		for _, it := range items {
-			p, err := ParseConnectPattern(it.s)
+			p, err := ParseConnectPattern(it.Text)
 			if err != nil {
-				d.errf(it.r.Ptr(), "Bad connect pattern", "%s.", err)
+				d.Errf(it.Range.Ptr(), "Bad connect pattern", "%s.", err)
 				continue
 			}
 			out = append(out, p)
@@ -235,10 +254,10 @@ func (d *Decoder) connectBlock(b *hcl.Block) {
 	if a := content.Attributes["deny"]; a != nil {
 		c.Deny = patterns(a)
 		if n == 0 {
-			d.errf(a.Expr.Range().Ptr(), "Nothing denied", "A connect block refuses the destinations in deny, e.g. deny = [\"*:25\", \"*:465\", \"*:587\"]; an empty list refuses nothing.")
+			d.Errf(a.Expr.Range().Ptr(), "Nothing denied", "A connect block refuses the destinations in deny, e.g. deny = [\"*:25\", \"*:465\", \"*:587\"]; an empty list refuses nothing.")
 		}
 		if n > MaxConnectPatterns {
-			d.errf(a.Expr.Range().Ptr(), "Too many connect patterns",
+			d.Errf(a.Expr.Range().Ptr(), "Too many connect patterns",
 				"A connect block has at most %d deny and allow patterns together (the kernel's connect hook checks them in a bounded loop); use ranges and CIDRs.", MaxConnectPatterns)
 		}
 	}
@@ -246,31 +265,32 @@ func (d *Decoder) connectBlock(b *hcl.Block) {
 		before := n
 		c.Allow = patterns(a)
 		if n > MaxConnectPatterns && before <= MaxConnectPatterns {
-			d.errf(a.Expr.Range().Ptr(), "Too many connect patterns",
+			d.Errf(a.Expr.Range().Ptr(), "Too many connect patterns",
 				"A connect block has at most %d deny and allow patterns together (the kernel's connect hook checks them in a bounded loop); use ranges and CIDRs.", MaxConnectPatterns)
 		}
 	}
 	if a := content.Attributes["mode"]; a != nil {
-		if v, ok := d.mode(a); ok {
+		if v, ok := d.Mode(a); ok {
 			c.Mode, c.ModeSet = v, true
 		}
 	}
-	if len(d.p.Connects) == maxConnects {
-		d.errf(b.DefRange.Ptr(), "Too many connect blocks", "A policy can have at most %d connect blocks.", maxConnects)
+	if len(*cs) == maxConnects {
+		d.Errf(b.DefRange.Ptr(), "Too many connect blocks", "A policy can have at most %d connect blocks.", maxConnects)
 		return
 	}
-	d.p.Connects = append(d.p.Connects, c)
+	*cs = append(*cs, c)
 }
 
 // finishConnects resolves the classes the connect blocks name, and their
 // mode, once every file is read.
-func (d *Decoder) finishConnects(parsed bool) {
-	for _, c := range d.p.Connects {
+func finishConnects(d *policy.Decoder, _ bool) {
+	p := d.Policy()
+	for _, c := range Connects(p) {
 		if c.classExpr != nil {
-			c.Class = d.lookupClass(c.className, c.classExpr.Range())
+			c.Class = d.LookupClass(c.className, c.classExpr.Range())
 		}
 		if !c.ModeSet {
-			c.Mode = d.p.Mode
+			c.Mode = p.Mode
 		}
 	}
 }

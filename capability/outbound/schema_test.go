@@ -1,11 +1,19 @@
-package policy
+package outbound_test
 
+// These tests read the default policy and policies with rules, which need
+// the whole language: the test binary imports the registry (an external
+// test package may; outbound cannot).
 import (
 	"net/netip"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	_ "github.com/guardd/guardd/capability/all"
+	"github.com/guardd/guardd/capability/outbound"
+	"github.com/guardd/guardd/policy"
+	"github.com/guardd/guardd/policy/policytest"
 )
 
 func TestParseConnectPattern(t *testing.T) {
@@ -32,7 +40,7 @@ func TestParseConnectPattern(t *testing.T) {
 		{in: "[10.0.0.1]:25", err: "not an IPv6"},
 		{in: "[fe80::1%eth0]:25", err: "not an IPv6"},
 	} {
-		p, err := ParseConnectPattern(tc.in)
+		p, err := outbound.ParseConnectPattern(tc.in)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("ParseConnectPattern(%q) = %+v, %v; want error containing %q", tc.in, p, err, tc.err)
@@ -55,11 +63,11 @@ func TestParseConnectPattern(t *testing.T) {
 
 func TestConnectRefuses(t *testing.T) {
 	p := mustLoadDefault(t)
-	c := p.ConnectFor(1500, "", nil)
-	if c == nil || c.Name != "customers" || c.Mode != ModeMonitor {
+	c := outbound.ConnectFor(p, 1500, "", nil)
+	if c == nil || c.Name != "customers" || c.Mode != policy.ModeMonitor {
 		t.Fatalf("the default policy's connect block for uid 1500 = %+v", c)
 	}
-	if p.ConnectFor(0, "root", nil) != nil || p.ConnectFor(100, "", nil) != nil {
+	if outbound.ConnectFor(p, 0, "root", nil) != nil || outbound.ConnectFor(p, 100, "", nil) != nil {
 		t.Error("root or a system uid is governed by a connect block")
 	}
 	for _, tc := range []struct {
@@ -84,9 +92,9 @@ func TestConnectRefuses(t *testing.T) {
 	}
 }
 
-func mustLoadDefault(t *testing.T) *Policy {
+func mustLoadDefault(t *testing.T) *policy.Policy {
 	t.Helper()
-	p, diags := Default()
+	p, diags := policy.Default()
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
@@ -94,15 +102,15 @@ func mustLoadDefault(t *testing.T) *Policy {
 }
 
 func TestConnectSpans(t *testing.T) {
-	p, diags := Load(filepath.Join("testdata/valid", "connect.hcl"))
+	p, diags := policy.Load(filepath.Join("testdata/valid", "connect.hcl"))
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	if len(p.Connects) != 2 {
-		t.Fatalf("%d connect blocks, want 2", len(p.Connects))
+	if len(outbound.Connects(p)) != 2 {
+		t.Fatalf("%d connect blocks, want 2", len(outbound.Connects(p)))
 	}
-	r := p.Connects[0]
-	if r.Mode != ModeEnforce || !r.ModeSet || !strings.HasSuffix(r.At(), "connect.hcl:6") {
+	r := outbound.Connects(p)[0]
+	if r.Mode != policy.ModeEnforce || !r.ModeSet || !strings.HasSuffix(r.At(), "connect.hcl:6") {
 		t.Errorf("resellers block: mode %q set %v at %s", r.Mode, r.ModeSet, r.At())
 	}
 	if r.Refuses(netip.MustParseAddr("10.9.9.9"), 25) || !r.Refuses(netip.MustParseAddr("11.0.0.1"), 25) ||
@@ -112,22 +120,28 @@ func TestConnectSpans(t *testing.T) {
 	// The first block naming a uid governs it: resellers 2000-2999, the
 	// customers block the rest of 1000-59999 but the protected 5000.
 	var got []string
-	for _, s := range p.ConnectSpans(nil) {
+	for _, s := range outbound.ConnectSpans(p, nil) {
 		got = append(got, s.Connect.Name+":"+itoa(s.Lo)+"-"+itoa(s.Hi))
 	}
 	want := "resellers:2000-2999 customers:1000-1999 customers:3000-4999 customers:5001-59999"
 	if strings.Join(got, " ") != want {
 		t.Errorf("ConnectSpans = %v, want %s", got, want)
 	}
-	if c := p.ConnectFor(2500, "", nil); c == nil || c.Name != "resellers" {
+	if c := outbound.ConnectFor(p, 2500, "", nil); c == nil || c.Name != "resellers" {
 		t.Errorf("ConnectFor(2500) = %v", c)
 	}
-	if c := p.ConnectFor(5000, "", nil); c != nil {
+	if c := outbound.ConnectFor(p, 5000, "", nil); c != nil {
 		t.Errorf("a protected uid is governed by connect %q", c.Name)
 	}
 }
 
 func itoa(u uint32) string { return strconv.FormatUint(uint64(u), 10) }
+
+// TestConnectInvalid: each mistake in a connect block is reported, at its
+// line, with the language's words.
+func TestConnectInvalid(t *testing.T) {
+	policytest.CheckInvalid(t, filepath.Join("testdata/invalid", "connect.hcl"))
+}
 
 // FuzzParseConnectPattern: any text parses or fails without a panic; what
 // parses matches its own address and port range and nothing outside it.
@@ -136,7 +150,7 @@ func FuzzParseConnectPattern(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		p, err := ParseConnectPattern(s)
+		p, err := outbound.ParseConnectPattern(s)
 		if err != nil {
 			return
 		}

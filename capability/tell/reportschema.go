@@ -1,18 +1,20 @@
-package policy
+package tell
 
 import (
 	"fmt"
-	"math"
-	"net"
 	"net/mail"
 	"net/url"
-	"path/filepath"
+	"slices"
 	"strings"
 	"text/template"
 	"time"
 
+	"github.com/guardd/guardd/policy"
 	"github.com/hashicorp/hcl/v2"
 )
+
+// The tell capability's report block: how guardd tells customers (mail)
+// and the fleet (webhook, syslog, journald, metrics) what it did.
 
 // Report is the report block: how guardd tells customers (mail) and the
 // fleet (webhook, syslog, journald, metrics) what it did. Everything in it
@@ -140,11 +142,26 @@ func DefaultReport() Report {
 	}
 }
 
+// reportSlot holds a policy's report block (its defaults when there is
+// none).
+var reportSlot = policy.NewSlot[Report]("report")
+
+// ReportOf returns p's report block: its defaults (DefaultReport) when p
+// has none.
+func ReportOf(p *policy.Policy) *Report {
+	if r := reportSlot.Get(p); r != nil {
+		return r
+	}
+	r := DefaultReport()
+	return &r
+}
+
 func init() {
-	RegisterBlock("report", nil, func(d *Decoder, b *hcl.Block, _ []byte) { d.reportBlock(b) })
-	RegisterFinisher(func(d *Decoder, _ bool) {
-		if d.p.Report.DeclRange == nil {
-			d.p.Report = DefaultReport()
+	policy.RegisterBlock("report", nil, func(d *policy.Decoder, b *hcl.Block, _ []byte) { reportBlock(d, b) })
+	policy.RegisterFinisher(func(d *policy.Decoder, _ bool) {
+		if reportSlot.Get(d.Policy()) == nil {
+			r := DefaultReport()
+			reportSlot.Set(d, &r)
 		}
 	})
 }
@@ -153,119 +170,42 @@ var reportSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 	{Type: "mail"}, {Type: "webhook"}, {Type: "syslog"}, {Type: "journald"}, {Type: "metrics"}, {Type: "summary"}, {Type: "spool"},
 }}
 
-func (d *Decoder) reportBlock(b *hcl.Block) {
-	if prev := d.p.Report.DeclRange; prev != nil {
-		d.errf(b.DefRange.Ptr(), "Duplicate report block",
-			"The report block is already defined at %s; merge the two.", rangeAt(*prev))
+func reportBlock(d *policy.Decoder, b *hcl.Block) {
+	if prev := reportSlot.Get(d.Policy()); prev != nil {
+		d.Errf(b.DefRange.Ptr(), "Duplicate report block",
+			"The report block is already defined at %s; merge the two.", policy.RangeAt(*prev.DeclRange))
 		return
 	}
 	r := DefaultReport()
 	r.DeclRange = b.DefRange.Ptr()
 	content, diags := b.Body.Content(reportSchema)
-	d.diags = append(d.diags, diags...)
+	d.Report(diags)
 	seen := map[string]*hcl.Block{}
 	for _, sb := range content.Blocks {
 		if prev := seen[sb.Type]; prev != nil {
-			d.errf(sb.DefRange.Ptr(), "Duplicate "+sb.Type+" block",
-				"report has one %s block, already at %s; merge the two.", sb.Type, rangeAt(prev.DefRange))
+			d.Errf(sb.DefRange.Ptr(), "Duplicate "+sb.Type+" block",
+				"report has one %s block, already at %s; merge the two.", sb.Type, policy.RangeAt(prev.DefRange))
 			continue
 		}
 		seen[sb.Type] = sb
 		switch sb.Type {
 		case "mail":
-			r.Mail = d.mailBlock(sb)
+			r.Mail = mailBlock(d, sb)
 		case "webhook":
-			r.Webhook = d.webhookBlock(sb)
+			r.Webhook = webhookBlock(d, sb)
 		case "syslog":
-			r.Syslog = d.syslogBlock(sb)
+			r.Syslog = syslogBlock(d, sb)
 		case "journald":
-			r.Journald = d.journaldBlock(sb)
+			r.Journald = journaldBlock(d, sb)
 		case "metrics":
-			r.Metrics = d.metricsBlock(sb)
+			r.Metrics = metricsBlock(d, sb)
 		case "summary":
-			d.summaryBlock(sb, &r.Summary)
+			summaryBlock(d, sb, &r.Summary)
 		case "spool":
-			d.spoolBlock(sb, &r.Spool)
+			spoolBlock(d, sb, &r.Spool)
 		}
 	}
-	d.p.Report = r
-}
-
-// attrs decodes a block against the attribute names it takes.
-func (d *Decoder) attrs(b *hcl.Block, names ...string) hcl.Attributes {
-	schema := &hcl.BodySchema{}
-	for _, n := range names {
-		schema.Attributes = append(schema.Attributes, hcl.AttributeSchema{Name: n})
-	}
-	content, diags := b.Body.Content(schema)
-	d.diags = append(d.diags, diags...)
-	return content.Attributes
-}
-
-// durationIn decodes a duration attribute that must lie in [lo, hi].
-func (d *Decoder) durationIn(attrs hcl.Attributes, name string, lo, hi time.Duration, into *time.Duration) {
-	a := attrs[name]
-	if a == nil {
-		return
-	}
-	v, ok := d.duration(a)
-	if !ok {
-		return
-	}
-	if v < lo || v > hi {
-		d.errf(a.Expr.Range().Ptr(), "Duration out of range", "%s must be between %s and %s.", name, lo, hi)
-		return
-	}
-	*into = v
-}
-
-// intIn decodes a whole number attribute that must lie in [lo, hi].
-func (d *Decoder) intIn(attrs hcl.Attributes, name string, lo, hi int, into *int) {
-	a := attrs[name]
-	if a == nil {
-		return
-	}
-	v, ok := d.number(a.Expr)
-	if !ok {
-		return
-	}
-	if v != math.Trunc(v) || v < float64(lo) || v > float64(hi) {
-		d.errf(a.Expr.Range().Ptr(), "Number out of range", "%s must be a whole number from %d to %d.", name, lo, hi)
-		return
-	}
-	*into = int(v)
-}
-
-func (d *Decoder) strAttr(attrs hcl.Attributes, name string, into *string) (*hcl.Attribute, bool) {
-	a := attrs[name]
-	if a == nil {
-		return nil, false
-	}
-	v, ok := d.str(a.Expr)
-	if !ok {
-		return a, false
-	}
-	*into = v
-	return a, true
-}
-
-func (d *Decoder) absPathAttr(attrs hcl.Attributes, name string, into *string) {
-	if a := attrs[name]; a != nil {
-		if v, ok := d.absPath(a); ok {
-			*into = v
-		}
-	}
-}
-
-func (d *Decoder) hostPort(attrs hcl.Attributes, name string, into *string) {
-	a, ok := d.strAttr(attrs, name, into)
-	if !ok {
-		return
-	}
-	host, port, err := net.SplitHostPort(*into)
-	if err != nil || port == "" || strings.ContainsAny(host, " /") {
-		d.errf(a.Expr.Range().Ptr(), "Expected host:port", "Write %s = \"host:port\", e.g. \"127.0.0.1:25\" (IPv6: \"[::1]:25\").", name)
-	}
+	reportSlot.Set(d, &r)
 }
 
 // mailAddress checks one address: a bare addr-spec, ASCII (SMTP without
@@ -298,24 +238,24 @@ func ParseRecipientTemplate(s string) (*template.Template, error) {
 	return template.New("to").Option("missingkey=error").Parse(s)
 }
 
-func (d *Decoder) mailBlock(b *hcl.Block) *MailConfig {
-	attrs := d.attrs(b, "relay", "sendmail", "tls", "username", "password_file", "from", "to", "map", "bcc",
+func mailBlock(d *policy.Decoder, b *hcl.Block) *MailConfig {
+	attrs := d.Attrs(b, "relay", "sendmail", "tls", "username", "password_file", "from", "to", "map", "bcc",
 		"language", "templates", "interval", "min_offences", "retry_min", "retry_max", "give_up", "max_attempts", "timeout")
 	m := &MailConfig{
 		Relay: DefaultMailRelay, TLS: "auto", Language: "en", Interval: DefaultMailInterval, MinOffences: 1,
 		RetryMin: time.Minute, RetryMax: time.Hour, GiveUp: 5 * 24 * time.Hour, MaxAttempts: 3, Timeout: time.Minute,
 		DeclRange: b.DefRange,
 	}
-	d.hostPort(attrs, "relay", &m.Relay)
-	d.absPathAttr(attrs, "sendmail", &m.Sendmail)
+	d.HostPort(attrs, "relay", &m.Relay)
+	d.AbsPathAttr(attrs, "sendmail", &m.Sendmail)
 	if attrs["sendmail"] != nil && attrs["relay"] != nil {
-		d.errf(attrs["sendmail"].Range.Ptr(), "relay and sendmail both set", "Mail goes either to an SMTP relay or through a sendmail binary: keep one.")
+		d.Errf(attrs["sendmail"].Range.Ptr(), "relay and sendmail both set", "Mail goes either to an SMTP relay or through a sendmail binary: keep one.")
 	}
-	if a, ok := d.strAttr(attrs, "tls", &m.TLS); ok && m.TLS != "auto" && m.TLS != "require" && m.TLS != "never" {
-		d.errf(a.Expr.Range().Ptr(), "Unknown tls mode", "tls is \"auto\" (STARTTLS when the relay offers it), \"require\" or \"never\".")
+	if a, ok := d.StrAttr(attrs, "tls", &m.TLS); ok && m.TLS != "auto" && m.TLS != "require" && m.TLS != "never" {
+		d.Errf(a.Expr.Range().Ptr(), "Unknown tls mode", "tls is \"auto\" (STARTTLS when the relay offers it), \"require\" or \"never\".")
 	}
-	d.strAttr(attrs, "username", &m.Username)
-	d.absPathAttr(attrs, "password_file", &m.PasswordFile)
+	d.StrAttr(attrs, "username", &m.Username)
+	d.AbsPathAttr(attrs, "password_file", &m.PasswordFile)
 	if (m.Username == "") != (m.PasswordFile == "") {
 		at := b.DefRange.Ptr()
 		for _, n := range []string{"username", "password_file"} {
@@ -323,175 +263,179 @@ func (d *Decoder) mailBlock(b *hcl.Block) *MailConfig {
 				at = a.Range.Ptr()
 			}
 		}
-		d.errf(at, "Incomplete SMTP AUTH", "SMTP AUTH needs both username and password_file.")
+		d.Errf(at, "Incomplete SMTP AUTH", "SMTP AUTH needs both username and password_file.")
 	}
-	if a, ok := d.strAttr(attrs, "from", &m.From); ok {
+	if a, ok := d.StrAttr(attrs, "from", &m.From); ok {
 		if err := mailAddress(m.From); err != nil {
-			d.errf(a.Expr.Range().Ptr(), "Bad from address", "%s.", err)
+			d.Errf(a.Expr.Range().Ptr(), "Bad from address", "%s.", err)
 		}
 	}
-	if a, ok := d.strAttr(attrs, "to", &m.To); ok {
-		d.checkRecipientTemplate(a, m.To)
+	if a, ok := d.StrAttr(attrs, "to", &m.To); ok {
+		checkRecipientTemplate(d, a, m.To)
 	}
-	d.absPathAttr(attrs, "map", &m.MapFile)
+	d.AbsPathAttr(attrs, "map", &m.MapFile)
 	if attrs["to"] == nil && attrs["map"] == nil {
-		d.errf(b.DefRange.Ptr(), "Mail has no recipients",
+		d.Errf(b.DefRange.Ptr(), "Mail has no recipients",
 			"Say where customer mail goes: to = \"{{.User}}@example.jp\" (a template over .User, .UID, .Host), map = \"/etc/guardd/mail-users\" (\"user: address\" lines), or both.")
 	}
 	if a := attrs["bcc"]; a != nil {
-		for _, it := range d.stringList(a) {
-			if err := mailAddress(it.s); err != nil {
-				d.errf(it.r.Ptr(), "Bad bcc address", "%s.", err)
+		for _, it := range d.StringList(a) {
+			if err := mailAddress(it.Text); err != nil {
+				d.Errf(it.Range.Ptr(), "Bad bcc address", "%s.", err)
 				continue
 			}
-			m.Bcc = append(m.Bcc, it.s)
+			m.Bcc = append(m.Bcc, it.Text)
 		}
 	}
-	if a, ok := d.strAttr(attrs, "language", &m.Language); ok && !MailLanguages[m.Language] {
-		d.errf(a.Expr.Range().Ptr(), "Unknown language", "The embedded templates are in %s.", strings.Join(sortedKeys(MailLanguages), " and "))
+	if a, ok := d.StrAttr(attrs, "language", &m.Language); ok && !MailLanguages[m.Language] {
+		d.Errf(a.Expr.Range().Ptr(), "Unknown language", "The embedded templates are in %s.", strings.Join(sortedKeys(MailLanguages), " and "))
 	}
-	d.absPathAttr(attrs, "templates", &m.Templates)
-	d.durationIn(attrs, "interval", time.Second, 30*24*time.Hour, &m.Interval)
-	d.intIn(attrs, "min_offences", 1, 1_000_000, &m.MinOffences)
-	d.durationIn(attrs, "retry_min", 100*time.Millisecond, 24*time.Hour, &m.RetryMin)
-	d.durationIn(attrs, "retry_max", 100*time.Millisecond, 24*time.Hour, &m.RetryMax)
+	d.AbsPathAttr(attrs, "templates", &m.Templates)
+	d.DurationIn(attrs, "interval", time.Second, 30*24*time.Hour, &m.Interval)
+	d.IntIn(attrs, "min_offences", 1, 1_000_000, &m.MinOffences)
+	d.DurationIn(attrs, "retry_min", 100*time.Millisecond, 24*time.Hour, &m.RetryMin)
+	d.DurationIn(attrs, "retry_max", 100*time.Millisecond, 24*time.Hour, &m.RetryMax)
 	if m.RetryMax < m.RetryMin && attrs["retry_max"] != nil {
-		d.errf(attrs["retry_max"].Expr.Range().Ptr(), "retry_max below retry_min", "retry_max must be at least retry_min (%s).", m.RetryMin)
+		d.Errf(attrs["retry_max"].Expr.Range().Ptr(), "retry_max below retry_min", "retry_max must be at least retry_min (%s).", m.RetryMin)
 	}
 	m.RetryMax = max(m.RetryMax, m.RetryMin)
-	d.durationIn(attrs, "give_up", time.Second, 60*24*time.Hour, &m.GiveUp)
-	d.intIn(attrs, "max_attempts", 1, 100, &m.MaxAttempts)
-	d.durationIn(attrs, "timeout", time.Second, time.Hour, &m.Timeout)
+	d.DurationIn(attrs, "give_up", time.Second, 60*24*time.Hour, &m.GiveUp)
+	d.IntIn(attrs, "max_attempts", 1, 100, &m.MaxAttempts)
+	d.DurationIn(attrs, "timeout", time.Second, time.Hour, &m.Timeout)
 	return m
 }
 
 // checkRecipientTemplate parses the `to` template and tries it on a
 // sample account, so a mistake shows at load, not at the first mail.
-func (d *Decoder) checkRecipientTemplate(a *hcl.Attribute, s string) {
+func checkRecipientTemplate(d *policy.Decoder, a *hcl.Attribute, s string) {
 	t, err := ParseRecipientTemplate(s)
 	if err != nil {
-		d.errf(a.Expr.Range().Ptr(), "Bad recipient template", "%s. Example: to = \"{{.User}}@example.jp\".", err)
+		d.Errf(a.Expr.Range().Ptr(), "Bad recipient template", "%s. Example: to = \"{{.User}}@example.jp\".", err)
 		return
 	}
 	var out strings.Builder
 	if err := t.Execute(&out, RecipientData{User: "alice", UID: 1000, Host: "web1.example.jp"}); err != nil {
-		d.errf(a.Expr.Range().Ptr(), "Bad recipient template", "%s. The template sees .User, .UID and .Host.", err)
+		d.Errf(a.Expr.Range().Ptr(), "Bad recipient template", "%s. The template sees .User, .UID and .Host.", err)
 		return
 	}
 	if err := mailAddress(out.String()); err != nil {
-		d.errf(a.Expr.Range().Ptr(), "Bad recipient template", "For user alice it gives %s.", err)
+		d.Errf(a.Expr.Range().Ptr(), "Bad recipient template", "For user alice it gives %s.", err)
 	}
 }
 
-func (d *Decoder) webhookBlock(b *hcl.Block) *WebhookConfig {
-	attrs := d.attrs(b, "url", "secret", "secret_file", "batch", "gzip", "timeout", "retry_min", "retry_max")
+func webhookBlock(d *policy.Decoder, b *hcl.Block) *WebhookConfig {
+	attrs := d.Attrs(b, "url", "secret", "secret_file", "batch", "gzip", "timeout", "retry_min", "retry_max")
 	w := &WebhookConfig{Batch: 500, Gzip: true, Timeout: 10 * time.Second, RetryMin: time.Second, RetryMax: 5 * time.Minute, DeclRange: b.DefRange}
-	if a, ok := d.strAttr(attrs, "url", &w.URL); ok {
+	if a, ok := d.StrAttr(attrs, "url", &w.URL); ok {
 		u, err := url.Parse(w.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			d.errf(a.Expr.Range().Ptr(), "Bad webhook URL", "Write url = \"https://collector.example.jp/guardd\".")
+			d.Errf(a.Expr.Range().Ptr(), "Bad webhook URL", "Write url = \"https://collector.example.jp/guardd\".")
 		}
 	} else if attrs["url"] == nil {
-		d.errf(b.DefRange.Ptr(), "Webhook without url", "Give the webhook a url = \"https://...\".")
+		d.Errf(b.DefRange.Ptr(), "Webhook without url", "Give the webhook a url = \"https://...\".")
 	}
-	if a, ok := d.strAttr(attrs, "secret", &w.Secret); ok && w.Secret == "" {
-		d.errf(a.Expr.Range().Ptr(), "Empty secret", "Remove secret, or give a shared key.")
+	if a, ok := d.StrAttr(attrs, "secret", &w.Secret); ok && w.Secret == "" {
+		d.Errf(a.Expr.Range().Ptr(), "Empty secret", "Remove secret, or give a shared key.")
 	}
-	d.absPathAttr(attrs, "secret_file", &w.SecretFile)
+	d.AbsPathAttr(attrs, "secret_file", &w.SecretFile)
 	if attrs["secret"] != nil && attrs["secret_file"] != nil {
-		d.errf(attrs["secret"].Range.Ptr(), "secret and secret_file both set", "Keep one of them.")
+		d.Errf(attrs["secret"].Range.Ptr(), "secret and secret_file both set", "Keep one of them.")
 	}
-	d.intIn(attrs, "batch", 1, 10_000, &w.Batch)
+	d.IntIn(attrs, "batch", 1, 10_000, &w.Batch)
 	if a := attrs["gzip"]; a != nil {
-		if v, ok := d.value(a.Expr); ok {
+		if v, ok := d.Value(a.Expr); ok {
 			if v.Type().FriendlyName() != "bool" {
-				d.errf(a.Expr.Range().Ptr(), "Expected true or false", "gzip = true or gzip = false.")
+				d.Errf(a.Expr.Range().Ptr(), "Expected true or false", "gzip = true or gzip = false.")
 			} else {
 				w.Gzip = v.True()
 			}
 		}
 	}
-	d.durationIn(attrs, "timeout", 100*time.Millisecond, 10*time.Minute, &w.Timeout)
-	d.durationIn(attrs, "retry_min", 10*time.Millisecond, time.Hour, &w.RetryMin)
-	d.durationIn(attrs, "retry_max", 10*time.Millisecond, 24*time.Hour, &w.RetryMax)
+	d.DurationIn(attrs, "timeout", 100*time.Millisecond, 10*time.Minute, &w.Timeout)
+	d.DurationIn(attrs, "retry_min", 10*time.Millisecond, time.Hour, &w.RetryMin)
+	d.DurationIn(attrs, "retry_max", 10*time.Millisecond, 24*time.Hour, &w.RetryMax)
 	w.RetryMax = max(w.RetryMax, w.RetryMin)
 	return w
 }
 
-func (d *Decoder) syslogBlock(b *hcl.Block) *SyslogConfig {
-	attrs := d.attrs(b, "network", "address", "facility", "tag", "retry_min", "retry_max")
+func syslogBlock(d *policy.Decoder, b *hcl.Block) *SyslogConfig {
+	attrs := d.Attrs(b, "network", "address", "facility", "tag", "retry_min", "retry_max")
 	s := &SyslogConfig{Network: "unix", Address: "/dev/log", Facility: "daemon", Tag: "guardd", RetryMin: time.Second, RetryMax: 5 * time.Minute, DeclRange: b.DefRange}
-	if a, ok := d.strAttr(attrs, "network", &s.Network); ok && s.Network != "udp" && s.Network != "tcp" && s.Network != "unix" {
-		d.errf(a.Expr.Range().Ptr(), "Unknown syslog network", "network is \"udp\", \"tcp\" or \"unix\" (a local socket such as /dev/log).")
+	if a, ok := d.StrAttr(attrs, "network", &s.Network); ok && s.Network != "udp" && s.Network != "tcp" && s.Network != "unix" {
+		d.Errf(a.Expr.Range().Ptr(), "Unknown syslog network", "network is \"udp\", \"tcp\" or \"unix\" (a local socket such as /dev/log).")
 	}
 	if s.Network == "unix" {
 		if attrs["address"] != nil {
-			d.absPathAttr(attrs, "address", &s.Address)
+			d.AbsPathAttr(attrs, "address", &s.Address)
 		}
 	} else {
 		if attrs["address"] == nil {
-			d.errf(b.DefRange.Ptr(), "Syslog without address", "Give the %s syslog server's address = \"host:514\".", s.Network)
+			d.Errf(b.DefRange.Ptr(), "Syslog without address", "Give the %s syslog server's address = \"host:514\".", s.Network)
 		}
-		d.hostPort(attrs, "address", &s.Address)
+		d.HostPort(attrs, "address", &s.Address)
 	}
-	if a, ok := d.strAttr(attrs, "facility", &s.Facility); ok {
+	if a, ok := d.StrAttr(attrs, "facility", &s.Facility); ok {
 		if _, known := SyslogFacilities[s.Facility]; !known {
 			names := make(map[string]bool, len(SyslogFacilities))
 			for n := range SyslogFacilities {
 				names[n] = true
 			}
-			d.errf(a.Expr.Range().Ptr(), "Unknown syslog facility", "facility is one of %s.", strings.Join(sortedKeys(names), ", "))
+			d.Errf(a.Expr.Range().Ptr(), "Unknown syslog facility", "facility is one of %s.", strings.Join(sortedKeys(names), ", "))
 		}
 	}
-	if a, ok := d.strAttr(attrs, "tag", &s.Tag); ok {
+	if a, ok := d.StrAttr(attrs, "tag", &s.Tag); ok {
 		// RFC 5424 APP-NAME: 1*48PRINTUSASCII.
 		if s.Tag == "" || len(s.Tag) > 48 || strings.IndexFunc(s.Tag, func(c rune) bool { return c < 33 || c > 126 }) >= 0 {
-			d.errf(a.Expr.Range().Ptr(), "Bad syslog tag", "tag is 1 to 48 printable ASCII characters without spaces.")
+			d.Errf(a.Expr.Range().Ptr(), "Bad syslog tag", "tag is 1 to 48 printable ASCII characters without spaces.")
 		}
 	}
-	d.durationIn(attrs, "retry_min", 10*time.Millisecond, time.Hour, &s.RetryMin)
-	d.durationIn(attrs, "retry_max", 10*time.Millisecond, 24*time.Hour, &s.RetryMax)
+	d.DurationIn(attrs, "retry_min", 10*time.Millisecond, time.Hour, &s.RetryMin)
+	d.DurationIn(attrs, "retry_max", 10*time.Millisecond, 24*time.Hour, &s.RetryMax)
 	s.RetryMax = max(s.RetryMax, s.RetryMin)
 	return s
 }
 
-func (d *Decoder) journaldBlock(b *hcl.Block) *JournaldConfig {
-	attrs := d.attrs(b, "socket")
+func journaldBlock(d *policy.Decoder, b *hcl.Block) *JournaldConfig {
+	attrs := d.Attrs(b, "socket")
 	j := &JournaldConfig{Socket: DefaultJournalSocket, DeclRange: b.DefRange}
-	d.absPathAttr(attrs, "socket", &j.Socket)
+	d.AbsPathAttr(attrs, "socket", &j.Socket)
 	return j
 }
 
-func (d *Decoder) metricsBlock(b *hcl.Block) *MetricsConfig {
-	attrs := d.attrs(b, "listen", "top")
+func metricsBlock(d *policy.Decoder, b *hcl.Block) *MetricsConfig {
+	attrs := d.Attrs(b, "listen", "top")
 	m := &MetricsConfig{Listen: DefaultMetricsListen, Top: DefaultMetricsTop, DeclRange: b.DefRange}
-	d.hostPort(attrs, "listen", &m.Listen)
-	d.intIn(attrs, "top", 1, 100, &m.Top)
+	d.HostPort(attrs, "listen", &m.Listen)
+	d.IntIn(attrs, "top", 1, 100, &m.Top)
 	return m
 }
 
-func (d *Decoder) summaryBlock(b *hcl.Block, s *SummaryConfig) {
-	attrs := d.attrs(b, "interval", "top")
+func summaryBlock(d *policy.Decoder, b *hcl.Block, s *SummaryConfig) {
+	attrs := d.Attrs(b, "interval", "top")
 	if a := attrs["interval"]; a != nil {
-		if v, ok := d.str(a.Expr); ok && v == "off" {
+		if v, ok := d.Str(a.Expr); ok && v == "off" {
 			s.Interval = 0
 		} else {
-			d.durationIn(attrs, "interval", time.Second, 24*time.Hour, &s.Interval)
+			d.DurationIn(attrs, "interval", time.Second, 24*time.Hour, &s.Interval)
 		}
 	}
-	d.intIn(attrs, "top", 1, 100, &s.Top)
+	d.IntIn(attrs, "top", 1, 100, &s.Top)
 }
 
-func (d *Decoder) spoolBlock(b *hcl.Block, s *SpoolConfig) {
-	attrs := d.attrs(b, "max_events", "max_mb")
-	d.intIn(attrs, "max_events", 100, 10_000_000, &s.MaxEvents)
-	d.intIn(attrs, "max_mb", 1, 4096, &s.MaxMB)
+func spoolBlock(d *policy.Decoder, b *hcl.Block, s *SpoolConfig) {
+	attrs := d.Attrs(b, "max_events", "max_mb")
+	d.IntIn(attrs, "max_events", 100, 10_000_000, &s.MaxEvents)
+	d.IntIn(attrs, "max_mb", 1, 4096, &s.MaxMB)
 }
 
 // MailTemplateName is the file name of a template in a language.
 func MailTemplateName(name, lang string) string { return name + "." + lang + ".tmpl" }
 
-// cleanName is a template name usable as a file name.
-func cleanName(s string) bool {
-	return validName(s) && filepath.Base(s) == s
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }

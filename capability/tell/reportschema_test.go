@@ -1,4 +1,4 @@
-package policy
+package tell
 
 import (
 	"fmt"
@@ -6,14 +6,17 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/guardd/guardd/policy"
+	"github.com/guardd/guardd/policy/policytest"
 )
 
 func TestReportBlockDecodes(t *testing.T) {
-	p, diags := Load(filepath.Join("testdata/valid", "report.hcl"))
+	p, diags := policy.Load(filepath.Join("testdata/valid", "report.hcl"))
 	if diags.HasErrors() {
-		t.Fatal(diagString(diags))
+		t.Fatal(diags.Error())
 	}
-	r := p.Report
+	r := ReportOf(p)
 	m := r.Mail
 	if m == nil {
 		t.Fatal("no mail config")
@@ -51,7 +54,7 @@ func TestReportBlockDecodes(t *testing.T) {
 }
 
 func TestReportDefaults(t *testing.T) {
-	p, diags := Parse(map[string][]byte{"p.hcl": []byte(`
+	p, diags := policy.Parse(map[string][]byte{"p.hcl": []byte(`
 class "c" { uids = ["1000-2000"] }
 rule "r" {
   class = "c"
@@ -65,25 +68,25 @@ report {
 }
 `)})
 	if diags.HasErrors() {
-		t.Fatal(diagString(diags))
+		t.Fatal(diags.Error())
 	}
-	m := p.Report.Mail
+	m := ReportOf(p).Mail
 	if m.Relay != DefaultMailRelay || m.TLS != "auto" || m.Language != "en" || m.Interval != DefaultMailInterval || m.MinOffences != 1 ||
 		m.MaxAttempts != 3 || m.From != "" || m.Sendmail != "" {
 		t.Errorf("mail defaults = %+v", m)
 	}
-	if p.Report.Metrics.Listen != DefaultMetricsListen || !strings.HasPrefix(DefaultMetricsListen, "127.0.0.1:") {
-		t.Errorf("metrics listen = %q, want loopback %q", p.Report.Metrics.Listen, DefaultMetricsListen)
+	if ReportOf(p).Metrics.Listen != DefaultMetricsListen || !strings.HasPrefix(DefaultMetricsListen, "127.0.0.1:") {
+		t.Errorf("metrics listen = %q, want loopback %q", ReportOf(p).Metrics.Listen, DefaultMetricsListen)
 	}
-	if s := p.Report.Syslog; s.Network != "unix" || s.Address != "/dev/log" || s.Facility != "daemon" || s.Tag != "guardd" {
+	if s := ReportOf(p).Syslog; s.Network != "unix" || s.Address != "/dev/log" || s.Facility != "daemon" || s.Tag != "guardd" {
 		t.Errorf("syslog defaults = %+v", s)
 	}
-	if p.Report.Summary.Interval != time.Minute || p.Report.Spool.MaxEvents != 100_000 {
-		t.Errorf("summary/spool defaults = %+v %+v", p.Report.Summary, p.Report.Spool)
+	if ReportOf(p).Summary.Interval != time.Minute || ReportOf(p).Spool.MaxEvents != 100_000 {
+		t.Errorf("summary/spool defaults = %+v %+v", ReportOf(p).Summary, ReportOf(p).Spool)
 	}
 
 	// No report block: nothing but the audit log, metrics off.
-	p, diags = Parse(map[string][]byte{"p.hcl": []byte(`
+	p, diags = policy.Parse(map[string][]byte{"p.hcl": []byte(`
 class "c" { uids = ["1000-2000"] }
 rule "r" {
   class = "c"
@@ -92,9 +95,18 @@ rule "r" {
 }
 `)})
 	if diags.HasErrors() {
-		t.Fatal(diagString(diags))
+		t.Fatal(diags.Error())
 	}
-	if r := p.Report; r.Mail != nil || r.Metrics != nil || r.Upstream() || r.Summary.Interval != time.Minute || r.Spool.MaxMB != 64 {
+	if r := ReportOf(p); r.Mail != nil || r.Metrics != nil || r.Upstream() || r.Summary.Interval != time.Minute || r.Spool.MaxMB != 64 {
 		t.Errorf("no report block gives %+v", r)
+	}
+}
+
+// TestReportInvalid: each mistake in a report block (and in the notify
+// steps that need its mail block) is reported, at its line, with the
+// language's words.
+func TestReportInvalid(t *testing.T) {
+	for _, f := range []string{"report.hcl", "mail-no-recipients.hcl", "notify-without-mail.hcl"} {
+		t.Run(f, func(t *testing.T) { policytest.CheckInvalid(t, filepath.Join("testdata/invalid", f)) })
 	}
 }

@@ -1,5 +1,8 @@
-package policy
+package listeners_test
 
+// These tests parse policies with the language's other blocks and
+// variables: the test binary imports the registry (an external test
+// package may; listeners cannot).
 import (
 	"fmt"
 	"net/netip"
@@ -7,8 +10,27 @@ import (
 	"strings"
 	"testing"
 
+	_ "github.com/guardd/guardd/capability/all"
+	"github.com/guardd/guardd/capability/listeners"
 	"github.com/guardd/guardd/platform"
+	"github.com/guardd/guardd/policy"
+	"github.com/guardd/guardd/policy/policytest"
 )
+
+func parse(t *testing.T, src string) *policy.Policy {
+	t.Helper()
+	p, diags := policy.Parse(map[string][]byte{"test.hcl": []byte(src)})
+	if diags.HasErrors() || p == nil {
+		t.Fatalf("Parse: %s\n%s", diags.Error(), src)
+	}
+	return p
+}
+
+// TestListenInvalid: each mistake in a listen block is reported, at its
+// line, with the language's words.
+func TestListenInvalid(t *testing.T) {
+	policytest.CheckInvalid(t, filepath.Join("testdata/invalid", "listen.hcl"))
+}
 
 func TestParseListenPattern(t *testing.T) {
 	for _, tc := range []struct {
@@ -42,15 +64,15 @@ func TestParseListenPattern(t *testing.T) {
 		{in: "[::1:80", err: "the address must be"},
 		{in: "\x00:80", err: "the address must be"},
 	} {
-		p, err := ParseListenPattern(tc.in)
+		p, err := listeners.ParseListenPattern(tc.in)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Errorf("ParseListenPattern(%q) = %+v, %v; want error containing %q", tc.in, p, err, tc.err)
+				t.Errorf("listeners.ParseListenPattern(%q) = %+v, %v; want error containing %q", tc.in, p, err, tc.err)
 			}
 			continue
 		}
 		if err != nil {
-			t.Errorf("ParseListenPattern(%q): %v", tc.in, err)
+			t.Errorf("listeners.ParseListenPattern(%q): %v", tc.in, err)
 			continue
 		}
 		addr := ""
@@ -58,14 +80,14 @@ func TestParseListenPattern(t *testing.T) {
 			addr = p.Addr.String()
 		}
 		if addr != tc.addr || p.PortLo != tc.lo || p.PortHi != tc.hi || p.Text != tc.in {
-			t.Errorf("ParseListenPattern(%q) = %q %d-%d text %q, want %q %d-%d", tc.in, addr, p.PortLo, p.PortHi, p.Text, tc.addr, tc.lo, tc.hi)
+			t.Errorf("listeners.ParseListenPattern(%q) = %q %d-%d text %q, want %q %d-%d", tc.in, addr, p.PortLo, p.PortHi, p.Text, tc.addr, tc.lo, tc.hi)
 		}
 	}
 }
 
 func TestListenPatternMatches(t *testing.T) {
-	must := func(s string) ListenPattern {
-		p, err := ParseListenPattern(s)
+	must := func(s string) listeners.ListenPattern {
+		p, err := listeners.ParseListenPattern(s)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -99,17 +121,17 @@ func TestListenPatternMatches(t *testing.T) {
 }
 
 func TestListenDetails(t *testing.T) {
-	p, diags := Load(filepath.Join("testdata/valid", "listen.hcl"))
+	p, diags := policy.Load(filepath.Join("testdata/valid", "listen.hcl"))
 	if diags.HasErrors() {
-		t.Fatal(diagString(diags))
+		t.Fatal(diags.Error())
 	}
 	if p.BPFPinDir != "/sys/fs/bpf/guardd" {
 		t.Errorf("bpf_pin_dir = %q", p.BPFPinDir)
 	}
-	if len(p.Listens) != 3 {
-		t.Fatalf("%d listen blocks, want 3", len(p.Listens))
+	if len(listeners.Listens(p)) != 3 {
+		t.Fatalf("%d listen blocks, want 3", len(listeners.Listens(p)))
 	}
-	c, r, closed := p.Listens[0], p.Listens[1], p.Listens[2]
+	c, r, closed := listeners.Listens(p)[0], listeners.Listens(p)[1], listeners.Listens(p)[2]
 	var allow []string
 	for _, a := range c.Allow {
 		allow = append(allow, fmt.Sprintf("%s=%v:%d-%d", a.Text, a.Addr, a.PortLo, a.PortHi))
@@ -117,14 +139,14 @@ func TestListenDetails(t *testing.T) {
 	if got := strings.Join(allow, " "); got != "127.0.0.1:11211=127.0.0.1:11211-11211 *:60000-60099=invalid IP:60000-60099 [::1]:6379=::1:6379-6379 [::ffff:10.0.0.1]:9000=10.0.0.1:9000-9000" {
 		t.Errorf("customers allow = %s", got)
 	}
-	if c.Class != p.Class("customers") || c.Block != BlockBind || c.Mode != ModeEnforce {
+	if c.Class != p.Class("customers") || c.Block != listeners.BlockBind || c.Mode != policy.ModeEnforce {
 		t.Errorf("customers: class %v block %q mode %q", c.Class, c.Block, c.Mode)
 	}
 	// No mode: the policy's (monitor); no block: bind; no allow: nothing.
-	if r.Class != p.Class("resellers") || r.Block != BlockKill || r.Mode != ModeMonitor {
+	if r.Class != p.Class("resellers") || r.Block != listeners.BlockKill || r.Mode != policy.ModeMonitor {
 		t.Errorf("resellers: class %v block %q mode %q", r.Class, r.Block, r.Mode)
 	}
-	if closed.Block != BlockBind || len(closed.Allow) != 0 || closed.Mode != ModeMonitor {
+	if closed.Block != listeners.BlockBind || len(closed.Allow) != 0 || closed.Mode != policy.ModeMonitor {
 		t.Errorf("closed: block %q allow %v mode %q", closed.Block, closed.Allow, closed.Mode)
 	}
 	if !strings.HasSuffix(c.At(), "listen.hcl:11") {
@@ -138,69 +160,22 @@ func TestListenDetails(t *testing.T) {
 	}
 
 	// shop1 is in both classes: either block's patterns allow it.
-	ls := p.ListensFor(2000, "shop1", nil)
+	ls := listeners.ListensFor(p, 2000, "shop1", nil)
 	if len(ls) != 3 {
 		t.Fatalf("ListensFor(shop1) = %d blocks, want 3", len(ls))
 	}
 	a := netip.MustParseAddr("0.0.0.0")
-	if !ListenAllowed(ls, a, 8080) || !ListenAllowed(ls, a, 60001) || ListenAllowed(ls, a, 8081) {
+	if !listeners.ListenAllowed(ls, a, 8080) || !listeners.ListenAllowed(ls, a, 60001) || listeners.ListenAllowed(ls, a, 8081) {
 		t.Error("union of the blocks wrong for shop1")
 	}
-	if ls := p.ListensFor(2001, "bob", nil); ListenAllowed(ls, a, 8080) || len(ls) != 2 {
+	if ls := listeners.ListensFor(p, 2001, "bob", nil); listeners.ListenAllowed(ls, a, 8080) || len(ls) != 2 {
 		t.Errorf("a plain customer may listen on 8080 (%d blocks)", len(ls))
 	}
-	if ls := p.ListensFor(0, "root", nil); ls != nil {
+	if ls := listeners.ListensFor(p, 0, "root", nil); ls != nil {
 		t.Error("root is governed by a listen block")
 	}
-	if ls := p.ListensFor(999, "daemon", nil); ls != nil {
+	if ls := listeners.ListensFor(p, 999, "daemon", nil); ls != nil {
 		t.Error("a system uid is governed by a listen block")
-	}
-}
-
-func TestListenVariables(t *testing.T) {
-	proc := fakeProc()
-	proc.ListenPorts = []uint16{22, 8080}
-	user := &platform.UserStats{UID: proc.UID, Listeners: 3}
-	env := &Env{Proc: proc, User: user, Host: &platform.Host{}}
-	for src, want := range map[string]bool{
-		`contains(proc.listen_ports, 8080)`:                           true,
-		`contains(proc.listen_ports, 8081)`:                           false,
-		`length(proc.listen_ports) == 2`:                              true,
-		`user.listeners == 3 && proc.pid > 0`:                         true,
-		`contains(proc.nice > 100 ? [1] : proc.listen_ports, 22)`:     true,
-		`contains([80, 443, proc.pid], 4242)`:                         true,
-		`length([]) == 0 && proc.pid > 0`:                             true,
-		`contains(proc.listen_ports, proc.listen_ports[0])`:           false, // not reached: a compile error below
-		`length(proc.listen_ports) > 0 && !contains([8080, 22], 443)`: true,
-	} {
-		c, _, diags := parseWhen(t, src)
-		if strings.Contains(src, "[0]") {
-			if !diags.HasErrors() {
-				t.Errorf("%s compiled; indexing is not supported", src)
-			}
-			continue
-		}
-		if diags.HasErrors() {
-			t.Errorf("%s:%s", src, diagString(diags))
-			continue
-		}
-		if got := c.Eval(env); got != want {
-			t.Errorf("%s = %v, want %v", src, got, want)
-		}
-	}
-	c := mustWhen(t, `contains(proc.listen_ports, 8080)`)
-	if got := fmt.Sprint(c.Values(env)["proc.listen_ports"]); got != "[22 8080]" {
-		t.Errorf("evidence of proc.listen_ports = %s", got)
-	}
-	proc.ListenPorts = nil
-	if c.Eval(env) {
-		t.Error("a process without listeners listens on 8080")
-	}
-	if v := c.Values(env)["proc.listen_ports"]; v != nil && fmt.Sprint(v) != "[]" {
-		t.Errorf("evidence without listeners = %v", v)
-	}
-	if n := testing.AllocsPerRun(100, func() { c.Eval(env) }); n != 0 {
-		t.Errorf("a process without listeners costs %v allocations per evaluation", n)
 	}
 }
 
@@ -211,10 +186,11 @@ type fakeIndex struct {
 }
 
 func (f fakeIndex) UID(name string) (uint32, bool) { u, ok := f.users[name]; return u, ok }
+
 func (f fakeIndex) GroupMembers(g string) []uint32 { return f.groups[g] }
 
 func TestListenSpans(t *testing.T) {
-	p := mustParse(t, `
+	p := parse(t, `
 guardd { min_uid = 1000 }
 class "customers" { uids = ["0-59999"] }
 class "shops" {
@@ -243,7 +219,7 @@ rule "r" {
 		groups: map[string][]uint32{"shops": {2001, 2002, 70000}},
 	}
 	var got []string
-	for _, s := range p.ListenSpans(idx) {
+	for _, s := range listeners.ListenSpans(p, idx) {
 		var names []string
 		for _, l := range s.Listens {
 			names = append(names, l.Name)
@@ -262,29 +238,8 @@ rule "r" {
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("ListenSpans =\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 	}
-	if spans := mustParse(t, "class \"c\" { uids = [\"1000\"] }\nrule \"r\" {\n  class = \"c\"\n  when = proc.pid > 0\n  report {}\n}\n").ListenSpans(idx); spans != nil {
+	if spans := listeners.ListenSpans(parse(t, "class \"c\" { uids = [\"1000\"] }\nrule \"r\" {\n  class = \"c\"\n  when = proc.pid > 0\n  report {}\n}\n"), idx); spans != nil {
 		t.Errorf("no listen blocks, spans %v", spans)
-	}
-}
-
-func TestUIDSetMinus(t *testing.T) {
-	s := uidSet{{0, 10}, {20, 30}, {4294967290, 4294967295}}
-	for _, tc := range []struct {
-		t    uidSet
-		want string
-	}{
-		{nil, "[0-10 20-30 4294967290-4294967295]"},
-		{uidSet{{0, 4294967295}}, "[]"},
-		{uidSet{{5, 25}}, "[0-4 26-30 4294967290-4294967295]"},
-		{uidSet{{0, 0}, {10, 10}, {4294967295, 4294967295}}, "[1-9 20-30 4294967290-4294967294]"},
-		{uidSet{{11, 19}}, "[0-10 20-30 4294967290-4294967295]"},
-	} {
-		if got := fmt.Sprint([]UIDRange(s.minus(tc.t))); got != tc.want {
-			t.Errorf("%v minus %v = %s, want %s", s, tc.t, got, tc.want)
-		}
-	}
-	if got := fmt.Sprint([]UIDRange(uidSet{{5, 9}, {0, 3}, {4, 4}, {20, 30}, {25, 26}}.normalize())); got != "[0-9 20-30]" {
-		t.Errorf("normalize = %s", got)
 	}
 }
 
@@ -296,7 +251,7 @@ func FuzzParseListenPattern(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		p, err := ParseListenPattern(s)
+		p, err := listeners.ParseListenPattern(s)
 		if err != nil {
 			return
 		}
@@ -339,18 +294,18 @@ listen "shops" {
   mode  = "monitor"
 }
 `
-	p := mustParse(t, src)
-	web, shops := p.Rule(ListenRulePrefix+"web"), p.Rule(ListenRulePrefix+"shops")
+	p := parse(t, src)
+	web, shops := p.Rule(listeners.ListenRulePrefix+"web"), p.Rule(listeners.ListenRulePrefix+"shops")
 	if web == nil || shops == nil {
 		t.Fatalf("rules %v", p.Rules)
 	}
-	if web.Scope != ScopeProcess || web.Class != p.Class("web") || web.Mode != ModeEnforce || shops.Mode != ModeMonitor ||
-		len(web.Steps) != 1 || web.Steps[0].Kind != StepKill || web.Steps[0].Signal != "KILL" || web.Steps[0].Grace != 0 ||
-		web.At() != p.Listens[0].At() || web.Index != len(p.Rules)-2 {
+	if web.Scope != policy.ScopeProcess || web.Class != p.Class("web") || web.Mode != policy.ModeEnforce || shops.Mode != policy.ModeMonitor ||
+		len(web.Steps) != 1 || web.Steps[0].Kind != policy.StepKill || web.Steps[0].Signal != "KILL" || web.Steps[0].Grace != 0 ||
+		web.At() != listeners.Listens(p)[0].At() || web.Index != len(p.Rules)-2 {
 		t.Errorf("rule of listen web: %+v", web)
 	}
-	proc := fakeProc()
-	env := &Env{Proc: proc, User: fakeUser(), Host: fakeHost()}
+	proc := &platform.Process{UID: 1500}
+	env := &policy.Env{Proc: proc, User: &platform.UserStats{UID: 1500}, Host: &platform.Host{}}
 	for _, tc := range []struct {
 		n        int
 		block    string
@@ -369,11 +324,11 @@ listen "shops" {
 			t.Errorf("%d forbidden, block %q: listen:shops holds %v", tc.n, tc.block, got)
 		}
 	}
-	if again := mustParse(t, src).Rule(ListenRulePrefix + "web"); again.Key != web.Key {
+	if again := parse(t, src).Rule(listeners.ListenRulePrefix + "web"); again.Key != web.Key {
 		t.Errorf("the same block, another key: %s, %s", web.Key, again.Key)
 	}
 	for _, edit := range []string{`allow = ["*:8081"]`, `allow = ["*:8080"]` + "\n  mode = \"monitor\""} {
-		k := mustParse(t, strings.Replace(src, `allow = ["*:8080"]`, edit, 1)).Rule(ListenRulePrefix + "web").Key
+		k := parse(t, strings.Replace(src, `allow = ["*:8080"]`, edit, 1)).Rule(listeners.ListenRulePrefix + "web").Key
 		if k == web.Key {
 			t.Errorf("%s: the key stayed %s", edit, k)
 		}
