@@ -126,6 +126,7 @@ func (d *SystemdGroups) Kill(uid uint32) (int, error) {
 // NewSystemdGroups connects to PID 1 over its private socket
 // (/run/systemd/private: no dbus-daemon needed) and refuses where the
 // hierarchy is not unified. minUID is the lowest uid it acts on (≥ 1).
+// Canceling ctx after it returns leaves the connection open (Close ends it).
 func NewSystemdGroups(ctx context.Context, minUID uint32) (*SystemdGroups, error) {
 	if minUID == 0 {
 		return nil, errors.New("systemd groups: min_uid must be at least 1 (never uid 0)")
@@ -133,7 +134,10 @@ func NewSystemdGroups(ctx context.Context, minUID uint32) (*SystemdGroups, error
 	if err := checkUnified(cgroupRoot); err != nil {
 		return nil, err
 	}
-	conn, err := sddbus.NewSystemdConnectionContext(ctx)
+	// The connection lives as long as its context (godbus closes it when
+	// the context ends): the caller's ctx bounds only this call, so the
+	// connection keeps ctx's values but not its deadline or cancel.
+	conn, err := sddbus.NewSystemdConnectionContext(context.WithoutCancel(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("systemd groups: connecting to systemd: %w", err)
 	}
