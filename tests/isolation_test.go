@@ -123,7 +123,7 @@ func TestIsolationLimitsHold(t *testing.T) {
 	// Memory: a hog allocating 256 MiB under 64 MiB is OOM-killed inside
 	// the group; the burner of the same customer may stay, guardd stays.
 	hog := StartOffender(t, u, "alloc", "256")
-	st := hog.WaitExit(t, Deadline)
+	st := hog.WaitExit(t, slowDeadline(Deadline))
 	if ws, ok := st.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("the memory hog ended with %v, want the OOM killer's SIGKILL; output %q", st, hog.Output())
 	}

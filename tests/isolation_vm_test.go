@@ -48,3 +48,12 @@ func TestIsolationInVM(t *testing.T) {
 		})
 	}
 }
+
+// slowDeadline is d, or three times d in the VM: under TCG a memory hog
+// throttled at memory.high takes tens of seconds to reach memory.max.
+func slowDeadline(d time.Duration) time.Duration {
+	if inVM() {
+		return 3 * d
+	}
+	return d
+}
