@@ -11,9 +11,8 @@ import (
 // isolationVMTests are the isolation e2e tests run in the VM: limits
 // (CPU throttled, OOM kill in the group, a refused fork), placement (at
 // start and at a uid change), kill_user and stop_user through the group.
-// TestIsolationCountsShortLivedCPU is left out: under TCG its short-lived
-// burners are too slow to read as a share of a core, and both VMs already
-// take about 80 s each here.
+// TestIsolationCountsShortLivedCPU is left out (not tried in the VM):
+// both VMs already take about 80 s each here.
 var isolationVMTests = "^TestIsolation(LimitsHold|PlacesAtUIDChange|KillUserUsesGroup|StopUserFreezes)$"
 
 // vmArgs: a hung test in the VM dumps its goroutines before the VM's timeout.
