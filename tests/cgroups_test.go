@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/guardd/guardd/platform"
 )
 
 // TestGroups are cgroups a test made for one guardd: a group of its own
@@ -27,6 +29,13 @@ type TestGroups struct {
 	Dirs   map[string]string // hierarchy ("cpu", "memory", ..., "unified") -> directory of the group
 	own    map[string]string // hierarchy -> directory of the test process's own group
 	mounts map[string]string // hierarchy -> mount point
+	// V2 says the host is pure cgroup v2 (no v1 cpu hierarchy): every
+	// hierarchy name means "unified" and the counters are v2's files.
+	V2 bool
+	// Scopes says guardd's groups are systemd's scopes (systemd is PID 1
+	// on pure v2): they live in guardd.slice at the v2 root, not below
+	// the test group.
+	Scopes bool
 }
 
 // cgroupHierarchies are the hierarchies a test group is made in: the v1
@@ -62,6 +71,16 @@ func NewTestGroups(t testing.TB) *TestGroups {
 			if match {
 				g.own[h] = filepath.Join(mnt, f[2])
 			}
+		}
+	}
+	g.V2 = mounts["cpu"] == "" && mounts["unified"] != ""
+	g.Scopes = g.V2 && platform.SystemdBooted()
+	if g.V2 && !g.Scopes {
+		// guardd enables the controllers in the test group: they must be
+		// enabled for it in its parent first (the VM's init did so at
+		// the root; elsewhere the write may fail, and requireGroups skips).
+		for _, c := range []string{"cpu", "memory", "pids", "io"} {
+			os.WriteFile(filepath.Join(g.own["unified"], "cgroup.subtree_control"), []byte("+"+c), 0)
 		}
 	}
 	for h, own := range g.own {
@@ -121,14 +140,88 @@ func (g *TestGroups) Wrap() []string {
 	return []string{"/bin/sh", "-c", script.String()}
 }
 
+// hier is the hierarchy that holds v1 hierarchy h here: h itself, or the
+// v2 mount on a pure v2 host.
+func (g *TestGroups) hier(h string) string {
+	if g.V2 {
+		return "unified"
+	}
+	return h
+}
+
+// base is the directory the groups of guardd are relative to in
+// hierarchy h: the test group, or the v2 root under systemd's scopes.
+func (g *TestGroups) base(h string) string {
+	if g.Scopes {
+		return g.mounts["unified"]
+	}
+	return g.Dirs[h]
+}
+
+// Driver is the name guardd's group driver reports here.
+func (g *TestGroups) Driver() string {
+	switch {
+	case g.Scopes:
+		return "systemd"
+	case g.V2:
+		return "cgroup2"
+	}
+	return "cgroup1"
+}
+
+// UserGroup is u's group relative to the groups' base (see Group).
+func (g *TestGroups) UserGroup(u *User) string {
+	if g.Scopes {
+		return fmt.Sprintf("guardd.slice/guardd-u%d.scope", u.UID)
+	}
+	return fmt.Sprintf("guardd-users/u%d", u.UID)
+}
+
+// Leaf is u's leaf ("work" or "kept") relative to the groups' base.
+func (g *TestGroups) Leaf(u *User, leaf string) string { return g.UserGroup(u) + "/" + leaf }
+
+// CPUUsage is the CPU time the group rel has used (v1 cpuacct.usage, v2
+// cpu.stat usage_usec).
+func (g *TestGroups) CPUUsage(t testing.TB, rel string) time.Duration {
+	t.Helper()
+	if g.V2 {
+		return time.Duration(g.Value(t, "cpu", rel, "cpu.stat", "usage_usec")) * time.Microsecond
+	}
+	v, _ := strconv.ParseInt(strings.TrimSpace(g.Read(t, "cpuacct", rel, "cpuacct.usage")), 10, 64)
+	return time.Duration(v)
+}
+
+// OOMKills is the OOM kills counted in the group rel (v1
+// memory.oom_control, v2 memory.events: v2 counts descendants too).
+func (g *TestGroups) OOMKills(t testing.TB, rel string) int64 {
+	t.Helper()
+	if g.V2 {
+		return g.Value(t, "memory", rel, "memory.events", "oom_kill")
+	}
+	return g.Value(t, "memory", rel, "memory.oom_control", "oom_kill")
+}
+
+// Frozen says whether the group rel is frozen (v1 freezer.state, v2
+// cgroup.events frozen), with the file's text for a message.
+func (g *TestGroups) Frozen(t testing.TB, rel string) (bool, string) {
+	t.Helper()
+	if g.V2 {
+		return g.Value(t, "unified", rel, "cgroup.events", "frozen") == 1, g.Read(t, "unified", rel, "cgroup.events")
+	}
+	s := strings.TrimSpace(g.Read(t, "freezer", rel, "freezer.state"))
+	return s == "FROZEN", s
+}
+
 // Group is the group of pid in hierarchy h, relative to the test group
-// ("guardd-users/u1234/work"), or "" with ok false when it is not inside.
+// ("guardd-users/u1234/work") or under systemd's scopes to the v2 root
+// ("guardd.slice/guardd-u1234.scope/work"), or "" with ok false when it
+// is not inside.
 func (g *TestGroups) Group(pid int, h string) (string, bool) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
 	if err != nil {
 		return "", false
 	}
-	own := g.own[h]
+	h = g.hier(h)
 	mnt := g.mounts[h]
 	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 		f := strings.SplitN(line, ":", 3)
@@ -139,8 +232,9 @@ func (g *TestGroups) Group(pid int, h string) (string, bool) {
 			continue
 		}
 		abs := filepath.Join(mnt, f[2])
-		base := filepath.Join(own, g.Name)
-		if rel, err := filepath.Rel(base, abs); err == nil && !strings.HasPrefix(rel, "..") {
+		base := g.base(h)
+		if rel, err := filepath.Rel(base, abs); err == nil && !strings.HasPrefix(rel, "..") &&
+			(!g.Scopes || strings.HasPrefix(rel, "guardd.slice/")) {
 			return rel, true
 		}
 		return "", false
@@ -151,7 +245,7 @@ func (g *TestGroups) Group(pid int, h string) (string, bool) {
 // Read reads a file of a group below the test group in hierarchy h.
 func (g *TestGroups) Read(t testing.TB, h, rel, file string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(g.Dirs[h], rel, file))
+	b, err := os.ReadFile(filepath.Join(g.base(g.hier(h)), rel, file))
 	if err != nil {
 		t.Fatalf("read %s: %v", file, err)
 	}

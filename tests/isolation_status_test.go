@@ -19,7 +19,7 @@ func TestIsolationStatusListsHeldBack(t *testing.T) {
 	u := NewUser(t)
 	other := NewUser(t)
 	groups := NewTestGroups(t)
-	requireV1Groups(t, groups)
+	requireGroups(t, groups)
 	StartBurner(t, u)
 	StartBurner(t, other)
 	addr := FreeAddr(t)

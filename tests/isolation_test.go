@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -46,12 +47,20 @@ rule "throttled" {
 `, cpu, memory, procs)
 }
 
-// userLeaf is where guardd puts a customer's unprotected processes,
-// relative to guardd's own group.
-func userLeaf(u *User) string { return fmt.Sprintf("guardd-users/u%d/work", u.UID) }
-
-func requireV1Groups(t *testing.T, g *TestGroups) {
+// requireGroups skips unless guardd's groups can have the controllers
+// here: the v1 cpu, memory and pids hierarchies, or on pure cgroup v2
+// those controllers offered to the groups' base.
+func requireGroups(t *testing.T, g *TestGroups) {
 	t.Helper()
+	if g.V2 {
+		have := strings.Fields(g.Read(t, "unified", "", "cgroup.controllers"))
+		for _, c := range []string{"cpu", "memory", "pids"} {
+			if !slices.Contains(have, c) {
+				t.Skipf("cgroup v2 without the %s controller for the test's groups (%q)", c, have)
+			}
+		}
+		return
+	}
 	for _, h := range []string{"cpu", "memory", "pids"} {
 		if g.Dirs[h] == "" {
 			t.Skipf("no cgroup v1 %s hierarchy here (the VM tests cover cgroup v2)", h)
@@ -67,7 +76,7 @@ func TestIsolationLimitsHold(t *testing.T) {
 	u := NewUser(t)
 	other := NewUser(t) // not in the class: the control
 	groups := NewTestGroups(t)
-	requireV1Groups(t, groups)
+	requireGroups(t, groups)
 
 	early := StartBurner(t, u) // before guardd: placed at start-up
 	g := StartGuarddConfig(t, Config{Body: isolationPolicy(20, "64MiB", 40, u), Wrap: groups.Wrap()})
@@ -76,7 +85,7 @@ func TestIsolationLimitsHold(t *testing.T) {
 	inLeaf := func(pid int) func() bool {
 		return func() bool {
 			for _, h := range []string{"cpu", "memory", "pids"} {
-				if rel, ok := groups.Group(pid, h); !ok || rel != userLeaf(u) {
+				if rel, ok := groups.Group(pid, h); !ok || rel != groups.Leaf(u, "work") {
 					return false
 				}
 			}
@@ -85,7 +94,7 @@ func TestIsolationLimitsHold(t *testing.T) {
 	}
 	if !Eventually(Deadline, inLeaf(early.PID)) {
 		rel, _ := groups.Group(early.PID, "cpu")
-		t.Fatalf("the burner started before guardd is not in %s (cpu: %q)", userLeaf(u), rel)
+		t.Fatalf("the burner started before guardd is not in %s (cpu: %q)", groups.Leaf(u, "work"), rel)
 	}
 	ctl := StartBurner(t, other)
 	if rel, ok := groups.Group(ctl.PID, "cpu"); ok {
@@ -94,14 +103,11 @@ func TestIsolationLimitsHold(t *testing.T) {
 
 	// CPU: throttled at 20 % of a core. The kernel counts throttled
 	// periods; usage over 3 s stays near the quota (generous bound).
-	userGroup := fmt.Sprintf("guardd-users/u%d", u.UID)
+	userGroup := groups.UserGroup(u)
 	if !Eventually(Deadline, func() bool { return groups.Value(t, "cpu", userGroup, "cpu.stat", "nr_throttled") > 0 }) {
 		t.Fatalf("cpu.stat of %s never shows throttling:\n%s", userGroup, groups.Read(t, "cpu", userGroup, "cpu.stat"))
 	}
-	usage := func() int64 {
-		v, _ := strconv.ParseInt(strings.TrimSpace(groups.Read(t, "cpuacct", userGroup, "cpuacct.usage")), 10, 64)
-		return v
-	}
+	usage := func() int64 { return groups.CPUUsage(t, userGroup).Nanoseconds() }
 	u0, t0 := usage(), time.Now()
 	time.Sleep(3 * time.Second) // a measuring window, not synchronisation
 	share := float64(usage()-u0) / float64(time.Since(t0).Nanoseconds()) * 100
@@ -117,7 +123,7 @@ func TestIsolationLimitsHold(t *testing.T) {
 	// Memory: a hog allocating 256 MiB under 64 MiB is OOM-killed inside
 	// the group; the burner of the same customer may stay, guardd stays.
 	hog := StartOffender(t, u, "alloc", "256")
-	st := hog.WaitExit(t, Deadline)
+	st := hog.WaitExit(t, slowDeadline(Deadline))
 	if ws, ok := st.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("the memory hog ended with %v, want the OOM killer's SIGKILL; output %q", st, hog.Output())
 	}
@@ -126,9 +132,15 @@ func TestIsolationLimitsHold(t *testing.T) {
 			t.Fatalf("the hog allocated everything under a 64 MiB limit: %q", hog.Output())
 		}
 	}
-	// cgroup v1 counts the OOM kill in the leaf the process was in.
-	if oom := groups.Value(t, "memory", userLeaf(u), "memory.oom_control", "oom_kill"); oom < 1 {
-		t.Errorf("memory.oom_control oom_kill of %s = %d, want >= 1", userLeaf(u), oom)
+	// cgroup v1 counts the OOM kill in the leaf the process was in; v2 in
+	// the group that has the limit (the leaves have no memory controller
+	// of their own) and its ancestors.
+	oomAt := groups.Leaf(u, "work")
+	if groups.V2 {
+		oomAt = userGroup
+	}
+	if oom := groups.OOMKills(t, oomAt); oom < 1 {
+		t.Errorf("OOM kills in %s = %d, want >= 1", oomAt, oom)
 	}
 	if g.Exited() {
 		t.Fatal("guardd died with the customer's memory hog")
@@ -156,7 +168,11 @@ func TestIsolationLimitsHold(t *testing.T) {
 	} else if n, _ := strconv.Atoi(f[1]); n >= 40 {
 		t.Fatalf("the forker made %d processes under a procs limit of 40", n)
 	}
-	if n := groups.Value(t, "pids", userLeaf(u), "pids.events", "max") + groups.Value(t, "pids", userGroup, "pids.events", "max"); n < 1 {
+	refused := groups.Value(t, "pids", userGroup, "pids.events", "max")
+	if !groups.V2 { // v1 counts in the leaf too; a v2 leaf has no pids files
+		refused += groups.Value(t, "pids", groups.Leaf(u, "work"), "pids.events", "max")
+	}
+	if n := refused; n < 1 {
 		t.Errorf("pids.events max = %d: the refusal did not come from the group's pids limit", n)
 	}
 	g.WaitAudit(t, func(e Event) bool { return e.Rule == "procs-faults" && e.User == u.Name }, Deadline)
@@ -174,7 +190,7 @@ func TestIsolationLimitsHold(t *testing.T) {
 func TestIsolationPlacesAtUIDChange(t *testing.T) {
 	u := NewUser(t)
 	groups := NewTestGroups(t)
-	requireV1Groups(t, groups)
+	requireGroups(t, groups)
 	dir := t.TempDir()
 	addr := FreeAddr(t)
 	early := StartOffender(t, u, "sleep") // before guardd: placed at start
@@ -187,13 +203,13 @@ func TestIsolationPlacesAtUIDChange(t *testing.T) {
 	// The offender is started by this root test process with setuid in
 	// the child before exec: a uid-change event.
 	o := StartOffender(t, u, "sleep")
-	if !Eventually(30*time.Second, func() bool { rel, ok := groups.Group(o.PID, "pids"); return ok && rel == userLeaf(u) }) {
+	if !Eventually(30*time.Second, func() bool { rel, ok := groups.Group(o.PID, "pids"); return ok && rel == groups.Leaf(u, "work") }) {
 		rel, _ := groups.Group(o.PID, "pids")
-		t.Fatalf("a process that became the customer's is in %q 30 s later, want %s (the tick is 1m: the event path did not place it)", rel, userLeaf(u))
+		t.Fatalf("a process that became the customer's is in %q 30 s later, want %s (the tick is 1m: the event path did not place it)", rel, groups.Leaf(u, "work"))
 	}
-	if !Eventually(Deadline, func() bool { rel, ok := groups.Group(early.PID, "pids"); return ok && rel == userLeaf(u) }) {
+	if !Eventually(Deadline, func() bool { rel, ok := groups.Group(early.PID, "pids"); return ok && rel == groups.Leaf(u, "work") }) {
 		rel, _ := groups.Group(early.PID, "pids")
-		t.Errorf("the process started before guardd is in %q, want %s (placed by the tick woken at start)", rel, userLeaf(u))
+		t.Errorf("the process started before guardd is in %q, want %s (placed by the tick woken at start)", rel, groups.Leaf(u, "work"))
 	}
 	// The metrics say so: placed at the event and at start, none outside.
 	fams := scrapeMetrics(t, addr)
@@ -220,8 +236,8 @@ func TestIsolationPlacesAtUIDChange(t *testing.T) {
 	if v := byLabel("guardd_cgroup_placed_total", "when", "start"); v < 1 {
 		t.Errorf("guardd_cgroup_placed_total{when=start} = %v, want >= 1", v)
 	}
-	if v := byLabel("guardd_cgroup_isolation_up", "driver", "cgroup1"); v != 1 {
-		t.Errorf("guardd_cgroup_isolation_up{driver=cgroup1} = %v, want 1", v)
+	if v := byLabel("guardd_cgroup_isolation_up", "driver", groups.Driver()); v != 1 {
+		t.Errorf("guardd_cgroup_isolation_up{driver=%s} = %v, want 1", groups.Driver(), v)
 	}
 	if v := byLabel("guardd_limits_customers", "limits", "c"); v != 1 {
 		t.Errorf("guardd_limits_customers{limits=c} = %v, want 1", v)
@@ -258,19 +274,19 @@ func waitPrefix(t testing.TB, o *Offender, prefix string, deadline time.Duration
 func TestIsolationKillUserUsesGroup(t *testing.T) {
 	u := NewUser(t)
 	groups := NewTestGroups(t)
-	requireV1Groups(t, groups)
+	requireGroups(t, groups)
 	dir := ExecDir(t)
 	trigger := filepath.Join(dir, "go")
 	session := StartOffenderSpec(t, u, OffenderSpec{Reaped: true, Args: []string{"sleep", "session"}})
 	bomb := bashBomb(t, u, trigger)
 	limits := "limits \"c\" {\n  class = \"c\"\n  procs = 150\n  cpu   = 150\n}\n\n"
 	g := StartGuarddConfig(t, Config{Body: Class(u) + protectOffender() + limits + stormRule(100, 60), Wrap: groups.Wrap()})
-	kept := fmt.Sprintf("guardd-users/u%d/kept", u.UID)
+	kept := groups.Leaf(u, "kept")
 	if !Eventually(Deadline, func() bool { rel, ok := groups.Group(session.PID, "pids"); return ok && rel == kept }) {
 		rel, _ := groups.Group(session.PID, "pids")
 		t.Fatalf("the protected session is in %q, want %s", rel, kept)
 	}
-	if !Eventually(Deadline, func() bool { rel, ok := groups.Group(bomb.PID, "pids"); return ok && rel == userLeaf(u) }) {
+	if !Eventually(Deadline, func() bool { rel, ok := groups.Group(bomb.PID, "pids"); return ok && rel == groups.Leaf(u, "work") }) {
 		t.Fatal("the bomb's shell was never placed in work")
 	}
 	// The group holds the procs limit: no RLIMIT_NPROC cap is set.
@@ -295,8 +311,8 @@ func TestIsolationKillUserUsesGroup(t *testing.T) {
 func TestIsolationStopUserFreezes(t *testing.T) {
 	u := NewUser(t)
 	groups := NewTestGroups(t)
-	requireV1Groups(t, groups)
-	if groups.Dirs["freezer"] == "" {
+	requireGroups(t, groups)
+	if !groups.V2 && groups.Dirs["freezer"] == "" {
 		t.Skip("no freezer hierarchy")
 	}
 	session := StartOffenderSpec(t, u, OffenderSpec{Reaped: true, Args: []string{"sleep", "session"}})
@@ -315,21 +331,16 @@ func TestIsolationStopUserFreezes(t *testing.T) {
 	if !strings.Contains(ev.Reason, fmt.Sprintf("freeze u%d/work", u.UID)) {
 		t.Errorf("stop_user reason %q, want the group's freeze", ev.Reason)
 	}
-	frozen := func() bool {
-		return strings.TrimSpace(groups.Read(t, "freezer", userLeaf(u), "freezer.state")) == "FROZEN"
-	}
-	if !frozen() {
-		t.Fatalf("work leaf not frozen after stop_user: %q", groups.Read(t, "freezer", userLeaf(u), "freezer.state"))
+	frozen := func() bool { f, _ := groups.Frozen(t, groups.Leaf(u, "work")); return f }
+	if f, state := groups.Frozen(t, groups.Leaf(u, "work")); !f {
+		t.Fatalf("work leaf not frozen after stop_user: %q", state)
 	}
 	// The customer's own SIGCONT does not undo a freeze: the burner
 	// gets no CPU over a measuring window after it.
 	if err := syscall.Kill(burner.PID, syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	cpu := func() int64 {
-		v, _ := strconv.ParseInt(strings.TrimSpace(groups.Read(t, "cpuacct", userLeaf(u), "cpuacct.usage")), 10, 64)
-		return v
-	}
+	cpu := func() int64 { return groups.CPUUsage(t, groups.Leaf(u, "work")).Nanoseconds() }
 	c0 := cpu()
 	time.Sleep(time.Second) // a measuring window, not synchronisation
 	if c1 := cpu(); c1 > c0+int64(20*time.Millisecond) && frozen() {
@@ -338,7 +349,7 @@ func TestIsolationStopUserFreezes(t *testing.T) {
 	if st, err := ReadStat(session.PID); err != nil || st.State == 'T' || st.State == 't' {
 		t.Errorf("the protected session in kept is stopped (%c, %v)", st.State, err)
 	}
-	if rel, _ := groups.Group(session.PID, "freezer"); rel != fmt.Sprintf("guardd-users/u%d/kept", u.UID) {
+	if rel, _ := groups.Group(session.PID, "freezer"); rel != groups.Leaf(u, "kept") {
 		t.Errorf("the session is in %q, want kept", rel)
 	}
 	g.WaitAudit(t, func(e Event) bool { return e.Rule == "freeze" && e.Action == "resume_user" && e.UID == u.UID }, Deadline)
@@ -355,7 +366,7 @@ func TestIsolationStopUserFreezes(t *testing.T) {
 func TestIsolationCountsShortLivedCPU(t *testing.T) {
 	u, ctl := NewUser(t), NewUser(t)
 	groups := NewTestGroups(t)
-	requireV1Groups(t, groups)
+	requireGroups(t, groups)
 	hopper := "while :; do /bin/sh -c 'i=0; while [ $i -lt 3000 ]; do i=$((i+1)); done'; done"
 	body := fmt.Sprintf(`class "c" {
   users = [%q]

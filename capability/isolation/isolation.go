@@ -24,9 +24,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -264,6 +267,11 @@ func (c *Isolation) setUp(p *policy.Policy) {
 		return
 	}
 	layout, err := c.discover()
+	if err == nil && layout.Mode == platform.CgroupNone && layout.V2 != nil && c.systemd() {
+		// systemd's scopes live in guardd.slice, not below guardd's own
+		// group: the controllers that count are the root's.
+		layout = scopesLayout(layout)
+	}
 	if err == nil && layout.Mode == platform.CgroupNone && layout.V2 != nil && len(layout.V1) == 0 && c.systemd() {
 		// systemd on a cgroup2 tree without controllers (a container
 		// whose host delegates none): its scopes still hold a customer's
@@ -310,6 +318,26 @@ func (c *Isolation) setUp(p *policy.Policy) {
 	if derr != nil || len(devs) == 0 {
 		c.log.Info("io limits apply to no device: the customers' data is on no block device guardd can limit (an overlay, a network filesystem)", "paths", customerDataPaths, "err", derr)
 	}
+}
+
+// scopesLayout is l with the controllers of the v2 root, when it has
+// some of guardd's: under systemd the groups are its scopes in
+// guardd.slice, which systemd gives the root's controllers, whatever
+// guardd's own group has (a service without accounting, or a group of
+// it with processes, has none: seen with guardd started by a test in a
+// service, under systemd 252). l otherwise.
+func scopesLayout(l *platform.CgroupLayout) *platform.CgroupLayout {
+	b, err := os.ReadFile(filepath.Join(l.V2.Path(l.V2.Root), "cgroup.controllers"))
+	if err != nil {
+		return l
+	}
+	v2 := *l.V2
+	v2.Controllers = strings.Fields(string(b))
+	slices.Sort(v2.Controllers)
+	if !slices.ContainsFunc(v2.Controllers, func(c string) bool { return slices.Contains(platform.CgroupControllers, c) }) {
+		return l
+	}
+	return &platform.CgroupLayout{Mode: platform.CgroupV2, V1: l.V1, V2: &v2}
 }
 
 func (c *Isolation) Apply(p *policy.Policy) {
