@@ -506,7 +506,13 @@ func (d *SystemdGroups) KillWork(uid uint32) error {
 	if err := os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0); err != nil {
 		return fmt.Errorf("systemd groups: %w", err)
 	}
-	return waitEvents(filepath.Join(dir, "cgroup.events"), "populated 0", d.wait)
+	err = waitEvents(filepath.Join(dir, "cgroup.events"), "populated 0", d.wait)
+	if errors.Is(err, unix.ENODEV) || errors.Is(err, os.ErrNotExist) {
+		// The leaf emptied and systemd collected the scope before we
+		// read: gone is empty (seen under the real unit).
+		return nil
+	}
+	return err
 }
 
 // waitEvents waits until the cgroup.events file at path has the line want
