@@ -1,12 +1,10 @@
 package policy
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -220,94 +218,6 @@ func TestValidDetails(t *testing.T) {
 			t.Errorf("rule mode %q from %s", r.Mode, r.DeclRange.Filename)
 		}
 	})
-}
-
-type errMarker struct {
-	file string
-	line int
-	want string
-}
-
-var markerRE = regexp.MustCompile(`#\s*ERROR:\s*(.+?)\s*$`)
-
-func readMarkers(t *testing.T, file string) []errMarker {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []errMarker
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for line := 1; sc.Scan(); line++ {
-		if m := markerRE.FindStringSubmatch(sc.Text()); m != nil {
-			out = append(out, errMarker{file, line, m[1]})
-		}
-	}
-	return out
-}
-
-// TestLoadInvalid loads each file (or directory) of testdata/invalid and
-// checks that the diagnostics are exactly the marked ones: every
-// `# ERROR: text` line has an error whose summary or detail contains text,
-// and no unmarked line has one. So every mistake is reported at once, at
-// the right place.
-func TestLoadInvalid(t *testing.T) {
-	for _, path := range policyInputs(t, "testdata/invalid") {
-		t.Run(filepath.Base(path), func(t *testing.T) {
-			files := []string{path}
-			if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-				files, _ = filepath.Glob(filepath.Join(path, "*.hcl"))
-			}
-			var markers []errMarker
-			for _, f := range files {
-				markers = append(markers, readMarkers(t, f)...)
-			}
-			if len(markers) == 0 {
-				t.Fatalf("%s has no # ERROR: markers", path)
-			}
-			p, diags := Load(path)
-			if p != nil {
-				t.Errorf("Load returned a policy despite errors")
-			}
-			if !diags.HasErrors() {
-				t.Fatalf("no errors")
-			}
-			type at struct {
-				file string
-				line int
-			}
-			marked := map[at]bool{}
-			for _, m := range markers {
-				marked[at{m.file, m.line}] = true
-				found := false
-				for _, d := range diags {
-					if d.Subject != nil && d.Subject.Filename == m.file && d.Subject.Start.Line == m.line &&
-						strings.Contains(d.Summary+": "+d.Detail, m.want) {
-						found = true
-						break
-					}
-				}
-				if !found {
-					t.Errorf("%s:%d: no error containing %q; got:%s", m.file, m.line, m.want, diagString(diags))
-				}
-			}
-			for _, d := range diags {
-				if d.Severity != hcl.DiagError {
-					continue
-				}
-				if d.Subject == nil {
-					t.Errorf("error without a position: %s: %s", d.Summary, d.Detail)
-					continue
-				}
-				if !marked[at{d.Subject.Filename, d.Subject.Start.Line}] {
-					t.Errorf("unexpected error at %s:%d: %s: %s", d.Subject.Filename, d.Subject.Start.Line, d.Summary, d.Detail)
-				}
-				if d.Summary == "" || d.Detail == "" {
-					t.Errorf("%s:%d: error without a summary or a fix hint: %q / %q", d.Subject.Filename, d.Subject.Start.Line, d.Summary, d.Detail)
-				}
-			}
-		})
-	}
 }
 
 func TestLoadErrors(t *testing.T) {
